@@ -1,0 +1,215 @@
+"""Facts: the one currency between lowering passes, the rule engine and the witnesses.
+
+A fact is a predicate name and a tuple of typed constants. Constants are ``str``, ``int``,
+``float`` or ``bool`` and stay distinct by type: ``1``, ``1.0``, ``True`` and ``"1"`` are four
+different constants (Python's own ``==`` would merge the first three, so identity goes through
+:func:`const_key`).
+
+Every fact may carry provenance (where it came from: ``policy.yaml:23``, a SQL span, a trace
+line). Provenance is not part of a fact's identity.
+
+>>> fs = FactSet()
+>>> _ = fs.add("principal_tenant", "acme_analyst", "acme", prov=Provenance("policy.yaml", line=4))
+>>> _ = fs.add("role_max_rows", "analyst", 1000)
+>>> sorted(f.render() for f in fs)
+['principal_tenant("acme_analyst", "acme")', 'role_max_rows("analyst", 1000)']
+>>> str(fs.provenance(Fact("principal_tenant", ("acme_analyst", "acme")))[0])
+'policy.yaml:4'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Const = str | int | float | bool
+
+_TYPE_TAG = {bool: "b", int: "i", float: "f", str: "s"}
+
+
+def const_type(value: Const) -> str:
+    """Return the type tag of a constant: ``s`` (string), ``i`` (int), ``f`` (float), ``b`` (bool).
+
+    >>> [const_type(v) for v in ("1", 1, 1.0, True)]
+    ['s', 'i', 'f', 'b']
+    """
+    tag = _TYPE_TAG.get(type(value))
+    if tag is None:
+        raise TypeError(f"not a fact constant: {value!r} ({type(value).__name__})")
+    return tag
+
+
+def const_key(value: Const) -> tuple[str, Const]:
+    """A hashable, type-aware identity for a constant (``1`` and ``True`` differ)."""
+    return (const_type(value), value)
+
+
+def const_sort_key(value: Const) -> tuple[int, Any]:
+    """Deterministic total order over mixed constants: bools, numbers, then strings."""
+    tag = const_type(value)
+    if tag == "b":
+        return (0, int(value))
+    if tag in ("i", "f"):
+        return (1, value)
+    return (2, value)
+
+
+def render_const(value: Const) -> str:
+    """Render a constant the way the rule language writes it.
+
+    >>> [render_const(v) for v in ("acme", 1, 1.5, True)]
+    ['"acme"', '1', '1.5', 'true']
+    """
+    tag = const_type(value)
+    if tag == "b":
+        return "true" if value else "false"
+    if tag == "s":
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def const_to_json(value: Const) -> Any:
+    """JSON form of a constant. Floats stay floats, so the type survives a round trip."""
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Fact:
+    """A ground atom: ``pred(args...)``."""
+
+    pred: str
+    args: tuple[Const, ...]
+
+    def key(self) -> tuple[str, tuple[tuple[str, Const], ...]]:
+        return (self.pred, tuple(const_key(a) for a in self.args))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fact) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def sort_key(self) -> tuple[str, tuple[tuple[int, Any], ...]]:
+        return (self.pred, tuple(const_sort_key(a) for a in self.args))
+
+    def render(self) -> str:
+        return f"{self.pred}({', '.join(render_const(a) for a in self.args)})"
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a fact came from.
+
+    ``source`` is a file name (``policy.yaml``, ``traces.jsonl``) or an artifact kind (``sql``,
+    ``ir``, ``ddl``, ``manifest``). ``span`` is a character range into ``text`` (the artifact's
+    text, e.g. the SQL string) and ``snippet`` the spanned text.
+
+    >>> str(Provenance("sql", span=(40, 67), snippet="accounts.tenant_id = 'acme'"))
+    "sql[40:67] `accounts.tenant_id = 'acme'`"
+    >>> str(Provenance("traces.jsonl", line=5))
+    'traces.jsonl:5'
+    """
+
+    source: str
+    line: int | None = None
+    column: int | None = None
+    span: tuple[int, int] | None = None
+    snippet: str | None = None
+    note: str | None = None
+
+    def __str__(self) -> str:
+        out = self.source
+        if self.line is not None:
+            out += f":{self.line}"
+            if self.column is not None:
+                out += f":{self.column}"
+        if self.span is not None:
+            out += f"[{self.span[0]}:{self.span[1]}]"
+        if self.snippet:
+            out += f" `{self.snippet}`"
+        if self.note:
+            out += f" ({self.note})"
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"source": self.source}
+        for name in ("line", "column", "snippet", "note"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.span is not None:
+            data["span"] = list(self.span)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Provenance:
+        span = data.get("span")
+        return cls(
+            source=data["source"],
+            line=data.get("line"),
+            column=data.get("column"),
+            span=(int(span[0]), int(span[1])) if span else None,
+            snippet=data.get("snippet"),
+            note=data.get("note"),
+        )
+
+
+@dataclass
+class FactSet:
+    """An insertion-ordered set of facts with provenance (first provenance wins for display,
+    all are kept)."""
+
+    _facts: dict[Fact, list[Provenance]] = field(default_factory=dict)
+
+    def add(self, pred: str, *args: Const, prov: Provenance | None = None) -> Fact:
+        for a in args:
+            const_type(a)  # validates the constant type
+        fact = Fact(pred, tuple(args))
+        provs = self._facts.setdefault(fact, [])
+        if prov is not None and prov not in provs:
+            provs.append(prov)
+        return fact
+
+    def add_fact(self, fact: Fact, prov: Provenance | None = None) -> Fact:
+        return self.add(fact.pred, *fact.args, prov=prov)
+
+    def update(self, other: FactSet) -> None:
+        for fact, provs in other._facts.items():
+            if not provs:
+                self.add_fact(fact)
+            for p in provs:
+                self.add_fact(fact, p)
+
+    def provenance(self, fact: Fact) -> list[Provenance]:
+        return list(self._facts.get(fact, ()))
+
+    def __contains__(self, fact: object) -> bool:
+        return fact in self._facts
+
+    def __iter__(self) -> Iterator[Fact]:
+        return iter(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
+
+    def by_pred(self, pred: str) -> list[Fact]:
+        return [f for f in self._facts if f.pred == pred]
+
+    def sorted(self) -> list[Fact]:
+        return sorted(self._facts, key=Fact.sort_key)
+
+    def to_lines(self) -> str:
+        """Canonical text dump (one fact per line, sorted): what golden snapshots store."""
+        return "".join(f.render() + "\n" for f in self.sorted())
+
+    @classmethod
+    def of(cls, facts: Iterable[Fact]) -> FactSet:
+        fs = cls()
+        for f in facts:
+            fs.add_fact(f)
+        return fs
