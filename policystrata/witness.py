@@ -1,0 +1,189 @@
+"""The witness model: what a violation is, where it was localized, and its proof.
+
+Every renderer (terminal tree, JSON, Markdown, SARIF, JUnit) reads this one model. The JSON form
+is a public contract: ``strata schema witness`` prints its JSON Schema, and ``strata explain``
+re-renders a saved witness.
+
+>>> w = Witness(id="w1", case=CaseInfo(id="c1", principal="acme_analyst"),
+...             witness_class="lowering_violation", localized_surface="compiler",
+...             check="tenant_scope_missing", key="accounts", rule_id="compiler.tenant_scope_missing",
+...             message="query reads accounts without a tenant filter",
+...             atom='violation("c1", "compiler", ...)')
+>>> Witness.model_validate_json(w.model_dump_json()) == w
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WITNESS_CLASSES = (
+    "clean",
+    "over_permissive",
+    "over_restrictive",
+    "lowering_violation",
+    "semantic_drift",
+    "unsafe_release",
+)
+SURFACES = ("manifest", "grammar", "validator", "compiler", "database", "release")
+EVIDENCE_LEVELS = ("static", "deterministic_fixture", "real_db")
+
+WitnessClass = Literal[
+    "clean",
+    "over_permissive",
+    "over_restrictive",
+    "lowering_violation",
+    "semantic_drift",
+    "unsafe_release",
+]
+Surface = Literal["manifest", "grammar", "validator", "compiler", "database", "release"]
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SourceRef(_Model):
+    """Where a case came from: a trace file line, a suite task, or the command line."""
+
+    file: str | None = None
+    line: int | None = None
+    note: str | None = None
+
+
+class CaseInfo(_Model):
+    """The case as the detector saw it (artifacts only, never fault labels)."""
+
+    id: str
+    principal: str | None = None
+    ir: str | None = Field(default=None, description="The semantic IR in canonical text form.")
+    sql: str | None = None
+    tenant_ids: list[str] | None = Field(
+        default=None, description="Tenants the application bound (evidence, never a grant)."
+    )
+    release_decision: Literal["release", "withhold"] | None = None
+    source: SourceRef | None = None
+
+
+class FaultRef(_Model):
+    """A layer fault (``layer_fault`` atom) other than the localized one."""
+
+    surface: Surface
+    witness_class: WitnessClass
+    check: str
+    key: Any
+    rule_id: str
+    message: str
+
+
+class SupportingFact(_Model):
+    """A leaf of the proof: a fact that must hold (or be absent) for the violation."""
+
+    atom: str
+    kind: Literal["fact", "absent", "builtin"]
+    provenance: list[str] = Field(default_factory=list)
+
+
+class Evidence(_Model):
+    """Concrete evidence beyond the proof (real rows when a database is configured)."""
+
+    level: Literal["static", "deterministic_fixture", "real_db"] = "static"
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Witness(_Model):
+    """One violation with its proof. ``witness_class`` is never ``clean`` here."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(description="Stable id: rule id + case id + semantic key (no line numbers).")
+    case: CaseInfo
+    witness_class: WitnessClass
+    localized_surface: Surface
+    containment_layer: Surface | None = None
+    containment_message: str | None = None
+    check: str
+    key: Any = Field(description="The object the check is about (a table, a metric, ...).")
+    rule_id: str
+    message: str
+    fix: str | None = None
+    atom: str
+    also_failed: list[FaultRef] = Field(default_factory=list)
+    proof: dict[str, Any] = Field(default_factory=dict)
+    supporting_facts: list[SupportingFact] = Field(default_factory=list)
+    evidence: Evidence = Field(default_factory=Evidence)
+
+
+class RecordError(_Model):
+    """A record that could not be judged (malformed line, missing field): a finding without proof."""
+
+    kind: str
+    message: str
+    source: SourceRef | None = None
+    case_id: str | None = None
+
+
+class CaseResult(_Model):
+    """The verdict on one case: clean, violation(s), or an input error for that record."""
+
+    case: CaseInfo
+    verdict: Literal["clean", "violation", "error"]
+    witnesses: list[Witness] = Field(default_factory=list)
+    errors: list[RecordError] = Field(default_factory=list)
+
+
+class CheckReport(_Model):
+    """What ``strata check --format json`` prints."""
+
+    schema_version: int = SCHEMA_VERSION
+    tool: str = "policystrata"
+    version: str
+    domain: str
+    rules_digest: str
+    results: list[CaseResult]
+    counts: dict[str, int]
+
+
+def witness_id(rule_id: str, case_id: str, key: Any) -> str:
+    """A stable witness id from the rule, the case and the semantic key.
+
+    >>> witness_id("compiler.tenant_scope_missing", "t1", "accounts")
+    'compiler.tenant_scope_missing/t1/accounts'
+    """
+    text = key if isinstance(key, str) else json.dumps(key)
+    out = f"{rule_id}/{case_id}/{text}"
+    if len(out) > 160:
+        out = f"{rule_id}/{case_id}/" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    return out
+
+
+def witness_json_schema(proof_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The published JSON Schema of a witness (``strata schema witness``)."""
+    schema = Witness.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://policystrata.dev/schemas/witness-v1.json"
+    if proof_schema is not None:
+        defs = schema.setdefault("$defs", {})
+        proof_defs = proof_schema.pop("$defs", {})
+        defs.update(proof_defs)
+        defs["ProofNode"] = proof_schema
+        schema["properties"]["proof"] = {"$ref": "#/$defs/ProofNode"}
+    return schema
+
+
+def check_report_json_schema(proof_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON Schema of ``strata check --format json`` output."""
+    schema = CheckReport.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    if proof_schema is not None:
+        defs = schema.setdefault("$defs", {})
+        proof_defs = proof_schema.pop("$defs", {})
+        defs.update(proof_defs)
+        defs["ProofNode"] = proof_schema
+        defs["Witness"]["properties"]["proof"] = {"$ref": "#/$defs/ProofNode"}
+    return schema
