@@ -1,13 +1,319 @@
-"""Command-line interface (one click group, exposed as `strata` and `policystrata`)."""
+"""Command-line interface: one click group, installed as ``strata`` and ``policystrata``.
+
+stdout carries only the report; progress and notes go to stderr. Exit codes: 0 clean, 1 findings,
+2 usage or input error.
+"""
 
 from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from policystrata import __version__
+from policystrata.errors import InputError, StrataError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _stderr(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def reports_errors(func: F) -> F:
+    """Turn StrataError (bad input: YAML, rules, IR, arguments) into one line on stderr + exit 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StrataError as exc:
+            for line in str(exc).splitlines():
+                _stderr(f"error: {line}")
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+#: Commands that live with the code they drive, imported only when used (fast startup).
+LAZY_COMMANDS = {
+    "demo": "policystrata.bench.commands:demo",
+    "run": "policystrata.bench.commands:run",
+    "summarize": "policystrata.bench.commands:summarize",
+    "scan": "policystrata.scan.commands:scan",
+    "init-scan": "policystrata.scan.commands:init_scan",
+    "init-domain": "policystrata.scan.commands:init_domain",
+    "check-integration": "policystrata.scan.commands:check_integration",
+}
+
+
+class StrataGroup(click.Group):
+    """Keeps command order as declared; loads the commands of LAZY_COMMANDS on demand.
+    Usage errors exit 2 (click's default)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        lazy = [name for name in LAZY_COMMANDS if self._load(name) is not None]
+        return [*lazy, *(n for n in self.commands if n not in lazy)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name) or self._load(cmd_name)
+
+    def _load(self, name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                return None  # that area is not installed in this build
+            raise
+        command = getattr(module, attr, None)
+        return command if isinstance(command, click.Command) else None
+
+
+@click.group(cls=StrataGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="strata")
 def main() -> None:
-    """PolicyStrata: find where a data-agent stack's layers stopped agreeing about policy."""
+    """PolicyStrata: a regression gate for LLM data-agent stacks.
+
+    Checks whether the layers of a data-agent stack (manifest, grammar, validator, SQL compiler,
+    database row security, release filter) still agree about policy, localizes the first layer
+    that broke, and proves it with a proof tree.
+
+    \b
+    Start here:
+      strata demo                       run the seeded benchmark and walk through a witness
+      strata check --domain support_saas --principal acme_analyst \\
+                   --ir "ticket_count by region during last_month limit 100" --sql "select ..."
+      strata check --domain support_saas traces.jsonl
+      strata explain witness.json
+
+    Exit codes: 0 clean, 1 findings, 2 usage or input error.
+    """
+
+
+def _domain_options(func: F) -> F:
+    func = click.option(
+        "--domain-path",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="A domain directory outside the package (policy.yaml, surfaces.yaml, schema.sql).",
+    )(func)
+    func = click.option(
+        "--domain",
+        default=None,
+        metavar="NAME",
+        help="A built-in domain (e.g. support_saas). Default: support_saas.",
+    )(func)
+    return func
+
+
+def _rules_option(func: F) -> F:
+    return click.option(
+        "--rules",
+        "extra_rules",
+        multiple=True,
+        type=click.Path(exists=True, path_type=Path),
+        help="Extra rule file (.dl) or directory of rule files, checked and loaded with the "
+        "shipped rules. Repeatable.",
+    )(func)
+
+
+def resolve_domain(domain: str | None, domain_path: Path | None) -> Any:
+    from policystrata.model import load_domain
+
+    if domain and domain_path:
+        raise click.UsageError("give --domain or --domain-path, not both")
+    return load_domain(domain_path if domain_path is not None else (domain or "support_saas"))
+
+
+def expand_rule_paths(paths: tuple[Path, ...]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted(p.glob("*.dl")) if p.is_dir() else [p])
+    return out
+
+
+@main.command()
+@_domain_options
+@_rules_option
+@click.argument("traces", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--principal", metavar="ID", help="The principal the request ran as.")
+@click.option(
+    "--ir",
+    "ir_text",
+    metavar="TEXT",
+    help="Semantic IR text, e.g. \"ticket_count by region during last_month limit 100\".",
+)
+@click.option("--sql", metavar="SQL", help="The SQL the stack emitted for the request.")
+@click.option("--tenant", "tenants", multiple=True, metavar="ID", help="A tenant the app bound (evidence).")
+@click.option(
+    "--release/--withhold",
+    "released",
+    default=None,
+    help="The release layer's decision, if known.",
+)
+@click.option("--case-id", default="cli", show_default=True, help="Case id for a single check.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table: a proof tree per violation; json: witness objects (see `strata schema witness`).",
+)
+@reports_errors
+def check(
+    domain: str | None,
+    domain_path: Path | None,
+    extra_rules: tuple[Path, ...],
+    traces: Path | None,
+    principal: str | None,
+    ir_text: str | None,
+    sql: str | None,
+    tenants: tuple[str, ...],
+    released: bool | None,
+    case_id: str,
+    fmt: str,
+) -> None:
+    """Check one request, or every record of a trace file, against the policy.
+
+    Give either TRACES (a JSONL file of imported trace records) or --principal with --ir and/or
+    --sql. Each record is judged on its own: a broken line or unparseable SQL is a finding for
+    that record and every other record is still checked.
+
+    \b
+    Examples:
+      strata check --domain support_saas --principal acme_analyst \\
+          --ir "ticket_count by region during last_month limit 100" \\
+          --sql "select count(distinct t.id) from accounts a join support_tickets t
+                 on t.account_id = a.id where a.tenant_id = 'acme' limit 100"
+      strata check --domain support_saas traces.jsonl --format json > witnesses.json
+    """
+    from policystrata.case import Case
+    from policystrata.check import Checker, build_report
+    from policystrata.facts import Provenance
+    from policystrata.ir import parse_ir
+    from policystrata.report.terminal import render_check
+    from policystrata.traces import Skipped, read_traces
+    from policystrata.witness import CaseResult
+
+    if traces is not None and (principal or ir_text or sql):
+        raise click.UsageError("give a TRACES file or --principal/--ir/--sql, not both")
+    if traces is None and not principal:
+        raise click.UsageError("give a TRACES file, or --principal with --ir and/or --sql")
+    if traces is None and not (ir_text or sql):
+        raise click.UsageError("give --ir and/or --sql for the principal's request")
+
+    dom = resolve_domain(domain, domain_path)
+    checker = Checker(dom, extra_rule_paths=expand_rule_paths(extra_rules))
+
+    results: list[CaseResult] = []
+    skipped = 0
+    if traces is None:
+        ir = parse_ir(ir_text, source="--ir") if ir_text else None
+        case = Case(
+            id=case_id,
+            principal=principal,
+            ir=ir,
+            sql=sql,
+            tenant_ids=tenants or None,
+            release_decision=None if released is None else ("release" if released else "withhold"),
+            origin=Provenance("command line"),
+        )
+        results.append(checker.check(case))
+    else:
+        for item in read_traces(traces):
+            if isinstance(item, Skipped):
+                skipped += 1
+            elif isinstance(item, Case):
+                results.append(checker.check(item))
+            else:
+                results.append(_error_result(item))
+        if skipped:
+            _stderr(f"note: skipped {skipped} non-query record(s) (agent_session/tool_execution/mutation)")
+
+    report = build_report(checker, results)
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        render_check(report)
+    sys.exit(EXIT_FINDINGS if report.counts["violation"] or report.counts["error"] else EXIT_CLEAN)
+
+
+def _error_result(error: Any) -> Any:
+    from policystrata.witness import CaseInfo, CaseResult
+
+    src = error.source
+    case_id = error.case_id or (f"{src.file}:{src.line}" if src else "record")
+    return CaseResult(case=CaseInfo(id=case_id, source=src), verdict="error", errors=[error])
+
+
+@main.command()
+@click.argument("witness_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@reports_errors
+def explain(witness_file: Path) -> None:
+    """Re-render a saved witness (or a whole `check --format json` report) as proof trees.
+
+    The proofs are re-verified by the independent proof checker against the facts they cite;
+    a witness whose proof does not check is reported, not rendered as valid.
+    """
+    from policystrata.report.terminal import render_witness
+    from policystrata.witness import CheckReport, Witness
+
+    try:
+        data = json.loads(witness_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", file=str(witness_file), line=exc.lineno) from exc
+    witnesses: list[Witness] = []
+    try:
+        if isinstance(data, dict) and "results" in data:
+            report = CheckReport.model_validate(data)
+            witnesses = [w for r in report.results for w in r.witnesses]
+        elif isinstance(data, list):
+            witnesses = [Witness.model_validate(w) for w in data]
+        else:
+            witnesses = [Witness.model_validate(data)]
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"not a PolicyStrata witness: {first}", file=str(witness_file)) from exc
+    for w in witnesses:
+        render_witness(w)
+    if not witnesses:
+        _stderr("no witnesses in this file (clean)")
+
+
+@main.group()
+def schema() -> None:
+    """Print the JSON Schemas PolicyStrata publishes."""
+
+
+@schema.command("witness")
+def schema_witness() -> None:
+    """The JSON Schema of one witness object."""
+    from policystrata.engine import proof_json_schema
+    from policystrata.witness import witness_json_schema
+
+    click.echo(json.dumps(witness_json_schema(proof_json_schema()), indent=2, sort_keys=True))
+
+
+@schema.command("check-report")
+def schema_check_report() -> None:
+    """The JSON Schema of `strata check --format json` output."""
+    from policystrata.engine import proof_json_schema
+    from policystrata.witness import check_report_json_schema
+
+    click.echo(json.dumps(check_report_json_schema(proof_json_schema()), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,338 @@
+"""The check pipeline: a case's artifacts -> facts -> rules -> witnesses.
+
+The pipeline is one visible tuple of lowering passes (:data:`CASE_PASSES`); each pass turns one
+artifact of the case into facts. Policy facts and rules are loaded once per :class:`Checker` and
+reused for every case.
+
+>>> from policystrata.model import load_domain
+>>> checker = Checker(load_domain("support_saas"))
+>>> case = Case(id="c1", principal="acme_analyst",
+...             sql="select count(*) from accounts where accounts.tenant_id = 'acme'")
+>>> [w.check for w in checker.check(case).witnesses]
+[]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policystrata import __version__
+from policystrata.case import Case
+from policystrata.engine import Engine, Program, check_proof, load_program
+from policystrata.facts import Const, Fact, FactSet, Provenance
+from policystrata.lower.ir import lower_ir
+from policystrata.lower.policy import compile_domain
+from policystrata.lower.schema import parse_schema
+from policystrata.lower.sql import lower_sql
+from policystrata.model import Domain
+from policystrata.paths import rule_files
+from policystrata.witness import (
+    CaseResult,
+    CheckReport,
+    Evidence,
+    FaultRef,
+    RecordError,
+    SourceRef,
+    SupportingFact,
+    Witness,
+    witness_id,
+)
+
+#: Schema facts whose per-case copy (``db_*``, case id first) is the DDL in force.
+DDL_FACTS = {
+    "rls_enabled": "db_rls_enabled",
+    "rls_forced": "db_rls_forced",
+    "rls_policy": "db_policy",
+    "rls_policy_role": "db_policy_role",
+    "rls_policy_pred": "db_policy_pred",
+    "rls_policy_always_true": "db_policy_always_true",
+    "table_grant": "db_grant",
+}
+
+
+@dataclass
+class LoweringContext:
+    """What the passes may read besides the case: the domain and its reference DDL."""
+
+    domain: Domain
+    reference_ddl: FactSet
+    ddl_cache: dict[str, FactSet] = field(default_factory=dict)
+
+
+Pass = Callable[[Case, LoweringContext], FactSet]
+
+
+def lower_case_identity(case: Case, ctx: LoweringContext) -> FactSet:
+    """The case, its principal, the tenants and parameters the application bound.
+
+    Bound tenants are evidence of what the application did, never a grant.
+    """
+    facts = FactSet()
+    origin = case.origin
+    facts.add("case", case.id, prov=origin)
+    if case.principal is not None:
+        facts.add("case_principal", case.id, case.principal, prov=origin)
+    for tenant in case.tenant_ids or ():
+        facts.add("case_bound_tenant", case.id, tenant, prov=origin)
+    for name, value in sorted(case.params.items()):
+        facts.add("case_param", case.id, name, value, prov=origin)
+    return facts
+
+
+def lower_semantic_ir(case: Case, ctx: LoweringContext) -> FactSet:
+    """The semantic IR, through :func:`policystrata.lower.ir.lower_ir`."""
+    if case.ir is None:
+        return FactSet()
+    prov = Provenance("ir", snippet=case.ir.to_text())
+    return lower_ir(case.id, case.ir, ctx.domain, prov)
+
+
+def lower_sql_text(case: Case, ctx: LoweringContext) -> FactSet:
+    """The SQL, through :func:`policystrata.lower.sql.lower_sql`; a rejected statement becomes a
+    ``sql_rejected`` fact (and so a finding with a proof), never an exception."""
+    if case.sql is None:
+        return FactSet()
+    lowered = lower_sql(case.id, case.sql, source=Provenance("sql"))
+    facts = lowered.facts
+    for finding in lowered.findings:
+        span = tuple(finding.span) if finding.span else None
+        snippet = case.sql[span[0] : span[1]] if span else None
+        facts.add(
+            "sql_rejected",
+            case.id,
+            finding.kind,
+            finding.reason,
+            prov=Provenance("sql", span=span, snippet=snippet),  # type: ignore[arg-type]
+        )
+    return facts
+
+
+def lower_release(case: Case, ctx: LoweringContext) -> FactSet:
+    """The release layer's decision (a trace's ``release_allowed``)."""
+    facts = FactSet()
+    if case.release_decision is not None:
+        facts.add("release_decision", case.id, case.release_decision, prov=case.origin)
+    return facts
+
+
+def lower_database(case: Case, ctx: LoweringContext) -> FactSet:
+    """The DDL in force: the case's own DDL text (a rewritten or live schema) or the domain's
+    schema.sql. Parsed DDL is cached by text, since many cases share one variant."""
+    if case.ddl is None:
+        return ddl_case_facts(case.id, ctx.reference_ddl)
+    ddl = ctx.ddl_cache.get(case.ddl)
+    if ddl is None:
+        ddl = parse_schema(case.ddl, source="ddl").facts
+        ctx.ddl_cache[case.ddl] = ddl
+    return ddl_case_facts(case.id, ddl)
+
+
+CASE_PASSES: tuple[Pass, ...] = (
+    lower_case_identity,
+    lower_semantic_ir,
+    lower_sql_text,
+    lower_release,
+    lower_database,
+)
+
+
+def ddl_case_facts(case_id: str, ddl: FactSet) -> FactSet:
+    """Copy schema-level RLS/grant facts into per-case ``db_*`` facts.
+
+    >>> ddl = FactSet(); _ = ddl.add("rls_enabled", "accounts")
+    >>> ddl_case_facts("c1", ddl).to_lines()
+    'db_rls_enabled("c1", "accounts")\\n'
+    """
+    out = FactSet()
+    for fact in ddl:
+        target = DDL_FACTS.get(fact.pred)
+        if target is None:
+            continue
+        provs = ddl.provenance(fact) or [None]
+        for prov in provs:
+            out.add(target, case_id, *fact.args, prov=prov)
+    return out
+
+
+def _reference_ddl(policy_facts: FactSet) -> FactSet:
+    ddl = FactSet()
+    for fact in policy_facts:
+        if fact.pred in DDL_FACTS:
+            for prov in policy_facts.provenance(fact) or [None]:
+                ddl.add_fact(fact, prov)
+    return ddl
+
+
+class Checker:
+    """Policy facts and rules loaded once; :meth:`check` judges one case at a time."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        rule_paths: Sequence[Path] | None = None,
+        extra_rule_paths: Sequence[Path] = (),
+        timeout: float = 10.0,
+    ) -> None:
+        self.domain = domain
+        paths = list(rule_paths) if rule_paths is not None else rule_files()
+        self.program: Program = load_program([*paths, *extra_rule_paths])
+        self.policy_facts = compile_domain(domain)
+        self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
+        self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
+
+    @property
+    def rules_digest(self) -> str:
+        return self.program.digest()
+
+    def case_facts(self, case: Case) -> FactSet:
+        facts = FactSet()
+        for lowering in CASE_PASSES:
+            facts.update(lowering(case, self.context))
+        return facts
+
+    def check(self, case: Case) -> CaseResult:
+        facts = self.case_facts(case)
+        result = self.engine.evaluate(facts)
+        witnesses = self._witnesses(case, result)
+        errors = []
+        if "ir_error" in case.meta:
+            src = case.origin
+            errors.append(
+                RecordError(
+                    kind="invalid_semantic_ir",
+                    message=str(case.meta["ir_error"]),
+                    source=SourceRef(file=src.source, line=src.line) if src else None,
+                    case_id=case.id,
+                )
+            )
+        verdict = "error" if errors else ("violation" if witnesses else "clean")
+        return CaseResult(case=case.info(), verdict=verdict, witnesses=witnesses, errors=errors)
+
+    # -- witnesses ---------------------------------------------------------------------------
+
+    def _witnesses(self, case: Case, result: Any) -> list[Witness]:
+        violations = result.atoms("violation")
+        if not violations:
+            return []
+        faults = result.atoms("layer_fault")
+        contained = result.atoms("contained")
+        rank = {s: i for i, s in enumerate(SURFACE_ORDER)}
+        out = []
+        for atom in violations:
+            _, surface, wclass, check, key = atom
+            proof = result.prove(Fact("violation", tuple(atom)))
+            check_proof(proof, self.program, result)
+            step = _fault_step(proof)
+            containers = sorted(
+                (c for c in contained if c[2] == check and _same(c[3], key)),
+                key=lambda c: rank.get(str(c[1]), 99),
+            )
+            containment_layer = containment_message = None
+            if containers:
+                c_atom = containers[0]
+                containment_layer = str(c_atom[1])
+                c_proof = result.prove(Fact("contained", tuple(c_atom)))
+                containment_message = c_proof.message
+            also = []
+            for f in faults:
+                if f[1] == surface and f[3] == check and _same(f[4], key):
+                    continue
+                f_proof = result.prove(Fact("layer_fault", tuple(f)))
+                also.append(
+                    FaultRef(
+                        surface=f[1],
+                        witness_class=f[2],
+                        check=str(f[3]),
+                        key=f[4],
+                        rule_id=f_proof.rule_id,
+                        message=f_proof.message,
+                    )
+                )
+            out.append(
+                Witness(
+                    id=witness_id(step.rule_id, case.id, key),
+                    case=case.info(),
+                    witness_class=wclass,
+                    localized_surface=surface,
+                    containment_layer=containment_layer,  # type: ignore[arg-type]
+                    containment_message=containment_message,
+                    check=str(check),
+                    key=key,
+                    rule_id=step.rule_id,
+                    message=step.message,
+                    fix=self._fix(step),
+                    atom=Fact("violation", tuple(atom)).render(),
+                    also_failed=also,
+                    proof=proof.to_json(),
+                    supporting_facts=_supporting(proof),
+                    evidence=Evidence(level="static"),
+                )
+            )
+        return out
+
+    def _fix(self, step: Any) -> str | None:
+        rule = self.program.rule(step.rule_id)
+        template = rule.annotations.get("fix") if rule is not None else None
+        if not template:
+            return None
+        return _render_template(str(template), step.bindings)
+
+
+SURFACE_ORDER = ("manifest", "grammar", "validator", "compiler", "database", "release")
+
+
+def _same(a: Const, b: Const) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _fault_step(proof: Any) -> Any:
+    """The ``layer_fault`` step under a ``violation`` proof (it names the check's rule)."""
+    for premise in proof.premises:
+        if getattr(premise, "atom", None) is not None and premise.atom.pred == "layer_fault":
+            return premise
+    return proof
+
+
+def _supporting(proof: Any) -> list[SupportingFact]:
+    out = []
+    seen = set()
+    for leaf in proof.leaves():
+        text = leaf.describe()
+        if text in seen:
+            continue
+        seen.add(text)
+        out.append(
+            SupportingFact(
+                atom=text, kind=leaf.kind, provenance=[str(p) for p in getattr(leaf, "provenance", [])]
+            )
+        )
+    return out
+
+
+def _render_template(template: str, bindings: dict[str, Any]) -> str:
+    out = template
+    for name, value in bindings.items():
+        out = out.replace("{" + name + "}", str(value))
+    return out
+
+
+def summarize(results: Iterable[CaseResult]) -> dict[str, int]:
+    counts = {"cases": 0, "clean": 0, "violation": 0, "error": 0, "witnesses": 0}
+    for r in results:
+        counts["cases"] += 1
+        counts[r.verdict] += 1
+        counts["witnesses"] += len(r.witnesses)
+    return counts
+
+
+def build_report(checker: Checker, results: list[CaseResult]) -> CheckReport:
+    return CheckReport(
+        version=__version__,
+        domain=checker.domain.name,
+        rules_digest=checker.rules_digest,
+        results=results,
+        counts=summarize(results),
+    )

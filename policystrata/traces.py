@@ -1,0 +1,162 @@
+"""Imported traces: JSONL records from a real application, read one record at a time.
+
+Each line is judged on its own. A malformed line, a record without ``id``/``principal``/``sql``,
+or an IR that does not parse becomes a :class:`~policystrata.witness.RecordError` for that line,
+and reading goes on. Records of type ``agent_session``, ``tool_execution`` or ``mutation`` without
+SQL are skipped and counted. Unknown keys are ignored (forward compatible).
+
+>>> import json, tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
+>>> _ = p.write_text(json.dumps({"id": "a", "principal": "acme_analyst", "sql": "select 1"})
+...                  + "\\n{broken\\n")
+>>> [type(item).__name__ for item in read_traces(p)]
+['Case', 'RecordError']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policystrata.case import Case
+from policystrata.errors import InputError
+from policystrata.facts import Const, Provenance
+from policystrata.witness import RecordError, SourceRef
+
+SKIPPED_RECORD_TYPES = ("agent_session", "tool_execution", "mutation")
+REGRESSION_CASES = (
+    "fail_to_pass",
+    "pass_to_pass",
+    "contain_to_contain",
+    "deny_to_deny",
+    "allow_to_allow",
+    "unclassified",
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record that is not a query (agent session, tool execution, mutation log)."""
+
+    record_type: str
+    line: int
+
+
+TraceItem = Case | RecordError | Skipped
+
+
+def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceItem]:
+    """Yield one item per non-blank line of a trace file, lazily."""
+    name = display_name or path.name
+    with path.open(encoding="utf-8") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            yield parse_trace_line(raw, name, lineno)
+
+
+def parse_trace_line(raw: str, file: str, line: int) -> TraceItem:
+    """Turn one JSONL line into a Case, a RecordError, or Skipped."""
+    where = SourceRef(file=file, line=line)
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return RecordError(
+            kind="malformed_trace_line",
+            message=f"not valid JSON: {exc.msg} at column {exc.colno}",
+            source=where,
+        )
+    if not isinstance(record, dict):
+        return RecordError(
+            kind="malformed_trace_line",
+            message=f"a trace record must be a JSON object, got {type(record).__name__}",
+            source=where,
+        )
+    return record_to_case(record, file, line)
+
+
+def _record_sql(record: dict[str, Any]) -> Any:
+    sql = record.get("sql")
+    if sql is None and isinstance(record.get("query"), dict):
+        sql = record["query"].get("sql")
+    return sql
+
+
+def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
+    """Normalise a trace record (``query.sql`` -> ``sql``) into a Case."""
+    from policystrata.ir import ir_from_value
+
+    where = SourceRef(file=file, line=line)
+    sql = _record_sql(record)
+    record_type = record.get("record_type")
+    if sql is None and record_type in SKIPPED_RECORD_TYPES:
+        return Skipped(record_type=str(record_type), line=line)
+    case_id = record.get("id")
+    missing = [k for k, v in (("id", case_id), ("principal", record.get("principal")), ("sql", sql)) if v in (None, "")]
+    if missing:
+        return RecordError(
+            kind="invalid_trace_record",
+            message=f"missing required field(s): {', '.join(missing)}",
+            source=where,
+            case_id=str(case_id) if case_id is not None else None,
+        )
+    bad = [
+        k
+        for k, v, t in (("id", case_id, str), ("principal", record["principal"], str), ("sql", sql, str))
+        if not isinstance(v, t)
+    ]
+    if bad:
+        return RecordError(
+            kind="invalid_trace_record",
+            message=f"field(s) must be strings: {', '.join(bad)}",
+            source=where,
+            case_id=str(case_id),
+        )
+    tenant_ids = record.get("tenant_ids")
+    if tenant_ids is not None and (
+        not isinstance(tenant_ids, list) or not all(isinstance(t, str) for t in tenant_ids)
+    ):
+        return RecordError(
+            kind="invalid_trace_record",
+            message="tenant_ids must be a list of strings",
+            source=where,
+            case_id=case_id,
+        )
+    release = record.get("release_allowed")
+    if release is not None and not isinstance(release, bool):
+        return RecordError(
+            kind="invalid_trace_record",
+            message="release_allowed must be true or false",
+            source=where,
+            case_id=case_id,
+        )
+    params = record.get("params")
+    bound: dict[str, Const] = {}
+    if isinstance(params, dict):
+        bound = {str(k): v for k, v in params.items() if isinstance(v, str | int | float | bool)}
+    elif isinstance(params, list):
+        bound = {f"${i}": v for i, v in enumerate(params, start=1) if isinstance(v, str | int | float | bool)}
+    ir = None
+    ir_value = record.get("semantic_ir")
+    meta: dict[str, Any] = {
+        k: record[k] for k in ("regression_case", "source", "timestamp") if k in record
+    }
+    if ir_value is not None:
+        try:
+            ir = ir_from_value(ir_value, file=file, line=line)
+        except InputError as exc:
+            meta["ir_error"] = exc.message
+    return Case(
+        id=case_id,
+        principal=record["principal"],
+        ir=ir,
+        sql=sql,
+        tenant_ids=tuple(tenant_ids) if tenant_ids is not None else None,
+        params=bound,
+        release_decision=None if release is None else ("release" if release else "withhold"),
+        origin=Provenance(file, line=line),
+        meta=meta,
+    )
