@@ -1,0 +1,139 @@
+"""The throwaway PostgreSQL server: lifecycle, cleanup, ports, the --db resolver."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from policystrata.db.server import (
+    DatabaseUnavailable,
+    ThrowawayServer,
+    candidate_bindirs,
+    find_bindir,
+    resolve_db,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def bindir() -> Path:
+    found = find_bindir()
+    if found is None:
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail("CI=true and no PostgreSQL server binaries", pytrace=False)
+        pytest.skip("no PostgreSQL server binaries")
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_env_bindir_is_looked_at_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PG_BINDIR", str(tmp_path))
+    assert candidate_bindirs()[0] == tmp_path
+
+
+def test_start_and_stop_leave_no_process_and_no_dir(bindir: Path) -> None:
+    server = ThrowawayServer(bindir)
+    with server:
+        tmp, pid, port = server.tmpdir, server.pid, server.port
+        assert tmp is not None and tmp.is_dir() and pid is not None and port is not None
+        with psycopg.connect(server.dsn()) as conn:
+            assert conn.execute("SELECT current_setting('fsync')").fetchone() == ("off",)
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        assert (server.socket_dir / f".s.PGSQL.{port}").exists()
+    assert not tmp.exists()
+    assert not _alive(pid)
+    assert server.tmpdir is None and server.port is None
+
+
+def test_cleanup_after_an_exception(bindir: Path) -> None:
+    server = ThrowawayServer(bindir)
+    with pytest.raises(RuntimeError, match="boom"), server:
+        tmp, pid = server.tmpdir, server.pid
+        raise RuntimeError("boom")
+    assert tmp is not None and not tmp.exists()
+    assert pid is not None and not _alive(pid)
+
+
+def test_failed_start_removes_the_temp_dir(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("initdb", "pg_ctl", "postgres"):
+        p = fake / name
+        p.write_text("#!/bin/sh\necho broken >&2\nexit 1\n")
+        p.chmod(0o755)
+    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("strata-pg-*"))
+    server = ThrowawayServer(fake)
+    with pytest.raises(DatabaseUnavailable, match="initdb failed"):
+        server.start()
+    after = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("strata-pg-*"))
+    assert after <= before
+    assert server.tmpdir is None
+
+
+def test_two_concurrent_servers_get_different_ports(bindir: Path) -> None:
+    with ThrowawayServer(bindir) as a, ThrowawayServer(bindir) as b:
+        assert a.port != b.port
+        assert a.tmpdir != b.tmpdir
+        for s in (a, b):
+            with psycopg.connect(s.dsn()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_sigterm_stops_the_server_and_removes_the_dir(bindir: Path, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from policystrata.db.server import ThrowawayServer
+        s = ThrowawayServer(Path({str(bindir)!r})).start()
+        print(s.tmpdir, s.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    tmp, pid = proc.stdout.readline().split()
+    assert Path(tmp).is_dir() and _alive(int(pid))
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert not Path(tmp).exists()
+    assert not _alive(int(pid))
+
+
+def test_resolve_db_none_and_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STRATA_DATABASE_URL", raising=False)
+    assert resolve_db("none").server is None
+    choice = resolve_db("postgresql://u@127.0.0.1:1/x")
+    assert choice.mode == "external"
+    assert "dbname=y" in choice.server.dsn("y")  # type: ignore[union-attr]
+    with pytest.raises(DatabaseUnavailable):
+        resolve_db("bogus")
+
+
+def test_resolve_db_auto_without_binaries_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import policystrata.db.server as server_mod
+
+    monkeypatch.setattr(server_mod, "find_bindir", lambda: None)
+    monkeypatch.setattr(server_mod, "_WARNED", set())
+    a = resolve_db("auto")
+    b = resolve_db("auto")
+    assert a.mode == b.mode == "none"
+    err = capsys.readouterr().err
+    assert err.count("without real-database evidence") == 1
