@@ -1,0 +1,551 @@
+"""schema.sql -> tables, columns, keys, foreign keys, row-level security, policies, grants.
+
+The script is split into statements with the SQL tokenizer and each statement is parsed with
+the SQL parser (through :mod:`policystrata.lower.sql.adapter`). Statements the parser can only
+keep as an opaque command (``ALTER TABLE … ENABLE ROW LEVEL SECURITY``, ``CREATE POLICY``,
+multi-table ``GRANT``) are read token by token; the ``USING`` / ``WITH CHECK`` expressions of a
+policy are parsed as expressions and lowered by the same predicate extractor that lowers
+``WHERE`` clauses. A statement that does not parse is an :class:`InputError` naming
+``file:line``. Statements that carry no containment information (``CREATE INDEX``,
+``CREATE ROLE``, ``INSERT``, ``COMMENT``...) are parsed and ignored.
+
+>>> info = parse_schema('''
+... CREATE TABLE tenants (id text PRIMARY KEY);
+... CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL REFERENCES tenants(id));
+... ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+... CREATE POLICY iso ON accounts FOR SELECT TO strata_app
+...   USING (tenant_id = current_setting('app.tenant_id', true));
+... GRANT SELECT ON accounts TO strata_app;
+... ''')
+>>> list(info.tables), info.tables["accounts"].foreign_keys
+(['tenants', 'accounts'], [ForeignKey(column='tenant_id', ref_table='tenants', ref_column='id')])
+>>> print(info.facts.to_lines().replace(", ", ","), end="")
+fk("accounts","tenant_id","tenants","id")
+primary_key("accounts","id")
+primary_key("tenants","id")
+rls_enabled("accounts")
+rls_policy("accounts","iso","select",true)
+rls_policy_pred("accounts","iso","using","tenant_id","=","setting","app.tenant_id","guaranteed")
+rls_policy_role("accounts","iso","strata_app")
+table("accounts")
+table("tenants")
+table_column("accounts","id","bigint")
+table_column("accounts","tenant_id","text")
+table_column("tenants","id","text")
+table_grant("accounts","strata_app","select")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policystrata.errors import InputError, did_you_mean
+from policystrata.facts import FactSet, Provenance
+from policystrata.lower.sql.adapter import (
+    SqlglotError,
+    Statement,
+    Tok,
+    data_type_name,
+    exp,
+    ident_name,
+    parse_expression,
+    parse_one,
+    split_statements,
+    table_name,
+)
+from policystrata.lower.sql.predicate_extract import extract_predicates, is_always_true
+
+__all__ = ["ForeignKey", "RlsPolicy", "SchemaInfo", "TableInfo", "parse_schema"]
+
+PRIVILEGES = ("select", "insert", "update", "delete", "truncate", "references", "trigger")
+POLICY_COMMANDS = ("all", "select", "insert", "update", "delete")
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``column`` references ``ref_table.ref_column`` (many-to-one towards ``ref_table``)."""
+
+    column: str
+    ref_table: str
+    ref_column: str
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: dict[str, str] = field(default_factory=dict)
+    primary_key: list[str] = field(default_factory=list)
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    line: int = 0
+
+
+@dataclass
+class RlsPolicy:
+    table: str
+    name: str
+    command: str = "all"
+    permissive: bool = True
+    roles: list[str] = field(default_factory=list)
+    using: str | None = None
+    with_check: str | None = None
+    line: int = 0
+
+
+@dataclass
+class SchemaInfo:
+    tables: dict[str, TableInfo]
+    facts: FactSet
+    policies: list[RlsPolicy] = field(default_factory=list)
+    rls_enabled: dict[str, int] = field(default_factory=dict)
+    rls_forced: dict[str, int] = field(default_factory=dict)
+    source: str = "schema.sql"
+
+    def column_type(self, table: str, column: str) -> str | None:
+        t = self.tables.get(table)
+        return t.columns.get(column) if t else None
+
+
+class _Reader:
+    """Builds a SchemaInfo statement by statement."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+        self.tables: dict[str, TableInfo] = {}
+        self.pending_fks: list[tuple[str, ForeignKey, int]] = []
+        self.enabled: dict[str, int] = {}
+        self.forced: dict[str, int] = {}
+        self.policies: list[RlsPolicy] = []
+        self.grants: dict[tuple[str, str, str], int] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+    def error(self, message: str, line: int) -> InputError:
+        return InputError(message, file=self.source, line=line)
+
+    def known_table(self, name: str, line: int) -> str:
+        if name not in self.tables:
+            raise self.error(f"unknown table '{name}'{did_you_mean(name, self.tables)}", line)
+        return name
+
+    # -- statements --------------------------------------------------------------------------
+    def statement(self, stmt: Statement) -> None:
+        first = stmt.tokens[0].upper
+        second = stmt.tokens[1].upper if len(stmt.tokens) > 1 else ""
+        try:
+            tree = parse_one(stmt.text)
+        except SqlglotError as e:
+            raise self.error(f"cannot parse statement: {_short(e)}", _error_line(e, stmt)) from None
+        if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE":
+            self.create_table(tree, stmt)
+        elif isinstance(tree, exp.Alter):
+            self.alter_table(tree, stmt)
+        elif first in ("GRANT", "REVOKE"):
+            self.grant(stmt, revoke=first == "REVOKE")
+        elif isinstance(tree, exp.Command):
+            if first == "CREATE" and second == "POLICY":
+                self.create_policy(stmt)
+            elif first == "ALTER" and _has_sequence(stmt.tokens, ("ROW", "LEVEL", "SECURITY")):
+                self.alter_rls(stmt)
+            elif first == "ALTER" and second == "POLICY":
+                raise self.error("ALTER POLICY is not supported; write CREATE POLICY", stmt.line)
+            elif (first, second) in _MUST_PARSE:
+                # the parser gave up on a statement whose facts we need: never skip it silently
+                raise self.error(
+                    f"cannot parse {first} {second} statement (unsupported syntax)", stmt.line
+                )
+            # other opaque statements (CREATE ROLE, CREATE EXTENSION...) carry no facts
+
+    def create_table(self, tree: exp.Create, stmt: Statement) -> None:
+        schema = tree.this
+        if not isinstance(schema, exp.Schema):
+            table = tree.find(exp.Table)
+            name = table_name(table) if table is not None else ""
+            self.tables.setdefault(name, TableInfo(name, line=stmt.line))
+            return
+        table = schema.this
+        assert isinstance(table, exp.Table)
+        name = table_name(table)
+        if name in self.tables:
+            raise self.error(f"table '{name}' is created twice", stmt.line)
+        info = TableInfo(name, line=stmt.line)
+        self.tables[name] = info
+        for item in schema.expressions:
+            if isinstance(item, exp.ColumnDef):
+                col = ident_name(item.this)
+                info.columns[col] = data_type_name(item.args.get("kind"))
+                for cons in item.args.get("constraints") or []:
+                    kind = cons.args.get("kind")
+                    if isinstance(kind, exp.PrimaryKeyColumnConstraint):
+                        info.primary_key.append(col)
+                    elif isinstance(kind, exp.Reference):
+                        self.reference(name, [col], kind, stmt.line)
+            else:
+                self.table_constraint(name, item, stmt.line)
+
+    def table_constraint(self, name: str, item: exp.Expr, line: int) -> None:
+        info = self.tables[name]
+        if isinstance(item, exp.Constraint):
+            for inner in item.expressions:
+                self.table_constraint(name, inner, line)
+        elif isinstance(item, exp.PrimaryKey):
+            for col in item.expressions:
+                c = ident_name(col.this if isinstance(col, exp.Ordered) else col)
+                if c not in info.primary_key:
+                    info.primary_key.append(c)
+        elif isinstance(item, exp.ForeignKey):
+            cols = [ident_name(c) for c in item.expressions]
+            ref = item.args.get("reference")
+            if isinstance(ref, exp.Reference):
+                self.reference(name, cols, ref, line)
+
+    def reference(self, table: str, cols: list[str], ref: exp.Reference, line: int) -> None:
+        target = ref.this
+        if isinstance(target, exp.Schema):
+            ref_table = table_name(target.this)
+            ref_cols = [ident_name(c) for c in target.expressions]
+        else:
+            ref_table = table_name(target)
+            ref_cols = []
+        for i, col in enumerate(cols):
+            ref_col = ref_cols[i] if i < len(ref_cols) else ""
+            self.pending_fks.append((table, ForeignKey(col, ref_table, ref_col), line))
+
+    def alter_table(self, tree: exp.Alter, stmt: Statement) -> None:
+        table = tree.this
+        if not isinstance(table, exp.Table):
+            return
+        if str(tree.args.get("kind", "TABLE")).upper() != "TABLE":
+            return
+        name = self.known_table(table_name(table), stmt.line)
+        for action in tree.args.get("actions") or []:
+            if isinstance(action, exp.AddConstraint):
+                for cons in action.expressions:
+                    self.table_constraint(name, cons, stmt.line)
+            elif isinstance(action, exp.ColumnDef):
+                col = ident_name(action.this)
+                self.tables[name].columns[col] = data_type_name(action.args.get("kind"))
+                for cons in action.args.get("constraints") or []:
+                    kind = cons.args.get("kind")
+                    if isinstance(kind, exp.PrimaryKeyColumnConstraint):
+                        self.tables[name].primary_key.append(col)
+                    elif isinstance(kind, exp.Reference):
+                        self.reference(name, [col], kind, stmt.line)
+
+    def alter_rls(self, stmt: Statement) -> None:
+        """``ALTER TABLE [IF EXISTS] [ONLY] name [*] {ENABLE|DISABLE|FORCE|NO FORCE} ROW LEVEL
+        SECURITY``, read token by token."""
+        toks = list(stmt.tokens)
+        i = 1
+        if i < len(toks) and toks[i].upper == "TABLE":
+            i += 1
+        else:
+            return  # ALTER something else
+        while i < len(toks) and toks[i].upper in ("IF", "EXISTS", "ONLY"):
+            i += 1
+        name, i = _qualified_name(toks, i)
+        if name is None:
+            raise self.error("expected a table name after ALTER TABLE", stmt.line)
+        if i < len(toks) and toks[i].type == "STAR":
+            i += 1
+        name = self.known_table(name, stmt.line)
+        action = [t.upper for t in toks[i:]]
+        if action == ["ENABLE", "ROW", "LEVEL", "SECURITY"]:
+            self.enabled[name] = stmt.line
+        elif action == ["DISABLE", "ROW", "LEVEL", "SECURITY"]:
+            self.enabled.pop(name, None)
+        elif action == ["FORCE", "ROW", "LEVEL", "SECURITY"]:
+            self.forced[name] = stmt.line
+        elif action == ["NO", "FORCE", "ROW", "LEVEL", "SECURITY"]:
+            self.forced.pop(name, None)
+        else:
+            raise self.error(
+                "cannot read ALTER TABLE action (expected [ENABLE|DISABLE|FORCE|NO FORCE] "
+                "ROW LEVEL SECURITY)",
+                stmt.line,
+            )
+
+    def create_policy(self, stmt: Statement) -> None:
+        """``CREATE POLICY name ON table [AS PERMISSIVE|RESTRICTIVE] [FOR cmd] [TO role, ...]
+        [USING (expr)] [WITH CHECK (expr)]``, read token by token; the expressions are parsed
+        as SQL expressions."""
+        toks = list(stmt.tokens)
+        i = 2
+        if i >= len(toks):
+            raise self.error("CREATE POLICY without a name", stmt.line)
+        pname = _tok_name(toks[i])
+        i += 1
+        if i >= len(toks) or toks[i].upper != "ON":
+            raise self.error("expected ON <table> in CREATE POLICY", stmt.line)
+        tname, i = _qualified_name(toks, i + 1)
+        if tname is None:
+            raise self.error("expected a table name in CREATE POLICY", stmt.line)
+        pol = RlsPolicy(self.known_table(tname, stmt.line), pname, line=stmt.line)
+        while i < len(toks):
+            word = toks[i].upper
+            if word == "AS" and i + 1 < len(toks):
+                mode = toks[i + 1].upper
+                if mode not in ("PERMISSIVE", "RESTRICTIVE"):
+                    raise self.error(f"unknown policy mode {toks[i + 1].text}", toks[i].line)
+                pol.permissive = mode == "PERMISSIVE"
+                i += 2
+            elif word == "FOR" and i + 1 < len(toks):
+                cmd = toks[i + 1].text.lower()
+                if cmd not in POLICY_COMMANDS:
+                    raise self.error(f"unknown policy command {toks[i + 1].text}", toks[i].line)
+                pol.command = cmd
+                i += 2
+            elif word == "TO":
+                i += 1
+                while i < len(toks):
+                    pol.roles.append(_role_name(toks[i]))
+                    i += 1
+                    if i < len(toks) and toks[i].type == "COMMA":
+                        i += 1
+                        continue
+                    break
+            elif word == "USING":
+                pol.using, i = self._paren_expr(toks, i + 1, stmt)
+            elif word == "WITH" and i + 1 < len(toks) and toks[i + 1].upper == "CHECK":
+                pol.with_check, i = self._paren_expr(toks, i + 2, stmt)
+            else:
+                raise self.error(f"unexpected '{toks[i].text}' in CREATE POLICY", toks[i].line)
+        self.policies.append(pol)
+
+    def _paren_expr(self, toks: list[Tok], i: int, stmt: Statement) -> tuple[str, int]:
+        if i >= len(toks) or toks[i].type != "L_PAREN":
+            raise self.error("expected '(' after USING / WITH CHECK", stmt.line)
+        depth = 0
+        for j in range(i, len(toks)):
+            if toks[j].type == "L_PAREN":
+                depth += 1
+            elif toks[j].type == "R_PAREN":
+                depth -= 1
+                if depth == 0:
+                    return self.text[toks[i].end : toks[j].start], j + 1
+        raise self.error("unbalanced parentheses in CREATE POLICY", stmt.line)
+
+    def grant(self, stmt: Statement, revoke: bool) -> None:
+        """``GRANT privileges ON [TABLE] t, ... TO role, ...`` and ``REVOKE ... FROM``, read token
+        by token (sqlglot 30 keeps multi-table GRANT as an opaque command). ``ALL [PRIVILEGES]``
+        expands to every table privilege; ``ON ALL TABLES IN SCHEMA s`` to every table created so
+        far. Grants of roles, and grants on sequences, schemas or functions carry no facts;
+        column-level grants (``GRANT SELECT (a) ON t``) are not table grants and are skipped."""
+        toks = list(stmt.tokens)
+        i = 1
+        if revoke and i < len(toks) and toks[i].upper == "GRANT":  # REVOKE GRANT OPTION FOR
+            return
+        privs: list[str] = []
+        column_level = False
+        while i < len(toks) and toks[i].upper != "ON":
+            t = toks[i]
+            if t.type == "L_PAREN":
+                column_level = True
+                while i < len(toks) and toks[i].type != "R_PAREN":
+                    i += 1
+            elif t.type != "COMMA" and t.upper != "PRIVILEGES":
+                privs.append(t.text.lower())
+            i += 1
+        if i >= len(toks) or column_level:
+            return  # GRANT role TO user, or a column-level grant
+        i += 1
+        targets: list[str] = []
+        if i < len(toks) and toks[i].upper in ("SEQUENCE", "SCHEMA", "FUNCTION", "DATABASE"):
+            return
+        if i < len(toks) and toks[i].upper == "ALL":
+            if i + 1 < len(toks) and toks[i + 1].upper == "TABLES":
+                targets = list(self.tables)
+            else:
+                return  # ALL SEQUENCES / FUNCTIONS
+            while i < len(toks) and toks[i].upper not in ("TO", "FROM"):
+                i += 1
+        else:
+            if i < len(toks) and toks[i].upper == "TABLE":
+                i += 1
+            while i < len(toks) and toks[i].upper not in ("TO", "FROM"):
+                name, i = _qualified_name(toks, i)
+                if name is None:
+                    raise self.error("expected a table name in GRANT", stmt.line)
+                targets.append(self.known_table(name, stmt.line))
+                if i < len(toks) and toks[i].type == "COMMA":
+                    i += 1
+        i += 1
+        roles: list[str] = []
+        while i < len(toks) and toks[i].upper not in ("WITH", "GRANTED", "CASCADE", "RESTRICT"):
+            if toks[i].type != "COMMA" and toks[i].upper != "GROUP":
+                roles.append(_role_name(toks[i]))
+            i += 1
+        expanded: list[str] = []
+        for p in privs:
+            if p == "all":
+                expanded.extend(PRIVILEGES)
+            elif p in PRIVILEGES:
+                expanded.append(p)
+            else:
+                raise self.error(f"unknown table privilege '{p}'", stmt.line)
+        for tname in targets:
+            for r in roles:
+                for p in expanded:
+                    if revoke:
+                        self.grants.pop((tname, r, p), None)
+                    else:
+                        self.grants.setdefault((tname, r, p), stmt.line)
+
+    # -- result ------------------------------------------------------------------------------
+    def finish(self) -> SchemaInfo:
+        facts = FactSet()
+        src = self.source
+
+        def prov(line: int) -> Provenance:
+            return Provenance(src, line=line)
+
+        for table, fk, line in self.pending_fks:
+            target = self.tables.get(fk.ref_table)
+            if target is None:
+                raise self.error(
+                    f"foreign key references unknown table '{fk.ref_table}'"
+                    f"{did_you_mean(fk.ref_table, self.tables)}",
+                    line,
+                )
+            ref_col = fk.ref_column
+            if not ref_col:
+                if len(target.primary_key) != 1:
+                    raise self.error(
+                        f"foreign key to '{fk.ref_table}' names no column and the table has "
+                        "no single-column primary key",
+                        line,
+                    )
+                ref_col = target.primary_key[0]
+            if ref_col not in target.columns:
+                raise self.error(
+                    f"foreign key references unknown column '{fk.ref_table}.{ref_col}'", line
+                )
+            if fk.column not in self.tables[table].columns:
+                raise self.error(f"foreign key on unknown column '{table}.{fk.column}'", line)
+            resolved = ForeignKey(fk.column, fk.ref_table, ref_col)
+            if resolved not in self.tables[table].foreign_keys:
+                self.tables[table].foreign_keys.append(resolved)
+            facts.add("fk", table, fk.column, fk.ref_table, ref_col, prov=prov(line))
+        for tinfo in self.tables.values():
+            facts.add("table", tinfo.name, prov=prov(tinfo.line))
+            for col, typ in tinfo.columns.items():
+                facts.add("table_column", tinfo.name, col, typ, prov=prov(tinfo.line))
+            for col in tinfo.primary_key:
+                facts.add("primary_key", tinfo.name, col, prov=prov(tinfo.line))
+        for t, line in self.enabled.items():
+            facts.add("rls_enabled", t, prov=prov(line))
+        for t, line in self.forced.items():
+            facts.add("rls_forced", t, prov=prov(line))
+        for pol in self.policies:
+            p = prov(pol.line)
+            facts.add("rls_policy", pol.table, pol.name, pol.command, pol.permissive, prov=p)
+            for role in pol.roles or ["public"]:
+                facts.add("rls_policy_role", pol.table, pol.name, role, prov=p)
+            always_true = False
+            for clause, text in (("using", pol.using), ("with_check", pol.with_check)):
+                if text is None:
+                    continue
+                try:
+                    expr = parse_expression(text)
+                except SqlglotError as e:
+                    raise self.error(
+                        f"cannot parse policy {clause.upper()} expression: {_short(e)}", pol.line
+                    ) from None
+                if is_always_true(expr) and (clause == "using" or pol.using is None):
+                    always_true = True
+                for pred in extract_predicates(expr):
+                    snippet = text.strip()
+                    facts.add(
+                        "rls_policy_pred",
+                        pol.table,
+                        pol.name,
+                        clause,
+                        ident_name(pred.column.this),
+                        pred.op,
+                        pred.vkind,
+                        _as_str(pred.value),
+                        pred.strength,
+                        prov=Provenance(src, line=pol.line, snippet=snippet),
+                    )
+            if always_true:
+                facts.add("rls_policy_always_true", pol.table, pol.name, prov=p)
+        for (t, r, priv), line in self.grants.items():
+            facts.add("table_grant", t, r, priv, prov=prov(line))
+        return SchemaInfo(
+            tables=self.tables,
+            facts=facts,
+            policies=self.policies,
+            rls_enabled=dict(self.enabled),
+            rls_forced=dict(self.forced),
+            source=src,
+        )
+
+
+_MUST_PARSE = {
+    ("CREATE", "TABLE"),
+    ("CREATE", "UNLOGGED"),
+    ("CREATE", "TEMP"),
+    ("CREATE", "TEMPORARY"),
+    ("ALTER", "TABLE"),
+}
+
+
+def _error_line(e: Exception, stmt: Statement) -> int:
+    """The script line of a parse error inside ``stmt``."""
+    errors = getattr(e, "errors", None) or []
+    for err in errors:
+        line = err.get("line") if isinstance(err, dict) else None
+        if isinstance(line, int) and line > 0:
+            return stmt.line + line - 1
+    return stmt.line
+
+
+def _as_str(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _short(e: Exception) -> str:
+    msg = str(e).strip().splitlines()
+    return msg[0] if msg else type(e).__name__
+
+
+def _tok_name(tok: Tok) -> str:
+    """An identifier token: quoted names keep their case, others fold to lower case."""
+    return tok.text if tok.type == "IDENTIFIER" else tok.text.lower()
+
+
+def _role_name(tok: Tok) -> str:
+    name = _tok_name(tok)
+    return "public" if name == "public" and tok.type != "IDENTIFIER" else name
+
+
+def _qualified_name(toks: list[Tok], i: int) -> tuple[str | None, int]:
+    """Read ``[schema.]name`` at ``i``; return the last part and the next index."""
+    if i >= len(toks):
+        return None, i
+    name = _tok_name(toks[i])
+    i += 1
+    while i + 1 < len(toks) and toks[i].type == "DOT":
+        name = _tok_name(toks[i + 1])
+        i += 2
+    return name, i
+
+
+def _has_sequence(toks: tuple[Tok, ...], words: tuple[str, ...]) -> bool:
+    uppers = [t.upper for t in toks]
+    n = len(words)
+    return any(tuple(uppers[k : k + n]) == words for k in range(len(uppers) - n + 1))
+
+
+def parse_schema(text: str, source: str = "schema.sql") -> SchemaInfo:
+    """Parse a PostgreSQL schema script into a :class:`SchemaInfo` with schema and RLS facts
+    (``rules/decl_policy.dl``), each with provenance ``source:line``."""
+    reader = _Reader(text, source)
+    try:
+        statements = split_statements(text)
+    except SqlglotError as e:
+        raise InputError(f"cannot tokenize: {_short(e)}", file=source, line=1) from None
+    for stmt in statements:
+        reader.statement(stmt)
+    return reader.finish()

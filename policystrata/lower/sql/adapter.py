@@ -1,0 +1,239 @@
+"""The one module that talks to sqlglot (pinned ``>=30,<31``).
+
+Every sqlglot import and call of PolicyStrata goes through here, so an upgrade is one diff.
+Passes use the re-exported node namespace ``exp`` for ``isinstance`` checks and the helpers
+below for parsing, tokenizing, scopes, spans and identifier normalisation.
+
+>>> stmts = split_statements("select 1;  -- x\\nselect 'a;b'")
+>>> [(s.line, s.text) for s in stmts]
+[(1, 'select 1'), (2, "select 'a;b'")]
+>>> tree = parse_one("SELECT a.x FROM t AS a WHERE a.x = 1")
+>>> node_span(tree.args["where"].this)
+(29, 36)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
+
+__all__ = [
+    "SQLGLOT_VERSION",
+    "ParseError",
+    "Scope",
+    "ScopeType",
+    "SqlglotError",
+    "Statement",
+    "Tok",
+    "TokenError",
+    "build_scope",
+    "data_type_name",
+    "exp",
+    "ident_name",
+    "node_span",
+    "parse",
+    "parse_expression",
+    "parse_one",
+    "split_statements",
+    "table_name",
+    "tokenize",
+]
+
+SQLGLOT_VERSION: str = sqlglot.__version__
+
+# sqlglot logs a warning for every statement it falls back to an opaque Command for; we detect
+# Commands ourselves (they are findings or are read token by token), so silence the logger.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Tok:
+    """A token: its type name (sqlglot TokenType name, e.g. ``VAR``, ``STRING``, ``L_PAREN``),
+    its text (string literals without quotes), 1-based line and ``[start, end)`` offsets."""
+
+    type: str
+    text: str
+    line: int
+    start: int
+    end: int
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper()
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a script, split on top-level ``;`` tokens (a ``;`` inside a string,
+    a comment or dollar quoting is not a separator, because the tokenizer says so)."""
+
+    text: str
+    start: int
+    end: int
+    line: int
+    tokens: tuple[Tok, ...]
+
+
+def tokenize(text: str, dialect: str = "postgres") -> list[Tok]:
+    """Tokenize ``text`` with the dialect's tokenizer. Raises ``TokenError``.
+
+    >>> [(t.type, t.text) for t in tokenize("ALTER TABLE a ENABLE ROW LEVEL SECURITY")][:3]
+    [('ALTER', 'ALTER'), ('TABLE', 'TABLE'), ('VAR', 'a')]
+    """
+    d = sqlglot.Dialect.get_or_raise(dialect)
+    return [Tok(t.token_type.name, t.text, t.line, t.start, t.end + 1) for t in d.tokenize(text)]
+
+
+def split_statements(text: str, dialect: str = "postgres") -> list[Statement]:
+    """Split a script into statements using the tokenizer (never string matching)."""
+    out: list[Statement] = []
+    current: list[Tok] = []
+    for tok in [*tokenize(text, dialect), Tok("SEMICOLON", ";", 0, len(text), len(text))]:
+        if tok.type == "SEMICOLON":
+            if current:
+                start, end = current[0].start, current[-1].end
+                out.append(Statement(text[start:end], start, end, current[0].line, tuple(current)))
+            current = []
+        else:
+            current.append(tok)
+    return out
+
+
+def parse(text: str, dialect: str = "postgres") -> list[exp.Expr | None]:
+    """Parse a script into statements (``None`` for empty statements). Raises ``ParseError`` /
+    ``TokenError``."""
+    return sqlglot.parse(text, read=dialect)
+
+
+def parse_one(text: str, dialect: str = "postgres") -> exp.Expr:
+    """Parse exactly one statement."""
+    return sqlglot.parse_one(text, read=dialect)
+
+
+def parse_expression(text: str, dialect: str = "postgres") -> exp.Expr:
+    """Parse a bare (boolean) expression, e.g. the USING clause of a policy.
+
+    >>> parse_expression("tenant_id = current_setting('app.tenant_id', true)").key
+    'eq'
+    """
+    return sqlglot.parse_one(text, read=dialect)
+
+
+def ident_name(node: exp.Expr | str | None) -> str:
+    """The SQL name of an identifier: unquoted names fold to lower case (PostgreSQL rules),
+    quoted names keep their case.
+
+    >>> ident_name(exp.to_identifier("Accounts")), ident_name(exp.to_identifier("A", quoted=True))
+    ('accounts', 'A')
+    """
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.lower()
+    if isinstance(node, exp.Identifier):
+        return node.name if node.quoted else node.name.lower()
+    if isinstance(node, exp.Column | exp.Table | exp.TableAlias):
+        return ident_name(node.this) if isinstance(node.this, exp.Identifier) else node.name
+    return node.name.lower()
+
+
+def table_name(table: exp.Table) -> str:
+    """The base-table name without schema qualification (``public.accounts`` -> ``accounts``)."""
+    return ident_name(table.this)
+
+
+_TYPE_ALIASES = {
+    "int": "integer",
+    "int4": "integer",
+    "int8": "bigint",
+    "int2": "smallint",
+    "decimal": "numeric",
+    "bool": "boolean",
+    "float8": "double precision",
+    "float4": "real",
+    "character varying": "varchar",
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
+}
+
+
+def data_type_name(kind: exp.Expr | None) -> str:
+    """Lowercased base type of a column definition, without parameters.
+
+    >>> data_type_name(parse_one("CREATE TABLE t (a numeric(12,2))").this.expressions[0].kind)
+    'numeric'
+    """
+    if kind is None:
+        return "unknown"
+    if isinstance(kind, exp.DataType):
+        base = exp.DataType(this=kind.this, nested=kind.args.get("nested", False))
+        if kind.this == exp.DataType.Type.USERDEFINED:
+            text = kind.sql(dialect="postgres").lower()
+        else:
+            text = base.sql(dialect="postgres").lower()
+    else:
+        text = kind.sql(dialect="postgres").lower()
+    if "(" in text:
+        text = text[: text.index("(")]
+    text = text.strip()
+    return _TYPE_ALIASES.get(text, text)
+
+
+def node_span(
+    node: exp.Expr, tokens: list[Tok] | tuple[Tok, ...] | None = None
+) -> tuple[int, int] | None:
+    """``[start, end)`` character range of a node in the parsed text, from the token positions
+    sqlglot records on identifiers, literals and function names. With the statement's
+    ``tokens``, the span is extended over the closing parentheses its open parentheses need."""
+    lo: int | None = None
+    hi: int | None = None
+    for n in node.walk():
+        meta: dict[str, Any] | None = getattr(n, "_meta", None)
+        if not meta or "start" not in meta:
+            continue
+        s, e = int(meta["start"]), int(meta["end"]) + 1
+        lo = s if lo is None else min(lo, s)
+        hi = e if hi is None else max(hi, e)
+    if lo is None or hi is None:
+        return None
+    if tokens:
+        hi = _extend_closers(tokens, lo, hi)
+    return (lo, hi)
+
+
+def _extend_closers(tokens: list[Tok] | tuple[Tok, ...], lo: int, hi: int) -> int:
+    """Extend ``hi`` over the ``)`` tokens that close ``(`` tokens opened inside ``[lo, hi)``."""
+    depth = 0
+    for t in tokens:
+        if t.start < lo:
+            continue
+        if t.start >= hi:
+            if depth > 0 and t.type == "R_PAREN":
+                depth -= 1
+                hi = t.end
+                continue
+            break
+        if t.type == "L_PAREN":
+            depth += 1
+        elif t.type == "R_PAREN":
+            depth -= 1
+    return hi
+
+
+def walk_no_subqueries(node: exp.Expr) -> Iterator[exp.Expr]:
+    """Walk a node's subtree without descending into nested SELECT / set operations."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        for child in reversed(list(n.iter_expressions())):
+            if isinstance(child, exp.Query):
+                continue
+            stack.append(child)
