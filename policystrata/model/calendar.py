@@ -1,0 +1,69 @@
+"""The documented default calendar: bounds of well-known time range labels at an ``as_of`` date.
+
+All bounds are half-open ``[start, end)`` ISO dates and depend only on ``as_of`` (never the wall
+clock). Calendar labels:
+
+- ``last_month``: the calendar month before the one containing ``as_of``.
+- ``quarter_to_date``: first day of ``as_of``'s calendar quarter .. ``as_of``.
+- ``last_7_days``: ``as_of - 7 days`` .. ``as_of``.
+
+Fiscal labels (``calendar: fiscal``): the fiscal year starts on the first Monday on or after
+1 January and is split into 4-week periods (fiscal months) starting on Monday; the 13th period
+runs until the next fiscal year starts (4 or 5 weeks).
+
+- ``last_fiscal_month``: the fiscal month before the one containing ``as_of``.
+- ``fiscal_ytd``: start of the fiscal year containing ``as_of`` .. ``as_of``.
+
+>>> import datetime as dt
+>>> for label, (start, end, cal) in default_time_ranges(dt.date(2026, 6, 1)).items():
+...     print(label, start, end, cal)
+last_month 2026-05-01 2026-06-01 calendar
+last_fiscal_month 2026-04-27 2026-05-25 fiscal
+fiscal_ytd 2026-01-05 2026-06-01 fiscal
+quarter_to_date 2026-04-01 2026-06-01 calendar
+last_7_days 2026-05-25 2026-06-01 calendar
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+DEFAULT_LABELS = ("last_month", "last_fiscal_month", "fiscal_ytd", "quarter_to_date", "last_7_days")
+
+
+def fiscal_year_start(year: int) -> dt.date:
+    """First Monday on or after 1 January of ``year``."""
+    jan1 = dt.date(year, 1, 1)
+    return jan1 + dt.timedelta(days=(7 - jan1.weekday()) % 7)
+
+
+def fiscal_months(as_of: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """The 13 fiscal months of the fiscal year containing ``as_of`` and of the year before."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for year in (as_of.year - 2, as_of.year - 1, as_of.year, as_of.year + 1):
+        start, nxt = fiscal_year_start(year), fiscal_year_start(year + 1)
+        for i in range(13):
+            s = start + dt.timedelta(weeks=4 * i)
+            e = nxt if i == 12 else s + dt.timedelta(weeks=4)
+            out.append((s, e))
+    return out
+
+
+def default_time_ranges(as_of: dt.date) -> dict[str, tuple[str, str, str]]:
+    """Label -> (start, end, calendar) for every label of the default calendar."""
+    first = as_of.replace(day=1)
+    prev_first = (first - dt.timedelta(days=1)).replace(day=1)
+    months = fiscal_months(as_of)
+    current = next(i for i, (s, e) in enumerate(months) if s <= as_of < e)
+    fm_start, fm_end = months[current - 1]
+    fy_start = fiscal_year_start(as_of.year)
+    if as_of < fy_start:
+        fy_start = fiscal_year_start(as_of.year - 1)
+    q_first = dt.date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    return {
+        "last_month": (prev_first.isoformat(), first.isoformat(), "calendar"),
+        "last_fiscal_month": (fm_start.isoformat(), fm_end.isoformat(), "fiscal"),
+        "fiscal_ytd": (fy_start.isoformat(), as_of.isoformat(), "fiscal"),
+        "quarter_to_date": (q_first.isoformat(), as_of.isoformat(), "calendar"),
+        "last_7_days": ((as_of - dt.timedelta(days=7)).isoformat(), as_of.isoformat(), "calendar"),
+    }

@@ -1,0 +1,220 @@
+"""YAML loading with line numbers, and pydantic errors mapped back to file:line.
+
+PyYAML composes a node tree whose nodes carry ``start_mark``; we construct the Python data from
+that tree with the safe constructor and, walking the same tree, record the 1-based line of every
+mapping key and sequence item under its key path (``("roles", "analyst", "max_rows")``,
+``("principals", "acme_analyst", "tenant_ids", 0)``).
+
+>>> doc = load_yaml_text("roles:\\n  analyst:\\n    max_rows: 10\\n", "policy.yaml")
+>>> doc.data
+{'roles': {'analyst': {'max_rows': 10}}}
+>>> doc.line(("roles", "analyst", "max_rows"))
+3
+>>> doc.line(("roles", "analyst", "nope"))    # nearest recorded ancestor
+2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from policystrata.errors import InputError, InputErrors
+
+KeyPath = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``("roles", "analyst", "allowed_metrics", 2)`` -> ``roles.analyst.allowed_metrics[2]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass
+class YamlDoc:
+    """Parsed YAML data plus the line of every key path."""
+
+    data: Any
+    file: str
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line(self, path: Sequence[str | int]) -> int | None:
+        """Line of ``path``, or of its nearest recorded ancestor."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+    def error(self, path: Sequence[str | int], message: str) -> InputError:
+        return InputError(
+            message, file=self.file, line=self.line(path), key=format_path(path) or None
+        )
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that reports duplicate mapping keys instead of silently overwriting."""
+
+
+def _walk(node: yaml.Node, loader: _LineLoader, path: KeyPath, doc: YamlDoc) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | bool) and key is not None:
+                key = str(key)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise InputError(
+                    f"duplicate key '{key}' (first defined on line {seen[key]})",
+                    file=doc.file,
+                    line=line,
+                    key=format_path((*path, str(key))),
+                )
+            seen[key] = line
+            sub = (*path, key if isinstance(key, str) else str(key))
+            doc.lines[sub] = line
+            _walk(value_node, loader, sub, doc)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = (*path, i)
+            doc.lines[sub] = item.start_mark.line + 1
+            _walk(item, loader, sub, doc)
+
+
+def load_yaml_text(text: str, file: str) -> YamlDoc:
+    """Parse YAML text; malformed YAML raises :class:`InputError` at YAML's own mark."""
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        doc = YamlDoc(data=None, file=file)
+        if node is None:
+            return doc
+        doc.lines[()] = node.start_mark.line + 1
+        _walk(node, loader, (), doc)
+        doc.data = loader.construct_document(node)
+        return doc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        if exc.context and exc.problem:
+            problem = f"{exc.context}: {exc.problem}"
+        return _raise_yaml(file, mark, problem)
+    except yaml.YAMLError as exc:
+        raise InputError(f"malformed YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+
+
+def _raise_yaml(file: str, mark: Any, problem: str) -> YamlDoc:
+    line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
+    raise InputError(f"malformed YAML: {problem}", file=file, line=line, column=column)
+
+
+def load_yaml_file(path: Path, display: str | None = None) -> YamlDoc:
+    """Read and parse a YAML file; the error location uses ``display`` (default: the path)."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=name) from None
+    return load_yaml_text(text, name)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def _message(err: Any) -> str:
+    kind = err.get("type", "")
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {_type_name(got)}"
+    if kind in ("list_type", "tuple_type", "set_type"):
+        return f"expected a list, got {_type_name(got)}"
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    if kind not in ("value_error", "assertion_error") and not isinstance(got, dict | list):
+        msg += f" (got {got!r})"
+    return msg
+
+
+def validate(model: type[M], doc: YamlDoc, *, root: Sequence[str | int] = ()) -> M:
+    """Validate ``doc.data`` against ``model``; errors become :class:`InputErrors` with lines.
+
+    For ``extra_forbidden`` errors the key path ends at the unknown key itself, so its line is
+    the unknown key's line.
+    """
+    data = doc.data
+    if not isinstance(data, dict):
+        raise InputErrors(
+            [doc.error(root, f"expected a mapping at the top level, got {_type_name(data)}")]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors: list[InputError] = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
+            # pydantic adds union-member / function tags to loc; drop the ones not in the YAML.
+            loc = _real_path(doc, loc)
+            errors.append(doc.error((*root, *loc), _message(err)))
+        raise InputErrors(_dedupe(errors)) from None
+
+
+def _real_path(doc: YamlDoc, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Keep only the parts of a pydantic loc that walk the actual data."""
+    out: list[str | int] = []
+    node: Any = doc.data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            # a missing key or an unknown key at this level: it is the last meaningful part
+            out.append(part)
+            break
+        else:
+            continue  # a union tag such as 'str' or 'function-after[...]'
+    return tuple(out)
+
+
+def _dedupe(errors: list[InputError]) -> list[InputError]:
+    seen: set[str] = set()
+    out = []
+    for e in errors:
+        if str(e) not in seen:
+            seen.add(str(e))
+            out.append(e)
+    return out
