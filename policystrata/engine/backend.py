@@ -1,0 +1,281 @@
+"""The pyDatalog backend, driven only through ``pyEngine`` objects (``Pred``, ``Literal``,
+``Clause``, ``assert_``, ``retract``) — never ``pyDatalog.load`` nor ``exec``/``eval`` of text.
+
+Design points (measured on pyDatalog 0.22.4, see docs/rules.md):
+
+* **Typed constants.** pyDatalog merges ``1``, ``1.0`` and ``True`` (Python ``==``) and rounds
+  floats. Strings and ints are passed as-is; floats and bools are wrapped in :class:`_F` /
+  :class:`_B` whose equality is type-exact, so the four constants stay distinct and floats exact.
+  Comparisons ``< <= > >= !=`` are our own primitives over the decoded values.
+* **Isolation.** Every backend owns one ``pyDatalog.Logic`` (predicate registry + fact storage)
+  and makes it current only while it works (:meth:`Backend.active`), so two engines never see
+  each other's rules or facts.
+* **Timeout.** The resolution loop of ``Literal.ask`` is re-implemented here (same steps) so the
+  deadline is checked every 512 steps; :class:`EvaluationTimeout` is raised from the evaluating
+  thread itself (no watchdog thread, nothing to kill).
+* **GC.** The cyclic GC is paused during evaluation (it costs ~60% of query time on 3.11).
+
+>>> b = Backend()
+>>> with b.active():
+...     for v in (1, 1.0, True, "1"):
+...         _ = b.add_fact("n", (v,))
+>>> with b.active():
+...     sorted(map(repr, b.query_all("n", 1, deadline=None)))
+["('1',)", '(1,)', '(1.0,)', '(True,)']
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyDatalog import pyEngine
+from pyDatalog.Logic import Logic
+
+from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
+from policystrata.engine.errors import EvaluationTimeout
+from policystrata.facts import Const
+
+_LOCK = threading.RLock()  # pyDatalog's "current logic" is per thread; keep one user at a time
+
+
+class _F:
+    """A float constant with type-exact identity (``_F(1.0) != 1`` and ``!= True``)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: float) -> None:
+        self.v = v
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _F and other.v == self.v
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(("f", self.v))
+
+    def __repr__(self) -> str:
+        return f"_F({self.v!r})"
+
+
+class _B:
+    """The two bool constants (singletons; identity equality)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: bool) -> None:
+        self.v = v
+
+    def __repr__(self) -> str:
+        return f"_B({self.v!r})"
+
+
+_TRUE, _FALSE = _B(True), _B(False)
+
+
+def encode(value: Const) -> Any:
+    t = type(value)
+    if t is str or t is int:
+        return value
+    if t is float:
+        return _F(value)  # type: ignore[arg-type]
+    if t is bool:
+        return _TRUE if value else _FALSE
+    raise TypeError(f"not a fact constant: {value!r}")
+
+
+def decode(value: Any) -> Const:
+    t = type(value)
+    if t is str or t is int:
+        return value
+    if t is _F or t is _B:
+        return value.v
+    raise TypeError(f"unexpected backend constant {value!r}")
+
+
+def compare(left: Const, op: str, right: Const) -> bool:
+    """Typed comparison: ``=``/``!=`` are type-exact identity; ordering compares numbers (int
+    and float) numerically, strings with strings, bools with bools; mixed kinds are unordered
+    (every ordering comparison is false).
+
+    >>> compare(1, "=", 1.0), compare(1, "<", 1.5), compare("a", "<", 1), compare(1, "!=", True)
+    (False, True, False, True)
+    """
+    lt, rt = type(left), type(right)
+    if op == "=":
+        return lt is rt and left == right
+    if op == "!=":
+        return not (lt is rt and left == right)
+    if (lt is bool or rt is bool or lt is str or rt is str) and lt is not rt:
+        return False
+    if op == "<":
+        return left < right  # type: ignore[operator]
+    if op == "<=":
+        return left <= right  # type: ignore[operator]
+    if op == ">":
+        return left > right  # type: ignore[operator]
+    if op == ">=":
+        return left >= right  # type: ignore[operator]
+    raise ValueError(op)
+
+
+_CMP_PRED = {"!=": "_ps_ne", "<": "_ps_lt", "<=": "_ps_le", ">": "_ps_gt", ">=": "_ps_ge"}
+
+
+def _make_prim(op: str) -> Any:
+    def prim(literal: Any, subgoal: Any) -> None:
+        x, y = literal.terms
+        if x.is_const() and y.is_const() and compare(decode(x.id), op, decode(y.id)):
+            subgoal.fact(True)
+
+    return prim
+
+
+class Backend:
+    """One isolated pyDatalog logic: rules, policy facts, per-case facts."""
+
+    def __init__(self) -> None:
+        with _LOCK:
+            previous = getattr(Logic.tl, "logic", None)
+            self.logic = Logic()  # a fresh, empty logic, made current by the constructor
+            for op, name in _CMP_PRED.items():
+                pyEngine.insert(pyEngine.Pred(name, 2)).prim = _make_prim(op)
+            self._restore(previous)
+        self.steps = 0
+
+    @staticmethod
+    def _restore(previous: Any) -> None:
+        if previous is None:
+            if hasattr(Logic.tl, "logic"):
+                del Logic.tl.logic
+        else:
+            Logic.tl.logic = previous
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make this backend's logic current (and pause the cyclic GC) for the block."""
+        with _LOCK:
+            previous = getattr(Logic.tl, "logic", None)
+            Logic.tl.logic = self.logic
+            if not hasattr(pyEngine.Fresh_var.tl, "counter"):
+                pyEngine.Fresh_var.tl.counter = 0
+            gc_was = gc.isenabled()
+            gc.disable()
+            try:
+                yield
+            finally:
+                if gc_was:
+                    gc.enable()
+                self._restore(previous)
+
+    # ---- building ---------------------------------------------------------------------------
+
+    def _term(self, t: Var | ConstTerm) -> Any:
+        if isinstance(t, Var):
+            return pyEngine.Var(t.name)
+        return pyEngine.Const(encode(t.value))
+
+    def add_rule(self, rule: Rule, order: tuple[int, ...]) -> None:
+        head = pyEngine.Literal(rule.head.pred, [self._term(t) for t in rule.head.args])
+        body = []
+        for i in order:
+            lit = rule.body[i]
+            if isinstance(lit, Positive):
+                body.append(pyEngine.Literal(lit.atom.pred, [self._term(t) for t in lit.atom.args]))
+            elif isinstance(lit, Negative):
+                body.append(
+                    pyEngine.Literal("~" + lit.atom.pred, [self._term(t) for t in lit.atom.args])
+                )
+            else:
+                assert isinstance(lit, Comparison)
+                name = "==" if lit.op == "=" else _CMP_PRED[lit.op]
+                body.append(pyEngine.Literal(name, [self._term(lit.left), self._term(lit.right)]))
+        if not body:
+            pyEngine.assert_(pyEngine.Clause(head, []))
+        else:
+            pyEngine.assert_(pyEngine.Clause(head, body))
+
+    def add_program(self, program: Program) -> None:
+        for rule in program.rules:
+            self.add_rule(
+                rule, program.compiled_order.get(rule.index, tuple(range(len(rule.body))))
+            )
+        # make every known predicate resolvable (an empty EDB predicate answers "no facts")
+        for name, decl in program.decls.items():
+            pyEngine.insert(pyEngine.Pred(name, decl.arity))
+
+    def _clause(self, pred: str, args: tuple[Const, ...]) -> Any:
+        return pyEngine.Clause(
+            pyEngine.Literal(pred, [pyEngine.Const(encode(a)) for a in args]), []
+        )
+
+    def add_fact(self, pred: str, args: tuple[Const, ...]) -> Any:
+        clause = self._clause(pred, args)
+        pyEngine.assert_(clause)
+        return clause
+
+    def remove_fact(self, clause: Any) -> None:
+        pyEngine.retract(clause)
+
+    def fact_count(self) -> int:
+        """Number of stored clauses (facts + rules) over all predicates (for leak tests)."""
+        with self.active():
+            return sum(len(p.db) for p in self.logic.Db.values())
+
+    # ---- querying ---------------------------------------------------------------------------
+
+    def query_all(
+        self, pred: str, arity: int, *, deadline: float | None, subgoals: dict | None = None
+    ) -> list[tuple[Const, ...]]:
+        """All tuples of ``pred`` (must be called inside :meth:`active`).
+
+        ``subgoals`` (the tabling memo) may be shared between queries of one evaluation.
+        """
+        lit = pyEngine.Literal(pred, [pyEngine.Var(f"V{i}") for i in range(arity)])
+        raw = self._ask(lit, {} if subgoals is None else subgoals, deadline)
+        if raw is True:
+            return [()]
+        return [tuple(decode(v) for v in row) for row in raw]
+
+    def _ask(self, lit: Any, subgoals: dict, deadline: float | None) -> Any:
+        # The loop of pyEngine.Literal.ask, with a deadline check every 512 steps.
+        ts = Logic.tl.logic
+        saved = ts.Tasks, ts.Recursive_Tasks, ts.Recursive, ts.Subgoals, ts.Goal
+        ts.Tasks, ts.Recursive_Tasks, ts.Subgoals = (
+            pyEngine.TaskList(),
+            pyEngine.TaskDeque(),
+            subgoals,
+        )
+        ts.Goal = pyEngine.Subgoal(lit)
+        ts.gc_uncollected, ts.Recursive = True, False
+        todo: Any = pyEngine.SEARCH
+        arg: Any = (ts.Goal,)
+        steps = 0
+        try:
+            while todo is not None:
+                res = todo(*arg)
+                if res is None:
+                    break
+                todo, arg = res
+                steps += 1
+                if deadline is not None and not steps & 511 and time.monotonic() > deadline:
+                    raise EvaluationTimeout(f"evaluation exceeded its time limit ({pred_of(lit)})")
+            facts = ts.Goal.facts
+            if facts is True:
+                return True
+            if isinstance(facts, dict):
+                return [tuple(t.id for t in f.terms) for f in facts.values()]
+            return []
+        finally:
+            self.steps += steps
+            ts.Tasks, ts.Recursive_Tasks, ts.Recursive, ts.Subgoals, ts.Goal = saved
+
+
+def pred_of(lit: Any) -> str:
+    return str(lit.pred.name)

@@ -1,0 +1,346 @@
+"""Independent proof checker: a separate, small code path that re-verifies a proof (also one
+loaded back from JSON) against the program and the given facts. It uses neither the proof
+builder nor the pyDatalog backend: it reads the proof's JSON form, instantiates rules itself, and
+— only when a proof claims that a *derived* atom is absent — computes the derived model with its
+own naive stratified bottom-up evaluator.
+
+Checks: every rule step names a rule of the program at its file:line, the head and every body
+literal instantiate exactly under the bindings (``_`` positions are free), premises line up with
+the body literals; comparisons hold; fact leaves are given facts; absent leaves are really
+absent (no given fact, and for derived predicates no atom of the model, matches).
+
+>>> from policystrata.engine import Engine, parse_program
+>>> from policystrata.facts import Fact, FactSet
+>>> prog = parse_program(".decl p(n: int)\\nq(X) :- p(X), X > 1.", source="d.dl")
+>>> facts = FactSet(); _ = facts.add("p", 2)
+>>> result = Engine(prog, facts).evaluate()
+>>> proof = result.prove(Fact("q", (2,)))
+>>> check_proof(proof, prog, result.fact_lookup)
+>>> bad = proof.to_json(); bad["bindings"]["X"] = 3
+>>> try:
+...     check_proof(bad, prog, result.fact_lookup)
+... except ProofError as exc:
+...     print(exc)
+proof step q(2) by rule d.q.1 (d.dl:2): head q(3) under the bindings does not equal the atom q(2)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
+from policystrata.engine.errors import ProofError
+from policystrata.facts import Const, Fact, FactSet
+
+Row = tuple[Const, ...]
+
+
+def _k(v: Any) -> tuple[str, Any]:
+    return (type(v).__name__, v)
+
+
+def _rkey(row: Iterable[Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(_k(v) for v in row)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, dict):
+        return "_"
+    return json.dumps(v) if not isinstance(v, float) else repr(v)
+
+
+def _atom_text(pred: str, args: Iterable[Any]) -> str:
+    return f"{pred}({', '.join(_show(a) for a in args)})"
+
+
+class FactLookup:
+    """The given facts a proof may rest on, plus (optionally) the derived model.
+
+    When ``derived`` is omitted, the model is computed here, independently, on first need.
+    """
+
+    def __init__(self, facts: FactSet | Iterable[Fact], derived: Iterable[Fact] | None = None):
+        self._facts: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+        self._rows: dict[str, list[Row]] = {}
+        for f in facts:
+            if _rkey(f.args) not in self._facts.setdefault(f.pred, set()):
+                self._facts[f.pred].add(_rkey(f.args))
+                self._rows.setdefault(f.pred, []).append(f.args)
+        self._model: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None
+        if derived is not None:
+            self._model = {p: set(s) for p, s in self._facts.items()}
+            for f in derived:
+                self._model.setdefault(f.pred, set()).add(_rkey(f.args))
+
+    def is_fact(self, pred: str, args: Iterable[Any]) -> bool:
+        return _rkey(args) in self._facts.get(pred, set())
+
+    def model(self, program: Program) -> dict[str, set[tuple[tuple[str, Any], ...]]]:
+        if self._model is None:
+            self._model = _naive_model(program, self._rows)
+        return self._model
+
+
+# ---- a naive stratified evaluator (independent of the backend) --------------------------------
+
+
+def _naive_model(
+    program: Program, base: dict[str, list[Row]]
+) -> dict[str, set[tuple[tuple[str, Any], ...]]]:
+    rows: dict[str, list[Row]] = {p: list(r) for p, r in base.items()}
+    keys = {p: {_rkey(r) for r in rs} for p, rs in rows.items()}
+    strata = program.strata or [[p] for p in program.idb_predicates()]
+    for comp in strata:
+        rules = [r for r in program.rules if r.head.pred in comp]
+        changed = True
+        while changed:
+            changed = False
+            for rule in rules:
+                for env in list(_bindings(rule, rows, keys)):
+                    head = tuple(
+                        t.value if isinstance(t, ConstTerm) else env[t] for t in rule.head.args
+                    )
+                    hk = _rkey(head)
+                    if hk not in keys.setdefault(rule.head.pred, set()):
+                        keys[rule.head.pred].add(hk)
+                        rows.setdefault(rule.head.pred, []).append(head)
+                        changed = True
+    return keys
+
+
+def _bindings(
+    rule: Rule, rows: dict[str, list[Row]], keys: dict[str, set[Any]]
+) -> Iterator[dict[Var, Const]]:
+    positives = [lit for lit in rule.body if isinstance(lit, Positive)]
+    filters = [lit for lit in rule.body if not isinstance(lit, Positive)]
+
+    def join(i: int, env: dict[Var, Const]) -> Iterator[dict[Var, Const]]:
+        if i == len(positives):
+            yield from _filters(filters, env, keys, rows)
+            return
+        atom = positives[i].atom
+        for row in rows.get(atom.pred, []):
+            new = dict(env)
+            ok = True
+            for t, v in zip(atom.args, row, strict=True):
+                if isinstance(t, ConstTerm):
+                    ok = _k(t.value) == _k(v)
+                elif t in new:
+                    ok = _k(new[t]) == _k(v)
+                else:
+                    new[t] = v
+                if not ok:
+                    break
+            if ok:
+                yield from join(i + 1, new)
+
+    yield from join(0, {})
+
+
+def _filters(
+    filters: list[Any], env: dict[Var, Const], keys: dict[str, set[Any]], rows: dict[str, list[Row]]
+) -> Iterator[dict[Var, Const]]:
+    env = dict(env)
+    todo = list(filters)
+    while todo:
+        progressed = False
+        for lit in list(todo):
+            if isinstance(lit, Comparison):
+                lv, rv = _val(lit.left, env), _val(lit.right, env)
+                if lv is _FREE and rv is _FREE:
+                    continue
+                if lit.op == "=" and (lv is _FREE) != (rv is _FREE):
+                    var = lit.left if lv is _FREE else lit.right
+                    env[var] = rv if lv is _FREE else lv  # type: ignore[index]
+                elif lv is _FREE or rv is _FREE:
+                    continue
+                elif not holds(lv, lit.op, rv):
+                    return
+            else:
+                if any(isinstance(t, Var) and not t.anon and t not in env for t in lit.atom.args):
+                    continue
+                pattern = [
+                    None if isinstance(t, Var) and t.anon else _val(t, env) for t in lit.atom.args
+                ]
+                if _matches_any(lit.atom.pred, pattern, keys, rows):
+                    return
+            todo.remove(lit)
+            progressed = True
+        if not progressed:
+            return  # unsafe leftovers: no binding (the static checker prevents this)
+    yield env
+
+
+_FREE = object()
+
+
+def _val(t: Var | ConstTerm, env: dict[Var, Const]) -> Any:
+    if isinstance(t, ConstTerm):
+        return t.value
+    return env.get(t, _FREE)
+
+
+def _matches_any(
+    pred: str, pattern: list[Any], keys: dict[str, set[Any]], rows: dict[str, list[Row]]
+) -> bool:
+    if all(p is not None for p in pattern):
+        return _rkey(pattern) in keys.get(pred, set())
+    return any(
+        all(p is None or _k(p) == _k(v) for p, v in zip(pattern, row, strict=True))
+        for row in rows.get(pred, [])
+    )
+
+
+def holds(left: Any, op: str, right: Any) -> bool:
+    """The comparison semantics of the rule language, written out independently."""
+    same_type = type(left) is type(right)
+    if op == "=":
+        return same_type and left == right
+    if op == "!=":
+        return not (same_type and left == right)
+    numeric = {int, float}
+    if type(left) in numeric and type(right) in numeric:
+        pass
+    elif not same_type or type(left) not in (str, bool):
+        return False
+    return {
+        "<": left < right,
+        "<=": left <= right,
+        ">": left > right,
+        ">=": left >= right,
+    }[op]
+
+
+# ---- the checker ------------------------------------------------------------------------------
+
+
+def check_proof(proof: Any, program: Program, lookup: FactLookup) -> None:
+    """Re-verify ``proof`` (a ProofNode or its JSON dict); raise :class:`ProofError` if wrong."""
+    data = proof if isinstance(proof, dict) else proof.to_json()
+    if data.get("kind") not in ("rule", "fact"):
+        raise ProofError(
+            f"a proof must be rooted at a rule step or a fact, not {data.get('kind')!r}"
+        )
+    _Checker(program, lookup).node(data)
+
+
+class _Checker:
+    def __init__(self, program: Program, lookup: FactLookup) -> None:
+        self.program = program
+        self.lookup = lookup
+        self.rules = {r.id: r for r in program.rules}
+
+    def node(self, data: dict[str, Any]) -> None:
+        kind = data.get("kind")
+        atom = data.get("atom") or {}
+        pred, args = atom.get("pred"), list(atom.get("args", []))
+        text = _atom_text(str(pred), args)
+        if kind == "fact":
+            if not self.lookup.is_fact(str(pred), args):
+                raise ProofError(f"fact leaf {text} is not a given fact")
+            return
+        if kind != "rule":
+            raise ProofError(f"{text}: a {kind!r} node cannot prove a positive premise")
+        rule = self.rules.get(str(data.get("rule")))
+        if rule is None:
+            raise ProofError(f"proof step {text}: unknown rule {data.get('rule')!r}")
+        where = f"proof step {text} by rule {rule.id} ({rule.file}:{rule.line})"
+        if data.get("file") != rule.file or data.get("line") != rule.line:
+            raise ProofError(f"{where}: location {data.get('file')}:{data.get('line')} is wrong")
+        bindings = data.get("bindings") or {}
+        env: dict[str, Any] = dict(bindings)
+
+        def inst(t: Var | ConstTerm, allow_anon: bool = False) -> Any:
+            if isinstance(t, ConstTerm):
+                return t.value
+            if t.anon:
+                if allow_anon:
+                    return None
+                raise ProofError(f"{where}: anonymous variable where a value is needed")
+            if t.name not in env:
+                raise ProofError(f"{where}: variable {t.name} has no binding")
+            return env[t.name]
+
+        for name, value in env.items():
+            if isinstance(value, dict | list) or value is None:
+                raise ProofError(f"{where}: binding {name} is not a constant")
+        head = [inst(t) for t in rule.head.args]
+        if pred != rule.head.pred or _rkey(head) != _rkey(args):
+            raise ProofError(
+                f"{where}: head {_atom_text(rule.head.pred, head)} under the bindings does not"
+                f" equal the atom {text}"
+            )
+        premises = list(data.get("premises") or [])
+        if len(premises) != len(rule.body):
+            raise ProofError(
+                f"{where}: {len(premises)} premise(s) for {len(rule.body)} body literal(s)"
+            )
+        for lit, prem in zip(rule.body, premises, strict=True):
+            if isinstance(lit, Positive):
+                want = [inst(t, allow_anon=True) for t in lit.atom.args]
+                patom = prem.get("atom") or {}
+                got = list(patom.get("args", []))
+                if (
+                    patom.get("pred") != lit.atom.pred
+                    or len(got) != len(want)
+                    or any(
+                        w is not None and _k(w) != _k(g)
+                        for w, g, t in zip(want, got, lit.atom.args, strict=True)
+                        if not (isinstance(t, Var) and t.anon)
+                    )
+                ):
+                    raise ProofError(
+                        f"{where}: premise {_atom_text(str(patom.get('pred')), got)} does not"
+                        f" instantiate {lit}"
+                    )
+                self.node(prem)
+            elif isinstance(lit, Negative):
+                if prem.get("kind") != "absent":
+                    raise ProofError(f"{where}: premise for {lit} must be an absent leaf")
+                want = [inst(t, allow_anon=True) for t in lit.atom.args]
+                patom = prem.get("atom") or {}
+                got = list(patom.get("args", []))
+                norm = [None if isinstance(g, dict) else g for g in got]
+                if (
+                    patom.get("pred") != lit.atom.pred
+                    or len(norm) != len(want)
+                    or any(
+                        (w is None) != (g is None) or (w is not None and _k(w) != _k(g))
+                        for w, g in zip(want, norm, strict=True)
+                    )
+                ):
+                    raise ProofError(
+                        f"{where}: absent leaf {_atom_text(str(patom.get('pred')), got)} does"
+                        f" not instantiate {lit}"
+                    )
+                self.absent(lit.atom.pred, want, where)
+            else:
+                assert isinstance(lit, Comparison)
+                if prem.get("kind") != "builtin" or prem.get("op") != lit.op:
+                    raise ProofError(f"{where}: premise for {lit} must be a builtin {lit.op} leaf")
+                lv, rv = inst(lit.left), inst(lit.right)
+                if _k(prem.get("left")) != _k(lv) or _k(prem.get("right")) != _k(rv):
+                    raise ProofError(
+                        f"{where}: builtin leaf {_show(prem.get('left'))} {lit.op}"
+                        f" {_show(prem.get('right'))} does not instantiate {lit}"
+                    )
+                if not holds(lv, lit.op, rv):
+                    raise ProofError(
+                        f"{where}: comparison {_show(lv)} {lit.op} {_show(rv)} does not hold"
+                    )
+
+    def absent(self, pred: str, pattern: list[Any], where: str) -> None:
+        text = _atom_text(pred, ["_" if p is None else p for p in pattern])
+        rows = self.lookup._rows
+        if _matches_any(pred, pattern, self.lookup._facts, rows):
+            raise ProofError(f"{where}: absent leaf !{text} but a given fact matches it")
+        if self.program.is_idb(pred):
+            model = self.lookup.model(self.program)
+            keys = model.get(pred, set())
+            if any(
+                all(p is None or _k(p) == kv for p, kv in zip(pattern, key, strict=True))
+                for key in keys
+            ):
+                raise ProofError(f"{where}: absent leaf !{text} but it is derivable")
