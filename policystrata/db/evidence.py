@@ -1,0 +1,193 @@
+"""Real-row evidence for witnesses (evidence level ``real_db``).
+
+:func:`collect_evidence` runs the canonical SQL and the layer's SQL under the same tenant context
+(the transaction recipe of :mod:`policystrata.db.session`), plus the layer's SQL in the owner
+context (RLS bypassed, rolled back), and reports:
+
+- the values and row counts of both runs, and whether they match;
+- ``cross_tenant``: rows of the layer's run whose tenant column (found through output lineage:
+  a projected column that is a tenant column, directly or through an alias) carries another
+  tenant's key;
+- ``containment``: rows the owner-context run returns that the app run does not, i.e. rows RLS
+  removed. A non-empty difference means the database layer contained the query.
+
+SQL the read-only guard refuses is never executed: its entry carries ``refused`` instead of rows.
+Everything is JSON-friendly and deterministic (rows sorted, ``Decimal`` as text).
+
+>>> ev = collect_evidence(db, canonical_sql, layer_sql, tenant="acme")   # doctest: +SKIP
+>>> ev["level"], ev["canonical"]["rows"], ev["layer"]["rows"]             # doctest: +SKIP
+('real_db', [[1200]], [[2400]])
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from policystrata.db.session import Database, QueryFailed, QueryResult
+from policystrata.db.vet import Guard, UnvettedSQL, vet_sql
+
+EVIDENCE_LEVEL = "real_db"
+DEFAULT_TENANT_COLUMNS = ("tenant_id",)
+
+
+def tenant_output_columns(
+    sql: str, columns: Sequence[str], tenant_columns: Iterable[str]
+) -> list[str]:
+    """Output columns of ``sql`` that carry a tenant key (by lineage where the SQL parses).
+
+    An output column counts when its projection is a column reference to a tenant column
+    (``a.tenant_id``, ``a.tenant_id AS t``), or when the output is simply named like one.
+
+    >>> tenant_output_columns("SELECT a.tenant_id AS owner, count(*) AS n FROM a GROUP BY 1",
+    ...                       ["owner", "n"], ["tenant_id"])
+    ['owner']
+    """
+    keys = {c.lower() for c in tenant_columns}
+    found = {c for c in columns if c.lower() in keys}
+    try:
+        from policystrata.lower.sql.adapter import exp, parse_one
+
+        tree = parse_one(sql)
+    except Exception:  # unparseable here: fall back to names only
+        return [c for c in columns if c in found]
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if isinstance(select, exp.Select):
+        for proj in select.expressions:
+            inner = proj.this if isinstance(proj, exp.Alias) else proj
+            if isinstance(inner, exp.Column) and inner.name.lower() in keys:
+                found.add(proj.alias_or_name)
+    return [c for c in columns if c in found]
+
+
+def _run(
+    db: Database,
+    sql: str,
+    tenant: str | None,
+    params: Sequence[Any],
+    *,
+    owner: bool,
+    guard: Guard | None,
+    timeout_ms: int | None,
+) -> tuple[QueryResult | None, dict[str, Any]]:
+    try:
+        vetted = vet_sql(sql, guard=guard)
+    except UnvettedSQL as e:
+        return None, {"refused": e.reason}
+    try:
+        if owner:
+            res = db.run_owner(vetted, tenant, params, timeout_ms=timeout_ms)
+        else:
+            res = db.run_app(vetted, tenant, params, timeout_ms=timeout_ms)
+    except QueryFailed as e:
+        return None, {"error": e.to_json()}
+    return res, res.to_json()
+
+
+def _multiset_minus(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
+    left = Counter(tuple(_hashable(v) for v in r) for r in a)
+    left.subtract(Counter(tuple(_hashable(v) for v in r) for r in b))
+    out: list[list[Any]] = []
+    for row in a:
+        key = tuple(_hashable(v) for v in row)
+        if left[key] > 0:
+            left[key] -= 1
+            out.append(row)
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def cross_tenant_rows(
+    result: QueryResult, tenant: str | None, columns: Sequence[str]
+) -> dict[str, Any]:
+    """Rows of ``result`` whose tenant columns carry a key other than ``tenant``."""
+    idx = [result.columns.index(c) for c in columns]
+    foreign: set[str] = set()
+    rows = []
+    for row in result.rows:
+        keys = {row[i] for i in idx if row[i] is not None}
+        other = {str(k) for k in keys if k != tenant}
+        if other:
+            foreign |= other
+            rows.append(row)
+    return {
+        "checked": bool(idx),
+        "columns": list(columns),
+        "visible": bool(rows),
+        "foreign_tenants": sorted(foreign),
+        "row_count": len(rows),
+        "rows": rows[:20],
+    }
+
+
+def collect_evidence(
+    db: Database,
+    canonical_sql: str | None,
+    layer_sql: str,
+    tenant: str | None,
+    *,
+    params: Sequence[Any] = (),
+    canonical_params: Sequence[Any] = (),
+    tenant_columns: Iterable[str] = DEFAULT_TENANT_COLUMNS,
+    guard: Guard | None = None,
+    timeout_ms: int | None = None,
+    max_rows: int = 50,
+) -> dict[str, Any]:
+    """Evidence for one case; see the module docstring. ``guard`` defaults to the SQL
+    lowering's read-only guard (tests may inject one)."""
+    tcols = list(tenant_columns)
+    ev: dict[str, Any] = {"level": EVIDENCE_LEVEL, "tenant": tenant, "database": db.name}
+    canonical: QueryResult | None = None
+    if canonical_sql is not None:
+        canonical, ev["canonical"] = _run(
+            db,
+            canonical_sql,
+            tenant,
+            canonical_params,
+            owner=False,
+            guard=guard,
+            timeout_ms=timeout_ms,
+        )
+    layer, ev["layer"] = _run(
+        db, layer_sql, tenant, params, owner=False, guard=guard, timeout_ms=timeout_ms
+    )
+    if layer is None:
+        return _truncate(ev, max_rows)
+    if canonical is not None:
+        ev["values_match"] = canonical.rows == layer.rows
+        ev["row_count_delta"] = layer.row_count - canonical.row_count
+    ev["cross_tenant"] = cross_tenant_rows(
+        layer, tenant, tenant_output_columns(layer_sql, layer.columns, tcols)
+    )
+    owner, owner_json = _run(
+        db, layer_sql, tenant, params, owner=True, guard=guard, timeout_ms=timeout_ms
+    )
+    if owner is None:
+        ev["containment"] = {"checked": False, **owner_json}
+    else:
+        removed = _multiset_minus(owner.rows, layer.rows)
+        ev["owner_layer"] = owner_json
+        ev["containment"] = {
+            "checked": True,
+            "contained": bool(removed),
+            "owner_row_count": owner.row_count,
+            "app_row_count": layer.row_count,
+            "rows_removed": removed[:20],
+            "rows_removed_count": len(removed),
+        }
+    return _truncate(ev, max_rows)
+
+
+def _truncate(ev: dict[str, Any], max_rows: int) -> dict[str, Any]:
+    for key in ("canonical", "layer", "owner_layer"):
+        part = ev.get(key)
+        if isinstance(part, dict) and isinstance(part.get("rows"), list):
+            rows = part["rows"]
+            if len(rows) > max_rows:
+                part["rows"] = rows[:max_rows]
+                part["rows_truncated"] = True
+    return ev

@@ -1,0 +1,93 @@
+"""Real-row evidence: canonical vs layer SQL, cross-tenant visibility, containment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from policystrata.db.evidence import collect_evidence, tenant_output_columns
+from policystrata.db.session import Database
+from policystrata.db.vet import UnvettedSQL, vet_sql
+from policystrata.paths import domains_dir
+from tests.test_db_session import SCHEMA, SEED, _test_guard
+
+
+def _guard(text: str) -> tuple[bool, str]:
+    try:
+        vet_sql(text)
+        return True, "lower_sql.read_only"
+    except UnvettedSQL as e:
+        if "unavailable" not in e.reason:
+            return False, e.reason
+    return _test_guard(text)
+
+
+def test_tenant_output_columns_follow_aliases() -> None:
+    sql = "SELECT i.tenant_id AS owner, i.id, sum(i.amount) AS s FROM items i GROUP BY 1, 2"
+    assert tenant_output_columns(sql, ["owner", "id", "s"], ["tenant_id"]) == ["owner"]
+    assert tenant_output_columns("SELECT count(*) AS n FROM items", ["n"], ["tenant_id"]) == []
+
+
+@pytest.mark.postgres
+def test_canonical_vs_dropped_tenant_predicate(make_db: Callable[..., Database]) -> None:
+    db = make_db(SCHEMA, SEED)
+    canonical = "SELECT sum(amount) AS total FROM items WHERE tenant_id = 'acme'"
+    layer = "SELECT tenant_id, sum(amount) AS total FROM items GROUP BY tenant_id"
+    ev = collect_evidence(db, canonical, layer, "acme", guard=_guard)
+    assert ev["level"] == "real_db"
+    assert ev["canonical"]["rows"] == [["30.50"]]
+    assert ev["layer"]["rows"] == [["acme", "30.50"]]
+    assert ev["cross_tenant"]["visible"] is False
+    assert ev["containment"]["contained"] is True  # RLS removed the beta group
+    assert ev["containment"]["rows_removed"] == [["beta", "13.25"]]
+    json.dumps(ev)  # JSON-friendly
+
+
+@pytest.mark.postgres
+def test_cross_tenant_rows_are_reported(make_db: Callable[..., Database]) -> None:
+    schema = SCHEMA.replace(
+        "USING (tenant_id = current_setting('app.tenant_id', true))",
+        "USING (old_owner = current_setting('app.tenant_id', true))",
+    )
+    db = make_db(schema, SEED)
+    ev = collect_evidence(db, None, "SELECT id, tenant_id AS t FROM items", "acme", guard=_guard)
+    assert ev["cross_tenant"]["visible"] is True
+    assert ev["cross_tenant"]["foreign_tenants"] == ["beta"]
+    assert ev["cross_tenant"]["rows"] == [[4, "beta"]]
+
+
+@pytest.mark.postgres
+def test_refused_sql_is_recorded_not_run(make_db: Callable[..., Database]) -> None:
+    db = make_db(SCHEMA, SEED)
+    ev = collect_evidence(
+        db,
+        "SELECT count(*) FROM items",
+        "SELECT set_config('app.tenant_id', 'beta', true), count(*) FROM items",
+        "acme",
+        guard=_guard,
+    )
+    assert "refused" in ev["layer"]
+    assert "containment" not in ev
+    assert ev["canonical"]["rows"] == [[2]]
+
+
+@pytest.mark.postgres
+def test_support_saas_fan_out_doubles_the_sum(make_db: Callable[..., Database]) -> None:
+    d = domains_dir() / "support_saas"
+    if not (d / "seed.sql").is_file():
+        pytest.skip("support_saas domain not present")
+    db = make_db((d / "schema.sql").read_text(), (d / "seed.sql").read_text())
+    canonical = (
+        "SELECT sum(i.net_amount_cents) AS revenue FROM invoices i WHERE i.tenant_id = 'acme'"
+    )
+    fanout = (
+        "SELECT sum(i.net_amount_cents) AS revenue FROM invoices i "
+        "JOIN support_tickets t ON t.account_id = i.account_id WHERE i.tenant_id = 'acme'"
+    )
+    ev = collect_evidence(db, canonical, fanout, "acme", guard=_guard)
+    [[base]], [[fanned]] = ev["canonical"]["rows"], ev["layer"]["rows"]
+    assert int(fanned) > int(base) > 0  # sum(bigint) is numeric: Decimal -> text
+    assert ev["values_match"] is False
+    assert ev["containment"]["contained"] is False
