@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 import textwrap
@@ -55,6 +56,8 @@ def test_start_and_stop_leave_no_process_and_no_dir(bindir: Path) -> None:
             assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
             assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
         assert (server.socket_dir / f".s.PGSQL.{port}").exists()
+        if os.geteuid() == 0:  # PostgreSQL refuses root: it runs as the postgres OS user
+            assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("postgres").pw_uid
     assert not tmp.exists()
     assert not _alive(pid)
     assert server.tmpdir is None and server.port is None
@@ -69,19 +72,28 @@ def test_cleanup_after_an_exception(bindir: Path) -> None:
     assert pid is not None and not _alive(pid)
 
 
-def test_failed_start_removes_the_temp_dir(tmp_path: Path) -> None:
+def test_failed_start_removes_the_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import policystrata.db.server as server_mod
+
     fake = tmp_path / "bin"
     fake.mkdir()
     for name in ("initdb", "pg_ctl", "postgres"):
         p = fake / name
         p.write_text("#!/bin/sh\necho broken >&2\nexit 1\n")
         p.chmod(0o755)
-    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("strata-pg-*"))
+    made: list[str] = []
+    real_mkdtemp = server_mod.tempfile.mkdtemp
+
+    def mkdtemp(*args: object, **kwargs: object) -> str:
+        path = real_mkdtemp(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(path)
+        return str(path)
+
+    monkeypatch.setattr(server_mod.tempfile, "mkdtemp", mkdtemp)
     server = ThrowawayServer(fake)
     with pytest.raises(DatabaseUnavailable, match="initdb failed"):
         server.start()
-    after = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("strata-pg-*"))
-    assert after <= before
+    assert len(made) == 1 and not Path(made[0]).exists()
     assert server.tmpdir is None
 
 
@@ -137,3 +149,19 @@ def test_resolve_db_auto_without_binaries_says_so_once(
     assert a.mode == b.mode == "none"
     err = capsys.readouterr().err
     assert err.count("without real-database evidence") == 1
+
+
+def test_resolve_db_auto_starts_and_close_cleans_up(
+    bindir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STRATA_DATABASE_URL", raising=False)
+    choice = resolve_db("auto")
+    assert choice.mode == "throwaway"
+    server = choice.server
+    assert isinstance(server, ThrowawayServer)
+    tmp, pid = server.tmpdir, server.pid
+    with psycopg.connect(server.dsn()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    choice.close()
+    assert tmp is not None and not tmp.exists()
+    assert pid is not None and not _alive(pid)
