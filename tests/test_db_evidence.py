@@ -28,6 +28,10 @@ def test_tenant_output_columns_follow_aliases() -> None:
     sql = "SELECT i.tenant_id AS owner, i.id, sum(i.amount) AS s FROM items i GROUP BY 1, 2"
     assert tenant_output_columns(sql, ["owner", "id", "s"], ["tenant_id"]) == ["owner"]
     assert tenant_output_columns("SELECT count(*) AS n FROM items", ["n"], ["tenant_id"]) == []
+    derived = "SELECT y.k FROM (SELECT i.tenant_id AS k FROM items i) y"
+    assert tenant_output_columns(derived, ["k"], ["tenant_id"]) == ["k"]
+    computed = "SELECT count(tenant_id) AS n FROM items"
+    assert tenant_output_columns(computed, ["n"], ["tenant_id"]) == []
 
 
 @pytest.mark.postgres

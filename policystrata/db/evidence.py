@@ -21,6 +21,7 @@ Everything is JSON-friendly and deterministic (rows sorted, ``Decimal`` as text)
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -33,31 +34,59 @@ DEFAULT_TENANT_COLUMNS = ("tenant_id",)
 
 
 def tenant_output_columns(
-    sql: str, columns: Sequence[str], tenant_columns: Iterable[str]
+    sql: str, columns: Sequence[str], tenant_columns: Iterable[str | tuple[str, str]]
 ) -> list[str]:
-    """Output columns of ``sql`` that carry a tenant key (by lineage where the SQL parses).
+    """Output columns of ``sql`` that carry a tenant key, by output lineage.
 
-    An output column counts when its projection is a column reference to a tenant column
-    (``a.tenant_id``, ``a.tenant_id AS t``), or when the output is simply named like one.
+    ``tenant_columns`` holds column names (``tenant_id``) or ``(table, column)`` pairs. An output
+    counts when its root projection is a plain column reference (through an alias or a cast)
+    whose lineage (the SQL lowering's ``sql_output`` facts, through CTEs and derived tables)
+    reaches only tenant columns, or, failing lineage, when the referenced column or the output
+    itself is named like a tenant column. Computed outputs (``count(tenant_id)``) do not count.
 
     >>> tenant_output_columns("SELECT a.tenant_id AS owner, count(*) AS n FROM a GROUP BY 1",
     ...                       ["owner", "n"], ["tenant_id"])
     ['owner']
+    >>> q = "WITH x AS (SELECT tenant_id AS t FROM accounts) SELECT x.t FROM x"
+    >>> tenant_output_columns(q, ["t"], [("accounts", "tenant_id")])
+    ['t']
     """
-    keys = {c.lower() for c in tenant_columns}
-    found = {c for c in columns if c.lower() in keys}
+    names = {c.lower() for c in tenant_columns if isinstance(c, str)}
+    pairs = {(t.lower(), c.lower()) for t, c in (p for p in tenant_columns if isinstance(p, tuple))}
+    names |= {c for _t, c in pairs}
+    found = {c for c in columns if c.lower() in names}
     try:
         from policystrata.lower.sql.adapter import exp, parse_one
 
         tree = parse_one(sql)
-    except Exception:  # unparseable here: fall back to names only
+    except Exception:  # unparseable here: names only
         return [c for c in columns if c in found]
+    plain: dict[str, str] = {}  # output name -> referenced column name, for pass-through outputs
     select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
     if isinstance(select, exp.Select):
         for proj in select.expressions:
             inner = proj.this if isinstance(proj, exp.Alias) else proj
-            if isinstance(inner, exp.Column) and inner.name.lower() in keys:
-                found.add(proj.alias_or_name)
+            while isinstance(inner, exp.Cast | exp.Paren):
+                inner = inner.this
+            if isinstance(inner, exp.Column):
+                plain[proj.alias_or_name] = inner.name.lower()
+    lineage: dict[str, set[tuple[str, str]]] = {}
+    try:
+        lower_sql = importlib.import_module("policystrata.lower.sql").lower_sql
+        for f in lower_sql("evidence", sql).facts.by_pred("sql_output"):
+            lineage.setdefault(str(f.args[1]), set()).add((str(f.args[2]), str(f.args[3])))
+    except Exception:  # lowering unavailable: direct references only
+        lineage = {}
+    for out, ref in plain.items():
+        bases = lineage.get(out)
+        if bases:
+            if all(
+                (t.lower(), c.lower()) in pairs or (not pairs and c.lower() in names)
+                for t, c in bases
+            ):
+                found.add(out)
+        elif ref in names:
+            found.add(out)
     return [c for c in columns if c in found]
 
 

@@ -16,6 +16,7 @@ policystrata.db.vet.UnvettedSQL: refused to execute: calls pg_sleep (not allowed
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,8 +68,8 @@ class VettedSQL:
 def lowering_guard(text: str) -> tuple[bool, str]:
     """The SQL lowering's fail-closed read-only guard (``lower_sql(...).read_only``)."""
     try:
-        from policystrata.lower.sql import lower_sql  # type: ignore[attr-defined]
-    except ImportError as e:
+        lower_sql = importlib.import_module("policystrata.lower.sql").lower_sql
+    except (ImportError, AttributeError) as e:
         raise UnvettedSQL(
             f"the read-only guard (policystrata.lower.sql.lower_sql) is unavailable: {e}"
         ) from None
