@@ -33,6 +33,7 @@ __all__ = [
     "Statement",
     "Tok",
     "TokenError",
+    "branch_scopes",
     "build_scope",
     "data_type_name",
     "exp",
@@ -225,6 +226,12 @@ def _extend_closers(tokens: list[Tok] | tuple[Tok, ...], lo: int, hi: int) -> in
         elif t.type == "R_PAREN":
             depth -= 1
     return hi
+
+
+def branch_scopes(scope: Scope) -> list[Scope]:
+    """The branch scopes of a UNION / INTERSECT / EXCEPT scope (sqlglot 30:
+    ``set_operation_scopes``; older releases called it ``union_scopes``)."""
+    return list(getattr(scope, "set_operation_scopes", None) or getattr(scope, "union_scopes", []))
 
 
 def walk_no_subqueries(node: exp.Expr) -> Iterator[exp.Expr]:

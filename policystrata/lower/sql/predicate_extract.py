@@ -317,3 +317,64 @@ def is_always_false(node: exp.Expr | None) -> bool:
     if isinstance(node, exp.Not):
         return is_always_true(node.this)
     return False
+
+
+def position_strength(root: exp.Expr, target: exp.Expr) -> tuple[bool, str]:
+    """Polarity and strength of ``target`` (a node inside boolean expression ``root``):
+    ``(negated, strength)`` computed like :func:`extract_predicates` does for atoms.
+
+    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> e = parse_expression("a = 1 AND NOT EXISTS (SELECT 1) ")
+    >>> position_strength(e, e.find(exp.Exists))
+    (True, 'guaranteed')
+    """
+    path: list[exp.Expr] = []
+    node: exp.Expr | None = target
+    while node is not None and node is not root:
+        path.append(node)
+        node = node.parent
+    if node is None:
+        return (False, POSSIBLE)
+    path.append(root)
+    path.reverse()
+    positive, guaranteed = True, True
+    for n in path[:-1]:
+        if isinstance(n, exp.Paren):
+            continue
+        if isinstance(n, exp.And):
+            guaranteed = guaranteed if positive else False
+        elif isinstance(n, exp.Or):
+            guaranteed = guaranteed if not positive else False
+        elif isinstance(n, exp.Not):
+            positive = not positive
+        else:
+            guaranteed = False
+    return (not positive, GUARANTEED if guaranteed else POSSIBLE)
+
+
+def conjunct_atoms(cond: exp.Expr | None) -> Iterator[tuple[exp.Expr, bool, str]]:
+    """Every non-boolean-connective node of a condition with ``(negated, strength)``.
+
+    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> [(a.sql(), n, s) for a, n, s in conjunct_atoms(parse_expression("a = 1 AND (b = 2 OR c)"))]
+    [('a = 1', False, 'guaranteed'), ('b = 2', False, 'possible'), ('c', False, 'possible')]
+    """
+    if cond is None:
+        return
+    stack: list[tuple[exp.Expr, bool, bool]] = [(cond, True, True)]
+    while stack:
+        node, positive, guaranteed = stack.pop()
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.And):
+            g = guaranteed if positive else False
+            stack.append((node.expression, positive, g))
+            stack.append((node.this, positive, g))
+        elif isinstance(node, exp.Or):
+            g = guaranteed if not positive else False
+            stack.append((node.expression, positive, g))
+            stack.append((node.this, positive, g))
+        elif isinstance(node, exp.Not):
+            stack.append((node.this, not positive, guaranteed))
+        else:
+            yield (node, not positive, GUARANTEED if guaranteed else POSSIBLE)

@@ -1,0 +1,116 @@
+"""Pass ``aggregates``: aggregate calls, GROUP BY, DISTINCT.
+
+``sql_agg(C, S, Id, Func, Distinct, Table, Column)``: one fact per base column an aggregate's
+argument reads (``"*"``, ``"*"`` for ``count(*)`` / ``count(1)``); Func is lowercase (count,
+sum, avg, min, max, ...); Id is ``<scope>.a<n>``. ``sql_agg_filter(C, S, Id)`` when it has a
+FILTER (WHERE ...) clause. ``sql_group_by(C, S, Table, Column)`` for each base column grouped
+by (positional ``GROUP BY 1`` and output aliases are followed); ``sql_distinct(C, S)`` for
+SELECT DISTINCT, ``sql_distinct_on(C, S, Table, Column)`` for DISTINCT ON.
+
+>>> from policystrata.lower.sql import lower_sql
+>>> q = "select count(distinct t.id) from support_tickets t"
+>>> [f.render() for f in lower_sql("q", q).facts.by_pred("sql_agg")]
+['sql_agg("q", "s0", "s0.a1", "count", true, "support_tickets", "id")']
+"""
+
+from __future__ import annotations
+
+from policystrata.lower.sql.adapter import exp
+from policystrata.lower.sql.context import Ctx, ScopeInfo
+from policystrata.lower.sql.guard import function_name
+from policystrata.lower.sql.scopes import Base, expr_lineage, local_nodes, output_names
+
+_NAMES = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "avg",
+    exp.Min: "min",
+    exp.Max: "max",
+}
+
+
+def agg_name(node: exp.Expr) -> str:
+    for t, name in _NAMES.items():
+        if type(node) is t:
+            return name
+    return function_name(node)
+
+
+def aggregates(ctx: Ctx) -> None:
+    """Emit aggregate, GROUP BY and DISTINCT facts for every SELECT scope."""
+    for info in ctx.scopes:
+        node = info.scope.expression
+        if not isinstance(node, exp.Select):
+            continue
+        n = 0
+        roots: list[exp.Expr] = list(node.expressions)
+        for key in ("having", "order"):
+            if node.args.get(key) is not None:
+                roots.append(node.args[key])
+        for root in roots:
+            for agg in local_nodes(info, root):
+                if not isinstance(agg, exp.AggFunc):
+                    continue
+                n += 1
+                _emit_agg(ctx, info, agg, f"{info.id}.a{n}")
+        group = node.args.get("group")
+        if group is not None:
+            for g in group.expressions:
+                for t, c in sorted(_group_lineage(ctx, info, node, g)):
+                    ctx.emit("sql_group_by", info.id, t, c, node=g)
+        distinct = node.args.get("distinct")
+        if distinct is not None:
+            on = distinct.args.get("on")
+            if on is None:
+                ctx.emit("sql_distinct", info.id, node=node)
+            else:
+                for e in on.expressions if isinstance(on, exp.Tuple) else [on]:
+                    for t, c in sorted(_group_lineage(ctx, info, node, e)):
+                        ctx.emit("sql_distinct_on", info.id, t, c, node=e)
+
+
+def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
+    func = agg_name(agg)
+    arg = agg.this
+    distinct = isinstance(arg, exp.Distinct)
+    if isinstance(arg, exp.Distinct):
+        args = list(arg.expressions)
+    else:
+        args = [arg] if arg is not None else []
+    if not isinstance(agg, exp.Anonymous):
+        args += list(agg.expressions)
+    bases: set[Base] = set()
+    star = False
+    for a in args:
+        if a is None:
+            continue
+        if isinstance(a, exp.Star):
+            star = True
+            continue
+        found = expr_lineage(ctx, info, a)
+        if not found and func == "count" and not a.find(exp.Column):
+            star = True  # count(1): counts rows
+        bases |= found
+    if star or (not args and func == "count"):
+        bases.add(("*", "*"))
+    if not bases:
+        bases.add(("?", "?"))
+    for t, c in sorted(bases):
+        ctx.emit("sql_agg", info.id, agg_id, func, distinct, t, c, node=agg)
+    if isinstance(agg.parent, exp.Filter):
+        ctx.emit("sql_agg_filter", info.id, agg_id, node=agg.parent)
+
+
+def _group_lineage(ctx: Ctx, info: ScopeInfo, node: exp.Select, g: exp.Expr) -> set[Base]:
+    if isinstance(g, exp.Literal) and not g.is_string:
+        pos = int(str(g.this))
+        if 1 <= pos <= len(node.expressions):
+            return expr_lineage(ctx, info, node.expressions[pos - 1])
+        return set()
+    found = expr_lineage(ctx, info, g)
+    if not found and isinstance(g, exp.Column) and not g.args.get("table"):
+        names = output_names(ctx, info)
+        for proj in node.expressions:
+            if proj.alias_or_name == g.name and g.name in names:
+                return expr_lineage(ctx, info, proj)
+    return found

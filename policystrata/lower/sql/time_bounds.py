@@ -1,0 +1,206 @@
+"""Pass ``time_bounds``: guaranteed bounds on date / timestamp columns, normalised to a
+half-open range ``[start, end)``.
+
+``sql_time_bound(C, S, Table, Column, Op, ISODate)`` with Op ``>=``, ``<`` (or ``>`` / ``<=``
+on timestamps, where a day cannot be rounded): ``d >= '2026-05-01'`` -> ``>= 2026-05-01``;
+``d <= '2026-05-31'`` on a date column -> ``< 2026-06-01``; ``BETWEEN a AND b`` likewise;
+``d = '2026-05-03'`` on a date -> ``>=`` that day and ``<`` the next;
+``date_trunc('month', d) = '2026-05-01'`` -> ``>= 2026-05-01`` and ``< 2026-06-01``.
+``sql_time_relative(C, S, Table, Column, Op, Expr)`` for a guaranteed bound computed from the
+clock (``now() - interval '30 days'``, ``current_date``): not a declared range.
+Only guaranteed predicates count (a bound under OR is no bound). A column is a time column if the
+schema says date / timestamp, or (without a schema) if the literal is an ISO date.
+
+>>> from policystrata.lower.sql import lower_sql
+>>> q = "select 1 from invoices i where i.invoice_date between '2026-05-01' and '2026-05-31'"
+>>> for f in lower_sql("q", q).facts.by_pred("sql_time_bound"): print(f.render())
+sql_time_bound("q", "s0", "invoices", "invoice_date", ">=", "2026-05-01")
+sql_time_bound("q", "s0", "invoices", "invoice_date", "<", "2026-06-01")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from policystrata.lower.sql.adapter import exp, ident_name
+from policystrata.lower.sql.context import Ctx, ScopeInfo
+from policystrata.lower.sql.guard import function_name
+from policystrata.lower.sql.predicate_extract import (
+    GUARANTEED,
+    conjunct_atoms,
+    literal_value,
+    unwrap,
+)
+from policystrata.lower.sql.scopes import base_columns
+
+_CMP: dict[type[exp.Expr], str] = {
+    exp.EQ: "=",
+    exp.GTE: ">=",
+    exp.GT: ">",
+    exp.LT: "<",
+    exp.LTE: "<=",
+}
+_FLIP = {"=": "=", ">=": "<=", ">": "<", "<": ">", "<=": ">="}
+_NEG = {">=": "<", ">": "<=", "<": ">=", "<=": ">"}
+_CLOCK = (exp.CurrentDate, exp.CurrentTimestamp, exp.CurrentTime)
+_TIME_TYPES = ("date", "timestamp", "timestamptz", "datetime")
+
+
+def parse_time(value: object) -> dt.date | dt.datetime | None:
+    """An ISO date or timestamp literal, else ``None``.
+
+    >>> parse_time("2026-05-01"), parse_time("2026-05-01 10:00:00")
+    (datetime.date(2026, 5, 1), datetime.datetime(2026, 5, 1, 10, 0))
+    """
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+        t = dt.datetime.fromisoformat(value.replace(" ", "T", 1))
+    except ValueError:
+        return None
+    if t.time() == dt.time(0) and t.tzinfo is None:
+        return t.date()
+    return t
+
+
+def _iso(v: dt.date | dt.datetime) -> str:
+    return v.isoformat()
+
+
+def _add(v: dt.date | dt.datetime, unit: str) -> dt.date | dt.datetime | None:
+    if isinstance(v, dt.datetime):
+        return None
+    unit = unit.lower()
+    if unit == "day":
+        return v + dt.timedelta(days=1)
+    if unit == "week":
+        return v + dt.timedelta(days=7)
+    months = {"month": 1, "quarter": 3, "year": 12}.get(unit)
+    if months is None:
+        return None
+    m = v.month - 1 + months
+    return dt.date(v.year + m // 12, m % 12 + 1, 1) if v.day == 1 else None
+
+
+def time_bounds(ctx: Ctx) -> None:
+    """Emit normalised time bounds for every scope's WHERE and inner-join ON conditions."""
+    for info in ctx.scopes:
+        node = info.scope.expression
+        if not isinstance(node, exp.Select):
+            continue
+        conds = []
+        if node.args.get("where") is not None:
+            conds.append(node.args["where"].this)
+        for j in node.args.get("joins") or []:
+            if j.args.get("on") is not None and not j.side:
+                conds.append(j.args["on"])
+        for cond in conds:
+            for atom, negated, strength in conjunct_atoms(cond):
+                if strength == GUARANTEED:
+                    _atom(ctx, info, atom, negated)
+
+
+def _atom(ctx: Ctx, info: ScopeInfo, atom: exp.Expr, negated: bool) -> None:
+    if isinstance(atom, exp.Between) and not negated:
+        _bound(ctx, info, atom.this, ">=", atom.args["low"], atom)
+        _bound(ctx, info, atom.this, "<=", atom.args["high"], atom)
+        return
+    op = _CMP.get(type(atom))
+    if op is None:
+        return
+    if negated:
+        if op == "=":
+            return
+        op = _NEG[op]
+    left, right = atom.this, atom.expression
+    if _time_target(left) is None and _time_target(right) is not None:
+        left, right, op = right, left, _FLIP[op]
+    _bound(ctx, info, left, op, right, atom)
+
+
+def _time_target(node: exp.Expr) -> tuple[exp.Column, str | None] | None:
+    """``col`` -> (col, None); ``date_trunc('unit', col)`` -> (col, unit)."""
+    node = unwrap(node)
+    if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        return node, None
+    if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
+        col = unwrap(node.this)
+        unit = node.args.get("unit")
+        if isinstance(col, exp.Column) and unit is not None:
+            return col, unit.name.lower()
+    if isinstance(node, exp.Anonymous) and function_name(node) == "date_trunc":
+        args = node.expressions
+        if len(args) == 2 and isinstance(unwrap(args[1]), exp.Column):
+            lit = literal_value(args[0])
+            col = unwrap(args[1])
+            if lit is not None and isinstance(col, exp.Column):
+                return col, str(lit[1]).lower()
+    return None
+
+
+def _bound(
+    ctx: Ctx, info: ScopeInfo, target: exp.Expr, op: str, value: exp.Expr, atom: exp.Expr
+) -> None:
+    hit = _time_target(target)
+    if hit is None:
+        return
+    col, unit = hit
+    bases = sorted(base_columns(ctx, info, col))
+    if not bases:
+        return
+    lit = literal_value(value)
+    if lit is None:
+        inner = unwrap(value)
+        clock = any(isinstance(n, _CLOCK) for n in inner.walk()) or (
+            isinstance(inner, exp.Func) and function_name(inner) in ("now", "current_date")
+        )
+        if clock:
+            text = value.sql(dialect=ctx.dialect)
+            for t, c in bases:
+                if _is_time_column(ctx, t, c, None):
+                    ctx.emit("sql_time_relative", info.id, t, c, op, text, node=atom)
+        return
+    when = parse_time(lit[1])
+    if when is None:
+        return
+    for t, c in bases:
+        if not _is_time_column(ctx, t, c, when):
+            continue
+        is_date = isinstance(when, dt.date) and not isinstance(when, dt.datetime)
+        col_type = (ctx.schema_columns or {}).get(t, {}).get(c)
+        date_col = col_type == "date" or (col_type is None and is_date)
+        out: list[tuple[str, dt.date | dt.datetime]] = []
+        if unit is not None:
+            nxt = _add(when, unit)
+            if op == "=" and nxt is not None:
+                out = [(">=", when), ("<", nxt)]
+            elif op == ">=":
+                out = [(">=", when)]
+            elif op == "<":
+                out = [("<", when)]
+            elif op == "<=" and nxt is not None:
+                out = [("<", nxt)]
+            elif op == ">" and nxt is not None:
+                out = [(">=", nxt)]
+        elif date_col and is_date:
+            nxt = when + dt.timedelta(days=1)
+            out = {
+                "=": [(">=", when), ("<", nxt)],
+                ">=": [(">=", when)],
+                ">": [(">=", nxt)],
+                "<": [("<", when)],
+                "<=": [("<", nxt)],
+            }.get(op, [])
+        else:
+            out = [(op, when)] if op != "=" else [(">=", when), ("<=", when)]
+        for o, v in out:
+            ctx.emit("sql_time_bound", info.id, t, c, o, _iso(v), node=atom)
+
+
+def _is_time_column(ctx: Ctx, table: str, column: str, when: object) -> bool:
+    typ = (ctx.schema_columns or {}).get(table, {}).get(column)
+    if typ is not None:
+        return typ in _TIME_TYPES
+    return when is not None or ident_name(column).endswith(("_at", "_on", "_date", "date", "time"))
