@@ -165,3 +165,15 @@ def test_resolve_db_auto_starts_and_close_cleans_up(
     choice.close()
     assert tmp is not None and not tmp.exists()
     assert pid is not None and not _alive(pid)
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
+def test_missing_postgres_fails_under_ci_and_skips_otherwise(
+    ci: str, outcome: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import _no_postgres
+
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if outcome == "failed" else pytest.skip.Exception
+    with pytest.raises(expected, match="no binaries"):
+        _no_postgres("no binaries")

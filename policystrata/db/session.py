@@ -37,9 +37,9 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql as pgsql
@@ -47,6 +47,10 @@ from psycopg import sql as pgsql
 from policystrata.db.server import DatabaseUnavailable, Server
 from policystrata.db.vet import UnvettedSQL, VettedSQL
 from policystrata.errors import StrataError
+from policystrata.facts import FactSet
+
+if TYPE_CHECKING:
+    from policystrata.db.catalog import Gap
 
 APP_ROLE = "strata_app"
 OWNER_ROLE = "strata_owner"
@@ -366,6 +370,25 @@ class Database:
 
     def __enter__(self) -> Database:
         return self
+
+    def rls_facts(self) -> FactSet:
+        """The live rls_* / table_grant facts of this database (see :mod:`.catalog`)."""
+        from policystrata.db.catalog import live_rls_facts
+
+        with self.cluster.admin(self.name) as conn:
+            return live_rls_facts(conn)
+
+    def gaps(self, tenant_columns: Mapping[str, str] | None = None) -> list[Gap]:
+        """Containment gaps of this database for the app role (see :mod:`.catalog`)."""
+        from policystrata.db.catalog import containment_gaps
+
+        with self.cluster.admin(self.name) as conn:
+            return containment_gaps(
+                conn,
+                app_role=self.cluster.app_role,
+                tenant_columns=tenant_columns,
+                tenant_setting=self.tenant_setting,
+            )
 
     def __exit__(self, *exc: object) -> None:
         self.drop()
