@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 
 import pytest
 
 from policystrata.db.evidence import collect_evidence, tenant_output_columns
+from policystrata.db.server import Server
 from policystrata.db.session import Database
 from policystrata.db.vet import UnvettedSQL, vet_sql
 from policystrata.paths import domains_dir
@@ -95,3 +97,21 @@ def test_support_saas_fan_out_doubles_the_sum(make_db: Callable[..., Database]) 
     assert int(fanned) > int(base) > 0  # sum(bigint) is numeric: Decimal -> text
     assert ev["values_match"] is False
     assert ev["containment"]["contained"] is False
+
+
+@pytest.mark.postgres
+def test_evidence_never_executes_a_trace_that_sets_the_tenant(
+    make_db: Callable[..., Database], pg_server: Server
+) -> None:
+    log = pg_server.statement_log
+    if log is None:
+        pytest.skip("statement log only available on the throwaway server")
+    db = make_db(SCHEMA, SEED)
+    marker = f"m{uuid.uuid4().hex}"
+    for layer in (
+        f"SELECT set_config('app.tenant_id', 'beta', true) AS {marker}, count(*) FROM items",
+        f"SELECT pg_sleep(5) AS {marker}",
+    ):
+        ev = collect_evidence(db, None, layer, "acme")  # the project's own guard
+        assert "refused" in ev["layer"]
+    assert marker not in log.read_text(errors="replace")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import subprocess
 import sys
 import textwrap
@@ -106,7 +107,8 @@ def test_two_concurrent_servers_get_different_ports(bindir: Path) -> None:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_sigterm_stops_the_server_and_removes_the_dir(bindir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_server_and_removes_the_dir(bindir: Path, sig: signal.Signals) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
@@ -117,11 +119,13 @@ def test_sigterm_stops_the_server_and_removes_the_dir(bindir: Path, tmp_path: Pa
         time.sleep(60)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     assert proc.stdout is not None
     tmp, pid = proc.stdout.readline().split()
     assert Path(tmp).is_dir() and _alive(int(pid))
-    proc.terminate()
+    proc.send_signal(sig)
     proc.wait(timeout=30)
     assert not Path(tmp).exists()
     assert not _alive(int(pid))
