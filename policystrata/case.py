@@ -45,7 +45,9 @@ class Case:
     def info(self) -> CaseInfo:
         source = None
         if self.origin is not None:
-            source = SourceRef(file=self.origin.source, line=self.origin.line, note=self.origin.note)
+            source = SourceRef(
+                file=self.origin.source, line=self.origin.line, note=self.origin.note
+            )
         return CaseInfo(
             id=self.id,
             principal=self.principal,

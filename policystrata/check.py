@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from policystrata import __version__
 from policystrata.case import Case
-from policystrata.engine import Engine, Program, check_proof, load_program
+from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
+from policystrata.engine.proof import render_message
 from policystrata.facts import Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
@@ -91,23 +92,12 @@ def lower_semantic_ir(case: Case, ctx: LoweringContext) -> FactSet:
 
 
 def lower_sql_text(case: Case, ctx: LoweringContext) -> FactSet:
-    """The SQL, through :func:`policystrata.lower.sql.lower_sql`; a rejected statement becomes a
-    ``sql_rejected`` fact (and so a finding with a proof), never an exception."""
+    """The SQL, through :func:`policystrata.lower.sql.lower_sql`. A rejected or unparseable
+    statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception."""
     if case.sql is None:
         return FactSet()
-    lowered = lower_sql(case.id, case.sql, source=Provenance("sql"))
-    facts = lowered.facts
-    for finding in lowered.findings:
-        span = tuple(finding.span) if finding.span else None
-        snippet = case.sql[span[0] : span[1]] if span else None
-        facts.add(
-            "sql_rejected",
-            case.id,
-            finding.kind,
-            finding.reason,
-            prov=Provenance("sql", span=span, snippet=snippet),  # type: ignore[arg-type]
-        )
-    return facts
+    source = case.origin if case.origin is not None else Provenance("sql")
+    return lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
 
 
 def lower_release(case: Case, ctx: LoweringContext) -> FactSet:
@@ -130,10 +120,54 @@ def lower_database(case: Case, ctx: LoweringContext) -> FactSet:
     return ddl_case_facts(case.id, ddl)
 
 
+def lower_manifest_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+    """The manifest JSON a model was shown, through
+    :func:`policystrata.lower.artifacts.lower_manifest`."""
+    from policystrata.lower.artifacts import lower_manifest
+
+    if case.manifest is None:
+        return FactSet()
+    return lower_manifest(case.id, case.manifest, Provenance("manifest"))
+
+
+def lower_grammar_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+    """The generated grammar and its decision on the request's IR text, through
+    :func:`policystrata.lower.artifacts.lower_grammar`."""
+    from policystrata.lower.artifacts import lower_grammar
+
+    if case.grammar is None:
+        return FactSet()
+    return lower_grammar(case.id, case.grammar, case.request_text, Provenance("grammar"))
+
+
+def lower_validator_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+    """The validator's decision and obligations, through
+    :func:`policystrata.lower.artifacts.lower_validator`."""
+    from policystrata.lower.artifacts import lower_validator
+
+    if case.validator is None:
+        return FactSet()
+    return lower_validator(case.id, case.validator, Provenance("validator"))
+
+
+def lower_cost_estimate_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+    """The compiler's cost estimate, through
+    :func:`policystrata.lower.artifacts.lower_cost_estimate`."""
+    from policystrata.lower.artifacts import lower_cost_estimate
+
+    if case.cost_estimate is None:
+        return FactSet()
+    return lower_cost_estimate(case.id, case.cost_estimate, Provenance("compiler cost estimate"))
+
+
 CASE_PASSES: tuple[Pass, ...] = (
     lower_case_identity,
     lower_semantic_ir,
+    lower_manifest_artifact,
+    lower_grammar_artifact,
+    lower_validator_artifact,
     lower_sql_text,
+    lower_cost_estimate_artifact,
     lower_release,
     lower_database,
 )
@@ -151,7 +185,7 @@ def ddl_case_facts(case_id: str, ddl: FactSet) -> FactSet:
         target = DDL_FACTS.get(fact.pred)
         if target is None:
             continue
-        provs = ddl.provenance(fact) or [None]
+        provs: list[Provenance | None] = [*ddl.provenance(fact)] or [None]
         for prov in provs:
             out.add(target, case_id, *fact.args, prov=prov)
     return out
@@ -161,7 +195,8 @@ def _reference_ddl(policy_facts: FactSet) -> FactSet:
     ddl = FactSet()
     for fact in policy_facts:
         if fact.pred in DDL_FACTS:
-            for prov in policy_facts.provenance(fact) or [None]:
+            provs: list[Provenance | None] = [*policy_facts.provenance(fact)] or [None]
+            for prov in provs:
                 ddl.add_fact(fact, prov)
     return ddl
 
@@ -208,7 +243,9 @@ class Checker:
                     case_id=case.id,
                 )
             )
-        verdict = "error" if errors else ("violation" if witnesses else "clean")
+        verdict: Literal["clean", "violation", "error"] = (
+            "error" if errors else ("violation" if witnesses else "clean")
+        )
         return CaseResult(case=case.info(), verdict=verdict, witnesses=witnesses, errors=errors)
 
     # -- witnesses ---------------------------------------------------------------------------
@@ -224,7 +261,7 @@ class Checker:
         for atom in violations:
             _, surface, wclass, check, key = atom
             proof = result.prove(Fact("violation", tuple(atom)))
-            check_proof(proof, self.program, result)
+            check_proof(proof, self.program, result.fact_lookup)
             step = _fault_step(proof)
             containers = sorted(
                 (c for c in contained if c[2] == check and _same(c[3], key)),
@@ -247,13 +284,13 @@ class Checker:
                         witness_class=f[2],
                         check=str(f[3]),
                         key=f[4],
-                        rule_id=f_proof.rule_id,
-                        message=f_proof.message,
+                        rule_id=f_proof.rule or "",
+                        message=f_proof.message or "",
                     )
                 )
             out.append(
                 Witness(
-                    id=witness_id(step.rule_id, case.id, key),
+                    id=witness_id(step.rule or "", case.id, key),
                     case=case.info(),
                     witness_class=wclass,
                     localized_surface=surface,
@@ -261,8 +298,8 @@ class Checker:
                     containment_message=containment_message,
                     check=str(check),
                     key=key,
-                    rule_id=step.rule_id,
-                    message=step.message,
+                    rule_id=step.rule or "",
+                    message=step.message or "",
                     fix=self._fix(step),
                     atom=Fact("violation", tuple(atom)).render(),
                     also_failed=also,
@@ -273,12 +310,9 @@ class Checker:
             )
         return out
 
-    def _fix(self, step: Any) -> str | None:
-        rule = self.program.rule(step.rule_id)
-        template = rule.annotations.get("fix") if rule is not None else None
-        if not template:
-            return None
-        return _render_template(str(template), step.bindings)
+    def _fix(self, step: ProofNode) -> str | None:
+        template = self.program.rule(step.rule).fix if step.rule else None
+        return render_message(template, step.bindings) if template else None
 
 
 SURFACE_ORDER = ("manifest", "grammar", "validator", "compiler", "database", "release")
@@ -288,34 +322,30 @@ def _same(a: Const, b: Const) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _fault_step(proof: Any) -> Any:
+def _fault_step(proof: ProofNode) -> ProofNode:
     """The ``layer_fault`` step under a ``violation`` proof (it names the check's rule)."""
     for premise in proof.premises:
-        if getattr(premise, "atom", None) is not None and premise.atom.pred == "layer_fault":
+        if premise.kind == "rule" and premise.pred == "layer_fault":
             return premise
     return proof
 
 
-def _supporting(proof: Any) -> list[SupportingFact]:
+def _supporting(proof: ProofNode) -> list[SupportingFact]:
+    """The proof's leaves (the minimal supporting fact set), deduplicated, in proof order."""
     out = []
     seen = set()
     for leaf in proof.leaves():
-        text = leaf.describe()
-        if text in seen:
+        text = leaf.atom_text().lstrip("!") if leaf.kind == "absent" else leaf.atom_text()
+        if (leaf.kind, text) in seen or leaf.kind == "rule":
             continue
-        seen.add(text)
+        seen.add((leaf.kind, text))
         out.append(
             SupportingFact(
-                atom=text, kind=leaf.kind, provenance=[str(p) for p in getattr(leaf, "provenance", [])]
+                atom=text,
+                kind=leaf.kind,  # type: ignore[arg-type]
+                provenance=[str(p) for p in leaf.provenance],
             )
         )
-    return out
-
-
-def _render_template(template: str, bindings: dict[str, Any]) -> str:
-    out = template
-    for name, value in bindings.items():
-        out = out.replace("{" + name + "}", str(value))
     return out
 
 

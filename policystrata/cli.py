@@ -146,16 +146,20 @@ def expand_rule_paths(paths: tuple[Path, ...]) -> list[Path]:
 @main.command()
 @_domain_options
 @_rules_option
-@click.argument("traces", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "traces", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--principal", metavar="ID", help="The principal the request ran as.")
 @click.option(
     "--ir",
     "ir_text",
     metavar="TEXT",
-    help="Semantic IR text, e.g. \"ticket_count by region during last_month limit 100\".",
+    help='Semantic IR text, e.g. "ticket_count by region during last_month limit 100".',
 )
 @click.option("--sql", metavar="SQL", help="The SQL the stack emitted for the request.")
-@click.option("--tenant", "tenants", multiple=True, metavar="ID", help="A tenant the app bound (evidence).")
+@click.option(
+    "--tenant", "tenants", multiple=True, metavar="ID", help="A tenant the app bound (evidence)."
+)
 @click.option(
     "--release/--withhold",
     "released",
@@ -240,7 +244,10 @@ def check(
             else:
                 results.append(_error_result(item))
         if skipped:
-            _stderr(f"note: skipped {skipped} non-query record(s) (agent_session/tool_execution/mutation)")
+            _stderr(
+                f"note: skipped {skipped} non-query record(s) "
+                "(agent_session, tool_execution, mutation)"
+            )
 
     report = build_report(checker, results)
     if fmt == "json":
@@ -273,7 +280,9 @@ def explain(witness_file: Path) -> None:
     try:
         data = json.loads(witness_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", file=str(witness_file), line=exc.lineno) from exc
+        raise InputError(
+            f"not valid JSON: {exc.msg}", file=str(witness_file), line=exc.lineno
+        ) from exc
     witnesses: list[Witness] = []
     try:
         if isinstance(data, dict) and "results" in data:
@@ -300,19 +309,19 @@ def schema() -> None:
 @schema.command("witness")
 def schema_witness() -> None:
     """The JSON Schema of one witness object."""
-    from policystrata.engine import proof_json_schema
+    from policystrata.engine import proof_node_schema
     from policystrata.witness import witness_json_schema
 
-    click.echo(json.dumps(witness_json_schema(proof_json_schema()), indent=2, sort_keys=True))
+    click.echo(json.dumps(witness_json_schema(proof_node_schema()), indent=2, sort_keys=True))
 
 
 @schema.command("check-report")
 def schema_check_report() -> None:
     """The JSON Schema of `strata check --format json` output."""
-    from policystrata.engine import proof_json_schema
+    from policystrata.engine import proof_node_schema
     from policystrata.witness import check_report_json_schema
 
-    click.echo(json.dumps(check_report_json_schema(proof_json_schema()), indent=2, sort_keys=True))
+    click.echo(json.dumps(check_report_json_schema(proof_node_schema()), indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -95,7 +95,11 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
     if sql is None and record_type in SKIPPED_RECORD_TYPES:
         return Skipped(record_type=str(record_type), line=line)
     case_id = record.get("id")
-    missing = [k for k, v in (("id", case_id), ("principal", record.get("principal")), ("sql", sql)) if v in (None, "")]
+    missing = [
+        k
+        for k, v in (("id", case_id), ("principal", record.get("principal")), ("sql", sql))
+        if v in (None, "")
+    ]
     if missing:
         return RecordError(
             kind="invalid_trace_record",
@@ -105,7 +109,11 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
         )
     bad = [
         k
-        for k, v, t in (("id", case_id, str), ("principal", record["principal"], str), ("sql", sql, str))
+        for k, v, t in (
+            ("id", case_id, str),
+            ("principal", record["principal"], str),
+            ("sql", sql, str),
+        )
         if not isinstance(v, t)
     ]
     if bad:
@@ -138,7 +146,11 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
     if isinstance(params, dict):
         bound = {str(k): v for k, v in params.items() if isinstance(v, str | int | float | bool)}
     elif isinstance(params, list):
-        bound = {f"${i}": v for i, v in enumerate(params, start=1) if isinstance(v, str | int | float | bool)}
+        bound = {
+            f"${i}": v
+            for i, v in enumerate(params, start=1)
+            if isinstance(v, str | int | float | bool)
+        }
     ir = None
     ir_value = record.get("semantic_ir")
     meta: dict[str, Any] = {
@@ -150,7 +162,7 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
         except InputError as exc:
             meta["ir_error"] = exc.message
     return Case(
-        id=case_id,
+        id=str(case_id),
         principal=record["principal"],
         ir=ir,
         sql=sql,

@@ -6,7 +6,7 @@ re-renders a saved witness.
 
 >>> w = Witness(id="w1", case=CaseInfo(id="c1", principal="acme_analyst"),
 ...             witness_class="lowering_violation", localized_surface="compiler",
-...             check="tenant_scope_missing", key="accounts", rule_id="compiler.tenant_scope_missing",
+...             check="tenant_scope_missing", key="accounts", rule_id="compiler.tenant_scope",
 ...             message="query reads accounts without a tenant filter",
 ...             atom='violation("c1", "compiler", ...)')
 >>> Witness.model_validate_json(w.model_dump_json()) == w
@@ -120,7 +120,7 @@ class Witness(_Model):
 
 
 class RecordError(_Model):
-    """A record that could not be judged (malformed line, missing field): a finding without proof."""
+    """A record that could not be judged (malformed line, missing field): a proof-less finding."""
 
     kind: str
     message: str

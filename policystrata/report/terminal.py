@@ -1,0 +1,183 @@
+"""Terminal renderer: a rich tree per witness, read from the witness JSON (so a saved witness
+renders exactly like a live one).
+
+stdout carries the report; nothing here writes progress.
+
+>>> from policystrata.witness import CaseInfo, Witness
+>>> w = Witness(id="x", case=CaseInfo(id="c1", principal="acme_analyst"),
+...             witness_class="lowering_violation", localized_surface="compiler", check="c",
+...             key="accounts", rule_id="r", message="m", atom='violation("c1")',
+...             proof={"kind": "fact", "atom": {"pred": "p", "args": ["a"]}, "text": 'p("a")',
+...                    "provenance": [{"source": "policy.yaml", "line": 3}]})
+>>> "policy.yaml:3" in witness_text(w)
+True
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.text import Text
+from rich.tree import Tree
+
+from policystrata.facts import Provenance
+from policystrata.witness import CheckReport, Witness
+
+CLASS_STYLE = {
+    "over_permissive": "bold red",
+    "unsafe_release": "bold red",
+    "lowering_violation": "bold magenta",
+    "semantic_drift": "bold yellow",
+    "over_restrictive": "bold cyan",
+    "clean": "bold green",
+}
+
+
+def _console(file: Any = None) -> Console:
+    return Console(file=file, highlight=False, soft_wrap=False, width=None if file is None else 120)
+
+
+def proof_tree(node: dict[str, Any], tree: Tree | None = None) -> Tree:
+    """Build a rich Tree from a proof node's JSON form."""
+    label = _node_label(node)
+    branch = Tree(label) if tree is None else tree.add(label)
+    for premise in node.get("premises", []):
+        proof_tree(premise, branch)
+    return branch
+
+
+def _node_label(node: dict[str, Any]) -> Text:
+    kind = node["kind"]
+    text = Text()
+    if kind == "rule":
+        text.append(node["text"], style="bold")
+        text.append(f"  ⟸ {node.get('rule')}", style="blue")
+        if node.get("file"):
+            text.append(f"  {node['file']}:{node.get('line')}", style="dim")
+        if node.get("message"):
+            text.append("\n" + node["message"], style="italic")
+    elif kind == "fact":
+        text.append("✓ ", style="green")
+        text.append(node["text"])
+        provs = [str(Provenance.from_json(p)) for p in node.get("provenance", [])]
+        if provs:
+            text.append("  " + "; ".join(provs), style="dim")
+    elif kind == "absent":
+        text.append("✗ absent ", style="red")
+        text.append(node["text"].lstrip("!"))
+        text.append("  (closed world)", style="dim")
+        for why in node.get("why_not", []):
+            reason = why.get("failed") or why.get("reason")
+            where = f" [{why['rule']}]" if why.get("rule") else ""
+            text.append(f"\n  why not{where}: {reason}", style="dim")
+    else:  # builtin
+        text.append("= ", style="cyan")
+        text.append(node.get("text", ""))
+    return text
+
+
+def _highlighted_sql(sql: str, spans: list[tuple[int, int]]) -> Text:
+    text = Text(sql)
+    for start, end in spans:
+        if 0 <= start < end <= len(sql):
+            text.stylize("bold white on red", start, end)
+    return text
+
+
+def _sql_spans(witness: Witness) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+
+    def visit(node: dict[str, Any]) -> None:
+        for prov in node.get("provenance", []):
+            if prov.get("source") == "sql" and prov.get("span"):
+                spans.append((int(prov["span"][0]), int(prov["span"][1])))
+        for p in node.get("premises", []):
+            visit(p)
+
+    visit(witness.proof)
+    return sorted(set(spans))
+
+
+def witness_renderable(witness: Witness) -> Panel:
+    """A panel with the verdict header, the case, the proof tree and the fix."""
+    style = CLASS_STYLE.get(witness.witness_class, "bold")
+    header = Text()
+    header.append(f"{witness.witness_class}", style=style)
+    header.append(f"  localized: {witness.localized_surface}", style="bold")
+    if witness.containment_layer:
+        header.append(f"  contained by: {witness.containment_layer}", style="green")
+    else:
+        header.append("  not contained", style="red")
+    parts: list[Any] = [header, Text(witness.message)]
+    case = witness.case
+    meta = Text(f"case {case.id}", style="dim")
+    if case.principal:
+        meta.append(f" · principal {case.principal}", style="dim")
+    if case.source and case.source.file:
+        loc = case.source.file + (f":{case.source.line}" if case.source.line else "")
+        meta.append(f" · {loc}", style="dim")
+    parts.append(meta)
+    if case.ir:
+        parts.append(Text.assemble(("ir   ", "dim"), case.ir))
+    if case.sql:
+        parts.append(
+            Text.assemble(("sql  ", "dim"), _highlighted_sql(case.sql, _sql_spans(witness)))
+        )
+    if witness.containment_message:
+        parts.append(Text(witness.containment_message, style="green"))
+    for other in witness.also_failed:
+        parts.append(
+            Text(
+                f"also failed: {other.surface} ({other.witness_class}) {other.check}: "
+                f"{other.message}",
+                style="yellow",
+            )
+        )
+    if witness.evidence.level == "real_db" and witness.evidence.details:
+        parts.append(Text(f"evidence (real database): {witness.evidence.details}", style="cyan"))
+    parts.append(Text("proof", style="bold underline"))
+    parts.append(proof_tree(witness.proof))
+    if witness.fix:
+        parts.append(Text.assemble(("fix  ", "bold green"), witness.fix))
+    title = f"[{style}]✗ {escape(witness.check)}[/] [dim]{escape(witness.rule_id)}[/]"
+    return Panel(Group(*parts), title=title, title_align="left", expand=False)
+
+
+def render_witness(witness: Witness, console: Console | None = None) -> None:
+    (console or _console()).print(witness_renderable(witness))
+
+
+def witness_text(witness: Witness) -> str:
+    """The rendered witness as plain text (for Markdown reports and tests)."""
+    buf = io.StringIO()
+    Console(file=buf, width=120, no_color=True, highlight=False).print(witness_renderable(witness))
+    return buf.getvalue()
+
+
+def render_check(report: CheckReport, console: Console | None = None) -> None:
+    """All witnesses and record errors of a check, then a one-line summary."""
+    con = console or _console()
+    for result in report.results:
+        for witness in result.witnesses:
+            con.print(witness_renderable(witness))
+        for error in result.errors:
+            loc = ""
+            if error.source and error.source.file:
+                loc = f"{error.source.file}:{error.source.line}: "
+            con.print(Text(f"✗ {loc}{error.kind}: {error.message}", style="bold red"))
+    c = report.counts
+    summary = Text()
+    summary.append(f"{c['cases']} case(s): ")
+    summary.append(f"{c['clean']} clean", style="green")
+    summary.append(", ")
+    summary.append(f"{c['violation']} with violations", style="red" if c["violation"] else "")
+    summary.append(", ")
+    summary.append(f"{c['error']} input errors", style="red" if c["error"] else "")
+    summary.append(
+        f"  ({c['witnesses']} witness(es); rules {report.rules_digest[:12]})", style="dim"
+    )
+    con.print(summary)

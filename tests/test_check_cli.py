@@ -1,0 +1,246 @@
+"""`strata check` end to end: the acceptance commands of the core issue, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner, Result
+
+from policystrata.cli import main
+
+GOOD_SQL = (
+    "select count(distinct support_tickets.id) as value, accounts.region from accounts "
+    "join support_tickets on support_tickets.account_id = accounts.id "
+    "where accounts.tenant_id = 'acme' group by accounts.region limit 100"
+)
+IR = "ticket_count by region during last_month limit 100"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def check(sql: str, *extra: str, ir: str = IR, principal: str = "acme_analyst") -> Result:
+    return run(
+        "check",
+        "--domain",
+        "support_saas",
+        "--principal",
+        principal,
+        "--ir",
+        ir,
+        "--sql",
+        sql,
+        *extra,
+    )
+
+
+def check_json(sql: str, *extra: str, ir: str = IR, principal: str = "acme_analyst") -> dict:
+    result = check(sql, "--format", "json", *extra, ir=ir, principal=principal)
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def witnesses(report: dict) -> list[dict]:
+    return [w for r in report["results"] for w in r["witnesses"]]
+
+
+def test_clean_query_exits_0() -> None:
+    result = check(GOOD_SQL)
+    assert result.exit_code == 0, result.output
+
+
+def test_missing_tenant_predicate_is_a_compiler_lowering_violation() -> None:
+    sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    result = check(sql)
+    assert result.exit_code == 1, result.output
+    report = check_json(sql)
+    ws = witnesses(report)
+    assert ws, "expected a witness"
+    w = next(w for w in ws if w["key"] == "accounts")
+    assert w["localized_surface"] == "compiler"
+    assert w["witness_class"] == "lowering_violation"
+    assert w["proof"]["atom"]["pred"] == "violation"
+    absent = [f for f in w["supporting_facts"] if f["kind"] == "absent"]
+    assert any("accounts" in f["atom"] for f in absent), absent
+    # the terminal tree shows the same root and the absent leaf
+    assert "violation" in result.output
+    assert "absent" in result.output
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        GOOD_SQL.replace("'acme'", "'beta'"),
+        GOOD_SQL.replace("accounts.tenant_id = 'acme'", "accounts.tenant_id = 'acme' or 1=1"),
+        GOOD_SQL.replace(
+            "where accounts.tenant_id = 'acme' ", "/* where accounts.tenant_id = 'acme' */ "
+        ),
+        GOOD_SQL.replace(
+            "where accounts.tenant_id = 'acme' ", "-- where accounts.tenant_id = 'acme'\n"
+        ),
+        GOOD_SQL.replace("accounts.tenant_id", "accounts.legacy_tenant_id"),
+    ],
+    ids=["cross_tenant", "or_true", "block_comment", "line_comment", "legacy_column"],
+)
+def test_tenant_scope_bypasses_exit_1(sql: str) -> None:
+    result = check(sql)
+    assert result.exit_code == 1, result.output
+
+
+def test_table_aliases_are_resolved() -> None:
+    sql = (
+        "select count(distinct t.id) as value, a.region from accounts a "
+        "join support_tickets t on t.account_id = a.id where a.tenant_id = 'acme' "
+        "group by a.region limit 100"
+    )
+    result = check(sql)
+    assert result.exit_code == 0, result.output
+
+
+def test_unauthorized_metric_reaching_sql_is_a_validator_fault() -> None:
+    sql = (
+        "select sum(invoices.gross_amount_cents) as value from invoices "
+        "join accounts on invoices.account_id = accounts.id where accounts.tenant_id = 'acme' "
+        "and invoices.tenant_id = 'acme' limit 100"
+    )
+    report = check_json(sql, ir="gross_revenue during last_month limit 100")
+    ws = witnesses(report)
+    assert any(
+        w["localized_surface"] == "validator" and w["witness_class"] == "over_permissive"
+        for w in ws
+    ), ws
+
+
+def test_limit_above_budget_is_denied() -> None:
+    sql = GOOD_SQL.replace("limit 100", "limit 5000")
+    report = check_json(sql, ir=IR.replace("limit 100", "limit 5000"))
+    checks = {w["check"] for w in witnesses(report)}
+    assert "row_budget_exceeded" in checks, checks
+
+
+def test_sensitive_column_for_analyst_is_a_violation() -> None:
+    sql = (
+        "select count(distinct support_tickets.id) as value, accounts.customer_email from accounts "
+        "join support_tickets on support_tickets.account_id = accounts.id "
+        "where accounts.tenant_id = 'acme' group by accounts.customer_email limit 100"
+    )
+    result = check(sql)
+    assert result.exit_code == 1, result.output
+
+
+def test_release_of_denied_result_is_reported() -> None:
+    sql = (
+        "select sum(invoices.gross_amount_cents) as value from invoices "
+        "where invoices.tenant_id = 'acme' limit 100"
+    )
+    report = check_json(sql, "--release", ir="gross_revenue during last_month limit 100")
+    ws = witnesses(report)
+    fails = {(f["surface"], f["witness_class"]) for w in ws for f in w["also_failed"]}
+    fails |= {(w["localized_surface"], w["witness_class"]) for w in ws}
+    assert ("release", "unsafe_release") in fails, fails
+
+
+def test_json_output_validates_against_published_schema() -> None:
+    sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    report = check_json(sql)
+    schema_out = run("schema", "witness")
+    assert schema_out.exit_code == 0
+    schema = json.loads(schema_out.stdout)
+    for w in witnesses(report):
+        jsonschema.validate(w, schema)
+    full = json.loads(run("schema", "check-report").stdout)
+    jsonschema.validate(report, full)
+
+
+def test_every_emitted_proof_passes_the_independent_checker() -> None:
+    from policystrata.case import Case
+    from policystrata.check import Checker
+    from policystrata.engine import ProofNode, check_proof
+    from policystrata.ir import parse_ir
+    from policystrata.model import load_domain
+
+    checker = Checker(load_domain("support_saas"))
+    sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    case = Case(id="p1", principal="acme_analyst", ir=parse_ir(IR), sql=sql)
+    facts = checker.case_facts(case)
+    result = checker.engine.evaluate(facts)
+    res = checker.check(case)
+    assert res.witnesses
+    for w in res.witnesses:
+        check_proof(ProofNode.from_json(w.proof), checker.program, result)
+
+
+def test_explain_rerenders_a_saved_witness(tmp_path: Path) -> None:
+    sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    report = check_json(sql)
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(witnesses(report)[0]))
+    result = run("explain", str(path))
+    assert result.exit_code == 0, result.output
+    assert "violation" in result.output
+
+
+@pytest.mark.parametrize(
+    ("rule", "needle"),
+    [
+        ("bad(C, X) :- case(C).\n", "unsafe"),
+        ("p(C) :- case(C), !q(C).\nq(C) :- case(C), !p(C).\n", "negation"),
+    ],
+    ids=["unsafe_variable", "negation_through_recursion"],
+)
+def test_broken_rule_file_exits_2_with_location(tmp_path: Path, rule: str, needle: str) -> None:
+    path = tmp_path / "broken.dl"
+    path.write_text(rule)
+    result = check(GOOD_SQL, "--rules", str(path))
+    assert result.exit_code == 2, result.output
+    assert "broken.dl:" in result.stderr
+    assert needle in result.stderr.lower()
+
+
+def test_trace_file_checks_each_record(tmp_path: Path) -> None:
+    bad_sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    records = [
+        {
+            "id": "ok",
+            "principal": "acme_analyst",
+            "tenant_ids": ["acme"],
+            "sql": GOOD_SQL,
+            "semantic_ir": {
+                "metric": "ticket_count",
+                "dimensions": ["region"],
+                "time_range": "last_month",
+                "limit": 100,
+            },
+        },
+        {"id": "leak", "principal": "acme_analyst", "sql": bad_sql},
+    ]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n")
+    result = run("check", "--domain", "support_saas", str(path), "--format", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    verdicts = {r["case"]["id"]: r["verdict"] for r in report["results"]}
+    assert verdicts["ok"] == "clean"
+    assert verdicts["leak"] == "violation"
+    errors = [e for r in report["results"] for e in r["errors"]]
+    assert [(e["kind"], e["source"]["line"]) for e in errors] == [("malformed_trace_line", 3)]
+
+
+def test_malformed_policy_yaml_is_one_line_exit_2(tmp_path: Path) -> None:
+    import shutil
+
+    from policystrata.paths import domains_dir
+
+    dom = tmp_path / "dom"
+    shutil.copytree(domains_dir() / "support_saas", dom)
+    (dom / "policy.yaml").write_text("version: v7\nroles: [\n")
+    result = run(
+        "check", "--domain-path", str(dom), "--principal", "acme_analyst", "--sql", GOOD_SQL
+    )
+    assert result.exit_code == 2
+    assert "policy.yaml:" in result.stderr
+    assert "Traceback" not in result.output
