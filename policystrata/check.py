@@ -4,8 +4,7 @@ The pipeline is one visible tuple of lowering passes (:data:`CASE_PASSES`); each
 artifact of the case into facts. Policy facts and rules are loaded once per :class:`Checker` and
 reused for every case.
 
->>> from policystrata.model import load_domain
->>> checker = Checker(load_domain("support_saas"))
+>>> checker = Checker.open("support_saas")
 >>> case = Case(id="c1", principal="acme_analyst",
 ...             sql="select count(*) from accounts where accounts.tenant_id = 'acme'")
 >>> [w.check for w in checker.check(case).witnesses]
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 from policystrata import __version__
 from policystrata.case import Case
+from policystrata.contracts import contract_names
 from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
 from policystrata.engine.proof import render_message
 from policystrata.facts import Const, Fact, FactSet, Provenance
@@ -28,7 +28,7 @@ from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
-from policystrata.model import Domain
+from policystrata.model import Domain, load_domain
 from policystrata.paths import rule_files
 from policystrata.witness import (
     CaseResult,
@@ -41,6 +41,8 @@ from policystrata.witness import (
     Witness,
     witness_id,
 )
+
+ENFORCE_CONTRACT_NAMES = False  # TEMP: switched on once all layer rules have landed
 
 #: Schema facts whose per-case copy (``db_*``, case id first) is the DDL in force.
 DDL_FACTS = {
@@ -191,6 +193,14 @@ def ddl_case_facts(case_id: str, ddl: FactSet) -> FactSet:
     return out
 
 
+def load_rules(
+    rule_paths: Sequence[Path] | None = None, extra_rule_paths: Sequence[Path] = ()
+) -> Program:
+    """Parse and statically check the shipped rules (or ``rule_paths``) plus extra rule files."""
+    paths = list(rule_paths) if rule_paths is not None else rule_files()
+    return load_program([*paths, *extra_rule_paths])
+
+
 def _reference_ddl(policy_facts: FactSet) -> FactSet:
     ddl = FactSet()
     for fact in policy_facts:
@@ -210,13 +220,32 @@ class Checker:
         rule_paths: Sequence[Path] | None = None,
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
+        program: Program | None = None,
     ) -> None:
         self.domain = domain
-        paths = list(rule_paths) if rule_paths is not None else rule_files()
-        self.program: Program = load_program([*paths, *extra_rule_paths])
+        self.program: Program = program or load_rules(rule_paths, extra_rule_paths)
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
+
+    @classmethod
+    def open(
+        cls,
+        domain: str | Path,
+        rule_paths: Sequence[Path] | None = None,
+        extra_rule_paths: Sequence[Path] = (),
+        timeout: float = 10.0,
+    ) -> Checker:
+        """Load the rules, then the domain, checking the domain's surface contracts against the
+        responsibility and obligation names the rules know (an unknown name is a load error)."""
+        program = load_rules(rule_paths, extra_rule_paths)
+        responsibilities, obligations = contract_names(program)
+        dom = load_domain(
+            domain,
+            known_responsibilities=responsibilities if ENFORCE_CONTRACT_NAMES else None,
+            known_obligations=obligations if ENFORCE_CONTRACT_NAMES else None,
+        )
+        return cls(dom, program=program, timeout=timeout)
 
     @property
     def rules_digest(self) -> str:

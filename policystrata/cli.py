@@ -128,12 +128,11 @@ def _rules_option(func: F) -> F:
     )(func)
 
 
-def resolve_domain(domain: str | None, domain_path: Path | None) -> Any:
-    from policystrata.model import load_domain
-
+def domain_ref(domain: str | None, domain_path: Path | None) -> str | Path:
+    """The domain to load: a built-in name (--domain) or a directory (--domain-path)."""
     if domain and domain_path:
         raise click.UsageError("give --domain or --domain-path, not both")
-    return load_domain(domain_path if domain_path is not None else (domain or "support_saas"))
+    return domain_path if domain_path is not None else (domain or "support_saas")
 
 
 def expand_rule_paths(paths: tuple[Path, ...]) -> list[Path]:
@@ -218,8 +217,9 @@ def check(
     if traces is None and not (ir_text or sql):
         raise click.UsageError("give --ir and/or --sql for the principal's request")
 
-    dom = resolve_domain(domain, domain_path)
-    checker = Checker(dom, extra_rule_paths=expand_rule_paths(extra_rules))
+    checker = Checker.open(
+        domain_ref(domain, domain_path), extra_rule_paths=expand_rule_paths(extra_rules)
+    )
 
     results: list[CaseResult] = []
     skipped = 0
