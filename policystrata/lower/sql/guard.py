@@ -124,6 +124,7 @@ _NOT_CALLS: tuple[type[exp.Expr], ...] = (
     exp.Paren,
     exp.Exists,
     exp.Case,
+    exp.If,
     exp.Cast,
     exp.TryCast,
     exp.Neg,

@@ -100,7 +100,7 @@ def _number_params(ctx: Ctx) -> None:
     for n in nodes:
         if isinstance(n, exp.Parameter):
             ctx.params[id(n)] = "$" + n.name
-        elif n.name:
+        elif n.name and n.name != "?":
             ctx.params[id(n)] = n.name
         else:
             anon += 1
@@ -213,7 +213,8 @@ def output_names(ctx: Ctx, info: ScopeInfo) -> list[str]:
         branches = branch_scopes(info.scope)
         return output_names(ctx, ctx.info(branches[0])) if branches else []
     if not isinstance(node, exp.Select):
-        return []
+        inner = inner_query_scope(ctx, info)
+        return output_names(ctx, inner) if inner is not None else []
     out: list[str] = []
     for proj in node.expressions:
         if isinstance(proj, exp.Star) or (
@@ -225,8 +226,28 @@ def output_names(ctx: Ctx, info: ScopeInfo) -> list[str]:
                     continue
                 out.extend(_source_names(ctx, src))
         else:
-            out.append(ident_name(proj.alias_or_name) if proj.alias_or_name else "?column?")
+            out.append(projection_name(proj))
     return out
+
+
+def projection_name(proj: exp.Expr) -> str:
+    """PostgreSQL's name for a select-list item: its alias, its column, its function, or
+    ``?column?``."""
+    if isinstance(proj, exp.Alias | exp.Column):
+        return ident_name(proj.alias_or_name)
+    if isinstance(proj, exp.Func) and not isinstance(proj, exp.Binary | exp.Connector):
+        from policystrata.lower.sql.guard import function_name
+
+        return function_name(proj)
+    return "?column?"
+
+
+def inner_query_scope(ctx: Ctx, info: ScopeInfo) -> ScopeInfo | None:
+    """For a scope whose node is not a query (a LATERAL wrapper), the query scope inside it."""
+    for s in ctx.scopes:
+        if s.parent == info.id and isinstance(s.scope.expression, exp.Select | exp.SetOperation):
+            return s
+    return None
 
 
 def _source_names(ctx: Ctx, src: exp.Table | Scope) -> list[str]:
@@ -241,7 +262,7 @@ def projection_for(info: ScopeInfo, name: str) -> exp.Expr | None:
     if not isinstance(node, exp.Select):
         return None
     for proj in node.expressions:
-        if proj.alias_or_name and ident_name(proj.alias_or_name) == name:
+        if projection_name(proj) == name:
             return proj
     return None
 
@@ -266,6 +287,9 @@ def lineage(ctx: Ctx, info: ScopeInfo, name: str, _seen: frozenset[str] = frozen
             else:
                 out |= lineage(ctx, bi, name, seen)
         return out
+    if not isinstance(node, exp.Select):
+        inner = inner_query_scope(ctx, info)
+        return lineage(ctx, inner, name, seen) if inner is not None else set()
     proj = projection_for(info, name)
     if proj is not None:
         return expr_lineage(ctx, info, proj, seen)

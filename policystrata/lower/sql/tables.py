@@ -19,6 +19,7 @@ from __future__ import annotations
 from policystrata.lower.sql.adapter import Scope, exp, table_name
 from policystrata.lower.sql.context import Ctx
 from policystrata.lower.sql.guard import function_name
+from policystrata.lower.sql.scopes import inner_query_scope
 
 
 def tables(ctx: Ctx) -> None:
@@ -27,7 +28,10 @@ def tables(ctx: Ctx) -> None:
         for alias, (node, src) in info.scope.selected_sources.items():
             if isinstance(src, Scope):
                 child = ctx.info(src)
-                if child.kind == "udtf":
+                inner = inner_query_scope(ctx, child) if child.kind == "udtf" else None
+                if inner is not None:
+                    ctx.emit("sql_source", info.id, alias, inner.id, node=node)
+                elif child.kind == "udtf":
                     fn = src.expression
                     ctx.emit("sql_table_function", info.id, alias, function_name(fn), node=node)
                 else:
