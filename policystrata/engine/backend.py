@@ -77,6 +77,7 @@ class _B:
 
 
 _TRUE, _FALSE = _B(True), _B(False)
+_UNIT = _B(False)  # the hidden argument of 0-ary predicates (pyDatalog cannot run them)
 
 
 def encode(value: Const) -> Any:
@@ -181,17 +182,27 @@ class Backend:
             return pyEngine.Var(t.name)
         return pyEngine.Const(encode(t.value))
 
-    def add_rule(self, rule: Rule, order: tuple[int, ...]) -> None:
-        head = pyEngine.Literal(rule.head.pred, [self._term(t) for t in rule.head.args])
+    def _terms(self, args: tuple[Var | ConstTerm, ...]) -> list[Any]:
+        if not args:
+            return [pyEngine.Const(_UNIT)]
+        return [self._term(t) for t in args]
+
+    def add_rule(
+        self, rule: Rule, order: tuple[int, ...], rename: dict[str, str] | None = None
+    ) -> None:
+        """Assert a rule with its body in ``order``; positive body predicates in ``rename`` are
+        read from their renamed storage (used to cut recursion, see :func:`recursive_components`).
+        """
+        rename = rename or {}
+        head = pyEngine.Literal(rule.head.pred, self._terms(rule.head.args))
         body = []
         for i in order:
             lit = rule.body[i]
             if isinstance(lit, Positive):
-                body.append(pyEngine.Literal(lit.atom.pred, [self._term(t) for t in lit.atom.args]))
+                name = rename.get(lit.atom.pred, lit.atom.pred)
+                body.append(pyEngine.Literal(name, self._terms(lit.atom.args)))
             elif isinstance(lit, Negative):
-                body.append(
-                    pyEngine.Literal("~" + lit.atom.pred, [self._term(t) for t in lit.atom.args])
-                )
+                body.append(pyEngine.Literal("~" + lit.atom.pred, self._terms(lit.atom.args)))
             else:
                 assert isinstance(lit, Comparison)
                 name = "==" if lit.op == "=" else _CMP_PRED[lit.op]
@@ -201,19 +212,28 @@ class Backend:
         else:
             pyEngine.assert_(pyEngine.Clause(head, body))
 
-    def add_program(self, program: Program) -> None:
+    def add_program(self, program: Program) -> list[list[tuple[str, int]]]:
+        """Assert the program's rules; return its recursive components (dependencies first).
+
+        Inside a recursive component, body literals of the component read ``<pred>#prev`` (facts
+        the engine asserts between rounds), so pyDatalog itself never runs a recursive rule.
+        """
+        components = recursive_components(program)
+        rename = {p: prev_name(p) for comp in components for p, _a in comp}
         for rule in program.rules:
-            self.add_rule(
-                rule, program.compiled_order.get(rule.index, tuple(range(len(rule.body))))
-            )
+            order = program.compiled_order.get(rule.index, tuple(range(len(rule.body))))
+            self.add_rule(rule, order, rename if rule.head.pred in rename else None)
         # make every known predicate resolvable (an empty EDB predicate answers "no facts")
         for name, decl in program.decls.items():
-            pyEngine.insert(pyEngine.Pred(name, decl.arity))
+            pyEngine.insert(pyEngine.Pred(name, decl.arity or 1))
+        for comp in components:
+            for p, arity in comp:
+                pyEngine.insert(pyEngine.Pred(prev_name(p), arity or 1))
+        return components
 
     def _clause(self, pred: str, args: tuple[Const, ...]) -> Any:
-        return pyEngine.Clause(
-            pyEngine.Literal(pred, [pyEngine.Const(encode(a)) for a in args]), []
-        )
+        terms = [pyEngine.Const(encode(a)) for a in args] if args else [pyEngine.Const(_UNIT)]
+        return pyEngine.Clause(pyEngine.Literal(pred, terms), [])
 
     def add_fact(self, pred: str, args: tuple[Const, ...]) -> Any:
         clause = self._clause(pred, args)
@@ -237,10 +257,10 @@ class Backend:
 
         ``subgoals`` (the tabling memo) may be shared between queries of one evaluation.
         """
-        lit = pyEngine.Literal(pred, [pyEngine.Var(f"V{i}") for i in range(arity)])
+        lit = pyEngine.Literal(pred, [pyEngine.Var(f"V{i}") for i in range(max(arity, 1))])
         raw = self._ask(lit, {} if subgoals is None else subgoals, deadline)
-        if raw is True:
-            return [()]
+        if arity == 0 or raw is True:
+            return [()] if raw else []
         return [tuple(decode(v) for v in row) for row in raw]
 
     def _ask(self, lit: Any, subgoals: dict, deadline: float | None) -> Any:
@@ -275,6 +295,29 @@ class Backend:
         finally:
             self.steps += steps
             ts.Tasks, ts.Recursive_Tasks, ts.Recursive, ts.Subgoals, ts.Goal = saved
+
+
+def prev_name(pred: str) -> str:
+    """Storage of a recursive predicate's previous round (``#`` cannot occur in rule names)."""
+    return f"{pred}#prev"
+
+
+def recursive_components(program: Program) -> list[list[tuple[str, int]]]:
+    """The recursive SCCs of the dependency graph (dependencies first), as (pred, arity)."""
+    comps = program.strata
+    comp_of = {p: i for i, c in enumerate(comps) for p in c}
+    recursive: set[int] = set()
+    for rule in program.rules:
+        for lit in rule.body:
+            if isinstance(lit, Positive | Negative) and (
+                comp_of.get(lit.atom.pred) == comp_of.get(rule.head.pred)
+            ):
+                recursive.add(comp_of[rule.head.pred])
+    return [
+        [(p, program.arity(p) or 0) for p in comps[i] if program.is_idb(p)]
+        for i in range(len(comps))
+        if i in recursive
+    ]
 
 
 def pred_of(lit: Any) -> str:

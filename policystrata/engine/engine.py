@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from policystrata.engine.ast import Program
-from policystrata.engine.backend import Backend
+from policystrata.engine.backend import Backend, prev_name
 from policystrata.engine.proofcheck import FactLookup
 from policystrata.errors import InputError
 from policystrata.facts import Const, Fact, FactSet, Provenance
@@ -96,7 +96,7 @@ class Engine:
         self._policy = _Index()
         self.backend = Backend()
         with self.backend.active():
-            self.backend.add_program(program)
+            self._recursive = self.backend.add_program(program)
             for fact in policy_facts:
                 self._validate(fact)
                 if self._policy.add(fact.pred, fact.args):
@@ -137,11 +137,30 @@ class Engine:
                         fact.pred, fact.args
                     ):
                         added.append(backend.add_fact(fact.pred, fact.args))
+                known: dict[str, _Index] = {}
+                for comp in self._recursive:  # our fixpoint: pyDatalog never sees recursion
+                    seen = _Index()
+                    while True:
+                        new = [
+                            (p, row)
+                            for p, arity in comp
+                            for row in backend.query_all(p, arity, deadline=deadline)
+                            if seen.add(p, row)
+                        ]
+                        if not new:
+                            break
+                        for p, row in new:
+                            added.append(backend.add_fact(prev_name(p), row))
+                    for p, _arity in comp:
+                        known[p] = seen
                 subgoals: dict = {}
                 for pred, arity in self._idb:
-                    derived[pred] = backend.query_all(
-                        pred, arity, deadline=deadline, subgoals=subgoals
-                    )
+                    if pred in known:
+                        derived[pred] = known[pred].rows.get(pred, [])
+                    else:
+                        derived[pred] = backend.query_all(
+                            pred, arity, deadline=deadline, subgoals=subgoals
+                        )
             finally:
                 for clause in added:
                     backend.remove_fact(clause)

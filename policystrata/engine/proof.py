@@ -225,7 +225,7 @@ class ProofNode:
 _CONST_SCHEMA: dict[str, Any] = {"type": ["string", "integer", "number", "boolean"]}
 
 PROOF_NODE_SCHEMA: dict[str, Any] = {
-    "$id": "#proof_node",
+    "$anchor": "proof_node",
     "title": "ProofNode",
     "type": "object",
     "required": ["kind"],

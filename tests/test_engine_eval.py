@@ -1,0 +1,127 @@
+"""Engine evaluation: typed constants, exact floats, isolation, flat memory, timeout, batches."""
+
+from __future__ import annotations
+
+import pytest
+
+from policystrata.engine import Engine, EvaluationTimeout, parse_program
+from policystrata.errors import InputError
+from policystrata.facts import Fact, FactSet
+
+TYPED = """
+.decl val(case, v: any)
+same(C, V) :- val(C, V), V = 1.
+as_float(C, V) :- val(C, V), V = 1.0.
+as_bool(C, V) :- val(C, V), V = true.
+as_str(C, V) :- val(C, V), V = "1".
+small(C, V) :- val(C, V), V < 1.5.
+exact(C, V) :- val(C, V), V = 0.1234567890123.
+"""
+
+
+def case_of(*facts: tuple) -> FactSet:
+    fs = FactSet()
+    for pred, *args in facts:
+        fs.add(pred, *args)
+    return fs
+
+
+def test_typed_constants_stay_distinct_and_floats_exact():
+    engine = Engine(parse_program(TYPED, source="t.dl"), FactSet())
+    values = [1, 1.0, True, "1", 0.1234567890123, 0.12345678901]
+    result = engine.evaluate(case_of(*[("val", "c", v) for v in values]))
+    assert result.atoms("same") == [("c", 1)] and type(result.atoms("same")[0][1]) is int
+    assert [type(v) for _c, v in result.atoms("as_float")] == [float]
+    assert result.atoms("as_bool") == [("c", True)]
+    assert result.atoms("as_str") == [("c", "1")]
+    assert result.atoms("exact") == [("c", 0.1234567890123)]  # not rounded to 8 digits
+    small = result.atoms("small")  # numbers compare numerically; bool and str are unordered
+    assert {(type(v), v) for _c, v in small} == {
+        (int, 1),
+        (float, 1.0),
+        (float, 0.1234567890123),
+        (float, 0.12345678901),
+    }
+    assert len(result.atoms("val")) == 6
+    assert Fact("val", ("c", True)) in result and Fact("val", ("c", 2)) not in result
+
+
+def test_two_engines_do_not_share_state():
+    p1 = parse_program(".decl e(a)\nout(X) :- e(X).\n", source="one.dl")
+    p2 = parse_program(
+        '.decl e(a)\nout(X) :- e(X), X != "b".\nother(X) :- e(X).\n', source="two.dl"
+    )
+    e1 = Engine(p1, case_of(("e", "a")))
+    e2 = Engine(p2, case_of(("e", "b")))
+    assert e1.evaluate().atoms("out") == [("a",)]
+    assert e2.evaluate().atoms("out") == []
+    assert e2.evaluate().atoms("other") == [("b",)]
+    r1 = e1.evaluate(case_of(("e", "z")))
+    assert r1.atoms("out") == [("a",), ("z",)]
+    assert e2.evaluate().atoms("other") == [("b",)]
+
+
+def test_evaluate_retracts_case_facts():
+    prog = parse_program(
+        ".decl edge(c, a, b)\npath(C, X, Y) :- edge(C, X, Y).\n"
+        "path(C, X, Y) :- path(C, X, Z), edge(C, Z, Y).\n",
+        source="p.dl",
+    )
+    engine = Engine(prog, FactSet())
+    baseline = engine.fact_count()
+    for i in range(200):
+        case = case_of(*[("edge", f"c{i}", f"n{j}", f"n{(j + 1) % 5}") for j in range(5)])
+        result = engine.evaluate(case)
+        assert len(result.atoms("path")) == 25
+    assert engine.fact_count() == baseline
+    assert engine.evaluate().atoms("path") == []
+
+
+def test_case_fact_equal_to_policy_fact_is_not_retracted():
+    prog = parse_program(".decl e(a)\nout(X) :- e(X).\n", source="t.dl")
+    engine = Engine(prog, case_of(("e", "a")))
+    engine.evaluate(case_of(("e", "a")))
+    assert engine.evaluate().atoms("out") == [("a",)]
+
+
+def test_timeout_fires_and_engine_stays_usable():
+    prog = parse_program(
+        ".decl n(x: int)\nbig(A, B, C, D) :- n(A), n(B), n(C), n(D).\nsmall(A) :- n(A).\n",
+        source="slow.dl",
+    )
+    engine = Engine(prog, FactSet(), timeout=0.2)
+    baseline = engine.fact_count()
+    with pytest.raises(EvaluationTimeout, match="time limit"):
+        engine.evaluate(case_of(*[("n", i) for i in range(80)]))
+    assert engine.fact_count() == baseline
+    engine.timeout = 5
+    assert engine.evaluate(case_of(("n", 1))).atoms("small") == [(1,)]
+
+
+def test_evaluate_many_and_fact_validation():
+    prog = parse_program(".decl rows(t, n: int)\nbig(T) :- rows(T, N), N > 10.\n", source="t.dl")
+    engine = Engine(prog, FactSet())
+    results = list(engine.evaluate_many(case_of(("rows", "t", n)) for n in (5, 50)))
+    assert [r.atoms("big") for r in results] == [[], [("t",)]]
+    with pytest.raises(InputError, match="must be int"):
+        engine.evaluate(case_of(("rows", "t", "50")))
+    with pytest.raises(InputError, match="argument"):
+        engine.evaluate(case_of(("rows", "t")))
+
+
+def test_right_recursion_terminates_on_cycles():
+    prog = parse_program(
+        ".decl e(a: int, b: int)\nr(X, Y) :- e(X, Y).\nr(X, Y) :- e(X, Z), r(Z, Y).\n",
+        source="t.dl",
+    )
+    engine = Engine(prog, case_of(*[("e", i, (i + 1) % 4) for i in range(4)]), timeout=5)
+    assert len(engine.evaluate().atoms("r")) == 16
+
+
+def test_zero_arity_predicates():
+    prog = parse_program(".decl flag()\nalarm() :- flag().\nquiet() :- !flag().\n", source="z.dl")
+    engine = Engine(prog, FactSet())
+    r = engine.evaluate(case_of(("flag",)))
+    assert r.atoms("alarm") == [()] and r.atoms("quiet") == []
+    r = engine.evaluate()
+    assert r.atoms("alarm") == [] and r.atoms("quiet") == [()]
