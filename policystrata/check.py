@@ -21,11 +21,13 @@ from typing import Any, Literal
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.contracts import contract_names
+from policystrata.db.session import Database
 from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
 from policystrata.engine.proof import render_message
 from policystrata.facts import Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
+from policystrata.lower.rows import RowProbe, rows_facts
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
 from policystrata.model import Domain, load_domain
@@ -58,17 +60,22 @@ DDL_FACTS = {
 
 @dataclass
 class LoweringContext:
-    """What the passes may read besides the case: the domain and its reference DDL."""
+    """What the passes may read besides the case: the domain, its reference DDL, and (when a
+    database is configured) a probe of real rows. ``evidence`` keeps the last case's real-row
+    evidence for its witnesses."""
 
     domain: Domain
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
+    rows: RowProbe | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
-Pass = Callable[[Case, LoweringContext], FactSet]
+#: A lowering pass: the case, the context, and the facts earlier passes produced.
+Pass = Callable[[Case, LoweringContext, FactSet], FactSet]
 
 
-def lower_case_identity(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_case_identity(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The case, its principal, the tenants and parameters the application bound.
 
     Bound tenants are evidence of what the application did, never a grant.
@@ -85,7 +92,7 @@ def lower_case_identity(case: Case, ctx: LoweringContext) -> FactSet:
     return facts
 
 
-def lower_semantic_ir(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_semantic_ir(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The semantic IR, through :func:`policystrata.lower.ir.lower_ir`."""
     if case.ir is None:
         return FactSet()
@@ -93,7 +100,7 @@ def lower_semantic_ir(case: Case, ctx: LoweringContext) -> FactSet:
     return lower_ir(case.id, case.ir, ctx.domain, prov)
 
 
-def lower_sql_text(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The SQL, through :func:`policystrata.lower.sql.lower_sql`. A rejected or unparseable
     statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception."""
     if case.sql is None:
@@ -102,7 +109,7 @@ def lower_sql_text(case: Case, ctx: LoweringContext) -> FactSet:
     return lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
 
 
-def lower_release(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The release layer's decision (a trace's ``release_allowed``)."""
     facts = FactSet()
     if case.release_decision is not None:
@@ -110,7 +117,7 @@ def lower_release(case: Case, ctx: LoweringContext) -> FactSet:
     return facts
 
 
-def lower_database(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_database(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The DDL in force: the case's own DDL text (a rewritten or live schema) or the domain's
     schema.sql. Parsed DDL is cached by text, since many cases share one variant."""
     if case.ddl is None:
@@ -122,7 +129,7 @@ def lower_database(case: Case, ctx: LoweringContext) -> FactSet:
     return ddl_case_facts(case.id, ddl)
 
 
-def lower_manifest_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_manifest_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The manifest JSON a model was shown, through
     :func:`policystrata.lower.artifacts.lower_manifest`."""
     from policystrata.lower.artifacts import lower_manifest
@@ -132,7 +139,7 @@ def lower_manifest_artifact(case: Case, ctx: LoweringContext) -> FactSet:
     return lower_manifest(case.id, case.manifest, Provenance("manifest"))
 
 
-def lower_grammar_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_grammar_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The generated grammar and its decision on the request's IR text, through
     :func:`policystrata.lower.artifacts.lower_grammar`."""
     from policystrata.lower.artifacts import lower_grammar
@@ -142,7 +149,7 @@ def lower_grammar_artifact(case: Case, ctx: LoweringContext) -> FactSet:
     return lower_grammar(case.id, case.grammar, case.request_text, Provenance("grammar"))
 
 
-def lower_validator_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_validator_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The validator's decision and obligations, through
     :func:`policystrata.lower.artifacts.lower_validator`."""
     from policystrata.lower.artifacts import lower_validator
@@ -152,7 +159,7 @@ def lower_validator_artifact(case: Case, ctx: LoweringContext) -> FactSet:
     return lower_validator(case.id, case.validator, Provenance("validator"))
 
 
-def lower_cost_estimate_artifact(case: Case, ctx: LoweringContext) -> FactSet:
+def lower_cost_estimate_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The compiler's cost estimate, through
     :func:`policystrata.lower.artifacts.lower_cost_estimate`."""
     from policystrata.lower.artifacts import lower_cost_estimate
@@ -160,6 +167,37 @@ def lower_cost_estimate_artifact(case: Case, ctx: LoweringContext) -> FactSet:
     if case.cost_estimate is None:
         return FactSet()
     return lower_cost_estimate(case.id, case.cost_estimate, Provenance("compiler cost estimate"))
+
+
+def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
+    """Real rows, when a database is configured: the case's SQL and a containment probe of each
+    tenant-owned table it reads, run under the case's tenant (see :mod:`policystrata.lower.rows`).
+    Only SQL the read-only guard accepted (``sql_read_only``) is executed."""
+    ctx.evidence = {}
+    if ctx.rows is None or case.sql is None:
+        return FactSet()
+    if not so_far.by_pred("sql_read_only"):
+        ctx.evidence = {"level": "real_db", "executed": False, "reason": "rejected by the guard"}
+        return FactSet()
+    tenant = case_tenant(case, ctx.domain)
+    if tenant is None:
+        return FactSet()
+    params = [case.params[k] for k in sorted(case.params) if k.startswith("$")]
+    evidence = ctx.rows.case_evidence(case.sql, tenant, params, case.reference_sql)
+    tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
+    probes = {t: ctx.rows.table_probe(t, tenant) for t in tables if t in ctx.rows.tenant_columns}
+    evidence["probes"] = probes
+    ctx.evidence = evidence
+    return rows_facts(case.id, evidence, probes)
+
+
+def case_tenant(case: Case, domain: Domain) -> str | None:
+    """The tenant whose session the case runs under: the tenant the application bound, else the
+    principal's first tenant from policy.yaml."""
+    if case.tenant_ids:
+        return sorted(case.tenant_ids)[0]
+    principal = domain.policy.principals.get(case.principal or "")
+    return sorted(principal.tenant_ids)[0] if principal and principal.tenant_ids else None
 
 
 CASE_PASSES: tuple[Pass, ...] = (
@@ -172,6 +210,7 @@ CASE_PASSES: tuple[Pass, ...] = (
     lower_cost_estimate_artifact,
     lower_release,
     lower_database,
+    lower_real_rows,
 )
 
 
@@ -221,12 +260,14 @@ class Checker:
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
         program: Program | None = None,
+        database: Database | None = None,
     ) -> None:
         self.domain = domain
         self.program: Program = program or load_rules(rule_paths, extra_rule_paths)
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
-        self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
+        rows = RowProbe(database, domain.tenant_columns()) if database is not None else None
+        self.context = LoweringContext(domain, _reference_ddl(self.policy_facts), rows=rows)
 
     @classmethod
     def open(
@@ -235,6 +276,7 @@ class Checker:
         rule_paths: Sequence[Path] | None = None,
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
+        database: Database | None = None,
     ) -> Checker:
         """Load the rules, then the domain, checking the domain's surface contracts against the
         responsibility and obligation names the rules know (an unknown name is a load error)."""
@@ -245,7 +287,11 @@ class Checker:
             known_responsibilities=responsibilities if ENFORCE_CONTRACT_NAMES else None,
             known_obligations=obligations if ENFORCE_CONTRACT_NAMES else None,
         )
-        return cls(dom, program=program, timeout=timeout)
+        return cls(dom, program=program, timeout=timeout, database=database)
+
+    def attach_database(self, database: Database) -> None:
+        """Collect real-row evidence for every following case from this database."""
+        self.context.rows = RowProbe(database, self.domain.tenant_columns())
 
     @property
     def rules_digest(self) -> str:
@@ -254,13 +300,16 @@ class Checker:
     def case_facts(self, case: Case) -> FactSet:
         facts = FactSet()
         for lowering in CASE_PASSES:
-            facts.update(lowering(case, self.context))
+            facts.update(lowering(case, self.context, facts))
         return facts
 
     def check(self, case: Case) -> CaseResult:
         facts = self.case_facts(case)
         result = self.engine.evaluate(facts)
         witnesses = self._witnesses(case, result)
+        if self.context.evidence:
+            for w in witnesses:
+                w.evidence = Evidence(level="real_db", details=self.context.evidence)
         errors = []
         if "ir_error" in case.meta:
             src = case.origin

@@ -167,6 +167,15 @@ def expand_rule_paths(paths: tuple[Path, ...]) -> list[Path]:
 )
 @click.option("--case-id", default="cli", show_default=True, help="Case id for a single check.")
 @click.option(
+    "--db",
+    "db_spec",
+    default=None,
+    metavar="auto|none|DSN",
+    help="Real-row evidence: auto (default; start a throwaway PostgreSQL when binaries exist), "
+    "none, or a postgresql:// DSN. Default from $STRATA_DATABASE_URL, else auto. Only SQL the "
+    "read-only guard accepts is executed, as a non-privileged role with RLS in force.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json"]),
@@ -186,6 +195,7 @@ def check(
     tenants: tuple[str, ...],
     released: bool | None,
     case_id: str,
+    db_spec: str | None,
     fmt: str,
 ) -> None:
     """Check one request, or every record of a trace file, against the policy.
@@ -202,13 +212,9 @@ def check(
                  on t.account_id = a.id where a.tenant_id = 'acme' limit 100"
       strata check --domain support_saas traces.jsonl --format json > witnesses.json
     """
-    from policystrata.case import Case
-    from policystrata.check import Checker, build_report
-    from policystrata.facts import Provenance
-    from policystrata.ir import parse_ir
+    from policystrata.check import Checker
+    from policystrata.db.domain import domain_database_for
     from policystrata.report.terminal import render_check
-    from policystrata.traces import Skipped, read_traces
-    from policystrata.witness import CaseResult
 
     if traces is not None and (principal or ir_text or sql):
         raise click.UsageError("give a TRACES file or --principal/--ir/--sql, not both")
@@ -220,6 +226,33 @@ def check(
     checker = Checker.open(
         domain_ref(domain, domain_path), extra_rule_paths=expand_rule_paths(extra_rules)
     )
+    with domain_database_for(db_spec, checker.domain) as db:
+        if db is not None:
+            checker.attach_database(db)
+        report = _check_cases(checker, traces, principal, ir_text, sql, tenants, released, case_id)
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        render_check(report)
+    sys.exit(EXIT_FINDINGS if report.counts["violation"] or report.counts["error"] else EXIT_CLEAN)
+
+
+def _check_cases(
+    checker: Any,
+    traces: Path | None,
+    principal: str | None,
+    ir_text: str | None,
+    sql: str | None,
+    tenants: tuple[str, ...],
+    released: bool | None,
+    case_id: str,
+) -> Any:
+    from policystrata.case import Case
+    from policystrata.check import build_report
+    from policystrata.facts import Provenance
+    from policystrata.ir import parse_ir
+    from policystrata.traces import Skipped, read_traces
+    from policystrata.witness import CaseResult
 
     results: list[CaseResult] = []
     skipped = 0
@@ -249,12 +282,7 @@ def check(
                 "(agent_session, tool_execution, mutation)"
             )
 
-    report = build_report(checker, results)
-    if fmt == "json":
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        render_check(report)
-    sys.exit(EXIT_FINDINGS if report.counts["violation"] or report.counts["error"] else EXIT_CLEAN)
+    return build_report(checker, results)
 
 
 def _error_result(error: Any) -> Any:

@@ -220,7 +220,7 @@ def test_trace_file_checks_each_record(tmp_path: Path) -> None:
     ]
     path = tmp_path / "traces.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n")
-    result = run("check", "--domain", "support_saas", str(path), "--format", "json")
+    result = run("check", "--domain", "support_saas", "--db", "none", str(path), "--format", "json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     verdicts = {r["case"]["id"]: r["verdict"] for r in report["results"]}

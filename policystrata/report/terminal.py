@@ -102,6 +102,43 @@ def _sql_spans(witness: Witness) -> list[tuple[int, int]]:
     return sorted(set(spans))
 
 
+def _rows(part: dict[str, Any]) -> str:
+    if "refused" in part:
+        return f"not executed ({part['refused']})"
+    if "error" in part:
+        return f"failed ({part['error']})"
+    rows = part.get("rows", [])
+    shown = ", ".join(str(tuple(r)) if len(r) > 1 else str(r[0]) for r in rows[:6])
+    more = f" … {part.get('row_count', len(rows))} rows" if len(rows) > 6 else ""
+    return f"{part.get('row_count', len(rows))} row(s): {shown}{more}"
+
+
+def evidence_lines(details: dict[str, Any]) -> list[str]:
+    """A few readable lines for real-row evidence (the JSON keeps everything)."""
+    if details.get("executed") is False:
+        return [f"real rows: the SQL was not executed ({details.get('reason')})"]
+    tenant = details.get("tenant")
+    lines = [f"real rows under tenant {tenant}'s session (app role, RLS in force):"]
+    if "canonical" in details:
+        lines.append(f"  canonical SQL: {_rows(details['canonical'])}")
+    if "layer" in details:
+        lines.append(f"  this SQL:      {_rows(details['layer'])}")
+    if "owner_layer" in details:
+        lines.append(f"  as owner (RLS bypassed): {_rows(details['owner_layer'])}")
+    containment = details.get("containment", {})
+    if containment.get("contained"):
+        lines.append(f"  RLS removed {containment.get('rows_removed_count')} row(s): contained")
+    cross = details.get("cross_tenant", {})
+    if cross.get("visible"):
+        lines.append(f"  rows of other tenants visible: {', '.join(cross['foreign_tenants'])}")
+    for table, probe in sorted(details.get("probes", {}).items()):
+        if probe.get("foreign_visible"):
+            lines.append(f"  probe {table}: app sees tenants {', '.join(probe['foreign_visible'])}")
+        if probe.get("own_hidden"):
+            lines.append(f"  probe {table}: app cannot see its own tenant's rows")
+    return lines
+
+
 def witness_renderable(witness: Witness) -> Panel:
     """A panel with the verdict header, the case, the proof tree and the fix."""
     style = CLASS_STYLE.get(witness.witness_class, "bold")
@@ -138,7 +175,7 @@ def witness_renderable(witness: Witness) -> Panel:
             )
         )
     if witness.evidence.level == "real_db" and witness.evidence.details:
-        parts.append(Text(f"evidence (real database): {witness.evidence.details}", style="cyan"))
+        parts.extend(Text(line, style="cyan") for line in evidence_lines(witness.evidence.details))
     parts.append(Text("proof", style="bold underline"))
     parts.append(proof_tree(witness.proof))
     if witness.fix:

@@ -1,0 +1,55 @@
+"""A domain loaded into a real database: what ``--db`` gives the commands.
+
+>>> with domain_database_for("none", domain) as db:     # doctest: +SKIP
+...     db is None                                       # --db none: no real rows
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from policystrata.db.server import database as resolve_database
+from policystrata.db.session import Cluster, Database
+
+if TYPE_CHECKING:
+    from policystrata.model import Domain
+
+
+def domain_sql(domain: Domain) -> tuple[str, str]:
+    """The domain's schema.sql and seed.sql texts (seed is optional)."""
+    schema = domain.sources["schema"].read_text(encoding="utf-8")
+    seed_path = domain.path / "seed.sql"
+    seed = seed_path.read_text(encoding="utf-8") if seed_path.is_file() else ""
+    return schema, seed
+
+
+def domain_database(cluster: Cluster, domain: Domain, schema_sql: str | None = None) -> Database:
+    """A fresh database with the domain's schema (or a rewritten ``schema_sql``) and seed,
+    cloned from a template built once per distinct schema text."""
+    schema, seed = domain_sql(domain)
+    return cluster.database(schema_sql if schema_sql is not None else schema, seed)
+
+
+@contextlib.contextmanager
+def domain_database_for(
+    spec: str | None, domain: Domain, *, log_statements: bool = False
+) -> Iterator[Database | None]:
+    """Resolve ``--db`` (auto, none or a DSN), load the domain, yield its database (or None when
+    running without one), and clean everything up afterwards (a throwaway server is stopped)."""
+    with resolve_database(spec, log_statements=log_statements) as choice:
+        if choice.server is None:
+            yield None
+            return
+        cluster = Cluster(choice.server)
+        db = domain_database(cluster, domain)
+        try:
+            yield db
+        finally:
+            db.close()
+            with contextlib.suppress(Exception):
+                db.drop()
+            with contextlib.suppress(Exception):
+                cluster.drop_templates()
