@@ -11,10 +11,12 @@ Checks, all collected into one :class:`RuleErrors`:
   of a variable bound at a typed argument with a constant of another kind (string vs number);
 * negation through recursion (the cycle is printed: ``p -> !q -> p``).
 
-Right recursion is *rewritten*, not rejected: in the body order handed to the backend, literals
-of the head's own recursive component come first (pyDatalog terminates on left recursion, not on
-right recursion over a 3+-cycle). Filters (negations, comparisons) are placed as soon as their
-variables are bound. Proofs and messages always use the source order.
+Right recursion is accepted, never rejected: pyDatalog loops on right recursion over a 3+-cycle
+and on some sets of several recursive rules, so the engine never hands it a recursive rule at
+all (recursive components are iterated to a fixpoint by the engine, reading ``<pred>#prev``; see
+:mod:`policystrata.engine.backend`). The body order given to the backend additionally puts
+same-component literals first and each filter (negation, comparison) as soon as its variables
+are bound. Proofs and messages always use the source order.
 
 >>> from policystrata.engine.parser import parse_program
 >>> try:
