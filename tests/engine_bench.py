@@ -2,7 +2,7 @@
 
 import time
 
-from policystrata.engine import Engine, parse_program
+from policystrata.engine import Engine, check_proof, parse_program
 from policystrata.facts import Fact, FactSet
 
 decls = """.decl role_metric(role, metric)
@@ -19,13 +19,17 @@ decls = """.decl role_metric(role, metric)
 rules = []
 for i in range(10):
     rules.append(
-        f"allowed{i}(C, M) :- case_principal(C, P), principal_role(P, R), role_metric(R, M), ir_metric(C, M)."
+        f"allowed{i}(C, M) :- case_principal(C, P), principal_role(P, R), "
+        "role_metric(R, M), ir_metric(C, M)."
     )
     rules.append(
-        f"over{i}(C) :- case_principal(C, P), principal_role(P, R), role_max_rows(R, N), ir_limit(C, L), L > N."
+        f"over{i}(C) :- case_principal(C, P), principal_role(P, R), "
+        "role_max_rows(R, N), ir_limit(C, L), L > N."
     )
     rules.append(
-        f"violation(C, unscoped{i}, T) :- sql_reads(C, S, T), tenant_owned(T), case_principal(C, P), principal_tenant(P, Ten), !sql_filter(C, S, T, tenant_id, Ten), !allowed{i}(C, nothing)."
+        f"violation(C, unscoped{i}, T) :- sql_reads(C, S, T), tenant_owned(T), "
+        "case_principal(C, P), principal_tenant(P, Ten), "
+        f"!sql_filter(C, S, T, tenant_id, Ten), !allowed{i}(C, nothing)."
     )
 prog = parse_program(decls + "\n".join(rules), source="bench.dl")
 print("rules", len(prog.rules))
@@ -74,8 +78,6 @@ for _ in range(50):
     r = engine.evaluate(cases[0])
     p = r.prove(Fact("violation", vs[0]))
 print(f"evaluate+prove: {(time.perf_counter() - t) / 50 * 1000:.1f} ms, proof height {p.height()}")
-from policystrata.engine import check_proof
-
 t = time.perf_counter()
 check_proof(p, prog, r.fact_lookup)
 print(f"check_proof (independent model): {(time.perf_counter() - t) * 1000:.1f} ms")
