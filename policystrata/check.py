@@ -335,11 +335,12 @@ class Checker:
         faults = result.atoms("layer_fault")
         contained = result.atoms("contained")
         rank = {s: i for i, s in enumerate(SURFACE_ORDER)}
+        lookup = result.fact_lookup  # one independent model per case, shared by its proofs
         out = []
         for atom in violations:
             _, surface, wclass, check, key = atom
             proof = result.prove(Fact("violation", tuple(atom)))
-            check_proof(proof, self.program, result.fact_lookup)
+            check_proof(proof, self.program, lookup)
             step = _fault_step(proof)
             containers = sorted(
                 (c for c in contained if c[2] == check and _same(c[3], key)),
