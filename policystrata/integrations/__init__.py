@@ -1,0 +1,1 @@
+"""Imports from other tools' semantic layers (dbt Semantic Layer / MetricFlow)."""

@@ -1,0 +1,241 @@
+"""The CLI commands of the scanner: ``scan``, ``init-scan``, ``init-domain``,
+``check-integration`` (loaded lazily by :mod:`policystrata.cli`).
+
+stdout carries only the report chosen by ``--format``; progress goes to stderr. Exit codes:
+0 pass (or warnings only), 1 gate failure / findings, 2 config or usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from policystrata.cli import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
+from policystrata.scan.model import ScanReport
+
+FORMATS = ("table", "json", "jsonl", "sarif", "junit")
+
+
+def _stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def render_table(report: ScanReport, console: Console | None = None) -> None:
+    """A rich table of findings and a one-line verdict (the default stdout report)."""
+    con = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    if report.findings:
+        table = Table(title=None, show_lines=False)
+        for col in ("severity", "layer", "class", "check", "where", "finding"):
+            table.add_column(col, overflow="fold")
+        for f in report.findings:
+            where = f.location.file + (f":{f.location.line}" if f.location.line else "")
+            sev = f.severity + ("" if f.gating else " (warn)")
+            table.add_row(sev, f.surface, f.witness_class, f.check, where, f.message)
+        con.print(table)
+    g, r = report.gate, report.records
+    verdict = "[green]PASS[/]" if g.passed else "[red]FAIL[/]"
+    con.print(
+        f"{verdict} {r.get('scanned', 0)} record(s) scanned, {r.get('clean', 0)} clean, "
+        f"{r.get('with_findings', 0)} with findings, {r.get('errors', 0)} unreadable, "
+        f"{r.get('skipped', 0)} skipped; {len(report.findings)} finding(s): {g.gating} gating, "
+        f"{g.warnings} warning(s)"
+    )
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    default="policystrata.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The scan config (published policystrata.yaml format).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write scan.json, findings.jsonl, summary.json, report.md, scan.sarif, junit.xml here.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="What goes to stdout.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A previous scan.json: only new findings (by stable id) count against the gate.",
+)
+@click.option(
+    "--db",
+    "db_spec",
+    default=None,
+    metavar="auto|none|DSN",
+    help="Real database for evidence (default: the config's database section, else none).",
+)
+@click.option(
+    "--fail-on-severity",
+    type=click.Choice(["low", "medium", "high", "critical"]),
+    help="Override gate.fail_on_severity.",
+)
+@click.option(
+    "--fail-on-confidence",
+    type=click.Choice(["low", "medium", "high"]),
+    help="Override gate.fail_on_confidence.",
+)
+@reports_errors
+def scan(
+    config_path: Path,
+    out: Path | None,
+    fmt: str,
+    baseline: Path | None,
+    db_spec: str | None,
+    fail_on_severity: str | None,
+    fail_on_confidence: str | None,
+) -> None:
+    """Scan imported traces (and dbt models, and a real database) against the policy: the CI gate.
+
+    \b
+    Examples:
+      strata scan --config policystrata.yaml --out scan-out
+      strata scan --config policystrata.yaml --format sarif > scan.sarif
+      strata scan --config policystrata.yaml --baseline main/scan.json --out scan-out
+
+    Exit codes: 0 pass (or warnings only), 1 gate failure, 2 config or usage error.
+    """
+    from policystrata.scan.config import load_scan_config
+    from policystrata.scan.outputs import render, write_outputs
+    from policystrata.scan.run import run_scan
+
+    err = _stderr_console()
+    cfg = load_scan_config(config_path)
+    with err.status("scanning", spinner="dots") as status:
+        report = run_scan(
+            cfg,
+            db_spec=db_spec,
+            baseline=baseline,
+            progress=lambda msg: status.update(msg),
+            fail_on_severity=fail_on_severity,
+            fail_on_confidence=fail_on_confidence,
+        )
+    sources = sarif_sources(cfg)
+    if out is not None:
+        written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
+        err.print(f"wrote {len(written)} file(s) to {out}", style="dim")
+    if report.baseline is not None:
+        b = report.baseline
+        err.print(
+            f"baseline {b.file}: {len(b.new)} new, {len(b.unchanged)} unchanged, "
+            f"{len(b.fixed)} fixed",
+            style="dim",
+        )
+    if fmt == "table":
+        render_table(report)
+    else:
+        click.echo(render(report, fmt, sources), nl=False)
+    sys.exit(report.gate.exit_code)
+
+
+def sarif_sources(cfg: object) -> dict[str, str]:
+    """Provenance names -> repository paths (the domain's files, when it lives in the repo)."""
+    from policystrata.scan.config import ScanConfig
+
+    assert isinstance(cfg, ScanConfig)
+    out = {cfg.name: cfg.name}
+    if cfg.model.domain_path:
+        base = cfg.model.domain_path.rstrip("/")
+        for name in ("policy.yaml", "surfaces.yaml", "schema.sql", "seed.sql"):
+            out[name] = f"{base}/{name}"
+    return out
+
+
+@click.command("init-scan")
+@click.argument("example", required=False, type=click.Choice(["basic", "postgres_dbt"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--source-domain",
+    default="support_saas",
+    show_default=True,
+    metavar="NAME",
+    help="The built-in domain to copy into the scaffold.",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty directory.")
+@reports_errors
+def init_scan(example: str | None, out: Path, source_domain: str, force: bool) -> None:
+    """Scaffold a working scan: config, a copy of the domain, example traces.
+
+    \b
+      strata init-scan --out scan-demo                 # first `strata scan` passes
+      strata init-scan postgres_dbt --out pg-demo      # dbt model, real database, a failing
+                                                       # and a clean trace file, README
+    """
+    from policystrata.scan.scaffold import scaffold_scan
+
+    written = scaffold_scan(out, example or "basic", source_domain=source_domain, force=force)
+    for path in written:
+        click.echo(str(path))
+    _stderr_console().print(
+        f"next: strata scan --config {out / 'policystrata.yaml'} --out {out / 'out'}",
+        style="dim",
+    )
+
+
+@click.command("init-domain")
+@click.argument("name")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Write into a non-empty directory.")
+@reports_errors
+def init_domain(name: str, out: Path, force: bool) -> None:
+    """Copy a built-in domain (policy.yaml, surfaces.yaml, schema.sql, seed.sql, suites/)."""
+    from policystrata.scan.scaffold import copy_domain
+
+    for path in copy_domain(name, out, force=force):
+        click.echo(str(path))
+
+
+@click.command("check-integration")
+@click.argument("kind", type=click.Choice(["dbt-semantic"]))
+@click.option("--domain", default=None, metavar="NAME", help="A built-in domain.")
+@click.option(
+    "--domain-path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A domain directory.",
+)
+@click.option(
+    "--path",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A MetricFlow semantic_models/metrics YAML file.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@reports_errors
+def check_integration(
+    kind: str, domain: str | None, domain_path: Path | None, model_path: Path, fmt: str
+) -> None:
+    """Compare a dbt Semantic Layer model with the policy: missing or stale metrics and
+    dimensions, sensitive columns without metadata, expression and aggregation mismatches."""
+    import json
+
+    from policystrata.cli import domain_ref
+    from policystrata.integrations.dbt import compare, load_semantic_file
+    from policystrata.model import load_domain
+
+    dom = load_domain(domain_ref(domain, domain_path))
+    model = load_semantic_file(model_path, display=model_path.name)
+    issues = compare(dom, model)
+    if fmt == "json":
+        click.echo(json.dumps([i.to_json() for i in issues], indent=2, sort_keys=True))
+    else:
+        con = Console(highlight=False)
+        for i in issues:
+            con.print(f"[bold]{i.location()}[/]: [red]{i.kind}[/] {i.message}")
+        con.print(f"{len(issues)} issue(s) in {model_path.name} against domain {dom.name}")
+    sys.exit(EXIT_FINDINGS if issues else EXIT_CLEAN)

@@ -1,0 +1,120 @@
+"""Everything one ``strata scan`` run writes: scan.json, findings.jsonl, summary.json,
+report.md, scan.sarif, junit.xml. File contents are deterministic (no timestamps, no absolute
+paths): two runs over the same inputs give byte-identical files.
+
+>>> from policystrata.scan.model import GateResult, ScanReport
+>>> report = ScanReport(version="0", config="c", domain="d", rules_digest="x",
+...                     gate=GateResult(passed=True, exit_code=0))
+>>> summary(report)["findings"]
+0
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from policystrata.scan.findings import dumps_finding
+from policystrata.scan.model import ScanReport
+
+OUTPUT_FILES = (
+    "scan.json",
+    "findings.jsonl",
+    "summary.json",
+    "report.md",
+    "scan.sarif",
+    "junit.xml",
+)
+
+
+def summary(report: ScanReport) -> dict[str, Any]:
+    """Counts by class, severity, layer and regression case, and the evidence exercised:
+    every check that ran, with how often it passed."""
+    fs = report.findings
+    checks: dict[str, dict[str, int]] = {}
+    layers: dict[str, dict[str, int]] = {}
+    for c in report.checks:
+        for bucket in (checks.setdefault(c.check, {}), layers.setdefault(c.layer, {})):
+            bucket["ran"] = bucket.get("ran", 0) + 1
+            bucket[c.status] = bucket.get(c.status, 0) + 1
+    db = report.database
+    return {
+        "schema_version": 1,
+        "domain": report.domain,
+        "gate": report.gate.model_dump(mode="json"),
+        "records": report.records,
+        "findings": len(fs),
+        "by_class": dict(sorted(Counter(f.witness_class for f in fs).items())),
+        "by_severity": dict(sorted(Counter(f.severity for f in fs).items())),
+        "by_confidence": dict(sorted(Counter(f.confidence for f in fs).items())),
+        "by_layer": dict(sorted(Counter(f.surface for f in fs).items())),
+        "by_regression_case": dict(
+            sorted(Counter(f.regression_case or "unclassified" for f in fs).items())
+        ),
+        "by_evidence_level": dict(sorted(Counter(f.evidence_level for f in fs).items())),
+        "evidence_exercised": {
+            "layers": dict(sorted(layers.items())),
+            "checks": dict(sorted(checks.items())),
+            "real_db": {
+                "ran": bool(db.get("ran")),
+                "mode": db.get("mode"),
+                **{
+                    k: db[k]
+                    for k in ("executed", "refused", "rls_checks", "state_assertions")
+                    if k in db
+                },
+            },
+        },
+        "baseline": report.baseline.model_dump(mode="json") if report.baseline else None,
+    }
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render(report: ScanReport, fmt: str, sources: dict[str, str] | None = None) -> str:
+    """One output format as text: json, jsonl, sarif, junit, markdown, summary."""
+    if fmt == "json":
+        return _dump(report.dump())
+    if fmt == "jsonl":
+        return "".join(dumps_finding(f) + "\n" for f in report.findings)
+    if fmt == "sarif":
+        from policystrata.report.sarif import to_sarif
+
+        return _dump(to_sarif(report, sources))
+    if fmt == "junit":
+        from policystrata.report.junit import to_junit
+
+        return to_junit(report)
+    if fmt == "markdown":
+        from policystrata.report.markdown import to_markdown
+
+        return to_markdown(report)
+    if fmt == "summary":
+        return _dump(summary(report))
+    raise ValueError(f"unknown format {fmt}")
+
+
+def write_outputs(
+    report: ScanReport, out: Path, *, sarif: bool = True, sources: dict[str, str] | None = None
+) -> list[Path]:
+    """Write every output file into ``out`` (created); returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [
+        ("scan.json", "json"),
+        ("findings.jsonl", "jsonl"),
+        ("summary.json", "summary"),
+        ("report.md", "markdown"),
+        ("junit.xml", "junit"),
+    ]
+    if sarif:
+        plan.append(("scan.sarif", "sarif"))
+    written = []
+    for name, fmt in plan:
+        path = out / name
+        path.write_text(render(report, fmt, sources), encoding="utf-8")
+        written.append(path)
+    return written

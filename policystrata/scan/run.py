@@ -1,0 +1,523 @@
+"""The scan pipeline: config -> trace records -> the same checks as ``strata check`` -> findings.
+
+The pipeline is a visible tuple of stages (:data:`STAGES`); each reads and extends a
+:class:`ScanState`. Records are judged one at a time (``read_traces`` is lazy): a broken record
+is a finding at its ``file:line`` and every other record is still scanned.
+
+>>> import pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "t.jsonl").write_text('{"id": "a", "principal": "nobody", "sql": "select 1"}\\n')
+>>> _ = (d / "policystrata.yaml").write_text(
+...     "version: 1\\ndomain: support_saas\\nsql_traces: {files: [t.jsonl]}\\n")
+>>> from policystrata.scan.config import load_scan_config
+>>> report = run_scan(load_scan_config(d / "policystrata.yaml"), db_spec="none")
+>>> [(f.check, f.location.line) for f in report.findings]
+[('unknown_principal', 1)]
+>>> report.gate.exit_code
+1
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policystrata import __version__
+from policystrata.case import Case
+from policystrata.check import Checker
+from policystrata.engine import ProofNode, check_proof
+from policystrata.engine.proof import render_message
+from policystrata.errors import InputError
+from policystrata.facts import Fact
+from policystrata.scan.config import CONFIDENCES, ScanConfig
+from policystrata.scan.findings import (
+    CONFIDENCE_RANK,
+    DEFENCE_LAYERS,
+    SEVERITY_RANK,
+    Finding,
+    Location,
+    confidence_of,
+    content_key,
+    probable_fix,
+    recheck_command,
+    repro_record,
+    severity_of,
+    stable_id,
+    what_changed,
+)
+from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
+from policystrata.traces import Skipped, read_traces
+from policystrata.witness import Evidence, FaultRef, RecordError, SupportingFact, Witness
+
+Progress = Callable[[str], None]
+INPUT_CHECK = "input.trace_record"
+
+
+@dataclass
+class ScanState:
+    """What the stages share: the config, the checker, and what has been found so far."""
+
+    config: ScanConfig
+    checker: Checker
+    db_spec: str | None = None
+    progress: Progress = lambda _msg: None
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    records: dict[str, int] = field(
+        default_factory=lambda: {
+            "scanned": 0,
+            "clean": 0,
+            "with_findings": 0,
+            "errors": 0,
+            "skipped": 0,
+        }
+    )
+    regression_cases: dict[str, str] = field(default_factory=dict)  # finding/record -> class
+    cases: list[tuple[Case, list[Finding]]] = field(default_factory=list)
+    database: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "ran": False})
+    layer_checks: dict[str, list[str]] = field(default_factory=dict)
+    check_alias: dict[str, str] = field(default_factory=dict)
+
+
+def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Check ids of every ``layer_fault`` rule by the surface it judges, and the alias of each
+    rule id (a second clause without its own ``@id`` counts as the first clause's check)."""
+    out: dict[str, list[str]] = {}
+    alias: dict[str, str] = {}
+    by_check: dict[tuple[str, str], str] = {}
+    for rule in checker.program.rules:
+        if rule.head.pred != "layer_fault" or len(rule.head.args) < 4:
+            continue
+        surface = getattr(rule.head.args[1], "value", None)
+        check = getattr(rule.head.args[3], "value", None)
+        if not isinstance(surface, str):
+            continue
+        check_id = rule.id
+        if ".layer_fault." in rule.id and isinstance(check, str):
+            check_id = by_check.get((surface, check), rule.id)
+        elif isinstance(check, str):
+            by_check.setdefault((surface, check), rule.id)
+        alias[rule.id] = check_id
+        if check_id not in out.get(surface, []):
+            out.setdefault(surface, []).append(check_id)
+    return out, alias
+
+
+def _layers_exercised(case: Case) -> list[str]:
+    """Layers whose artifact the record carries (their checks ran for it)."""
+    layers = []
+    if case.manifest is not None:
+        layers.append("manifest")
+    if case.grammar is not None:
+        layers.append("grammar")
+    layers.append("validator")
+    if case.sql is not None:
+        layers.append("compiler")
+    layers.append("database")
+    if case.release_decision is not None:
+        layers.append("release")
+    return layers
+
+
+# ---------------------------------------------------------------------------------- records
+
+
+class _LineReader:
+    """Read line N of a file; calls come in increasing N (one lazy pass, for record errors)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: Any = None
+        self.n = 0
+        self.line = ""
+
+    def __call__(self, n: int) -> str:
+        if self.handle is None:
+            self.handle = self.path.open(encoding="utf-8")
+        while self.n < n:
+            line = self.handle.readline()
+            if not line:
+                break
+            self.n += 1
+            self.line = line
+        return self.line if self.n == n else ""
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _where(file: str, line: int | None) -> str:
+    return f"{file}:{line}" if line is not None else file
+
+
+def record_error_finding(state: ScanState, error: RecordError, rel: str, raw_line: str) -> Finding:
+    """A record that could not be judged: a finding at its line, with a re-check command."""
+    src = error.source
+    line = src.line if src else None
+    record_key = error.case_id or f"line-{content_key(raw_line)}"
+    cfg = state.config
+    return Finding(
+        id=stable_id(f"input.{error.kind}", rel, record_key, error.kind),
+        kind="record_error",
+        rule_id=f"input.{error.kind}",
+        check=error.kind,
+        key=error.kind,
+        message=error.message,
+        severity="medium",
+        confidence="high",
+        surface="input",
+        owner="trace exporter",
+        witness_class="input_error",
+        location=Location(file=rel, line=line),
+        record_id=error.case_id,
+        what_changed=f"the trace record at {_where(rel, line)} cannot be read: {error.message}",
+        probable_fix=(
+            f"emit one JSON object per line with id, principal and sql ({_where(rel, line)}; "
+            "see docs/trace-contract.md)"
+        ),
+        repro={"line": raw_line.rstrip("\n")[:2000]},
+        recheck=f"strata check {cfg.domain_display()} {rel}",
+        details={"record_error": error.model_dump(mode="json", exclude_none=True)},
+    )
+
+
+def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) -> Finding:
+    """A finding from a witness (the localized violation or a defence layer's fault)."""
+    cfg, domain = state.config, state.checker.domain
+    line = case.origin.line if case.origin else None
+    where = _where(rel, line)
+    repro = repro_record(witness, case.meta)
+    contained = witness.containment_layer is not None
+    built_at = case.meta.get("source")
+    rules_arg = " ".join(f"--rules {cfg.relative(p)}" for p in cfg.rule_paths())
+    return Finding(
+        id=stable_id(witness.rule_id, rel, case.id, _semantic_key(witness)),
+        kind="witness",
+        rule_id=witness.rule_id,
+        check=witness.check,
+        key=witness.key,
+        message=witness.message,
+        severity=severity_of(witness.witness_class, witness.check, contained=contained),
+        confidence=confidence_of(witness),
+        surface=witness.localized_surface,
+        owner=witness.localized_surface,
+        witness_class=witness.witness_class,
+        evidence_level=witness.evidence.level,
+        location=Location(file=rel, line=line),
+        record_id=case.id,
+        principal=case.principal,
+        regression_case=case.meta.get("regression_case"),
+        containment_layer=witness.containment_layer,
+        what_changed=what_changed(witness, rel, where),
+        probable_fix=probable_fix(
+            witness,
+            where=where,
+            built_at=str(built_at) if built_at else None,
+            tenant_columns=domain.tenant_columns(),
+            trace_file=rel,
+        ),
+        repro=repro,
+        recheck=recheck_command(cfg.domain_display(), repro, rules_arg),
+        witness=witness,
+    )
+
+
+def _semantic_key(witness: Witness) -> Any:
+    """The key a finding id uses: the check's object; for SQL the parser rejected, the kind of
+    rejection (the parser's message may change between versions)."""
+    return witness.check if witness.rule_id.startswith("input.") else witness.key
+
+
+def defence_witnesses(checker: Checker, case: Case, witnesses: list[Witness]) -> list[Witness]:
+    """Witnesses for faults of a defence layer (database, release) that another layer's
+    violation outranked: proved and checked like the localized one."""
+    wanted: list[tuple[Witness, FaultRef]] = []
+    seen = {(w.localized_surface, w.check, json.dumps(w.key)) for w in witnesses}
+    for w in witnesses:
+        for f in w.also_failed:
+            sig = (f.surface, f.check, json.dumps(f.key))
+            if f.surface in DEFENCE_LAYERS and sig not in seen:
+                seen.add(sig)
+                wanted.append((w, f))
+    if not wanted:
+        return []
+    result = checker.engine.evaluate(checker.case_facts(case))
+    out = []
+    for primary, f in wanted:
+        atom = Fact("layer_fault", (case.id, f.surface, f.witness_class, f.check, f.key))
+        proof = result.prove(atom)
+        check_proof(proof, checker.program, result.fact_lookup)
+        out.append(
+            primary.model_copy(
+                update={
+                    "id": stable_id(f.rule_id, "", case.id, f.key),
+                    "witness_class": f.witness_class,
+                    "localized_surface": f.surface,
+                    "containment_layer": None,
+                    "containment_message": None,
+                    "check": f.check,
+                    "key": f.key,
+                    "rule_id": f.rule_id,
+                    "message": f.message,
+                    "fix": _fix(checker, proof),
+                    "atom": atom.render(),
+                    "also_failed": [],
+                    "proof": proof.to_json(),
+                    "supporting_facts": _supporting(proof),
+                    "evidence": Evidence(level="static"),
+                }
+            )
+        )
+    return out
+
+
+def _fix(checker: Checker, proof: ProofNode) -> str | None:
+    template = checker.program.rule(proof.rule).fix if proof.rule else None
+    return render_message(template, proof.bindings) if template else None
+
+
+def _supporting(proof: ProofNode) -> list[SupportingFact]:
+    """The proof's leaves (its minimal supporting fact set), deduplicated, in proof order."""
+    out: list[SupportingFact] = []
+    seen: set[tuple[str, str]] = set()
+    for leaf in proof.leaves():
+        if leaf.kind == "rule":
+            continue
+        text = leaf.atom_text().lstrip("!")
+        if (leaf.kind, text) not in seen:
+            seen.add((leaf.kind, text))
+            out.append(
+                SupportingFact(
+                    atom=text,
+                    kind=leaf.kind,  # type: ignore[arg-type]
+                    provenance=[str(p) for p in leaf.provenance],
+                )
+            )
+    return out
+
+
+def scan_traces(state: ScanState) -> None:
+    """Every record of every trace file, one at a time."""
+    cfg = state.config
+    for path in cfg.trace_paths():
+        rel = cfg.relative(path)
+        state.progress(f"scanning {rel}")
+        raw_line = _LineReader(path)
+        for item in read_traces(path, display_name=rel):
+            if isinstance(item, Skipped):
+                state.records["skipped"] += 1
+                continue
+            if isinstance(item, RecordError):
+                line = item.source.line if item.source and item.source.line else 0
+                finding = record_error_finding(state, item, rel, raw_line(line))
+                state.records["errors"] += 1
+                state.findings.append(finding)
+                state.checks.append(
+                    CheckOutcome(
+                        layer="input",
+                        check=INPUT_CHECK,
+                        record=item.case_id or f"{rel}:{line}",
+                        location=finding.location,
+                        status="failed",
+                        finding_ids=[finding.id],
+                        message=item.message,
+                    )
+                )
+                continue
+            state.records["scanned"] += 1
+            found = judge_case(state, item, rel)
+            state.records["with_findings" if found else "clean"] += 1
+        raw_line.close()
+
+
+def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
+    """Check one record; its findings and one check outcome per exercised layer check."""
+    checker = state.checker
+    result = checker.check(case)
+    witnesses = list(result.witnesses)
+    witnesses += defence_witnesses(checker, case, witnesses)
+    findings = [witness_finding(state, case, w, rel) for w in witnesses]
+    line = case.origin.line if case.origin else None
+    for err in result.errors:
+        findings.append(record_error_finding(state, err, rel, ""))
+    state.findings.extend(findings)
+    state.cases.append((case, findings))
+    loc = Location(file=rel, line=line)
+    state.checks.append(
+        CheckOutcome(
+            layer="input",
+            check=INPUT_CHECK,
+            record=case.id,
+            location=loc,
+            status="failed" if result.errors else "passed",
+            finding_ids=[f.id for f in findings if f.kind == "record_error"],
+            message="; ".join(e.message for e in result.errors) or None,
+        )
+    )
+    failed: dict[str, list[str]] = {}
+    alias = state.check_alias
+    for f in findings:
+        failed.setdefault(alias.get(f.rule_id, f.rule_id), []).append(f.id)
+    for w in witnesses:
+        for other in w.also_failed:
+            failed.setdefault(alias.get(other.rule_id, other.rule_id), [])
+    for layer in _layers_exercised(case):
+        for rule_id in state.layer_checks.get(layer, []):
+            hit = rule_id in failed
+            state.checks.append(
+                CheckOutcome(
+                    layer=layer,
+                    check=rule_id,
+                    record=case.id,
+                    location=loc,
+                    status="failed" if hit else "passed",
+                    finding_ids=failed.get(rule_id, []),
+                )
+            )
+    return findings
+
+
+def scan_database(state: ScanState) -> None:
+    """Real-database evidence when ``database:`` is configured or ``--db`` given."""
+    if state.config.model.database is None and state.db_spec in (None, "none"):
+        state.database = {"mode": "none", "ran": False, "reason": "no database configured"}
+        return
+    from policystrata.scan.realdb import run_real_db
+
+    run_real_db(state)
+
+
+def scan_integrations(state: ScanState) -> None:
+    """dbt semantic models listed in the config, compared with the policy."""
+    paths = state.config.dbt_paths()
+    if not paths:
+        return
+    from policystrata.integrations.dbt import integration_findings
+
+    for path in paths:
+        state.progress(f"comparing {state.config.relative(path)} with the policy")
+        state.findings.extend(integration_findings(state.config, state.checker.domain, path))
+
+
+STAGES: tuple[Callable[[ScanState], None], ...] = (scan_traces, scan_database, scan_integrations)
+
+
+# ------------------------------------------------------------------------------- the verdict
+
+
+def _dedupe_ids(findings: list[Finding]) -> None:
+    seen: dict[str, int] = {}
+    for f in findings:
+        n = seen.get(f.id, 0) + 1
+        seen[f.id] = n
+        if n > 1:
+            f.id = f"{f.id}~{n}"
+
+
+def load_baseline(path: Path) -> set[str]:
+    """Finding ids of a previous ``scan.json`` (or a findings.jsonl)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read baseline: {exc.strerror or exc}", file=str(path)) from None
+    try:
+        if path.suffix == ".jsonl":
+            return {json.loads(line)["id"] for line in text.splitlines() if line.strip()}
+        data = json.loads(text)
+        return {f["id"] for f in data["findings"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a PolicyStrata scan.json: {exc}", file=str(path)) from None
+
+
+def apply_gate(
+    findings: list[Finding],
+    gate: Any,
+    *,
+    fail_on_severity: str | None = None,
+    fail_on_confidence: str | None = None,
+) -> GateResult:
+    """Mark each finding gating or a warning; exit 1 when gating findings exceed the limit."""
+    sev = fail_on_severity or gate.fail_on_severity
+    conf = fail_on_confidence or gate.fail_on_confidence
+    gating = 0
+    for f in findings:
+        f.gating = (
+            gate.fail_on_high_confidence
+            and f.baseline != "unchanged"
+            and SEVERITY_RANK[f.severity] >= SEVERITY_RANK[sev]
+            and CONFIDENCE_RANK[f.confidence] >= CONFIDENCE_RANK[conf]
+        )
+        gating += f.gating
+    passed = gating <= gate.max_findings
+    return GateResult(
+        passed=passed,
+        exit_code=0 if passed else 1,
+        gating=gating,
+        warnings=len(findings) - gating,
+        thresholds={
+            "fail_on_high_confidence": gate.fail_on_high_confidence,
+            "fail_on_severity": sev,
+            "fail_on_confidence": conf,
+            "max_findings": gate.max_findings,
+        },
+    )
+
+
+def run_scan(
+    config: ScanConfig,
+    *,
+    db_spec: str | None = None,
+    baseline: Path | None = None,
+    progress: Progress | None = None,
+    fail_on_severity: str | None = None,
+    fail_on_confidence: str | None = None,
+) -> ScanReport:
+    """Run every stage and return the report (the caller writes the outputs)."""
+    if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
+        raise InputError(f"unknown confidence {fail_on_confidence!r}")
+    checker = Checker.open(config.domain_ref(), extra_rule_paths=config.rule_paths())
+    state = ScanState(config=config, checker=checker, db_spec=db_spec)
+    if progress is not None:
+        state.progress = progress
+    state.layer_checks, state.check_alias = layer_checks(checker)
+    for stage in STAGES:
+        stage(state)
+    _dedupe_ids(state.findings)
+    diff = None
+    if baseline is not None:
+        previous = load_baseline(baseline)
+        current = [f.id for f in state.findings]
+        for f in state.findings:
+            f.baseline = "unchanged" if f.id in previous else "new"
+        diff = BaselineDiff(
+            file=baseline.name,
+            new=[i for i in current if i not in previous],
+            unchanged=[i for i in current if i in previous],
+            fixed=sorted(previous - set(current)),
+        )
+    gate = apply_gate(
+        state.findings,
+        config.model.gate,
+        fail_on_severity=fail_on_severity,
+        fail_on_confidence=fail_on_confidence,
+    )
+    return ScanReport(
+        version=__version__,
+        config=config.name,
+        domain=checker.domain.name,
+        rules_digest=checker.rules_digest,
+        findings=state.findings,
+        records=state.records,
+        database=state.database,
+        baseline=diff,
+        gate=gate,
+        checks=state.checks,
+    )
+
+
+def iter_failed(report: ScanReport) -> Iterator[CheckOutcome]:
+    return (c for c in report.checks if c.status == "failed")
