@@ -145,3 +145,21 @@ def test_row_budget(checker: Checker) -> None:
     )
     assert "row_budget_exceeded:5000" in compiler_faults(checker, base + " limit 5000", TC)
     assert "row_budget_missing:analyst" in compiler_faults(checker, base, TC)
+
+
+def test_sensitive_column_through_subquery_for_analyst(checker: Checker) -> None:
+    sql = (
+        "select y.m from (select a.customer_email as m from accounts a "
+        "where a.tenant_id = 'acme') y limit 100"
+    )
+    assert "sensitive_column_output:customer_email" in compiler_faults(checker, sql)
+    assert "sensitive_column_output:customer_email" not in compiler_faults(
+        checker, sql, principal="acme_finance_admin"
+    )
+
+
+def test_absent_time_filter_is_not_judged_but_relative_is(checker: Checker) -> None:
+    sql = "select count(distinct t.id) from support_tickets t where t.tenant_id = 'acme' limit 100"
+    assert compiler_faults(checker, sql, TC) == set()
+    rel = sql.replace("limit", "and t.opened_at >= current_date - interval '30 days' limit")
+    assert "time_bounds_mismatch:last_month" in compiler_faults(checker, rel, TC)
