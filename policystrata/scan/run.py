@@ -383,7 +383,10 @@ def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
 
 def scan_database(state: ScanState) -> None:
     """Real-database evidence when ``database:`` is configured or ``--db`` given."""
-    if state.config.model.database is None and state.db_spec in (None, "none"):
+    if state.db_spec == "none":
+        state.database = {"mode": "none", "ran": False, "reason": "--db none"}
+        return
+    if state.config.model.database is None and state.db_spec is None:
         state.database = {"mode": "none", "ran": False, "reason": "no database configured"}
         return
     from policystrata.scan.realdb import run_real_db
