@@ -149,13 +149,12 @@ def run_real_db(state: ScanState) -> None:
         state.database = {"mode": "none", "ran": False, "reason": "--db none"}
         return
     state.progress("starting the database")
+    choice = None
     try:
         choice = resolve_db(spec)
-    except StrataError as exc:
-        choice = None
-        reason = str(exc)
-    else:
         reason = choice.reason
+    except StrataError as exc:
+        reason = str(exc)
     if choice is None or choice.server is None:
         if dbcfg is not None and dbcfg.required:
             raise cfg.doc.error(("database", "required"), f"database required: {reason}")
