@@ -171,7 +171,7 @@ def test_every_emitted_proof_passes_the_independent_checker() -> None:
     res = checker.check(case)
     assert res.witnesses
     for w in res.witnesses:
-        check_proof(ProofNode.from_json(w.proof), checker.program, result)
+        check_proof(ProofNode.from_json(w.proof), checker.program, result.fact_lookup)
 
 
 def test_explain_rerenders_a_saved_witness(tmp_path: Path) -> None:
