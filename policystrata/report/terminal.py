@@ -37,6 +37,9 @@ CLASS_STYLE = {
 }
 
 
+WHY_NOT_SHOWN = 3  # why-not lines per absent leaf on the terminal; the JSON keeps all
+
+
 def _console(file: Any = None) -> Console:
     return Console(file=file, highlight=False, soft_wrap=False, width=None if file is None else 120)
 
@@ -70,10 +73,14 @@ def _node_label(node: dict[str, Any]) -> Text:
         text.append("✗ absent ", style="red")
         text.append(node["text"].lstrip("!"))
         text.append("  (closed world)", style="dim")
-        for why in node.get("why_not", []):
+        why_not = node.get("why_not", [])
+        for why in why_not[:WHY_NOT_SHOWN]:
             reason = why.get("failed") or why.get("reason")
             where = f" [{why['rule']}]" if why.get("rule") else ""
             text.append(f"\n  why not{where}: {reason}", style="dim")
+        if len(why_not) > WHY_NOT_SHOWN:
+            more = len(why_not) - WHY_NOT_SHOWN
+            text.append(f"\n  … {more} more rule(s) (see --format json)", style="dim")
     else:  # builtin
         text.append("= ", style="cyan")
         text.append(node.get("text", ""))
