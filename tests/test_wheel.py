@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -55,11 +57,22 @@ def test_installed_wheel_runs_check(wheel: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     strata = venv / "bin" / "strata"
-    base = [str(strata), "check", "--domain", "support_saas", "--principal", "acme_analyst",
-            "--ir", "ticket_count by region during last_month limit 100", "--sql"]
-    good = ("select count(distinct support_tickets.id) as value, accounts.region from accounts "
-            "join support_tickets on support_tickets.account_id = accounts.id "
-            "where accounts.tenant_id = 'acme' group by accounts.region limit 100")
+    base = [
+        str(strata),
+        "check",
+        "--domain",
+        "support_saas",
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        "ticket_count by region during last_month limit 100",
+        "--sql",
+    ]
+    good = (
+        "select count(distinct support_tickets.id) as value, accounts.region from accounts "
+        "join support_tickets on support_tickets.account_id = accounts.id "
+        "where accounts.tenant_id = 'acme' group by accounts.region limit 100"
+    )
     bad = good.replace("where accounts.tenant_id = 'acme' ", "")
     ok = _run([*base, good], cwd=tmp_path, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
