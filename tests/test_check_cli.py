@@ -244,3 +244,32 @@ def test_malformed_policy_yaml_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "policy.yaml:" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_formats_md_example_trace_is_clean(tmp_path: Path) -> None:
+    """The example record of FORMATS.md (published contract) loads unchanged and is clean."""
+    record = {
+        "id": "ticket_count_001",
+        "principal": "acme_analyst",
+        "tenant_ids": ["acme"],
+        "release_allowed": True,
+        "semantic_ir": {
+            "metric": "ticket_count",
+            "dimensions": ["region"],
+            "time_range": "last_month",
+            "grain": "month",
+            "limit": 100,
+        },
+        "sql": "select count(distinct support_tickets.id) as value from accounts join "
+        "support_tickets on support_tickets.account_id = accounts.id where "
+        "accounts.tenant_id in ('acme') limit 100",
+        "regression_case": "pass_to_pass",
+        "source": "sqlalchemy",
+        "timestamp": "2026-06-24T12:00:00Z",
+    }
+    session = {"id": "s1", "record_type": "agent_session", "principal": "acme_analyst"}
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps(session) + "\n")
+    result = run("check", "--domain", "support_saas", "--db", "none", str(path))
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 non-query record" in result.stderr
