@@ -201,6 +201,8 @@ def _run_with_server(state: ScanState, choice: Any) -> None:
     finally:
         with contextlib.suppress(Exception):
             db.drop()
+        with contextlib.suppress(Exception):
+            cluster.drop_templates()  # leave a given server as we found it
     info["summary"] = (
         f"{info['executed']} imported quer(ies) executed, {info['refused']} refused by the "
         f"read-only guard, {info['skipped_unauthorized']} unauthorized not executed"

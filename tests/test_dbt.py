@@ -1,0 +1,120 @@
+"""dbt Semantic Layer import and `strata check-integration dbt-semantic`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from policystrata.cli import main
+from policystrata.integrations.dbt import compare, load_semantic_file, lower_semantic_model
+from policystrata.model import load_domain
+from policystrata.scan.scaffold import TEMPLATES
+
+MODEL = TEMPLATES / "postgres_dbt" / "dbt" / "semantic_models.yml"
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_shipped_model_agrees_with_the_policy() -> None:
+    result = run(
+        "check-integration", "dbt-semantic", "--domain", "support_saas", "--path", str(MODEL)
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 issue(s)" in result.stdout
+
+
+def test_model_lowers_to_facts_with_lines() -> None:
+    model = load_semantic_file(MODEL)
+    facts = lower_semantic_model(model)
+    metric = next(f for f in facts if f.pred == "dbt_metric" and f.args[0] == "net_revenue")
+    assert str(facts.provenance(metric)[0]).startswith("semantic_models.yml:")
+    assert any(f.pred == "dbt_dimension_sensitive" for f in facts)
+
+
+def _drift(tmp_path: Path) -> Path:
+    text = MODEL.read_text()
+    text = text.replace(
+        "{name: net_amount, agg: sum, expr: net_amount_cents}",
+        "{name: net_amount, agg: count, expr: net_amount_cents}",
+    )
+    text = text.replace(
+        "{name: gross_amount, agg: sum, expr: gross_amount_cents}",
+        "{name: gross_amount, agg: sum, expr: net_amount_cents}",
+    )
+    text = text.replace("config: {meta: {sensitive: true}}", "config: {meta: {}}")
+    text = text.replace(
+        "{name: plan, type: categorical}",
+        "{name: plan, type: categorical}\n      - {name: coupon_code, type: categorical}",
+    )
+    dropped = "average_resolution_hours, type: simple, type_params: {measure: resolution_hours}}"
+    text = text.replace(f"  - {{name: {dropped}\n", "")
+    text += "  - {name: bookings, type: simple, type_params: {measure: gross_amount}}\n"
+    text += "  - {name: churn_rate, type: simple, type_params: {measure: tickets}}\n"
+    path = tmp_path / "semantic_models.yml"
+    path.write_text(text)
+    return path
+
+
+def test_drift_is_reported(tmp_path: Path) -> None:
+    issues = compare(load_domain("support_saas"), load_semantic_file(_drift(tmp_path)))
+    got = sorted((i.kind, i.subject) for i in issues)
+    assert got == sorted(
+        [
+            ("aggregation_mismatch", "net_revenue"),  # agg: sum -> count
+            ("expression_mismatch", "gross_revenue"),  # reads net_amount_cents
+            ("expression_mismatch", "bookings"),  # alias of gross_revenue, same measure
+            ("stale_metric_alias", "bookings"),
+            ("sensitive_column_without_metadata", "customer_email"),
+            ("dimension_missing_from_policy", "coupon_code"),
+            ("metric_missing_from_policy", "churn_rate"),
+            ("metric_missing_from_dbt", "average_resolution_hours"),
+        ]
+    )
+    agg = next(i for i in issues if i.kind == "aggregation_mismatch")
+    assert "agg: count" in agg.message and "sum(invoices.net_amount_cents)" in agg.message
+    assert agg.line is not None and agg.policy_line is not None
+
+
+def test_cli_reports_and_exits_1(tmp_path: Path) -> None:
+    path = _drift(tmp_path)
+    result = run(
+        "check-integration",
+        "dbt-semantic",
+        "--domain",
+        "support_saas",
+        "--path",
+        str(path),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 1
+    kinds = {i["kind"] for i in json.loads(result.stdout)}
+    assert "aggregation_mismatch" in kinds
+
+
+def test_dbt_in_scan_config_yields_findings(tmp_path: Path) -> None:
+    path = _drift(tmp_path)
+    (tmp_path / "t.jsonl").write_text("")
+    (tmp_path / "policystrata.yaml").write_text(
+        "version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n"
+        f"dbt: {{files: [{path.name}]}}\n"
+    )
+    result = run("scan", "--config", str(tmp_path / "policystrata.yaml"), "--format", "json")
+    assert result.exit_code == 1
+    findings = json.loads(result.stdout)["findings"]
+    assert {f["kind"] for f in findings} == {"integration"}
+    assert all(f["location"]["file"] == path.name for f in findings)
+
+
+def test_malformed_model_is_an_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("semantic_models:\n  - model: ref('x')\n")
+    result = run(
+        "check-integration", "dbt-semantic", "--domain", "support_saas", "--path", str(bad)
+    )
+    assert result.exit_code == 2
+    assert "bad.yml:2" in result.stderr

@@ -1,0 +1,254 @@
+"""`strata scan` end to end: the acceptance commands of issue #6, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from policystrata.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "scan"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURES / "mixed", tmp_path / "mixed")
+    return tmp_path / "mixed"
+
+
+def test_one_finding_per_broken_record_and_the_clean_record_is_clean(mixed: Path) -> None:
+    out = mixed / "out"
+    result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    report = json.loads((out / "scan.json").read_text())
+    got = sorted((f["location"]["line"], f["check"]) for f in report["findings"])
+    assert got == [
+        (1, "malformed_trace_line"),
+        (2, "unknown_principal"),
+        (3, "unparseable_sql"),
+        (4, "not_read_only"),
+    ]
+    assert report["records"] == {
+        "scanned": 4,
+        "clean": 1,
+        "with_findings": 3,
+        "errors": 1,
+        "skipped": 0,
+    }
+    for f in report["findings"]:
+        assert f["location"]["file"] == "traces.jsonl"
+        assert f["id"] and str(f["location"]["line"]) not in f["id"].split("/")[-1]
+        assert f["probable_fix"] and f["recheck"].startswith("strata check")
+        if f["kind"] == "witness":
+            assert f["witness"]["proof"]["kind"] == "rule"
+            assert f["repro"]["id"] == f["record_id"]
+    junit = (out / "junit.xml").read_text()
+    assert 'classname="compiler.ticket_count_by_region"' in junit
+
+
+def test_stdout_carries_only_the_report(mixed: Path) -> None:
+    result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert len(data["findings"]) == 4
+    lines = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "jsonl").stdout
+    assert [json.loads(x)["location"]["line"] for x in lines.splitlines()] == [1, 2, 3, 4]
+    sarif = json.loads(
+        run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "sarif").stdout
+    )
+    assert sarif["version"] == "2.1.0"
+    assert run(
+        "scan", "--config", str(mixed / "policystrata.yaml"), "--format", "junit"
+    ).stdout.startswith("<?xml")
+
+
+def test_outputs_are_deterministic(mixed: Path) -> None:
+    a, b = mixed / "a", mixed / "b"
+    run("scan", "--config", str(mixed / "policystrata.yaml"), "--out", str(a))
+    run("scan", "--config", str(mixed / "policystrata.yaml"), "--out", str(b))
+    for name in (
+        "scan.json",
+        "findings.jsonl",
+        "summary.json",
+        "report.md",
+        "scan.sarif",
+        "junit.xml",
+    ):
+        text = (a / name).read_text()
+        assert text == (b / name).read_text(), name
+        assert str(mixed) not in text, name
+
+
+def test_baseline_unchanged_rerun_has_no_new_findings(mixed: Path) -> None:
+    cfg = str(mixed / "policystrata.yaml")
+    run("scan", "--config", cfg, "--out", str(mixed / "first"))
+    result = run(
+        "scan",
+        "--config",
+        cfg,
+        "--out",
+        str(mixed / "second"),
+        "--baseline",
+        str(mixed / "first" / "scan.json"),
+    )
+    assert result.exit_code == 0, result.output
+    second = json.loads((mixed / "second" / "scan.json").read_text())
+    assert second["baseline"]["new"] == []
+    assert len(second["baseline"]["unchanged"]) == 4
+    assert "0 new" in result.stderr
+    # a new broken record is new; fixing one is reported as fixed
+    traces = mixed / "traces.jsonl"
+    lines = traces.read_text().splitlines()
+    fixed_sql = (
+        "select count(accounts.id) as n from accounts where accounts.tenant_id = 'acme' limit 10"
+    )
+    lines[2] = lines[2].replace("select cont(((", fixed_sql)
+    lines.append('{"id": "w2", "principal": "acme_analyst", "sql": "drop table accounts"}')
+    traces.write_text("\n".join(lines) + "\n")
+    result = run(
+        "scan",
+        "--config",
+        cfg,
+        "--format",
+        "json",
+        "--baseline",
+        str(mixed / "first" / "scan.json"),
+    )
+    assert result.exit_code == 1
+    diff = json.loads(result.stdout)["baseline"]
+    assert [i.split("/")[1] for i in diff["new"]] == ["traces.jsonl#w2"]
+    assert [i.split("/")[1] for i in diff["fixed"]] == ["traces.jsonl#typo_001"]
+
+
+def test_recheck_command_reproduces_the_finding(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "json")
+    f = next(x for x in json.loads(result.stdout)["findings"] if x["check"] == "not_read_only")
+    argv = shlex.split(f["recheck"])
+    assert argv[:2] == ["strata", "check"]
+    monkeypatch.chdir(mixed)
+    again = run(*argv[1:], "--format", "json")
+    assert again.exit_code == 1
+    witnesses = [w for r in json.loads(again.stdout)["results"] for w in r["witnesses"]]
+    assert [w["check"] for w in witnesses] == ["not_read_only"]
+
+
+def test_gate_thresholds_turn_findings_into_warnings(mixed: Path) -> None:
+    cfg = str(mixed / "policystrata.yaml")
+    result = run("scan", "--config", cfg, "--format", "json", "--fail-on-severity", "critical")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["gate"]["warnings"] == 4 and not any(f["gating"] for f in data["findings"])
+    high = run("scan", "--config", cfg, "--format", "json", "--fail-on-severity", "high")
+    assert high.exit_code == 1
+    assert json.loads(high.stdout)["gate"]["gating"] == 2
+
+
+def test_unknown_config_key_is_an_error_with_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text(
+        "version: 1\ndomain: support_saas\nsql_traces: {files: []}\ngate:\n  fail_on: x\n"
+    )
+    result = run("scan", "--config", str(cfg))
+    assert result.exit_code == 2
+    assert "policystrata.yaml:5: gate.fail_on: unknown key" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_paths_must_stay_inside_the_config_directory(tmp_path: Path) -> None:
+    cfg = tmp_path / "sub" / "policystrata.yaml"
+    cfg.parent.mkdir()
+    (tmp_path / "t.jsonl").write_text("")
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces:\n  files: [../t.jsonl]\n")
+    result = run("scan", "--config", str(cfg))
+    assert result.exit_code == 2
+    assert (
+        "policystrata.yaml:4: sql_traces.files[0]: path '../t.jsonl' leaves the config"
+        in result.stderr
+    )
+
+
+def test_published_config_format_loads_unchanged(tmp_path: Path) -> None:
+    from policystrata.scan.config import load_scan_config
+
+    (tmp_path / "traces.jsonl").write_text("")
+    shutil.copy(FIXTURES / "published" / "policystrata.yaml", tmp_path / "policystrata.yaml")
+    cfg = load_scan_config(tmp_path / "policystrata.yaml")
+    assert cfg.dbt_paths() == []  # not required, missing: skipped
+    assert cfg.model.database is not None and cfg.model.database.rls_checks[0].id == "a"
+
+
+def test_skipped_records_are_counted(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text(
+        '{"id": "s", "record_type": "tool_execution", "principal": "acme_analyst"}\n'
+        '{"id": "q", "principal": "acme_analyst", "query": {"sql": "select count(accounts.id) '
+        "as n from accounts where accounts.tenant_id = 'acme' limit 10\"}}\n"
+    )
+    (tmp_path / "policystrata.yaml").write_text(
+        "version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n"
+    )
+    result = run("scan", "--config", str(tmp_path / "policystrata.yaml"), "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["records"]["skipped"] == 1 and data["records"]["scanned"] == 1
+    assert result.exit_code == 0, data["findings"]
+
+
+def test_cross_tenant_binding_is_a_finding(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text(
+        '{"id": "x", "principal": "acme_analyst", "tenant_ids": ["beta"], '
+        '"sql": "select count(*) from accounts where accounts.tenant_id = \'acme\'"}\n'
+    )
+    (tmp_path / "policystrata.yaml").write_text(
+        "version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n"
+    )
+    result = run("scan", "--config", str(tmp_path / "policystrata.yaml"), "--format", "json")
+    assert result.exit_code == 1
+    checks = [f["check"] for f in json.loads(result.stdout)["findings"]]
+    assert checks == ["cross_tenant_binding"]
+
+
+def test_init_scan_first_scan_passes(tmp_path: Path) -> None:
+    out = tmp_path / "scan-demo"
+    assert run("init-scan", "--out", str(out)).exit_code == 0
+    result = run("scan", "--config", str(out / "policystrata.yaml"), "--out", str(out / "out"))
+    assert result.exit_code == 0, result.output
+    assert (out / "out" / "scan.sarif").is_file()
+    assert run("init-scan", "--out", str(out)).exit_code == 2  # not empty
+
+
+def test_init_scan_postgres_dbt_failing_example_matches_its_readme(tmp_path: Path) -> None:
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    readme = (out / "README.md").read_text()
+    expected = sorted(
+        line.split("`")[1]
+        for line in readme.splitlines()
+        if line.startswith("| ") and "`" in line and line.split("|")[1].strip().isdigit()
+    )
+    result = run(
+        "scan", "--config", str(out / "policystrata.yaml"), "--db", "none", "--format", "json"
+    )
+    assert result.exit_code == 1
+    findings = json.loads(result.stdout)["findings"]
+    assert sorted(f["id"] for f in findings) == expected
+    assert all(f["witness"]["proof"]["premises"] for f in findings)
+    clean = run("scan", "--config", str(out / "policystrata.clean.yaml"), "--db", "none")
+    assert clean.exit_code == 0, clean.output
+
+
+def test_init_domain_copies_a_builtin_domain(tmp_path: Path) -> None:
+    result = run("init-domain", "support_saas", "--out", str(tmp_path / "d"))
+    assert result.exit_code == 0
+    assert (tmp_path / "d" / "policy.yaml").is_file() and (tmp_path / "d" / "schema.sql").is_file()
+    assert run("init-domain", "nope", "--out", str(tmp_path / "e")).exit_code == 2

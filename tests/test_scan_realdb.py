@@ -1,0 +1,77 @@
+"""`strata scan` against a real PostgreSQL: imported SQL beside the reference compiler's SQL
+under RLS, row differences as real_db findings, rls_checks / state_assertions reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from policystrata.cli import main
+
+pytestmark = pytest.mark.postgres
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def pg_demo(tmp_path: Path) -> Path:
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    return out
+
+
+def test_failing_example_with_real_rows(pg_demo: Path, pg_server) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        "scan",
+        "--config",
+        str(pg_demo / "policystrata.yaml"),
+        "--db",
+        pg_server.dsn(),
+        "--out",
+        str(pg_demo / "out"),
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads((pg_demo / "out" / "scan.json").read_text())
+    assert len(report["findings"]) == 3  # exactly what the README lists
+    db = report["database"]
+    assert db["ran"] and db["executed"] == 4 and db["skipped_unauthorized"] == 1
+    assert db["rls_checks"] == {"ran": 2, "passed": 2, "failed": 0}
+    assert db["state_assertions"] == {"ran": 2, "passed": 2, "failed": 0}
+    scope = next(f for f in report["findings"] if f["check"] == "tenant_scope_missing")
+    assert scope["evidence_level"] == "real_db"
+    ev = scope["witness"]["evidence"]["details"]
+    assert ev["values_match"] is True  # RLS contained it: same rows as the canonical SQL
+    assert ev["containment"]["contained"] is True  # ... and removed other tenants' rows
+    summary = json.loads((pg_demo / "out" / "summary.json").read_text())
+    checks = summary["evidence_exercised"]["checks"]
+    assert checks["rls_checks.acme_sees_only_acme_accounts"] == {"ran": 1, "passed": 1}
+    assert checks["real_db.result_matches_canonical"]["passed"] == 4
+
+
+def test_row_differences_and_failing_assertions_are_findings(pg_demo: Path, pg_server) -> None:  # type: ignore[no-untyped-def]
+    cfg = pg_demo / "policystrata.clean.yaml"
+    text = cfg.read_text().replace("expected_tenant_ids: [acme]", "expected_tenant_ids: [beta]")
+    cfg.write_text(text)
+    traces = pg_demo / "traces" / "clean.jsonl"
+    lines = traces.read_text().splitlines()
+    # the app's SQL drops the time filter: statically fine for an IR without time bounds check?
+    # no - we change the value instead: the metric is summed twice (a row difference).
+    lines[1] = lines[1].replace(
+        "select sum(invoices.net_amount_cents) as value",
+        "select sum(invoices.net_amount_cents) * 2 as value",
+    )
+    traces.write_text("\n".join(lines) + "\n")
+    result = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "json")
+    assert result.stdout, result.stderr
+    data = json.loads(result.stdout)
+    kinds = sorted((f["kind"], f["check"]) for f in data["findings"])
+    assert ("database_check", "acme_sees_only_acme_accounts") in kinds
+    assert ("real_db", "result_mismatch") in kinds
+    assert result.exit_code == 1
+    sarif_ok = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "sarif")
+    assert json.loads(sarif_ok.stdout)["runs"][0]["results"]
