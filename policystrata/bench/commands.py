@@ -1,0 +1,416 @@
+"""``strata run``, ``strata summarize`` and ``strata demo`` (loaded lazily by the CLI).
+
+stdout carries the report (summary table, demo walk-through); the progress bar and notes go to
+stderr. Exit codes: 0 done, 1 (``run --strict`` only) survivors or false positives, 2 usage or
+input error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from policystrata.cli import (
+    EXIT_FINDINGS,
+    _domain_options,
+    _rules_option,
+    expand_rule_paths,
+    reports_errors,
+)
+from policystrata.errors import InputError
+
+STATUS_ORDER = ("killed", "survived", "equivalent", "stillborn", "clean", "false_positive", "error")
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _partition(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("use K/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= k < n:
+        raise click.BadParameter("K/N needs 0 <= K < N")
+    return k, n
+
+
+def execute_run(
+    domain: str | None,
+    domain_path: Path | None,
+    suite: str | None,
+    suite_file: Path | None,
+    out: Path,
+    count: int | None,
+    seed: int | None,
+    minimize: bool,
+    extra_rules: tuple[Path, ...] = (),
+    partition: tuple[int, int] | None = None,
+    db: str = "none",
+    quiet: bool = False,
+) -> tuple[dict[str, Any], float]:
+    """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
+    from policystrata.bench.runner import Runner, write_run
+    from policystrata.bench.suites import resolve_suite
+    from policystrata.check import Checker
+
+    if domain and domain_path:
+        raise click.UsageError("give --domain or --domain-path, not both")
+    if suite and suite_file:
+        raise click.UsageError("give --suite or --suite-file, not both")
+    started = time.perf_counter()
+    checker = Checker.open(
+        domain_path if domain_path is not None else (domain or "support_saas"),
+        extra_rule_paths=expand_rule_paths(extra_rules),
+    )
+    source = resolve_suite(checker.domain, suite, suite_file, count, seed)
+    metadata: dict[str, Any] = {
+        "suite": source.name,
+        "seed": seed if seed is not None else source.meta.get("seed"),
+        "count": count,
+        "db": db,
+        **source.meta,
+    }
+    if source.stats is not None and seed is None:
+        from policystrata.bench.generate import DEFAULT_SEEDS
+
+        metadata["seed"] = DEFAULT_SEEDS.get(source.name)
+    runner = Runner(checker, minimize=minimize)
+    err = _stderr()
+    with Progress(
+        TextColumn(f"[bold]{source.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("cases", total=source.total)
+        summary = write_run(
+            runner,
+            source.cases(),
+            out,
+            metadata,
+            progress=lambda: bar.advance(task),
+            partition=partition,
+        )
+    if source.stats is not None:
+        st = source.stats
+        summary["generator"] = {
+            "draws": st.draws,
+            "distinct_cases": st.produced,
+            "duplicates_skipped": st.duplicates,
+            "no_mutation_point": st.no_mutation_point,
+        }
+        (out / "summary.json").write_text(
+            json.dumps(summary, sort_keys=True, indent=2, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
+    return summary, time.perf_counter() - started
+
+
+@click.command()
+@_domain_options
+@_rules_option
+@click.option(
+    "--suite",
+    metavar="NAME",
+    help="seeded, generated, heldout_v1, clean_controls, or a "
+    "suite file name under the domain's suites/ (default: seeded).",
+)
+@click.option(
+    "--suite-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run any suite YAML in the FORMATS.md format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: runs/<suite>).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Generated suites: number of draws (duplicates are not repeated).",
+)
+@click.option("--seed", type=int, default=None, help="Generated suites: the seed.")
+@click.option(
+    "--minimize/--no-minimize",
+    default=True,
+    show_default=True,
+    help="Delta-debug every witness's case to a minimal one.",
+)
+@click.option(
+    "--partition",
+    metavar="K/N",
+    default=None,
+    help="Evaluate only cases whose index is K modulo N (run partitions in parallel).",
+)
+@click.option(
+    "--db",
+    type=click.Choice(["none", "auto"]),
+    default="none",
+    show_default=True,
+    help="Real-database evidence (auto: not wired into runs yet; evidence stays static).",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
+@reports_errors
+def run(
+    domain: str | None,
+    domain_path: Path | None,
+    extra_rules: tuple[Path, ...],
+    suite: str | None,
+    suite_file: Path | None,
+    out: Path | None,
+    count: int | None,
+    seed: int | None,
+    minimize: bool,
+    partition: str | None,
+    db: str,
+    strict: bool,
+) -> None:
+    """Run a benchmark suite through the reference stack with fault injection and the detector.
+
+    Writes OUT/traces.jsonl (one record per case), OUT/witnesses/<task>.json, OUT/summary.json
+    and OUT/metadata.json. Same inputs and seed give byte-identical files.
+
+    \b
+    Examples:
+      strata run --domain support_saas --suite seeded --out runs/seeded
+      strata run --suite generated --count 500 --seed 1729 --out runs/gen
+      strata run --suite clean_controls --count 200 --out runs/controls
+      strata run --suite-file my_suite.yaml --domain-path ./domain --out runs/mine
+    """
+    if db != "none":
+        _stderr().print("note: --db auto is not wired into runs yet; evidence level stays static")
+    name = suite or (suite_file.stem if suite_file else "seeded")
+    target = out or Path("runs") / name
+    summary, elapsed = execute_run(
+        domain,
+        domain_path,
+        suite,
+        suite_file,
+        target,
+        count,
+        seed,
+        minimize,
+        extra_rules,
+        _partition(partition),
+        db,
+    )
+    c = summary["counts"]
+    rate = c["cases"] / elapsed if elapsed else 0.0
+    _stderr().print(f"{c['cases']} cases in {elapsed:.1f}s ({rate:.1f} cases/s) -> {target}")
+    print_summary(summary)
+    if strict and (c["survived"] or c["false_positive"] or c["error"]):
+        sys.exit(EXIT_FINDINGS)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    """The summary table (stdout)."""
+    con = console or Console(highlight=False)
+    c = summary["counts"]
+    head = Table(
+        title=f"suite {summary.get('suite')} · domain {summary.get('domain')}", show_header=False
+    )
+    head.add_column("metric")
+    head.add_column("value", justify="right")
+    for key in (
+        "cases",
+        "distinct_cases",
+        "non_equivalent_mutants",
+        "killed",
+        "survived",
+        "equivalent",
+        "stillborn",
+        "controls",
+        "clean",
+        "false_positive",
+        "error",
+        "kill_rate",
+        "localization_accuracy",
+        "class_accuracy",
+        "containment_accuracy",
+    ):
+        head.add_row(key.replace("_", " "), _fmt(c.get(key)))
+    gen = summary.get("generator")
+    if gen:
+        head.add_row("generator draws", str(gen["draws"]))
+        head.add_row("duplicates skipped", str(gen["duplicates_skipped"]))
+    mini = summary.get("minimization", {})
+    if mini.get("witnesses"):
+        head.add_row("minimized witnesses", str(mini["witnesses"]))
+        head.add_row("mean fact reduction", _fmt(mini.get("mean_fact_reduction")))
+    con.print(head)
+    ops = Table(title="per operator")
+    ops.add_column("operator")
+    for s in ("cases", *STATUS_ORDER, "localized_ok", "class_ok"):
+        ops.add_column(s.replace("_", " "), justify="right")
+    for name, row in summary.get("per_operator", {}).items():
+        ops.add_row(
+            name,
+            *(str(row.get(s, 0)) for s in ("cases", *STATUS_ORDER, "localized_ok", "class_ok")),
+        )
+    con.print(ops)
+    classes = summary.get("case_classes", {})
+    if classes:
+        con.print("witness classes (cases): " + ", ".join(f"{k} {v}" for k, v in classes.items()))
+    for title, key in (
+        ("equivalent mutants", "equivalents"),
+        ("survivors", "survivors"),
+        ("false positives", "false_positives"),
+    ):
+        items = summary.get(key) or []
+        if items:
+            con.print(f"[bold]{title}[/bold] ({len(items)}):")
+            for item in items[:20]:
+                detail = item.get("reason") or item.get("ir") or ""
+                con.print(f"  {item['task']} [{item['mutation']}] {detail}")
+            if len(items) > 20:
+                con.print(f"  ... {len(items) - 20} more in summary.json")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@reports_errors
+def summarize(run_dir: Path, fmt: str) -> None:
+    """Print the summary of a finished run (RUN_DIR written by `strata run`)."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise InputError("no summary.json here (did the run finish?)", file=str(run_dir))
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print_summary(summary)
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+)
+@reports_errors
+def demo(out: Path) -> None:
+    """Run the seeded benchmark and walk through one witness.
+
+    Runs every seeded case (each a fault injected into one layer of the reference stack, plus
+    fault-free controls), prints the witness classes found, then explains one witness: its proof
+    tree, the SQL with the faulty span highlighted, and what the fault-free layer produced.
+    """
+    from policystrata.bench.runner import Runner
+    from policystrata.report.terminal import render_witness
+    from policystrata.witness import Witness
+
+    con = Console(highlight=False)
+    summary, elapsed = execute_run(None, None, "seeded", None, out, None, None, False, quiet=True)
+    c = summary["counts"]
+    con.print(
+        f"[bold]PolicyStrata demo[/bold]: seeded suite, {c['cases']} cases in {elapsed:.1f}s "
+        f"-> {out}"
+    )
+    con.print(
+        f"killed {c['killed']} of {c['non_equivalent_mutants']} injected faults "
+        f"(kill rate {_fmt(c['kill_rate'])}), equivalent {c['equivalent']}, "
+        f"false positives {c['false_positive']} of {c['controls']} clean controls"
+    )
+    con.print("[bold]witness classes found[/bold] (cases by their first witness):")
+    for name, n in summary.get("case_classes", {}).items():
+        con.print(f"  {name:<20} {n}")
+    pick = _demo_pick(out)
+    if pick is not None:
+        rec, witness_data = pick
+        w = Witness.model_validate(witness_data)
+        con.rule(f"one witness: task {rec['task']} (fault injected: {rec['mutation']})")
+        render_witness(w, con)
+        _show_canonical(con, rec, Runner)
+    con.rule("next")
+    con.print(
+        "  strata summarize runs/demo                      the full table, per operator\n"
+        "  strata explain runs/demo/witnesses/<task>.json  any witness's proof\n"
+        "  strata run --suite generated --count 500 --seed 1729 --out runs/gen\n"
+        "  strata run --suite clean_controls --count 200 --out runs/controls\n"
+        '  strata check --principal acme_analyst --ir "..." --sql "..."  your own SQL'
+    )
+
+
+def _demo_pick(out: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The first killed compiler fault with a SQL span (the most instructive), else any kill."""
+    best = None
+    with (out / "traces.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            if rec.get("status") != "killed" or not rec.get("witness"):
+                continue
+            data = json.loads((out / rec["witness"]).read_text(encoding="utf-8"))[0]
+            if rec.get("localized") == "compiler" and rec.get("containment"):
+                return rec, data
+            best = best or (rec, data)
+    return best
+
+
+def _show_canonical(con: Console, rec: dict[str, Any], runner_cls: Any) -> None:
+    from policystrata.ir import parse_ir
+    from policystrata.model import load_domain
+    from policystrata.stack.faults import OPERATORS
+    from policystrata.stack.pipeline import Request, run_stack
+
+    op = OPERATORS.get(rec["mutation"])
+    if op is None or rec.get("ir") is None:
+        return
+    d = load_domain("support_saas")
+    req = Request(rec["principal"], parse_ir(rec["ir"]), rec.get("style", "plain"))
+    canonical = run_stack(d, req)
+    faulted = run_stack(d, req, op.knobs(d, req))
+    con.print(
+        f"[bold]what the fault-free {op.surface} layer would have produced[/bold] "
+        f"(the fault: {op.description}):"
+    )
+    a, b = _artifact_text(canonical, op.surface), _artifact_text(faulted, op.surface)
+    for line in difflib.unified_diff(
+        b.splitlines(), a.splitlines(), "faulty", "fault-free", lineterm="", n=1
+    ):
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        con.print(line, style=style, markup=False)
+
+
+def _artifact_text(run: Any, surface: str) -> str:
+    if surface == "compiler":
+        return f"{run.sql or ''}\n-- cost estimate: {run.cost_estimate}"
+    if surface == "database":
+        return run.ddl
+    if surface == "manifest":
+        return json.dumps(run.manifest, indent=2, sort_keys=True)
+    if surface == "grammar":
+        return run.grammar
+    if surface == "validator":
+        return json.dumps(run.validator, indent=2, sort_keys=True)
+    return run.release

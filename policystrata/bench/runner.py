@@ -1,0 +1,262 @@
+"""Batch runs: stream a suite's cases through the reference stack (with the case's fault) and
+the detector, score each verdict against its labels afterwards, and write the results as they
+come.
+
+Per case: run the fault-free stack; for a faulted case, check the operator has a mutation point,
+run the stack with the faulty layer and compare artifact digests (no change = an equivalent
+mutant, counted apart and never judged); then hand the detector the artifacts only, as a
+:class:`~policystrata.case.Case` with an opaque id (``case_00042``) and the suite file + line as
+origin. Fault ids, labels and surface versions stay in this module.
+
+Output (``runs/<id>/``; byte-identical for the same inputs and seed, no timestamps or absolute
+paths): ``traces.jsonl`` (one compact record per case), ``witnesses/<task>.json`` (the case's
+witnesses, as ``strata explain`` reads them; ``<task>.min.json`` for the minimized case),
+``summary.json`` and ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policystrata import __version__
+from policystrata.bench.cases import BenchCase
+from policystrata.bench.minimize import minimize_query
+from policystrata.bench.score import Accumulator
+from policystrata.check import SURFACE_ORDER, Checker
+from policystrata.facts import Provenance
+from policystrata.ir import SemanticQuery
+from policystrata.model import Domain
+from policystrata.paths import rule_files
+from policystrata.stack.faults import OPERATORS, OTHER_DOMAIN_OPERATORS
+from policystrata.stack.pipeline import Request, StackRun, changed_artifacts, run_stack
+from policystrata.witness import Witness
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _line(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def _rank(w: Witness) -> tuple[int, str, str, str]:
+    return (SURFACE_ORDER.index(w.localized_surface), w.witness_class, w.check, str(w.key))
+
+
+@dataclass
+class Evaluation:
+    """One case's outcome: the trace record, its witnesses and the stack run judged."""
+
+    record: dict[str, Any]
+    witnesses: list[Witness]
+    run: StackRun | None = None
+    minimized: list[Witness] | None = None
+
+
+class Runner:
+    """Evaluates benchmark cases with one :class:`Checker` (rules and policy facts load once)."""
+
+    def __init__(self, checker: Checker, minimize: bool = True) -> None:
+        self.checker = checker
+        self.domain: Domain = checker.domain
+        self.minimize = minimize
+
+    # -- one case ----------------------------------------------------------------------------
+
+    def stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
+        """(fault-free run, faulted run or the reason the case is stillborn/equivalent)."""
+        req = Request(case.principal, query, case.style)
+        canonical = run_stack(self.domain, req)
+        if case.is_control:
+            return canonical, canonical
+        op = OPERATORS.get(case.mutation)
+        if op is None:
+            if case.mutation in OTHER_DOMAIN_OPERATORS:
+                return canonical, f"stillborn: operator {case.mutation} targets another domain"
+            return canonical, f"stillborn: unknown fault operator {case.mutation}"
+        if not op.applies(self.domain, req, canonical):
+            return canonical, f"stillborn: no mutation point for {op.id} in this case"
+        faulted = run_stack(self.domain, req, op.knobs(self.domain, req))
+        if not changed_artifacts(canonical, faulted):
+            return canonical, (
+                f"equivalent: the {op.surface} layer produced the same artifact as the fault-free "
+                f"stack ({op.description})"
+            )
+        return canonical, faulted
+
+    def evaluate(self, case: BenchCase) -> Evaluation:
+        rec: dict[str, Any] = {
+            "task": case.task_id,
+            "case": f"case_{case.index:05d}",
+            "mutation": case.mutation,
+            "principal": case.principal,
+            "ir": case.query.to_text() if case.query is not None else None,
+            "style": case.style,
+            "expected": {
+                k: v
+                for k, v in (
+                    ("class", case.expected_class),
+                    ("surface", case.expected_surface),
+                    ("containment", case.expected_containment),
+                )
+                if v is not None
+            },
+        }
+        if case.invalid is not None or case.query is None:
+            rec.update(status="stillborn", reason=case.invalid or "no semantic query")
+            return Evaluation(rec, [])
+        canonical, outcome = self.stack_runs(case, case.query)
+        if isinstance(outcome, str):
+            kind, reason = outcome.split(": ", 1)
+            rec.update(status=kind, reason=reason, artifacts=canonical.digests())
+            return Evaluation(rec, [], canonical)
+        run = outcome
+        rec["artifacts"] = run.digests()
+        if not case.is_control:
+            rec["changed"] = changed_artifacts(canonical, run)
+        result = self.checker.check(self._case(case, run, case.query, rec["case"]))
+        witnesses = sorted(result.witnesses, key=_rank)
+        rec["verdict"] = result.verdict
+        rec["classes"] = [w.witness_class for w in witnesses]
+        rec["checks"] = [f"{w.localized_surface}.{w.check}" for w in witnesses]
+        if witnesses:
+            rec["localized"] = witnesses[0].localized_surface
+            rec["containment"] = witnesses[0].containment_layer
+            rec["witness"] = f"witnesses/{_SAFE.sub('_', case.task_id)}.json"
+        if result.verdict == "error":
+            rec.update(status="error", reason="; ".join(e.message for e in result.errors))
+        elif case.is_control:
+            rec["status"] = "false_positive" if witnesses else "clean"
+        else:
+            rec["status"] = "killed" if witnesses else "survived"
+        minimized = None
+        if witnesses and self.minimize:
+            minimized = self._minimize(case, witnesses[0], rec, run)
+        return Evaluation(rec, witnesses, run, minimized)
+
+    def _case(self, case: BenchCase, run: StackRun, query: SemanticQuery, cid: str) -> Any:
+        origin = Provenance(case.source, line=case.line)
+        return run.to_case(cid, case.principal, query, origin)
+
+    # -- minimization ------------------------------------------------------------------------
+
+    def _survives(
+        self, case: BenchCase, signature: tuple[str, str, str]
+    ) -> Callable[[SemanticQuery], bool]:
+        def survives(query: SemanticQuery) -> bool:
+            _canonical, outcome = self.stack_runs(case, query)
+            if isinstance(outcome, str):
+                return False
+            c = self._case(case, outcome, query, "minimize")
+            atoms = self.checker.engine.evaluate(self.checker.case_facts(c)).atoms("violation")
+            return any((str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms)
+
+        return survives
+
+    def _minimize(
+        self, case: BenchCase, witness: Witness, rec: dict[str, Any], run: StackRun
+    ) -> list[Witness] | None:
+        assert case.query is not None
+        signature = (witness.localized_surface, witness.witness_class, witness.check)
+        m = minimize_query(
+            self.domain, case.query, self._survives(case, signature), principal=case.principal
+        )
+        facts_before = len(self.checker.case_facts(self._case(case, run, case.query, rec["case"])))
+        out = None
+        support = len(witness.supporting_facts)
+        if m.ir_after != m.ir_before:
+            from policystrata.ir import parse_ir
+
+            q = parse_ir(m.ir_after)
+            _c, faulted = self.stack_runs(case, q)
+            if not isinstance(faulted, str):
+                res = self.checker.check(self._case(case, faulted, q, rec["case"] + "_min"))
+                same = [
+                    w
+                    for w in res.witnesses
+                    if (w.localized_surface, w.witness_class, w.check) == signature
+                ]
+                if same:
+                    out = sorted(same, key=_rank)
+                    support = len(out[0].supporting_facts)
+        rec["minimized"] = {
+            "ir": m.ir_after,
+            "steps": m.steps,
+            "evaluations": m.evaluations,
+            "facts_before": facts_before,
+            "facts_after": support,
+            "fact_reduction": round(1 - support / facts_before, 4) if facts_before else 0.0,
+        }
+        return out
+
+
+# ---- a whole run -----------------------------------------------------------------------------
+
+
+def rule_digests() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in rule_files()}
+
+
+def write_run(
+    runner: Runner,
+    cases: Iterable[BenchCase],
+    out: Path,
+    metadata: dict[str, Any],
+    progress: Callable[[], None] | None = None,
+    partition: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``cases`` lazily, writing ``out``'s files as results come; return the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    wdir = out / "witnesses"
+    if wdir.exists():
+        shutil.rmtree(wdir)
+    wdir.mkdir()
+    meta = {
+        "package_version": __version__,
+        "domain": runner.domain.name,
+        "rules_digest": runner.checker.rules_digest,
+        "rule_files": rule_digests(),
+        "operators": sorted(OPERATORS),
+        "evidence_level": "static",
+        "minimize": runner.minimize,
+        "partition": f"{partition[0]}/{partition[1]}" if partition else None,
+        **metadata,
+    }
+    (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
+    acc = Accumulator()
+    with (out / "traces.jsonl").open("w", encoding="utf-8") as traces:
+        for case in cases:
+            if partition is not None and case.index % partition[1] != partition[0]:
+                continue
+            ev = runner.evaluate(case)
+            rec = ev.record
+            if ev.witnesses:
+                path = out / rec["witness"]
+                path.write_text(
+                    _dump([w.model_dump(mode="json") for w in ev.witnesses]), encoding="utf-8"
+                )
+            if ev.minimized:
+                mpath = rec["witness"].replace(".json", ".min.json")
+                (out / mpath).write_text(
+                    _dump([w.model_dump(mode="json") for w in ev.minimized]), encoding="utf-8"
+                )
+                rec["minimized"]["witness"] = mpath
+            traces.write(_line(rec))
+            traces.flush()
+            key = hashlib.sha256("\x1f".join(case.key()).encode()).digest()[:16]
+            acc.add(rec, key)
+            if progress is not None:
+                progress()
+    summary = {"suite": meta.get("suite"), "domain": runner.domain.name, **acc.summary()}
+    (out / "summary.json").write_text(_dump(summary), encoding="utf-8")
+    return summary
