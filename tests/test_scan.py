@@ -252,3 +252,25 @@ def test_init_domain_copies_a_builtin_domain(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert (tmp_path / "d" / "policy.yaml").is_file() and (tmp_path / "d" / "schema.sql").is_file()
     assert run("init-domain", "nope", "--out", str(tmp_path / "e")).exit_code == 2
+
+
+def test_a_record_the_engine_cannot_judge_is_a_finding_and_the_scan_goes_on(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from policystrata.engine import EvaluationTimeout
+    from policystrata.scan import run as scan_run
+
+    real = scan_run.judge_case
+
+    def flaky(state, case, rel):  # type: ignore[no-untyped-def]
+        if case.id == "typo_001":
+            raise EvaluationTimeout("evaluation exceeded 10.0s")
+        return real(state, case, rel)
+
+    monkeypatch.setattr(scan_run, "judge_case", flaky)
+    result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "json")
+    assert result.exit_code == 1
+    checks = sorted(
+        (f["location"]["line"], f["check"]) for f in json.loads(result.stdout)["findings"]
+    )
+    assert (3, "record_not_judged") in checks and (4, "not_read_only") in checks

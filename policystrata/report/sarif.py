@@ -142,13 +142,15 @@ def to_sarif(report: ScanReport, sources: dict[str, str] | None = None) -> dict[
     the repository (``domain/policy.yaml``)."""
     sources = dict(sources or {})
     rules: dict[str, dict[str, Any]] = {}
+    index_of: dict[str, int] = {}
     results = []
     for f in report.findings:
         sources.setdefault(f.location.file, f.location.file)
     for f in report.findings:
         if f.rule_id not in rules:
             rules[f.rule_id] = _rule_entry(f)
-        index = list(rules).index(f.rule_id)
+            index_of[f.rule_id] = len(index_of)
+        index = index_of[f.rule_id]
         fingerprint = hashlib.sha256(f.id.encode()).hexdigest()[:32]
         results.append(
             {

@@ -30,7 +30,7 @@ from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.engine import ProofNode, check_proof
 from policystrata.engine.proof import render_message
-from policystrata.errors import InputError
+from policystrata.errors import InputError, StrataError
 from policystrata.facts import Fact
 from policystrata.scan.config import CONFIDENCES, ScanConfig
 from policystrata.scan.findings import (
@@ -50,7 +50,14 @@ from policystrata.scan.findings import (
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
 from policystrata.traces import Skipped, read_traces
-from policystrata.witness import Evidence, FaultRef, RecordError, SupportingFact, Witness
+from policystrata.witness import (
+    Evidence,
+    FaultRef,
+    RecordError,
+    SourceRef,
+    SupportingFact,
+    Witness,
+)
 
 Progress = Callable[[str], None]
 INPUT_CHECK = "input.trace_record"
@@ -329,7 +336,18 @@ def scan_traces(state: ScanState) -> None:
                 )
                 continue
             state.records["scanned"] += 1
-            found = judge_case(state, item, rel)
+            try:
+                found = judge_case(state, item, rel)
+            except StrataError as exc:  # engine timeout, proof that does not check: this record
+                at = item.origin.line if item.origin else None
+                error = RecordError(
+                    kind="record_not_judged",
+                    message=f"the record could not be judged: {exc}",
+                    source=SourceRef(file=rel, line=at),
+                    case_id=item.id,
+                )
+                found = [record_error_finding(state, error, rel, "")]
+                state.findings.extend(found)
             state.records["with_findings" if found else "clean"] += 1
         raw_line.close()
 
