@@ -199,10 +199,14 @@ def probable_fix(
             " (and drop the filter on the legacy column)" if check == "wrong_tenant_column" else ""
         )
     base = witness.fix or witness.message
+    # Only the record's own artifacts are candidates: adding a policy fact (a role grant) to make
+    # the app's behaviour legal is not a fix. Derived bookkeeping atoms are skipped too.
+    case_id = witness.case.id
     missing = [
         n["text"].lstrip("!")
         for n in absent_leaves(witness)
-        if not n["text"].lstrip("!").startswith(("fault_before", "validator_decision"))
+        if (n.get("atom", {}).get("args") or [None])[0] == case_id
+        and n.get("atom", {}).get("pred") not in ("fault_before",)
     ]
     present = [n["text"] for n in record_leaves(witness, trace_file)]
     if witness.localized_surface == "release":

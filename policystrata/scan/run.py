@@ -529,7 +529,7 @@ def run_scan(
     return ScanReport(
         version=__version__,
         config=config.name,
-        domain=checker.domain.name,
+        domain=config.model.domain or checker.domain.name,
         rules_digest=checker.rules_digest,
         findings=state.findings,
         records=state.records,
