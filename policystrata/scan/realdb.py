@@ -138,6 +138,33 @@ def _db_finding(
     )
 
 
+def _fresh_database(cluster: Any, schema_sql: str, seed_sql: str) -> Any:
+    """A database of our own, loaded directly (no shared template): on a given server, template
+    names derived from the schema text may belong to another process, so we neither reuse nor
+    drop them. The database is dropped after the scan."""
+    import uuid
+
+    from psycopg import sql as pgsql
+
+    from policystrata.db.session import Database
+
+    cluster.ensure_roles()
+    name = f"strata_scan_{uuid.uuid4().hex[:12]}"
+    with cluster.admin() as conn:
+        conn.execute(
+            pgsql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                pgsql.Identifier(name), pgsql.Identifier(cluster.owner_role)
+            )
+        )
+    try:
+        cluster.load(name, schema_sql, seed_sql)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cluster.drop(name)
+        raise
+    return Database(cluster, name)
+
+
 def run_real_db(state: ScanState) -> None:
     """Load the database, execute authorized imported SQL, run RLS checks / state assertions."""
     from policystrata.db.server import resolve_db
@@ -178,7 +205,7 @@ def _run_with_server(state: ScanState, choice: Any) -> None:
     seed_sql = seed_path.read_text(encoding="utf-8") if seed_path.is_file() else ""
     cluster = Cluster(choice.server, app_dsn=dbcfg.app_url if dbcfg else None)
     try:
-        db = cluster.database(schema_sql, seed_sql)
+        db = _fresh_database(cluster, schema_sql, seed_sql)
     except Exception as exc:
         raise InputError(
             f"cannot load schema/seed into PostgreSQL: {exc}", file=cfg.relative(schema_path)
@@ -201,8 +228,6 @@ def _run_with_server(state: ScanState, choice: Any) -> None:
     finally:
         with contextlib.suppress(Exception):
             db.drop()
-        with contextlib.suppress(Exception):
-            cluster.drop_templates()  # leave a given server as we found it
     info["summary"] = (
         f"{info['executed']} imported quer(ies) executed, {info['refused']} refused by the "
         f"read-only guard, {info['skipped_unauthorized']} unauthorized not executed"
