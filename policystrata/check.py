@@ -21,6 +21,7 @@ from typing import Any, Literal
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.contracts import contract_names
+from policystrata.db.domain import DomainDatabases
 from policystrata.db.session import Database
 from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
 from policystrata.engine.proof import render_message
@@ -44,8 +45,6 @@ from policystrata.witness import (
     witness_id,
 )
 
-ENFORCE_CONTRACT_NAMES = False  # TEMP: switched on once all layer rules have landed
-
 #: Schema facts whose per-case copy (``db_*``, case id first) is the DDL in force.
 DDL_FACTS = {
     "rls_enabled": "db_rls_enabled",
@@ -68,7 +67,21 @@ class LoweringContext:
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
     rows: RowProbe | None = None
+    databases: DomainDatabases | None = None
+    probes: dict[str, RowProbe] = field(default_factory=dict)
+    use_rows: bool = True
     evidence: dict[str, Any] = field(default_factory=dict)
+
+    def row_probe(self, ddl: str | None) -> RowProbe | None:
+        """The probe of the database whose DDL is the case's (one database per DDL variant)."""
+        if not self.use_rows:
+            return None
+        if self.databases is None:
+            return self.rows
+        db = self.databases.for_ddl(ddl)
+        if db.name not in self.probes:
+            self.probes[db.name] = RowProbe(db, self.domain.tenant_columns())
+        return self.probes[db.name]
 
 
 #: A lowering pass: the case, the context, and the facts earlier passes produced.
@@ -174,7 +187,8 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     tenant-owned table it reads, run under the case's tenant (see :mod:`policystrata.lower.rows`).
     Only SQL the read-only guard accepted (``sql_read_only``) is executed."""
     ctx.evidence = {}
-    if ctx.rows is None or case.sql is None:
+    probe = ctx.row_probe(case.ddl)
+    if probe is None or case.sql is None:
         return FactSet()
     if not so_far.by_pred("sql_read_only"):
         ctx.evidence = {"level": "real_db", "executed": False, "reason": "rejected by the guard"}
@@ -183,9 +197,9 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     if tenant is None:
         return FactSet()
     params = [case.params[k] for k in sorted(case.params) if k.startswith("$")]
-    evidence = ctx.rows.case_evidence(case.sql, tenant, params, case.reference_sql)
+    evidence = probe.case_evidence(case.sql, tenant, params, case.reference_sql)
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
-    probes = {t: ctx.rows.table_probe(t, tenant) for t in tables if t in ctx.rows.tenant_columns}
+    probes = {t: probe.table_probe(t, tenant) for t in tables if t in probe.tenant_columns}
     evidence["probes"] = probes
     ctx.evidence = evidence
     return rows_facts(case.id, evidence, probes)
@@ -283,9 +297,7 @@ class Checker:
         program = load_rules(rule_paths, extra_rule_paths)
         responsibilities, obligations = contract_names(program)
         dom = load_domain(
-            domain,
-            known_responsibilities=responsibilities if ENFORCE_CONTRACT_NAMES else None,
-            known_obligations=obligations if ENFORCE_CONTRACT_NAMES else None,
+            domain, known_responsibilities=responsibilities, known_obligations=obligations
         )
         return cls(dom, program=program, timeout=timeout, database=database)
 
@@ -293,14 +305,28 @@ class Checker:
         """Collect real-row evidence for every following case from this database."""
         self.context.rows = RowProbe(database, self.domain.tenant_columns())
 
+    def attach_databases(self, databases: DomainDatabases) -> None:
+        """Collect real-row evidence from the database whose DDL is each case's DDL in force."""
+        self.context.databases = databases
+
+    @property
+    def has_database(self) -> bool:
+        return self.context.rows is not None or self.context.databases is not None
+
     @property
     def rules_digest(self) -> str:
         return self.program.digest()
 
-    def case_facts(self, case: Case) -> FactSet:
+    def case_facts(self, case: Case, real_rows: bool = True) -> FactSet:
+        """All facts of the case (``real_rows=False`` skips the database, e.g. while
+        minimizing)."""
         facts = FactSet()
-        for lowering in CASE_PASSES:
-            facts.update(lowering(case, self.context, facts))
+        self.context.use_rows = real_rows
+        try:
+            for lowering in CASE_PASSES:
+                facts.update(lowering(case, self.context, facts))
+        finally:
+            self.context.use_rows = True
         return facts
 
     def check(self, case: Case) -> CaseResult:

@@ -58,13 +58,14 @@ def execute_run(
     minimize: bool,
     extra_rules: tuple[Path, ...] = (),
     partition: tuple[int, int] | None = None,
-    db: str = "none",
+    db: str | None = "none",
     quiet: bool = False,
 ) -> tuple[dict[str, Any], float]:
     """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
     from policystrata.bench.runner import Runner, write_run
     from policystrata.bench.suites import resolve_suite
     from policystrata.check import Checker
+    from policystrata.db.domain import domain_databases
 
     if domain and domain_path:
         raise click.UsageError("give --domain or --domain-path, not both")
@@ -80,7 +81,7 @@ def execute_run(
         "suite": source.name,
         "seed": seed if seed is not None else source.meta.get("seed"),
         "count": count,
-        "db": db,
+        "db": db or "auto",
         **source.meta,
     }
     if source.stats is not None and seed is None:
@@ -89,15 +90,20 @@ def execute_run(
         metadata["seed"] = DEFAULT_SEEDS.get(source.name)
     runner = Runner(checker, minimize=minimize)
     err = _stderr()
-    with Progress(
-        TextColumn(f"[bold]{source.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=quiet or not err.is_terminal,
-    ) as bar:
+    with (
+        domain_databases(db, checker.domain) as databases,
+        Progress(
+            TextColumn(f"[bold]{source.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=quiet or not err.is_terminal,
+        ) as bar,
+    ):
+        if databases is not None:
+            checker.attach_databases(databases)
         task = bar.add_task("cases", total=source.total)
         summary = write_run(
             runner,
@@ -163,10 +169,12 @@ def execute_run(
 )
 @click.option(
     "--db",
-    type=click.Choice(["none", "auto"]),
-    default="none",
-    show_default=True,
-    help="Real-database evidence (auto: not wired into runs yet; evidence stays static).",
+    "db",
+    default=None,
+    metavar="auto|none|DSN",
+    help="Real-row evidence: auto (start a throwaway PostgreSQL when binaries exist), none, or a "
+    "postgresql:// DSN. Default: $STRATA_DATABASE_URL, else auto. Each case's SQL and the "
+    "canonical SQL run under the case's tenant in a database holding the DDL in force.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
 @reports_errors
@@ -181,7 +189,7 @@ def run(
     seed: int | None,
     minimize: bool,
     partition: str | None,
-    db: str,
+    db: str | None,
     strict: bool,
 ) -> None:
     """Run a benchmark suite through the reference stack with fault injection and the detector.
@@ -196,8 +204,6 @@ def run(
       strata run --suite clean_controls --count 200 --out runs/controls
       strata run --suite-file my_suite.yaml --domain-path ./domain --out runs/mine
     """
-    if db != "none":
-        _stderr().print("note: --db auto is not wired into runs yet; evidence level stays static")
     name = suite or (suite_file.stem if suite_file else "seeded")
     target = out or Path("runs") / name
     summary, elapsed = execute_run(

@@ -124,7 +124,9 @@ class Runner:
         rec["artifacts"] = run.digests()
         if not case.is_control:
             rec["changed"] = changed_artifacts(canonical, run)
-        result = self.checker.check(self._case(case, run, case.query, rec["case"]))
+        detector_case = self._case(case, run, case.query, rec["case"])
+        detector_case.reference_sql = canonical.sql  # real-row evidence only; never lowered
+        result = self.checker.check(detector_case)
         witnesses = sorted(result.witnesses, key=_rank)
         rec["verdict"] = result.verdict
         rec["classes"] = [w.witness_class for w in witnesses]
@@ -158,7 +160,8 @@ class Runner:
             if isinstance(outcome, str):
                 return False
             c = self._case(case, outcome, query, "minimize")
-            atoms = self.checker.engine.evaluate(self.checker.case_facts(c)).atoms("violation")
+            facts = self.checker.case_facts(c, real_rows=False)
+            atoms = self.checker.engine.evaluate(facts).atoms("violation")
             return any((str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms)
 
         return survives
@@ -171,7 +174,8 @@ class Runner:
         m = minimize_query(
             self.domain, case.query, self._survives(case, signature), principal=case.principal
         )
-        facts_before = len(self.checker.case_facts(self._case(case, run, case.query, rec["case"])))
+        before = self._case(case, run, case.query, rec["case"])
+        facts_before = len(self.checker.case_facts(before, real_rows=False))
         out = None
         support = len(witness.supporting_facts)
         if m.ir_after != m.ir_before:
@@ -227,7 +231,7 @@ def write_run(
         "rules_digest": runner.checker.rules_digest,
         "rule_files": rule_digests(),
         "operators": sorted(OPERATORS),
-        "evidence_level": "static",
+        "evidence_level": "real_db" if runner.checker.has_database else "static",
         "minimize": runner.minimize,
         "partition": f"{partition[0]}/{partition[1]}" if partition else None,
         **metadata,

@@ -1,8 +1,10 @@
 """A domain loaded into a real database: what ``--db`` gives the commands.
 
->>> with domain_database_for("none", domain) as db:     # doctest: +SKIP
-...     db is None                                       # --db none: no real rows
+>>> with domain_databases("none", domain) as dbs:     # doctest: +SKIP
+...     dbs is None                                    # --db none: no real rows
 True
+>>> with domain_databases("auto", domain) as dbs:     # doctest: +SKIP
+...     dbs.base, dbs.for_ddl(rewritten_schema)         # schema.sql, and a fault's DDL variant
 """
 
 from __future__ import annotations
@@ -31,6 +33,50 @@ def domain_database(cluster: Cluster, domain: Domain, schema_sql: str | None = N
     cloned from a template built once per distinct schema text."""
     schema, seed = domain_sql(domain)
     return cluster.database(schema_sql if schema_sql is not None else schema, seed)
+
+
+class DomainDatabases:
+    """The domain's database, plus one fresh database per distinct DDL variant (a fault that
+    rewrites RLS), each cloned from a template built once per schema text."""
+
+    def __init__(self, cluster: Cluster, domain: Domain) -> None:
+        self.cluster = cluster
+        self.domain = domain
+        self.schema, self.seed = domain_sql(domain)
+        self.base = cluster.database(self.schema, self.seed)
+        self._variants: dict[str, Database] = {}
+
+    def for_ddl(self, ddl: str | None) -> Database:
+        """The database whose DDL is ``ddl`` (None or the schema text itself: the base)."""
+        if ddl is None or ddl == self.schema:
+            return self.base
+        if ddl not in self._variants:
+            self._variants[ddl] = self.cluster.database(ddl, self.seed)
+        return self._variants[ddl]
+
+    def close(self) -> None:
+        for db in [self.base, *self._variants.values()]:
+            db.close()
+            with contextlib.suppress(Exception):
+                db.drop()
+        with contextlib.suppress(Exception):
+            self.cluster.drop_templates()
+
+
+@contextlib.contextmanager
+def domain_databases(
+    spec: str | None, domain: Domain, *, log_statements: bool = False
+) -> Iterator[DomainDatabases | None]:
+    """Resolve ``--db`` and yield the domain's databases (None when running without one)."""
+    with resolve_database(spec, log_statements=log_statements) as choice:
+        if choice.server is None:
+            yield None
+            return
+        dbs = DomainDatabases(Cluster(choice.server), domain)
+        try:
+            yield dbs
+        finally:
+            dbs.close()
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from policystrata.facts import Const
 from policystrata.ir import SemanticQuery
@@ -240,7 +240,9 @@ def compile_query(
         joined = {base, *(j.table for j in joins)}
         for j in extra:
             if j.table not in joined:
-                joins.append(j)
+                # the fault joins the one-to-many table itself (no one-row-per-key derived
+                # table), so every metric row is repeated once per child row: a real fan-out
+                joins.append(replace(j, below=j.below and j.table != knobs.fanout_table))
                 joined.add(j.table)
     tables = [base, *(j.table for j in joins)]
     sql = _Sql(domain, tenants, style)
