@@ -273,3 +273,11 @@ def test_formats_md_example_trace_is_clean(tmp_path: Path) -> None:
     result = run("check", "--domain", "support_saas", "--db", "none", str(path))
     assert result.exit_code == 0, result.output
     assert "skipped 1 non-query record" in result.stderr
+
+
+def test_count_star_reads_no_column() -> None:
+    """count(*) counts rows: it neither outputs nor reads customer_email (a sensitive column)."""
+    sql = "select count(*) as n from accounts where accounts.tenant_id = 'acme' limit 100"
+    report = check_json(sql, ir="ticket_count during last_month limit 100")
+    checks = {w["check"] for w in witnesses(report)}
+    assert not checks & {"sensitive_column_output", "sensitive_column_read"}, checks

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx
-from policystrata.lower.sql.scopes import base_columns, expr_lineage, projection_for
+from policystrata.lower.sql.scopes import base_columns, expr_lineage, projection_for, resolve
 
 
 def columns(ctx: Ctx) -> None:
@@ -34,7 +34,9 @@ def columns(ctx: Ctx) -> None:
                         for t, c in sorted(bases):
                             ctx.emit("sql_column_ref", info.id, t, c, node=col)
                         continue
-            if not bases:
+            if not bases and resolve(ctx, info, col) is None:
+                # no source owns it; a column of a computed output (count(*) n) resolves but
+                # has no base lineage, and that is not "unresolved"
                 ctx.emit("sql_unresolved_column", info.id, ident_name(col.this), node=col)
             for t, c in sorted(bases):
                 ctx.emit("sql_column_ref", info.id, t, c, node=col)

@@ -323,6 +323,8 @@ def expr_lineage(
                         out.add((table_name(src), ident_name(n.this)))
                 elif src is not None:
                     out |= lineage(ctx, ctx.info(src), ident_name(n.this), _seen)
+        elif isinstance(n, exp.Star) and isinstance(n.parent, exp.Func):
+            continue  # count(*): the star counts rows, it reads no column
         elif isinstance(n, exp.Column | exp.Star) and isinstance(
             n.this if isinstance(n, exp.Column) else n, exp.Star
         ):
