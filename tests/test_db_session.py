@@ -218,3 +218,21 @@ def test_app_role_refuses_to_run_when_privileged(db: Database, pg_cluster: Clust
     finally:
         with pg_cluster.admin() as conn:
             conn.execute("ALTER ROLE strata_app NOBYPASSRLS")
+
+
+@pytest.mark.postgres
+def test_second_cluster_reuses_a_complete_template(pg_server: Server) -> None:
+    """Two clusters on one server build the same (schema, seed): the second reuses the first's
+    content-addressed template instead of failing to drop it, and leaves it to its builder."""
+    schema = "CREATE TABLE reuse_probe (id int primary key);"
+    first, second = Cluster(pg_server), Cluster(pg_server)
+    name = first.template(schema, "INSERT INTO reuse_probe VALUES (1);")
+    assert second.template(schema, "INSERT INTO reuse_probe VALUES (1);") == name
+    db = second.clone(name)
+    try:
+        assert db.run_owner(vet_sql("SELECT count(*) FROM reuse_probe"), None).rows == [[1]]
+    finally:
+        db.drop()
+    second.drop_templates()  # not its own: the template survives
+    first.clone(name).drop()
+    first.drop_templates()

@@ -174,6 +174,7 @@ class Cluster:
     app_dsn: str | None = None
     """Optional DSN template for the app role (libpq string); dbname is replaced per database."""
     _templates: dict[str, str] = field(default_factory=dict, repr=False)
+    _built: set[str] = field(default_factory=set, repr=False)
     _roles_ready: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -226,8 +227,16 @@ class Cluster:
             return name
 
     def _build_template(self, name: str, schema_sql: str, seed_sql: str) -> None:
+        """Build the template, or reuse it: the name is a digest of the (schema, seed) text and
+        a database is flagged IS_TEMPLATE only after a complete load, so a flagged one with this
+        name (left by another cluster on the same server) has exactly this content."""
         self.ensure_roles()
         with self.admin() as conn:
+            row = conn.execute(
+                "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if row is not None and row[0]:
+                return  # reused, not built: drop_templates() leaves it to its builder
             conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {}").format(_ident(name)))
             conn.execute(
                 pgsql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
@@ -242,6 +251,7 @@ class Cluster:
                         "ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
                     ).format(_ident(name))
                 )
+            self._built.add(name)
         except BaseException:
             with contextlib.suppress(Exception), self.admin() as conn:
                 conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {}").format(_ident(name)))
@@ -293,9 +303,11 @@ class Cluster:
             conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(_ident(name)))
 
     def drop_templates(self) -> None:
+        """Drop the templates this cluster built (reused ones belong to their builder)."""
         with self._lock:
-            names = list(self._templates.values())
+            names = [n for n in self._templates.values() if n in self._built]
             self._templates.clear()
+            self._built.difference_update(names)
         with self.admin() as conn:
             for name in names:
                 conn.execute(
