@@ -13,6 +13,7 @@ reused for every case.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,11 +199,17 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
         return FactSet()
     params = [case.params[k] for k in sorted(case.params) if k.startswith("$")]
     evidence = probe.case_evidence(case.sql, tenant, params, case.reference_sql)
+    # name the DDL in force, not the throwaway database (its name differs run to run)
+    evidence["database"] = "schema.sql" if case.ddl is None else f"ddl {_digest(case.ddl)}"
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
     probes = {t: probe.table_probe(t, tenant) for t in tables if t in probe.tenant_columns}
     evidence["probes"] = probes
     ctx.evidence = evidence
     return rows_facts(case.id, evidence, probes)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def case_tenant(case: Case, domain: Domain) -> str | None:

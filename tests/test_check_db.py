@@ -159,3 +159,20 @@ def test_schema_as_written_gives_no_database_finding(make_db: Callable[..., Data
     case = Case(id="db2", principal="acme_analyst", ir=parse_ir(IR), sql=SCOPED)
     result = checker.check(case)
     assert result.verdict == "clean", [(w.check, w.key, w.message) for w in result.witnesses]
+
+
+def test_real_row_evidence_is_deterministic(make_db: Callable[..., Database]) -> None:
+    """Evidence names the DDL in force, never the throwaway database (byte-identical runs)."""
+    schema = (domains_dir() / "support_saas" / "schema.sql").read_text()
+    seed = (domains_dir() / "support_saas" / "seed.sql").read_text()
+    sql = SCOPED.replace(
+        "a.tenant_id = 'acme' and t.tenant_id = 'acme'", "a.legacy_tenant_id = 'acme'"
+    )
+    outputs = []
+    for _ in range(2):
+        checker = Checker.open("support_saas")
+        checker.attach_database(make_db(schema, seed))
+        case = Case(id="det", principal="acme_analyst", ir=parse_ir(IR), sql=sql)
+        outputs.append([w.model_dump_json() for w in checker.check(case).witnesses])
+    assert outputs[0] == outputs[1]
+    assert '"database":"schema.sql"' in outputs[0][0]
