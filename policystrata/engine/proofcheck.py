@@ -69,6 +69,7 @@ class FactLookup:
                 self._facts[f.pred].add(_rkey(f.args))
                 self._rows.setdefault(f.pred, []).append(f.args)
         self._model: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None
+        self._naive: _NaiveModel | None = None
         if derived is not None:
             self._model = {p: set(s) for p, s in self._facts.items()}
             for f in derived:
@@ -77,28 +78,64 @@ class FactLookup:
     def is_fact(self, pred: str, args: Iterable[Any]) -> bool:
         return _rkey(args) in self._facts.get(pred, set())
 
-    def model(self, program: Program) -> dict[str, set[tuple[tuple[str, Any], ...]]]:
-        if self._model is None:
-            self._model = _naive_model(program, self._rows)
+    def model(
+        self, program: Program, pred: str | None = None
+    ) -> dict[str, set[tuple[tuple[str, Any], ...]]]:
+        """The derived model, computed here on first need, independently of the backend. With
+        ``pred``, only the strata ``pred`` depends on are evaluated (the rest on later asks)."""
+        if self._model is not None and self._naive is None:
+            return self._model  # a trusted model was given
+        if self._naive is None:
+            self._naive = _NaiveModel(program, self._rows)
+        self._model = self._naive.keys
+        self._naive.ensure(None if pred is None else {pred})
         return self._model
 
 
 # ---- a naive stratified evaluator (independent of the backend) --------------------------------
 
 
-def _naive_model(
-    program: Program, base: dict[str, list[Row]]
-) -> dict[str, set[tuple[tuple[str, Any], ...]]]:
-    rows: dict[str, list[Row]] = {p: list(r) for p, r in base.items()}
-    keys = {p: {_rkey(r) for r in rs} for p, rs in rows.items()}
-    strata = program.strata or [[p] for p in program.idb_predicates()]
-    for comp in strata:
-        rules = [r for r in program.rules if r.head.pred in comp]
+class _NaiveModel:
+    """Naive stratified bottom-up evaluation, stratum by stratum, only as far as asked."""
+
+    def __init__(self, program: Program, base: dict[str, list[Row]]) -> None:
+        self.program = program
+        self.rows: dict[str, list[Row]] = {p: list(r) for p, r in base.items()}
+        self.keys = {p: {_rkey(r) for r in rs} for p, rs in self.rows.items()}
+        self.strata = program.strata or [[p] for p in program.idb_predicates()]
+        self.done: set[int] = set()
+        self.index = _Index(self.rows)
+        self.deps: dict[str, set[str]] = {}
+        for rule in program.rules:
+            body = {lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)}
+            self.deps.setdefault(rule.head.pred, set()).update(body)
+
+    def _closure(self, preds: set[str]) -> set[str]:
+        seen, todo = set(preds), list(preds)
+        while todo:
+            for dep in self.deps.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    def ensure(self, preds: set[str] | None) -> None:
+        """Evaluate (in stratum order) every stratum the given predicates depend on."""
+        wanted = None if preds is None else self._closure(preds)
+        for i, comp in enumerate(self.strata):
+            if i in self.done or (wanted is not None and not wanted.intersection(comp)):
+                continue
+            self._stratum(comp)
+            self.done.add(i)
+
+    def _stratum(self, comp: list[str]) -> None:
+        rows, keys = self.rows, self.keys
+        rules = [r for r in self.program.rules if r.head.pred in comp]
         changed = True
         while changed:
             changed = False
             for rule in rules:
-                for env in list(_bindings(rule, rows, keys)):
+                for env in list(_bindings(rule, rows, keys, self.index)):
                     head = tuple(
                         t.value if isinstance(t, ConstTerm) else env[t] for t in rule.head.args
                     )
@@ -107,21 +144,49 @@ def _naive_model(
                         keys[rule.head.pred].add(hk)
                         rows.setdefault(rule.head.pred, []).append(head)
                         changed = True
-    return keys
+
+
+class _Index:
+    """Rows of each predicate hashed by one argument position, extended as rows are added
+    (rows are only ever appended while a model is computed)."""
+
+    def __init__(self, rows: dict[str, list[Row]]) -> None:
+        self.rows = rows
+        self.idx: dict[tuple[str, int], tuple[int, dict[Any, list[Row]]]] = {}
+
+    def lookup(self, pred: str, pos: int, value: Any) -> list[Row]:
+        rs = self.rows.get(pred, [])
+        n, table = self.idx.get((pred, pos), (0, {}))
+        for r in rs[n:]:
+            table.setdefault(_k(r[pos]), []).append(r)
+        self.idx[(pred, pos)] = (len(rs), table)
+        return table.get(_k(value), [])
 
 
 def _bindings(
-    rule: Rule, rows: dict[str, list[Row]], keys: dict[str, set[Any]]
+    rule: Rule,
+    rows: dict[str, list[Row]],
+    keys: dict[str, set[Any]],
+    index: _Index | None = None,
 ) -> Iterator[dict[Var, Const]]:
     positives = [lit for lit in rule.body if isinstance(lit, Positive)]
     filters = [lit for lit in rule.body if not isinstance(lit, Positive)]
+
+    def candidates(atom: Any, env: dict[Var, Const]) -> list[Row]:
+        if index is not None:
+            for pos, t in enumerate(atom.args):
+                if isinstance(t, ConstTerm):
+                    return index.lookup(atom.pred, pos, t.value)
+                if isinstance(t, Var) and not t.anon and t in env:
+                    return index.lookup(atom.pred, pos, env[t])
+        return rows.get(atom.pred, [])
 
     def join(i: int, env: dict[Var, Const]) -> Iterator[dict[Var, Const]]:
         if i == len(positives):
             yield from _filters(filters, env, keys, rows)
             return
         atom = positives[i].atom
-        for row in rows.get(atom.pred, []):
+        for row in candidates(atom, env):
             new = dict(env)
             ok = True
             for t, v in zip(atom.args, row, strict=True):
@@ -337,7 +402,7 @@ class _Checker:
         if _matches_any(pred, pattern, self.lookup._facts, rows):
             raise ProofError(f"{where}: absent leaf !{text} but a given fact matches it")
         if self.program.is_idb(pred):
-            model = self.lookup.model(self.program)
+            model = self.lookup.model(self.program, pred)
             keys = model.get(pred, set())
             if any(
                 all(p is None or _k(p) == kv for p, kv in zip(pattern, key, strict=True))
