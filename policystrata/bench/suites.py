@@ -95,7 +95,11 @@ def _file_meta(path: Path, suite: Suite) -> dict[str, Any]:
         "tasks": len(suite.all_tasks()),
     }
     if suite.suite_metadata is not None:
-        meta.update({k: v for k, v in suite.suite_metadata.model_dump().items() if v is not None})
+        # the suite's own labels (provenance, the evidence level it was authored for); the run's
+        # evidence level is what the run really had (metadata.json "evidence_level")
+        meta["suite_metadata"] = {
+            k: v for k, v in suite.suite_metadata.model_dump().items() if v is not None
+        }
     return meta
 
 
@@ -123,7 +127,7 @@ def resolve_suite(
             name,
             lambda: generate(domain, name, n, s, stats=stats),
             n,
-            {"provenance": "generated", "evidence_level": "static", "generator_stream": name},
+            {"provenance": "generated", "generator_stream": name},
             stats,
         )
     found = suite_path(domain, name)
