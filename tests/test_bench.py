@@ -98,3 +98,16 @@ def test_cli_run_suite_file_domain_path_and_summarize(tmp_path: Path) -> None:
     bad.write_text("suite: x\ntasks:\n  - {id: a, principal: p, nope: 1}\n")
     res = runner.invoke(main, ["run", "--suite-file", str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "bad.yaml:3" in res.output
+
+
+def test_generated_draws_live_mutation_points_for_every_operator(checker: Checker) -> None:
+    """Every operator gets cases where its fault really changes an artifact (not only
+    equivalent mutants), and the sensitive-column fault is exercised where it matters."""
+    runner = Runner(checker, minimize=False)
+    live: dict[str, int] = {}
+    for case in generate(checker.domain, "generated", 160, 1729):
+        _canonical, outcome = runner.stack_runs(case, case.query)
+        if not isinstance(outcome, str):
+            live[case.mutation] = live.get(case.mutation, 0) + 1
+    assert set(live) == set(OPERATORS), set(OPERATORS) - set(live)
+    assert min(live.values()) >= 5, live
