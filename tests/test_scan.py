@@ -274,3 +274,21 @@ def test_a_record_the_engine_cannot_judge_is_a_finding_and_the_scan_goes_on(
         (f["location"]["line"], f["check"]) for f in json.loads(result.stdout)["findings"]
     )
     assert (3, "record_not_judged") in checks and (4, "not_read_only") in checks
+
+
+def test_truncated_and_non_utf8_lines_are_findings_with_the_real_column(mixed: Path) -> None:
+    traces = mixed / "traces.jsonl"
+    traces.write_bytes(traces.read_bytes() + b'\xff{"id": "latin1_\xe9"}\n')
+    result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "json")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = {
+        f["location"]["line"]: f["message"]
+        for f in json.loads(result.stdout)["findings"]
+        if f["kind"] == "record_error"
+    }
+    assert errors == {
+        1: "not valid JSON: Expecting ',' delimiter at column 68 "
+        "(the line ends before the record is closed)",
+        6: "not UTF-8 text: byte 0xff at byte 1 of the line",
+    }

@@ -143,13 +143,14 @@ class _LineReader:
 
     def __call__(self, n: int) -> str:
         if self.handle is None:
-            self.handle = self.path.open(encoding="utf-8")
+            self.handle = self.path.open("rb")
         while self.n < n:
-            line = self.handle.readline()
-            if not line:
+            data = self.handle.readline()
+            if not data:
                 break
             self.n += 1
-            self.line = line
+            # a line that is not UTF-8 is a finding; its repro shows it with U+FFFD
+            self.line = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
         return self.line if self.n == n else ""
 
     def close(self) -> None:
