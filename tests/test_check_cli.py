@@ -281,3 +281,44 @@ def test_count_star_reads_no_column() -> None:
     report = check_json(sql, ir="ticket_count during last_month limit 100")
     checks = {w["check"] for w in witnesses(report)}
     assert not checks & {"sensitive_column_output", "sensitive_column_read"}, checks
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason", "token"),
+    [
+        (
+            "select cont(((",
+            "cannot parse the SQL at line 1, column 14: incomplete parenthesis after '(' "
+            "(the SQL ends there)",
+            "(",
+        ),
+        (
+            "select count(* from accounts limit 5",
+            "cannot parse the SQL at line 1, column 16: expected ')' near 'from'",
+            "from",
+        ),
+        (
+            "select count(*)\nfrom accounts\nwhere accounts.tenant_id = 'acme",
+            "cannot parse the SQL at line 3, column 28: the string opened here is never closed "
+            "(missing ')",
+            "'acme",
+        ),
+    ],
+)
+def test_unparseable_sql_says_where_and_what_with_a_caret(
+    sql: str, reason: str, token: str
+) -> None:
+    report = check_json(sql, "--db", "none")
+    (w,) = witnesses(report)
+    assert w["check"] == "unparseable_sql"
+    assert w["key"] == reason
+    assert w["message"].endswith(reason)
+    table = check(sql, "--db", "none").stdout
+    for internal in ("sqlglot", "<class", "Required keyword", "<Token"):
+        assert internal not in table
+    lines = [line.strip("│ ") for line in table.splitlines()]
+    at = lines.index(f"at   line {reason.split('line ')[1].split(':')[0]}:")
+    excerpt, caret = table.splitlines()[at + 1], table.splitlines()[at + 2]
+    start = caret.index("^")
+    assert excerpt[start : start + len(token)] == token
+    assert caret.count("^") == len(token)
