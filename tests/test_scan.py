@@ -292,3 +292,47 @@ def test_truncated_and_non_utf8_lines_are_findings_with_the_real_column(mixed: P
         "(the line ends before the record is closed)",
         6: "not UTF-8 text: byte 0xff at byte 1 of the line",
     }
+
+
+def _readme_ids(out: Path) -> list[str]:
+    readme = (out / "README.md").read_text()
+    return [
+        line.split("`")[1]
+        for line in readme.splitlines()
+        if line.startswith("| ") and "`" in line and line.split("|")[1].strip().isdigit()
+    ]
+
+
+def test_scan_table_at_80_columns_shows_each_findings_rule_as_in_its_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # piped: rich's 80 columns
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    result = run("scan", "--config", str(out / "policystrata.yaml"), "--db", "none")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80
+    assert all(line == line.rstrip() for line in lines)
+    cells = [line.split()[-1] for line in lines if line.strip()]
+    for finding_id in _readme_ids(out):
+        rule = finding_id.split("/")[0]
+        assert rule in cells, (rule, result.stdout)
+    # the deny reason is part of the message, never shown as if it were the rule
+    assert "metric_not_allowed" not in cells
+
+
+def test_scan_table_on_a_wide_terminal_is_one_row_per_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    result = run("scan", "--config", str(out / "policystrata.yaml"), "--db", "none")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["severity", "layer", "class", "rule", "where", "finding"]
+    for finding_id in _readme_ids(out):
+        rule, rest = finding_id.split("/", 1)
+        file = rest.split("#")[0]
+        assert any(rule in line and f"{file}:" in line for line in lines), (rule, result.stdout)
+    assert max(len(line) for line in lines) <= 200

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from policystrata.cli import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
 from policystrata.scan.model import ScanReport
@@ -24,26 +26,74 @@ def _stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+#: At least this many columns: one row per finding with a column per field; below it each
+#: finding's cell stacks its rule id, message and layer (readable at 80 columns).
+WIDE_TABLE = 140
+
+
 def render_table(report: ScanReport, console: Console | None = None) -> None:
-    """A rich table of findings and a one-line verdict (the default stdout report)."""
-    con = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    """A rich table of findings and a one-line verdict (the default stdout report).
+
+    The ``rule`` shown is the first part of the finding's stable id (the id in ``scan.json``,
+    SARIF and the scaffold README), so what the table shows is what the id says. Width: the
+    terminal's, or 80 when stdout is not a terminal (``COLUMNS`` overrides both).
+    """
+    con = console or Console(highlight=False)
     if report.findings:
-        table = Table(title=None, show_lines=False)
-        for col in ("severity", "layer", "class", "check", "where", "finding"):
-            table.add_column(col, overflow="fold")
-        for f in report.findings:
-            where = f.location.file + (f":{f.location.line}" if f.location.line else "")
-            sev = f.severity + ("" if f.gating else " (warn)")
-            table.add_row(sev, f.surface, f.witness_class, f.check, where, f.message)
-        con.print(table)
+        table = _findings_table(report, wide=con.width >= WIDE_TABLE)
+        if con.is_terminal:
+            con.print(table)
+        else:  # a file or a pipe: the same text without the cells' trailing padding
+            with con.capture() as captured:
+                con.print(table)
+            con.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     g, r = report.gate, report.records
-    verdict = "[green]PASS[/]" if g.passed else "[red]FAIL[/]"
+    verdict = Text("PASS", style="green") if g.passed else Text("FAIL", style="red")
     con.print(
-        f"{verdict} {r.get('scanned', 0)} record(s) scanned, {r.get('clean', 0)} clean, "
-        f"{r.get('with_findings', 0)} with findings, {r.get('errors', 0)} unreadable, "
-        f"{r.get('skipped', 0)} skipped; {len(report.findings)} finding(s): {g.gating} gating, "
-        f"{g.warnings} warning(s)"
+        Text.assemble(
+            verdict,
+            f"  {len(report.findings)} finding(s): {g.gating} gating, {g.warnings} warning(s)",
+        )
     )
+    con.print(
+        f"      {r.get('scanned', 0)} record(s) scanned: {r.get('clean', 0)} clean, "
+        f"{r.get('with_findings', 0)} with findings, {r.get('errors', 0)} unreadable, "
+        f"{r.get('skipped', 0)} skipped",
+        highlight=False,
+    )
+
+
+def _findings_table(report: ScanReport, *, wide: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_lines=not wide, show_edge=False, pad_edge=False)
+    table.add_column("severity", no_wrap=True)
+    if wide:
+        table.add_column("layer", no_wrap=True)
+        table.add_column("class", no_wrap=True)
+        table.add_column("rule", no_wrap=True, style="bold")
+    table.add_column("where", overflow="fold")
+    table.add_column("finding", overflow="fold")
+    for f in report.findings:
+        where = f.location.file + (f":{f.location.line}" if f.location.line else "")
+        severity = Text(f.severity, style=SEVERITY_STYLE.get(f.severity, ""))
+        if not f.gating:
+            severity.append("\n(warn)", style="dim")
+        if f.baseline == "new":
+            severity.append("\nnew", style="bold")
+        if wide:
+            table.add_row(severity, f.surface, f.witness_class, f.rule_id, where, f.message)
+        else:
+            finding = Text.assemble(
+                (f.rule_id, "bold"),
+                "\n",
+                f.message,
+                "\n",
+                (f"{f.surface} · {f.witness_class}", "dim"),
+            )
+            table.add_row(severity, where, finding)
+    return table
+
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
 @click.command()
