@@ -336,3 +336,14 @@ def test_scan_table_on_a_wide_terminal_is_one_row_per_finding(
         file = rest.split("#")[0]
         assert any(rule in line and f"{file}:" in line for line in lines), (rule, result.stdout)
     assert max(len(line) for line in lines) <= 200
+
+
+def test_unknown_builtin_domain_in_the_config_names_the_config_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain: support_sas\nsql_traces: {files: []}\n")
+    result = run("scan", "--config", str(cfg))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: policystrata.yaml:2: domain: unknown domain 'support_sas' "
+        "(did you mean 'support_saas'?)"
+    )
