@@ -258,6 +258,8 @@ def _check_cases(
     skipped = 0
     if traces is None:
         ir = parse_ir(ir_text, source="--ir") if ir_text else None
+        for note in request_notes(checker.domain, principal, ir, ir_text or ""):
+            _stderr(f"note: {note}")
         case = Case(
             id=case_id,
             principal=principal,
@@ -268,6 +270,8 @@ def _check_cases(
             origin=Provenance("command line"),
         )
         results.append(checker.check(case))
+        if sql is None and released is None:
+            _stderr(f"note: {_policy_verdict(checker, case)}")
     else:
         for item in read_traces(traces):
             if isinstance(item, Skipped):
@@ -283,6 +287,77 @@ def _check_cases(
             )
 
     return build_report(checker, results)
+
+
+def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> list[str]:
+    """Names in a command-line request that policy.yaml does not know, with the closest known
+    name. They are notes, not errors: the request is checked as given (an unknown metric that
+    reached SQL is exactly what the validator must deny), but a typo should not pass unnoticed.
+
+    >>> from policystrata.ir import parse_ir
+    >>> from policystrata.model import load_domain
+    >>> for n in request_notes(load_domain("support_saas"), "acme_analyts",
+    ...                        parse_ir("ticket_cnt by regio during last_month"),
+    ...                        "ticket_cnt by regio during last_month"):
+    ...     print(n)
+    --principal: 'acme_analyts' is not a principal of policy.yaml (did you mean 'acme_analyst'?)
+    --ir:1:1: 'ticket_cnt' is not a metric of policy.yaml (did you mean 'ticket_count'?)
+    --ir:1:15: 'regio' is not a dimension of policy.yaml (did you mean 'region'?)
+    """
+    import re
+
+    from policystrata.errors import did_you_mean
+
+    pol = domain.policy
+    notes = []
+    if principal and principal not in pol.principals:
+        notes.append(
+            f"--principal: '{principal}' is not a principal of policy.yaml"
+            + did_you_mean(principal, pol.principals)
+        )
+    if ir is None:
+        return notes
+
+    def at(name: str) -> str:
+        m = re.search(rf"(?<![\w\"]){re.escape(name)}(?![\w\"])", ir_text)
+        if m is None:
+            return "--ir"
+        line = ir_text.count("\n", 0, m.start()) + 1
+        return f"--ir:{line}:{m.start() - (ir_text.rfind(chr(10), 0, m.start()) + 1) + 1}"
+
+    metrics = [*pol.metrics, *(a for m in pol.metrics.values() for a in m.aliases)]
+    checks = [("metric", ir.metric, pol.resolve_metric(ir.metric) is not None, metrics)]
+    dims = list(pol.dimensions)
+    checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
+    checks += [("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters]
+    if ir.time_range is not None:
+        labels = list(domain.time_ranges())
+        checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
+    seen = set()
+    for kind, name, known, candidates in checks:
+        if not known and (kind, name) not in seen:
+            seen.add((kind, name))
+            notes.append(
+                f"{at(name)}: '{name}' is not a {kind} of policy.yaml"
+                + did_you_mean(name, candidates)
+            )
+    return notes
+
+
+def _policy_verdict(checker: Any, case: Any) -> str:
+    """What policy says about a request given with no layer artifact (no --sql, no decision):
+    nothing shows a layer let it through, so no layer can be at fault; say what policy decides."""
+    result = checker.engine.evaluate(checker.case_facts(case))
+    reasons = sorted({f"{r[1]}: {r[2]}" for r in result.atoms("deny_reason")})
+    verdict = (
+        f"policy denies this request ({'; '.join(reasons)})"
+        if reasons
+        else ("policy allows this request")
+    )
+    return (
+        f"{verdict}; with no --sql and no --release/--withhold there is no layer output to "
+        "judge, so no layer is at fault"
+    )
 
 
 def _error_result(error: Any) -> Any:

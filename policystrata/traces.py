@@ -197,7 +197,10 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
         try:
             ir = ir_from_value(ir_value, file=file, line=line)
         except InputError as exc:
-            meta["ir_error"] = exc.message
+            text = f" {ir_value!r}" if isinstance(ir_value, str) else ""
+            column = f" at column {exc.column}" if exc.column else ""
+            message = exc.message.removeprefix("invalid semantic IR: ")
+            meta["ir_error"] = f"semantic_ir{text}{column}: {message}"
     return Case(
         id=str(case_id),
         principal=record["principal"],

@@ -322,3 +322,71 @@ def test_unparseable_sql_says_where_and_what_with_a_caret(
     start = caret.index("^")
     assert excerpt[start : start + len(token)] == token
     assert caret.count("^") == len(token)
+
+
+def test_ir_parse_error_shows_line_column_and_what_was_expected() -> None:
+    result = run("check", "--principal", "acme_analyst", "--ir", "ticket_count by", "--db", "none")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --ir:1:16: unexpected end of input; expected a dimension name\n"
+    )
+    assert result.stdout == ""
+
+
+def test_typod_names_in_the_ir_are_noted_with_position_and_suggestion() -> None:
+    result = run(
+        "check",
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        "ticket_cnt by regio during last_mnth limit 100",
+        "--db",
+        "none",
+    )
+    assert result.exit_code == 0, result.output  # checked as given: no layer output to fault
+    notes = result.stderr.splitlines()
+    assert notes[:3] == [
+        "note: --ir:1:1: 'ticket_cnt' is not a metric of policy.yaml "
+        "(did you mean 'ticket_count'?)",
+        "note: --ir:1:15: 'regio' is not a dimension of policy.yaml (did you mean 'region'?)",
+        "note: --ir:1:28: 'last_mnth' is not a time range of policy.yaml "
+        "(did you mean 'last_month'?)",
+    ]
+    assert notes[3].startswith("note: policy denies this request (")
+    assert "unknown_metric: ticket_cnt" in notes[3]
+    assert "note:" not in result.stdout
+
+
+def test_ir_alone_says_what_policy_decides() -> None:
+    denied = run(
+        "check",
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        "ticket_count by customer_email during last_month limit 100",
+        "--db",
+        "none",
+    )
+    assert denied.exit_code == 0
+    assert "policy denies this request (dimension_not_allowed: customer_email)" in denied.stderr
+    allowed = run("check", "--principal", "acme_analyst", "--ir", IR, "--db", "none")
+    assert "note: policy allows this request" in allowed.stderr
+    with_sql = check(GOOD_SQL, "--db", "none")
+    assert "policy allows" not in with_sql.stderr
+
+
+def test_trace_with_bad_ir_text_reports_its_column_and_is_still_checked(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    record = {"id": "a", "principal": "acme_analyst", "semantic_ir": "ticket_count by"}
+    unscoped = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    path.write_text(json.dumps({**record, "sql": unscoped}) + "\n")
+    result = run("check", "--db", "none", str(path), "--format", "json")
+    assert result.exit_code == 1
+    (res,) = json.loads(result.stdout)["results"]
+    assert {w["check"] for w in res["witnesses"]} >= {"tenant_scope_missing"}  # SQL still judged
+    (err,) = res["errors"]
+    assert err["kind"] == "invalid_semantic_ir" and err["source"]["line"] == 1
+    assert err["message"] == (
+        "semantic_ir 'ticket_count by' at column 16: unexpected end of input; "
+        "expected a dimension name"
+    )
