@@ -369,39 +369,132 @@ def _error_result(error: Any) -> Any:
 
 
 @main.command()
+@_rules_option
 @click.argument("witness_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @reports_errors
-def explain(witness_file: Path) -> None:
-    """Re-render a saved witness (or a whole `check --format json` report) as proof trees.
+def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
+    """Re-render saved witnesses as proof trees: one witness, a `check --format json` report,
+    or a scan's scan.json / findings.jsonl.
 
-    The proofs are re-verified by the independent proof checker against the facts they cite;
-    a witness whose proof does not check is reported, not rendered as valid.
+    Each proof is re-verified first by the independent proof checker against the rules (the
+    shipped ones plus --rules) and the facts the witness cites: every rule step must instantiate
+    its rule at the cited file:line, every fact leaf must be a cited fact, every comparison must
+    hold. (Absent leaves are checked against the witness's own facts; the case's full fact set
+    is not part of a witness.) A witness whose proof does not check is reported on stderr, not
+    rendered, and the exit code is 2.
     """
+    from policystrata.engine import FactLookup, ProofError, check_proof
+    from policystrata.facts import Fact
     from policystrata.report.terminal import render_witness
-    from policystrata.witness import CheckReport, Witness
 
-    try:
-        data = json.loads(witness_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not valid JSON: {exc.msg}", file=str(witness_file), line=exc.lineno
-        ) from exc
-    witnesses: list[Witness] = []
-    try:
-        if isinstance(data, dict) and "results" in data:
-            report = CheckReport.model_validate(data)
-            witnesses = [w for r in report.results for w in r.witnesses]
-        elif isinstance(data, list):
-            witnesses = [Witness.model_validate(w) for w in data]
-        else:
-            witnesses = [Witness.model_validate(data)]
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise InputError(f"not a PolicyStrata witness: {first}", file=str(witness_file)) from exc
+    witnesses = _saved_witnesses(witness_file)
+    program = _explain_program(expand_rule_paths(extra_rules))
+    bad = 0
     for w in witnesses:
+        leaves, derived = _proof_atoms(w.proof)
+        lookup = FactLookup(
+            [Fact(p, tuple(a)) for p, a in leaves], derived=[Fact(p, tuple(a)) for p, a in derived]
+        )
+        try:
+            check_proof(w.proof, program, lookup)
+        except ProofError as exc:
+            bad += 1
+            _stderr(f"error: {witness_file.name}: witness {w.id}: the proof does not check: {exc}")
+            continue
         render_witness(w)
     if not witnesses:
         _stderr("no witnesses in this file (clean)")
+    if bad:
+        sys.exit(EXIT_USAGE)
+
+
+def _explain_program(extra: list[Path]) -> Any:
+    from policystrata.check import load_rules
+
+    return load_rules(extra_rule_paths=extra)
+
+
+def _proof_atoms(node: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], list[Any]]:
+    """(fact leaves, derived atoms) of a proof's JSON form, as (pred, args)."""
+    leaves: list[tuple[str, list[Any]]] = []
+    derived: list[tuple[str, list[Any]]] = []
+
+    def visit(n: dict[str, Any]) -> None:
+        atom = n.get("atom") or {}
+        pred, args = atom.get("pred"), atom.get("args")
+        if isinstance(pred, str) and isinstance(args, list):
+            if n.get("kind") == "fact":
+                leaves.append((pred, args))
+            elif n.get("kind") == "rule":
+                derived.append((pred, args))
+        for p in n.get("premises") or []:
+            if isinstance(p, dict):
+                visit(p)
+
+    visit(node)
+    return leaves, derived
+
+
+def _saved_witnesses(path: Path) -> list[Any]:
+    """Witnesses of a file: one witness, a list of them, a check report, a scan's scan.json
+    (its findings' witnesses) or findings.jsonl."""
+    from policystrata.witness import CheckReport, Witness
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", file=str(path)) from None
+    chunks = (
+        [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if path.suffix == ".jsonl"
+        else [(1, text)]
+    )
+    items: list[tuple[int | None, Any]] = []
+    for first, chunk in chunks:
+        try:
+            items.append((first if path.suffix == ".jsonl" else None, json.loads(chunk)))
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"not valid JSON: {exc.msg}",
+                file=str(path),
+                line=first + exc.lineno - 1,
+                column=exc.colno,
+            ) from None
+    out: list[Witness] = []
+    for line, data in items:
+        try:
+            if isinstance(data, dict) and "results" in data:
+                out += [w for r in CheckReport.model_validate(data).results for w in r.witnesses]
+            elif isinstance(data, dict) and "findings" in data and "gate" in data:
+                findings = data["findings"] if isinstance(data["findings"], list) else []
+                out += [Witness.model_validate(f["witness"]) for f in findings if f.get("witness")]
+            elif isinstance(data, dict) and "kind" in data and "rule_id" in data:  # a finding
+                if data.get("witness"):
+                    out.append(Witness.model_validate(data["witness"]))
+            elif isinstance(data, list):
+                out += [Witness.model_validate(w) for w in data]
+            else:
+                out.append(Witness.model_validate(data))
+        except ValueError as exc:
+            raise InputError(
+                f"not a PolicyStrata witness, check report or scan report: {_first_problem(exc)}",
+                file=str(path),
+                line=line,
+            ) from None
+    return out
+
+
+def _first_problem(exc: ValueError) -> str:
+    """One line from a pydantic ValidationError: the first field and what is wrong with it."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        kind = "missing" if first.get("type") == "missing" else first.get("msg", "invalid")
+        count = len(errors())
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        return f"{where}: {kind}{more}" if where else f"{kind}{more}"
+    return str(exc).splitlines()[0]
 
 
 @main.group()

@@ -390,3 +390,43 @@ def test_trace_with_bad_ir_text_reports_its_column_and_is_still_checked(tmp_path
         "semantic_ir 'ticket_count by' at column 16: unexpected end of input; "
         "expected a dimension name"
     )
+
+
+def test_explain_refuses_a_witness_whose_proof_does_not_check(tmp_path: Path) -> None:
+    sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    good, other = witnesses(check_json(sql, "--db", "none"))[:2]
+    tampered = json.loads(json.dumps(good))
+    tampered["proof"]["premises"][0]["atom"]["args"][-1] = "invoices"  # claim another table
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps([tampered, other]))
+    result = run("explain", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: w.json: witness {good['id']}: the proof does not check: proof step violation("
+    )
+    # the valid one is still rendered; the tampered one is not
+    assert other["key"] in result.stdout and result.stdout.count("╭─") == 1
+
+
+def test_explain_reads_a_scan_report_and_its_findings_jsonl(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "scan" / "mixed", tmp_path / "m")
+    out = tmp_path / "m" / "out"
+    run("scan", "--config", str(tmp_path / "m" / "policystrata.yaml"), "--out", str(out))
+    for name in ("scan.json", "findings.jsonl"):
+        result = run("explain", str(out / name))
+        assert result.exit_code == 0, result.output
+        assert result.stdout.count("╭─") == 3  # the three witness findings; record errors have none
+        assert "validator.unauthorized_query_allowed" in result.stdout
+
+
+def test_explain_of_a_json_file_that_is_not_a_witness_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{"a": 1}')
+    result = run("explain", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: not a PolicyStrata witness, check report or scan report: "
+        "id: missing (and 9 more)\n"
+    )
