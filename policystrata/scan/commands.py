@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
@@ -40,13 +41,7 @@ def render_table(report: ScanReport, console: Console | None = None) -> None:
     """
     con = console or Console(highlight=False)
     if report.findings:
-        table = _findings_table(report, wide=con.width >= WIDE_TABLE)
-        if con.is_terminal:
-            con.print(table)
-        else:  # a file or a pipe: the same text without the cells' trailing padding
-            with con.capture() as captured:
-                con.print(table)
-            con.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+        _print_plain(con, _findings_table(report, wide=con.width >= WIDE_TABLE))
     g, r = report.gate, report.records
     verdict = Text("PASS", style="green") if g.passed else Text("FAIL", style="red")
     con.print(
@@ -285,7 +280,34 @@ def check_integration(
         click.echo(json.dumps([i.to_json() for i in issues], indent=2, sort_keys=True))
     else:
         con = Console(highlight=False)
-        for i in issues:
-            con.print(f"[bold]{i.location()}[/]: [red]{i.kind}[/] {i.message}")
-        con.print(f"{len(issues)} issue(s) in {model_path.name} against domain {dom.name}")
+        if issues:
+            _print_plain(con, _issues_table(issues))
+        against = str(domain_path) if domain_path is not None else dom.name
+        con.print(
+            Text(f"{len(issues)} issue(s) in {model_path.name} against domain {against}"),
+        )
     sys.exit(EXIT_FINDINGS if issues else EXIT_CLEAN)
+
+
+def _issues_table(issues: list[Any]) -> Table:
+    """dbt issues: where (the dbt line, else the policy line), the kind and the message."""
+    table = Table(box=box.SIMPLE_HEAD, show_lines=True, show_edge=False, pad_edge=False)
+    table.add_column("where", overflow="fold")
+    table.add_column("issue", overflow="fold")
+    for i in issues:
+        where = i.location() if i.line or not i.policy_line else f"policy.yaml:{i.policy_line}"
+        cell = Text.assemble((i.kind, "bold red"), "\n", i.message)
+        if i.line and i.policy_line:
+            cell.append(f"\npolicy: policy.yaml:{i.policy_line}", style="dim")
+        table.add_row(where, cell)
+    return table
+
+
+def _print_plain(con: Console, renderable: Any) -> None:
+    """Print; to a file or a pipe without the cells' trailing padding."""
+    if con.is_terminal:
+        con.print(renderable)
+        return
+    with con.capture() as captured:
+        con.print(renderable)
+    con.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
