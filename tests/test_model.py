@@ -554,3 +554,15 @@ def test_a_bad_enum_value_or_mapping_key_lists_the_choices_and_the_closest(
     assert "[key]" not in err2
     assert err2.startswith("surfaces.yaml:3: contracts.compilr: key 'compilr' is not one of")
     assert err2.endswith("(did you mean 'compiler'?)")
+
+
+def test_a_domain_file_that_is_not_utf8_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = mini(tmp_path)
+    with (path / "policy.yaml").open("ab") as f:
+        f.write(b"# caf\xe9\n")
+    line = len((path / "policy.yaml").read_bytes().splitlines())
+    assert errors_of(path) == [f"policy.yaml:{line}:6: not UTF-8 text: byte 0xe9"]
+    path2 = mini(tmp_path / "b")
+    with (path2 / "schema.sql").open("ab") as f:
+        f.write(b"-- \xff\n")
+    assert errors_of(path2)[0].startswith("schema.sql:") and "not UTF-8" in errors_of(path2)[0]

@@ -135,11 +135,24 @@ def _raise_yaml(file: str, mark: Any, problem: str) -> YamlDoc:
 def load_yaml_file(path: Path, display: str | None = None) -> YamlDoc:
     """Read and parse a YAML file; the error location uses ``display`` (default: the path)."""
     name = display or str(path)
+    return load_yaml_text(read_text_file(path, name), name)
+
+
+def read_text_file(path: Path, display: str) -> str:
+    """A UTF-8 text file; unreadable or not UTF-8 is an :class:`InputError` at the line of the
+    first bad byte."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=name) from None
-    return load_yaml_text(text, name)
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=display) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x}", file=display, line=line, column=column
+        ) from None
 
 
 def _type_name(value: Any) -> str:

@@ -139,17 +139,35 @@ def _offset(text: str, line: int, col: int) -> int:
 def _parse_error(e: Exception, text: str, whole: tuple[int, int]) -> tuple[str, tuple[int, int]]:
     """The reason and span of a parse error: the line, column and token the parser stopped at,
     what it expected there; sqlglot's own wording only where it says more than ours."""
+    what, span = describe_parse_error(e, text)
+    if span is None:
+        return f"cannot parse the SQL: {what}", whole
+    line, column = _position(text, span[0])
+    return f"cannot parse the SQL at line {line}, column {column}: {what}", span
+
+
+def describe_parse_error(e: Exception, text: str) -> tuple[str, tuple[int, int] | None]:
+    """What a sqlglot parse error of ``text`` says, in words a user reads, and the span of the
+    token the parser stopped at (``None`` when the error does not say).
+
+    >>> from policystrata.lower.sql.adapter import ParseError, parse
+    >>> try:
+    ...     parse("select count(* from t")
+    ... except ParseError as e:
+    ...     print(describe_parse_error(e, "select count(* from t"))
+    ("expected ')' near 'from'", (15, 19))
+    """
     errors = getattr(e, "errors", None) or []
     info = errors[0] if errors and isinstance(errors[0], dict) else {}
     token = str(info.get("highlight") or "")
     line, col = info.get("line"), info.get("col")
     description = str(info.get("description") or _first_line(e))
     if not token or not isinstance(line, int) or not isinstance(col, int):
-        return f"cannot parse the SQL: {_plain(description)}", whole
+        return _plain(description), None
     end = _offset(text, line, col) + 1
     start = end - len(token)
     if start < 0 or text[start:end] != token:
-        return f"cannot parse the SQL: {_plain(description)}", whole
+        return _plain(description), None
     at_end = not text[end:].strip(" \t\r\n;")
     near = f"after '{token}' (the SQL ends there)" if at_end else f"near '{token}'"
     required = _REQUIRED.match(description)
@@ -163,23 +181,38 @@ def _parse_error(e: Exception, text: str, whole: tuple[int, int]) -> tuple[str, 
         what = _plain(description) + (" (the SQL ends there)" if at_end else "")
     else:
         what = f"{_plain(description)} {near}"
-    line, column = _position(text, start)
-    return f"cannot parse the SQL at line {line}, column {column}: {what}", (start, end)
+    return what, (start, end)
 
 
 def _token_error(e: Exception, text: str) -> tuple[str, tuple[int, int]]:
-    """The reason and span of a tokenizer error: an unterminated string, quoted name, dollar
-    quote or comment, at the character that opened it."""
+    """The reason and span of a tokenizer error (see :func:`describe_token_error`)."""
+    what, span = describe_token_error(e, text)
+    if span == (0, len(text)) and not what.startswith("the "):
+        return f"cannot tokenize the SQL: {what}", span
+    line, column = _position(text, span[0])
+    return f"cannot parse the SQL at line {line}, column {column}: {what}", span
+
+
+def describe_token_error(e: Exception, text: str) -> tuple[str, tuple[int, int]]:
+    """A tokenizer error in words: an unterminated string, quoted name, dollar quote or comment,
+    spanning from the character that opened it (else sqlglot's message over the whole text).
+
+    >>> from policystrata.lower.sql.adapter import TokenError, tokenize
+    >>> try:
+    ...     tokenize("select 'abc")
+    ... except TokenError as e:
+    ...     print(describe_token_error(e, "select 'abc"))
+    ("the string opened here is never closed (missing ')", (7, 11))
+    """
     cause = _MISSING.search(str(e.__cause__ or ""))
     if cause and cause.group(1) in _OPENERS and int(cause.group(2)) < len(text):
         delimiter, start = cause.group(1), int(cause.group(2))
         what = f"the {_OPENERS[delimiter]} opened here is never closed (missing {delimiter})"
-    elif "/*" in text and "*/" not in text[text.index("/*") + 2 :]:
-        start, what = text.index("/*"), "the comment opened here is never closed (missing */)"
-    else:
-        return f"cannot tokenize the SQL: {_plain(_first_line(e))}", (0, len(text))
-    line, column = _position(text, start)
-    return f"cannot parse the SQL at line {line}, column {column}: {what}", (start, len(text))
+        return what, (start, len(text))
+    if "/*" in text and "*/" not in text[text.index("/*") + 2 :]:
+        what = "the comment opened here is never closed (missing */)"
+        return what, (text.index("/*"), len(text))
+    return _plain(_first_line(e)), (0, len(text))
 
 
 def _plain(description: str) -> str:
