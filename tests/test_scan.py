@@ -347,3 +347,23 @@ def test_unknown_builtin_domain_in_the_config_names_the_config_line(tmp_path: Pa
         "error: policystrata.yaml:2: domain: unknown domain 'support_sas' "
         "(did you mean 'support_saas'?)"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("b.json", "{\n", "b.json:2:1: not valid JSON: Expecting property name"),
+        ("b.json", '{"x": 1}', "b.json: not a PolicyStrata scan.json (no 'findings' list)"),
+        ("b.jsonl", '{"id": "a"}\n{"x": 1}\n', "b.jsonl:2: a baseline finding without an 'id'"),
+    ],
+)
+def test_a_bad_baseline_is_one_line_naming_file_and_line(
+    mixed: Path, name: str, text: str, error: str
+) -> None:
+    baseline = mixed / name
+    baseline.write_text(text)
+    cfg = str(mixed / "policystrata.yaml")
+    result = run("scan", "--config", cfg, "--baseline", str(baseline))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {mixed}/{error}")
+    assert len(result.stderr.splitlines()) == 1

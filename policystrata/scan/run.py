@@ -446,13 +446,39 @@ def load_baseline(path: Path) -> set[str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read baseline: {exc.strerror or exc}", file=str(path)) from None
+    if path.suffix == ".jsonl":
+        ids = set()
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                ids.add(_baseline_id(_baseline_json(line, path, n), path, n))
+        return ids
+    data = _baseline_json(text, path, 1)
+    findings = data.get("findings") if isinstance(data, dict) else None
+    if not isinstance(findings, list):
+        raise InputError(
+            "not a PolicyStrata scan.json (no 'findings' list): give a previous scan.json or "
+            "findings.jsonl",
+            file=str(path),
+        )
+    return {_baseline_id(f, path, None) for f in findings}
+
+
+def _baseline_json(text: str, path: Path, first_line: int) -> Any:
     try:
-        if path.suffix == ".jsonl":
-            return {json.loads(line)["id"] for line in text.splitlines() if line.strip()}
-        data = json.loads(text)
-        return {f["id"] for f in data["findings"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"not a PolicyStrata scan.json: {exc}", file=str(path)) from None
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not valid JSON: {exc.msg}",
+            file=str(path),
+            line=first_line + exc.lineno - 1,
+            column=exc.colno,
+        ) from None
+
+
+def _baseline_id(finding: Any, path: Path, line: int | None) -> str:
+    if not isinstance(finding, dict) or not isinstance(finding.get("id"), str):
+        raise InputError("a baseline finding without an 'id'", file=str(path), line=line)
+    return finding["id"]
 
 
 def apply_gate(
