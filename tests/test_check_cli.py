@@ -430,3 +430,22 @@ def test_explain_of_a_json_file_that_is_not_a_witness_is_one_line(tmp_path: Path
         f"error: {path}: not a PolicyStrata witness, check report or scan report: "
         "id: missing (and 9 more)\n"
     )
+
+
+@pytest.mark.postgres
+def test_readme_worked_example_is_what_the_command_prints(  # type: ignore[no-untyped-def]
+    pg_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## A worked example", 1)[1]
+    command, rest = section.split("```sh\n", 1)[1].split("```\n", 1)
+    pasted = rest.split("```\n", 1)[1].split("```", 1)[0]
+    import shlex
+
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[:4] == ["uv", "run", "strata", "check"]
+    monkeypatch.setenv("COLUMNS", "100")
+    result = run(*args[3:], "--db", pg_server.dsn("postgres"))
+    assert result.exit_code == 1
+    first = result.stdout[: result.stdout.index("╯") + 1] + "\n"
+    assert first == pasted
