@@ -449,3 +449,33 @@ def test_readme_worked_example_is_what_the_command_prints(  # type: ignore[no-un
     assert result.exit_code == 1
     first = result.stdout[: result.stdout.index("╯") + 1] + "\n"
     assert first == pasted
+
+
+def test_trace_file_with_mixed_records_reports_each_at_file_line_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    unscoped = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    lines = [
+        '{"id": "broken_001", "principal": "acme_analyst", "sql": "select 1"',
+        json.dumps({"id": "ok", "principal": "acme_analyst", "sql": GOOD_SQL}),
+        "[1, 2]",
+        json.dumps({"id": "leak", "principal": "acme_analyst", "sql": unscoped}),
+        json.dumps({"id": "nosql", "principal": "acme_analyst"}),
+        json.dumps({"id": "typo", "principal": "acme_analyst", "sql": "select cont((("}),
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run("check", "--db", "none", str(path))
+    assert result.exit_code == 1
+    out = result.stdout.splitlines()
+    assert max(len(line) for line in out) <= 80 and all(x == x.rstrip() for x in out)
+    errors = [line for line in out if line.startswith("✗ t.jsonl:")]
+    assert [e.split(":")[1] for e in errors] == ["1", "3", "5"]
+    assert errors[0].startswith("✗ t.jsonl:1: malformed_trace_line: not valid JSON: Expecting")
+    assert "t.jsonl:1:" not in result.stderr  # the report is on stdout
+    assert out.index(errors[0]) + 1 < len(out) and out[out.index(errors[0]) + 1].startswith("  ")
+    assert "must be a JSON object, got an array" in " ".join(result.stdout.split())
+    assert "case leak · principal acme_analyst · t.jsonl:4" in result.stdout
+    assert "case typo · principal acme_analyst · t.jsonl:6" in result.stdout
+    assert out[-2] == "6 case(s): 1 clean, 2 with violations, 3 input error(s)"

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Any
 
 from rich.console import Console, Group
@@ -304,7 +305,14 @@ def render_check(report: CheckReport, console: Console | None = None) -> None:
             loc = ""
             if error.source and error.source.file:
                 loc = f"{error.source.file}:{error.source.line}: "
-            con.print(Text(f"✗ {loc}{error.kind}: {error.message}", style="bold red"))
+            # wrapped by hand: continuation lines indented under the first, no trailing padding
+            text = textwrap.fill(
+                f"✗ {loc}{error.kind}: {error.message}",
+                width=max(40, con.width),
+                subsequent_indent="  ",
+                break_on_hyphens=False,
+            )
+            con.print(Text(text, style="bold red"), soft_wrap=True)
     c = report.counts
     summary = Text()
     summary.append(f"{c['cases']} case(s): ")
@@ -312,8 +320,6 @@ def render_check(report: CheckReport, console: Console | None = None) -> None:
     summary.append(", ")
     summary.append(f"{c['violation']} with violations", style="red" if c["violation"] else "")
     summary.append(", ")
-    summary.append(f"{c['error']} input errors", style="red" if c["error"] else "")
-    summary.append(
-        f"  ({c['witnesses']} witness(es); rules {report.rules_digest[:12]})", style="dim"
-    )
+    summary.append(f"{c['error']} input error(s)", style="red" if c["error"] else "")
     con.print(summary)
+    con.print(Text(f"{c['witnesses']} witness(es) · rules {report.rules_digest[:12]}", style="dim"))
