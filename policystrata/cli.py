@@ -92,9 +92,10 @@ def main() -> None:
 
     \b
     Start here:
-      strata demo                       run the seeded benchmark and walk through a witness
+      strata demo              # the seeded benchmark, then one witness explained
       strata check --domain support_saas --principal acme_analyst \\
-                   --ir "ticket_count by region during last_month limit 100" --sql "select ..."
+          --ir "ticket_count by region during last_month limit 100" \\
+          --sql "select ..."
       strata check --domain support_saas traces.jsonl
       strata explain witness.json
 
@@ -208,9 +209,10 @@ def check(
     Examples:
       strata check --domain support_saas --principal acme_analyst \\
           --ir "ticket_count by region during last_month limit 100" \\
-          --sql "select count(distinct t.id) from accounts a join support_tickets t
-                 on t.account_id = a.id where a.tenant_id = 'acme' limit 100"
-      strata check --domain support_saas traces.jsonl --format json > witnesses.json
+          --sql "select count(distinct t.id) from accounts a
+                 join support_tickets t on t.account_id = a.id
+                 where a.tenant_id = 'acme' limit 100"
+      strata check --domain support_saas traces.jsonl --format json > w.json
     """
     from policystrata.check import Checker
     from policystrata.db.domain import domain_database_for

@@ -479,3 +479,25 @@ def test_trace_file_with_mixed_records_reports_each_at_file_line_and_goes_on(
     assert "case leak · principal acme_analyst · t.jsonl:4" in result.stdout
     assert "case typo · principal acme_analyst · t.jsonl:6" in result.stdout
     assert out[-2] == "6 case(s): 1 clean, 2 with violations, 3 input error(s)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["check"],
+        ["explain"],
+        ["schema"],
+        ["scan"],
+        ["init-scan"],
+        ["init-domain"],
+        ["check-integration"],
+    ],
+    ids=lambda c: " ".join(c) or "strata",
+)
+def test_help_fits_80_columns(command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = CliRunner().invoke(main, [*command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    too_long = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert not too_long

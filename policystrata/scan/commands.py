@@ -151,7 +151,8 @@ def scan(
     Examples:
       strata scan --config policystrata.yaml --out scan-out
       strata scan --config policystrata.yaml --format sarif > scan.sarif
-      strata scan --config policystrata.yaml --baseline main/scan.json --out scan-out
+      strata scan --config policystrata.yaml --baseline main/scan.json \\
+          --out scan-out
 
     Exit codes: 0 pass (or warnings only), 1 gate failure, 2 config or usage error.
     """
@@ -217,9 +218,10 @@ def init_scan(example: str | None, out: Path, source_domain: str, force: bool) -
     """Scaffold a working scan: config, a copy of the domain, example traces.
 
     \b
-      strata init-scan --out scan-demo                 # first `strata scan` passes
-      strata init-scan postgres_dbt --out pg-demo      # dbt model, real database, a failing
-                                                       # and a clean trace file, README
+      strata init-scan --out scan-demo
+          # the first `strata scan` passes
+      strata init-scan postgres_dbt --out pg-demo
+          # dbt model, real database, a failing and a clean trace file, README
     """
     from policystrata.scan.scaffold import scaffold_scan
 
