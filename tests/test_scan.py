@@ -367,3 +367,29 @@ def test_a_bad_baseline_is_one_line_naming_file_and_line(
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {mixed}/{error}")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_notes_on_duplicate_ids_unknown_regression_case_and_an_empty_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    rec = {"id": "a", "principal": "acme_analyst", "sql": "select 1 limit 1"}
+    lines = [rec, {**rec, "regression_case": "pass_2_pass"}, {**rec, "id": "b"}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    (tmp_path / "e.jsonl").write_text("")
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n")
+    result = run("scan", "--config", str(cfg), "--format", "json")
+    assert result.exit_code == 0  # notes never change the verdict
+    assert "notes" not in json.loads(result.stdout)  # scan.json is unchanged
+    assert result.stderr.splitlines() == [
+        "note: t.jsonl:2: record id 'a' is also used at t.jsonl:1; ids should be unique "
+        "(duplicates get ~2, ~3 finding ids, which follow record order)",
+        "note: t.jsonl:2: regression_case 'pass_2_pass' is not one of fail_to_pass, "
+        "pass_to_pass, contain_to_contain, deny_to_deny, allow_to_allow, unclassified "
+        "(did you mean 'pass_to_pass'?)",
+    ]
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces: {files: [e.jsonl]}\n")
+    empty = run("scan", "--config", str(cfg))
+    assert empty.exit_code == 0
+    assert "note: no trace records were scanned" in empty.stderr

@@ -175,6 +175,8 @@ def scan(
     if out is not None:
         written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
         err.print(f"wrote {len(written)} file(s) to {out}", style="dim")
+    for note in report.notes:
+        err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
     if report.baseline is not None:
         b = report.baseline
         err.print(

@@ -30,7 +30,7 @@ from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.engine import ProofNode, check_proof
 from policystrata.engine.proof import render_message
-from policystrata.errors import InputError, StrataError
+from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact
 from policystrata.scan.config import CONFIDENCES, ScanConfig
 from policystrata.scan.findings import (
@@ -49,7 +49,7 @@ from policystrata.scan.findings import (
     what_changed,
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
-from policystrata.traces import Skipped, read_traces
+from policystrata.traces import REGRESSION_CASES, Skipped, read_traces
 from policystrata.witness import (
     Evidence,
     FaultRef,
@@ -87,6 +87,7 @@ class ScanState:
     database: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "ran": False})
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -311,11 +312,15 @@ def _supporting(proof: ProofNode) -> list[SupportingFact]:
 def scan_traces(state: ScanState) -> None:
     """Every record of every trace file, one at a time."""
     cfg = state.config
-    for path in cfg.trace_paths():
+    paths = cfg.trace_paths()
+    for path in paths:
         rel = cfg.relative(path)
         state.progress(f"scanning {rel}")
         raw_line = _LineReader(path)
+        first_seen: dict[str, int] = {}
         for item in read_traces(path, display_name=rel):
+            if isinstance(item, Case):
+                _note_record(state, item, rel, first_seen)
             if isinstance(item, Skipped):
                 state.records["skipped"] += 1
                 continue
@@ -351,6 +356,32 @@ def scan_traces(state: ScanState) -> None:
                 state.findings.extend(found)
             state.records["with_findings" if found else "clean"] += 1
         raw_line.close()
+    r = state.records
+    if not r["scanned"] and not r["errors"]:
+        state.notes.append(
+            f"no trace records were scanned ({len(paths)} trace file(s) read, "
+            f"{r['skipped']} record(s) skipped): is the export empty?"
+        )
+
+
+def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
+    """Notes on a record that is judged as given but is probably not what the exporter meant:
+    an id used twice (its findings get ``~2`` ids that depend on record order) and an unknown
+    ``regression_case``."""
+    line = case.origin.line if case.origin and case.origin.line else 0
+    if case.id in first_seen:
+        state.notes.append(
+            f"{rel}:{line}: record id '{case.id}' is also used at {rel}:{first_seen[case.id]}; "
+            "ids should be unique (duplicates get ~2, ~3 finding ids, which follow record order)"
+        )
+    else:
+        first_seen[case.id] = line
+    rc = case.meta.get("regression_case")
+    if rc is not None and rc not in REGRESSION_CASES:
+        state.notes.append(
+            f"{rel}:{line}: regression_case {rc!r} is not one of {', '.join(REGRESSION_CASES)}"
+            + did_you_mean(str(rc), REGRESSION_CASES)
+        )
 
 
 def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
@@ -564,6 +595,7 @@ def run_scan(
         baseline=diff,
         gate=gate,
         checks=state.checks,
+        notes=state.notes,
     )
 
 
