@@ -393,3 +393,10 @@ def test_notes_on_duplicate_ids_unknown_regression_case_and_an_empty_export(
     empty = run("scan", "--config", str(cfg))
     assert empty.exit_code == 0
     assert "note: no trace records were scanned" in empty.stderr
+
+
+def test_a_missing_config_says_how_to_get_one(tmp_path: Path) -> None:
+    result = run("scan", "--config", str(tmp_path / "policystrata.yaml"))
+    assert result.exit_code == 2
+    assert "scan config not found" in result.stderr
+    assert "strata init-scan --out DIR" in result.stderr

@@ -211,7 +211,11 @@ class ScanConfig:
 def load_scan_config(path: Path) -> ScanConfig:
     """Load, validate and path-check a scan config; problems raise InputError(s) with lines."""
     if not path.is_file():
-        raise InputError("scan config not found", file=str(path))
+        raise InputError(
+            "scan config not found (give --config PATH, or scaffold one with "
+            "`strata init-scan --out DIR`)",
+            file=str(path),
+        )
     doc = load_yaml_file(path, path.name)
     model = validate(ScanConfigModel, doc)
     cfg = ScanConfig(model, path, doc)
