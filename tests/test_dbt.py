@@ -169,3 +169,21 @@ def test_cli_table_is_readable_at_80_columns_and_points_at_the_policy_line(
     line = load_domain("support_saas").line("policy", "dimensions", "plan")
     assert any(x.startswith(f"policy.yaml:{line} ") for x in lines)
     assert "dimension_missing_from_dbt" in result.stdout
+
+
+def test_a_policy_entry_missing_from_dbt_points_at_its_policy_line_in_the_repo(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    model = out / "dbt" / "semantic_models.yml"
+    model.write_text(model.read_text().replace("      - {name: plan, type: categorical}\n", ""))
+    result = run(
+        "scan", "--config", str(out / "policystrata.yaml"), "--db", "none", "--format", "sarif"
+    )
+    results = json.loads(result.stdout)["runs"][0]["results"]
+    (missing,) = [r for r in results if r["ruleId"] == "dbt.dimension_missing_from_dbt"]
+    where = missing["locations"][0]["physicalLocation"]
+    policy = (out / "domain" / "policy.yaml").read_text().splitlines()
+    assert where["artifactLocation"]["uri"] == "domain/policy.yaml"
+    assert policy[where["region"]["startLine"] - 1].startswith("  plan:")

@@ -465,6 +465,10 @@ def integration_findings(config: Any, domain: Domain, path: Path) -> list[Any]:
         else "policy.yaml"
     )
     for issue in compare(domain, model):
+        location = Location(file=rel, line=issue.line)
+        if issue.line is None and issue.policy_line and config.model.domain_path:
+            # a policy entry the semantic layer lacks: point at it in the repository
+            location = Location(file=pol_file, line=issue.policy_line)
         trail = [{"file": rel, "line": issue.line, "message": issue.message}]
         if issue.policy_line:
             trail.append(
@@ -483,7 +487,7 @@ def integration_findings(config: Any, domain: Domain, path: Path) -> list[Any]:
                 surface=issue.surface,
                 owner="dbt semantic layer",
                 witness_class=issue.witness_class,
-                location=Location(file=rel, line=issue.line),
+                location=location,
                 what_changed=issue.message,
                 probable_fix=_issue_fix(issue),
                 recheck=(
