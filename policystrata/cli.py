@@ -325,7 +325,8 @@ def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> 
         if m is None:
             return "--ir"
         line = ir_text.count("\n", 0, m.start()) + 1
-        return f"--ir:{line}:{m.start() - (ir_text.rfind(chr(10), 0, m.start()) + 1) + 1}"
+        column = m.start() - (ir_text.rfind("\n", 0, m.start()) + 1) + 1
+        return f"--ir:{line}:{column}"
 
     metrics = [*pol.metrics, *(a for m in pol.metrics.values() for a in m.aliases)]
     checks = [("metric", ir.metric, pol.resolve_metric(ir.metric) is not None, metrics)]
@@ -351,11 +352,9 @@ def _policy_verdict(checker: Any, case: Any) -> str:
     nothing shows a layer let it through, so no layer can be at fault; say what policy decides."""
     result = checker.engine.evaluate(checker.case_facts(case))
     reasons = sorted({f"{r[1]}: {r[2]}" for r in result.atoms("deny_reason")})
-    verdict = (
-        f"policy denies this request ({'; '.join(reasons)})"
-        if reasons
-        else ("policy allows this request")
-    )
+    verdict = "policy allows this request"
+    if reasons:
+        verdict = f"policy denies this request ({'; '.join(reasons)})"
     return (
         f"{verdict}; with no --sql and no --release/--withhold there is no layer output to "
         "judge, so no layer is at fault"
@@ -385,12 +384,13 @@ def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
     is not part of a witness.) A witness whose proof does not check is reported on stderr, not
     rendered, and the exit code is 2.
     """
+    from policystrata.check import load_rules
     from policystrata.engine import FactLookup, ProofError, check_proof
     from policystrata.facts import Fact
     from policystrata.report.terminal import render_witness
 
     witnesses = _saved_witnesses(witness_file)
-    program = _explain_program(expand_rule_paths(extra_rules))
+    program = load_rules(extra_rule_paths=expand_rule_paths(extra_rules))
     bad = 0
     for w in witnesses:
         leaves, derived = _proof_atoms(w.proof)
@@ -408,12 +408,6 @@ def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
         _stderr("no witnesses in this file (clean)")
     if bad:
         sys.exit(EXIT_USAGE)
-
-
-def _explain_program(extra: list[Path]) -> Any:
-    from policystrata.check import load_rules
-
-    return load_rules(extra_rule_paths=extra)
 
 
 def _proof_atoms(node: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], list[Any]]:

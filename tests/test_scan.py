@@ -400,3 +400,18 @@ def test_a_missing_config_says_how_to_get_one(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "scan config not found" in result.stderr
     assert "strata init-scan --out DIR" in result.stderr
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_the_table_prints_record_text_verbatim_never_as_markup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps({"id": "x", "principal": "[bold]eve", "sql": "select 1 limit 1"}) + "\n"
+    )
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n")
+    result = run("scan", "--config", str(cfg))
+    assert result.exit_code == 1
+    assert "(unknown_principal: [bold]eve)" in " ".join(result.stdout.split())

@@ -75,7 +75,8 @@ def _findings_table(report: ScanReport, *, wide: bool) -> Table:
         if f.baseline == "new":
             severity.append("\nnew", style="bold")
         if wide:
-            table.add_row(severity, f.surface, f.witness_class, f.rule_id, where, f.message)
+            cells = (f.surface, f.witness_class, f.rule_id, where, f.message)
+            table.add_row(severity, *(Text(c) for c in cells))  # plain text, never markup
         else:
             finding = Text.assemble(
                 (f.rule_id, "bold"),
@@ -84,7 +85,7 @@ def _findings_table(report: ScanReport, *, wide: bool) -> Table:
                 "\n",
                 (f"{f.surface} · {f.witness_class}", "dim"),
             )
-            table.add_row(severity, where, finding)
+            table.add_row(severity, Text(where), finding)
     return table
 
 
@@ -174,7 +175,7 @@ def scan(
     sources = sarif_sources(cfg)
     if out is not None:
         written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
-        err.print(f"wrote {len(written)} file(s) to {out}", style="dim")
+        err.print(f"wrote {len(written)} file(s) to {out}", style="dim", markup=False)
     for note in report.notes:
         err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
     if report.baseline is not None:
@@ -183,6 +184,7 @@ def scan(
             f"baseline {b.file}: {len(b.new)} new, {len(b.unchanged)} unchanged, "
             f"{len(b.fixed)} fixed",
             style="dim",
+            markup=False,
         )
     if fmt == "table":
         render_table(report)
@@ -303,7 +305,7 @@ def _issues_table(issues: list[Any]) -> Table:
         cell = Text.assemble((i.kind, "bold red"), "\n", i.message)
         if i.line and i.policy_line:
             cell.append(f"\npolicy: policy.yaml:{i.policy_line}", style="dim")
-        table.add_row(where, cell)
+        table.add_row(Text(where), cell)
     return table
 
 
