@@ -235,6 +235,7 @@ def init_scan(example: str | None, out: Path, source_domain: str, force: bool) -
     _stderr_console().print(
         f"next: strata scan --config {out / 'policystrata.yaml'} --out {out / 'out'}",
         style="dim",
+        markup=False,
     )
 
 
