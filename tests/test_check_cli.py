@@ -501,3 +501,51 @@ def test_help_fits_80_columns(command: list[str], monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0
     too_long = [line for line in result.stdout.splitlines() if len(line) > 80]
     assert not too_long
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "policy.yaml",
+            "tenancy:\n  tenants: id\n",
+            "tenancy:\n  - tenants: id\n",
+            "error: policy.yaml:88: tenancy: expected a mapping, got a list",
+        ),
+        (
+            "surfaces.yaml",
+            "  manifest:\n    mode: capability_exposure\n    responsibilities: [",
+            "  manifest:\n    - mode: capability_exposure\n      responsibilities: [",
+            "error: surfaces.yaml:6: contracts.manifest: expected a mapping, got a list",
+        ),
+        (
+            "suites/seeded.yaml",
+            "suite_metadata: {",
+            "suite_metadata: [{",
+            "error: seeded.yaml:8:",
+        ),
+    ],
+)
+def test_a_list_where_a_mapping_is_expected_is_one_line_exit_2(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    dom = tmp_path / "d"
+    assert run("init-domain", "support_saas", "--out", str(dom)).exit_code == 0
+    text = (dom / file).read_text()
+    assert old in text
+    text = text.replace(old, new, 1)
+    if file == "surfaces.yaml":  # the rest of the manifest contract moves into the list item
+        for key in ("accepts_obligations: []", "emits_obligations: [capability_scope]"):
+            text = text.replace(f"    {key}\n", f"      {key}\n", 1)
+    if file.startswith("suites/"):  # close the flow list opened around suite_metadata
+        text = text.replace("false}", "false}]", 1)
+    (dom / file).write_text(text)
+    if file.startswith("suites/"):
+        args = ["run", "--domain-path", str(dom), "--suite-file", str(dom / file)]
+        result = run(*args, "--out", str(tmp_path / "r"), "--db", "none")
+    else:
+        result = run("check", "--domain-path", str(dom), "--principal", "p", "--sql", "select 1")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(expected), result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert result.stdout == ""
