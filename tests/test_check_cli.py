@@ -549,3 +549,82 @@ def test_a_list_where_a_mapping_is_expected_is_one_line_exit_2(
     assert result.stderr.startswith(expected), result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "policy.yaml",
+            "allowed_metrics: [ticket_count, escalated_tickets, net_revenue, average_",
+            "allowed_metrics: [ticket_cnt, escalated_tickets, net_revenue, average_",
+            "policy.yaml:16: roles.analyst.allowed_metrics[0]: unknown metric 'ticket_cnt' "
+            "(did you mean 'ticket_count'?)",
+        ),
+        (
+            "policy.yaml",
+            "    allowed_roles: [finance_admin]\n",
+            "    allowed_roles: [finance_admn]\n",
+            "policy.yaml:62: metrics.gross_revenue.allowed_roles[0]: unknown role 'finance_admn' "
+            "(did you mean 'finance_admin'?)",
+        ),
+        (
+            "policy.yaml",
+            "beta_analyst: {id: beta_analyst,",
+            "beta_analyst: {id: beta_analyts,",
+            "policy.yaml:11: principals.beta_analyst.id: principal key 'beta_analyst' and id "
+            "'beta_analyts' differ",
+        ),
+        (
+            "policy.yaml",
+            "region: {column: accounts.region,",
+            "region: {column: accounts.regoin,",
+            "policy.yaml:77: dimensions.region.column: column 'regoin' is not a column of table "
+            "'accounts' in schema.sql (did you mean 'region'?)",
+        ),
+        (
+            "surfaces.yaml",
+            "      - preserve_join_grain\n",
+            "      - preserve_join_grains\n",
+            "surfaces.yaml:28: contracts.compiler.responsibilities[4]: unknown responsibility "
+            "'preserve_join_grains' (no rule uses it) (did you mean 'preserve_join_grain'?)",
+        ),
+        (
+            "surfaces.yaml",
+            "    emits_obligations: [release_decision]",
+            "    emits_obligations: [release_decisions]",
+            "surfaces.yaml:42: contracts.release.emits_obligations[0]: unknown obligation "
+            "'release_decisions' (did you mean 'release_decision'?)",
+        ),
+    ],
+    ids=[
+        "role_metric",
+        "metric_role",
+        "principal_id",
+        "dimension_column",
+        "responsibility",
+        "obligation",
+    ],
+)
+def test_broken_references_in_a_domain_copy_name_file_line_and_key(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    dom = tmp_path / "d"
+    assert run("init-domain", "support_saas", "--out", str(dom)).exit_code == 0
+    text = (dom / file).read_text()
+    assert text.count(old) == 1, old
+    (dom / file).write_text(text.replace(old, new))
+    result = run(
+        "check",
+        "--domain-path",
+        str(dom),
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        IR,
+        "--db",
+        "none",
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {expected}\n"
+    assert result.stdout == ""
