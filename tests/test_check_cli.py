@@ -522,7 +522,7 @@ def test_help_fits_80_columns(command: list[str], monkeypatch: pytest.MonkeyPatc
             "suites/seeded.yaml",
             "suite_metadata: {",
             "suite_metadata: [{",
-            "error: seeded.yaml:8:",
+            "error: suites/seeded.yaml:8:",
         ),
     ],
 )
