@@ -188,13 +188,17 @@ class Backend:
         return [self._term(t) for t in args]
 
     def add_rule(
-        self, rule: Rule, order: tuple[int, ...], rename: dict[str, str] | None = None
+        self,
+        rule: Rule,
+        order: tuple[int, ...],
+        rename: dict[str, str] | None = None,
+        head_name: str | None = None,
     ) -> None:
-        """Assert a rule with its body in ``order``; positive body predicates in ``rename`` are
-        read from their renamed storage (used to cut recursion, see :func:`recursive_components`).
-        """
+        """Assert a rule with its body in ``order``; body predicates in ``rename`` (positive and
+        negated) are read from their renamed storage (see :meth:`add_program`); ``head_name``
+        asserts it under another head."""
         rename = rename or {}
-        head = pyEngine.Literal(rule.head.pred, self._terms(rule.head.args))
+        head = pyEngine.Literal(head_name or rule.head.pred, self._terms(rule.head.args))
         body = []
         for i in order:
             lit = rule.body[i]
@@ -202,7 +206,8 @@ class Backend:
                 name = rename.get(lit.atom.pred, lit.atom.pred)
                 body.append(pyEngine.Literal(name, self._terms(lit.atom.args)))
             elif isinstance(lit, Negative):
-                body.append(pyEngine.Literal("~" + lit.atom.pred, self._terms(lit.atom.args)))
+                name = rename.get(lit.atom.pred, lit.atom.pred)
+                body.append(pyEngine.Literal("~" + name, self._terms(lit.atom.args)))
             else:
                 assert isinstance(lit, Comparison)
                 name = "==" if lit.op == "=" else _CMP_PRED[lit.op]
@@ -212,24 +217,39 @@ class Backend:
         else:
             pyEngine.assert_(pyEngine.Clause(head, body))
 
-    def add_program(self, program: Program) -> list[list[tuple[str, int]]]:
-        """Assert the program's rules; return its recursive components (dependencies first).
+    def add_program(self, program: Program) -> tuple[list[list[tuple[str, int]]], set[str]]:
+        """Assert the program's rules; return its strata (dependencies first) as (pred, arity),
+        and the predicates that have rules reading their own component.
 
-        Inside a recursive component, body literals of the component read ``<pred>#prev`` (facts
-        the engine asserts between rounds), so pyDatalog itself never runs a recursive rule.
+        Every body literal of a derived predicate reads ``<pred>#mat``: the tuples the engine
+        stored for it (an earlier stratum's result, or an earlier round of the same recursive
+        component). So pyDatalog never runs a recursive rule and never re-derives a lower
+        stratum: each query is one flat join over given and stored facts. The rules of a
+        recursive component that read the component are also asserted under ``<pred>#rec``:
+        after the first round only they can derive anything new.
         """
-        components = recursive_components(program)
-        rename = {p: prev_name(p) for comp in components for p, _a in comp}
+        idb = set(program.idb_predicates())
+        rename = {p: stored_name(p) for p in idb}
+        strata = derived_strata(program)
+        comp_of = {p: i for i, comp in enumerate(strata) for p, _a in comp}
+        with_rec: set[str] = set()
         for rule in program.rules:
             order = program.compiled_order.get(rule.index, tuple(range(len(rule.body))))
-            self.add_rule(rule, order, rename if rule.head.pred in rename else None)
+            self.add_rule(rule, order, rename)
+            here = comp_of.get(rule.head.pred)
+            if any(
+                isinstance(lit, Positive) and comp_of.get(lit.atom.pred) == here
+                for lit in rule.body
+            ):
+                self.add_rule(rule, order, rename, head_name=rec_name(rule.head.pred))
+                with_rec.add(rule.head.pred)
         # make every known predicate resolvable (an empty EDB predicate answers "no facts")
         for name, decl in program.decls.items():
             pyEngine.insert(pyEngine.Pred(name, decl.arity or 1))
-        for comp in components:
+        for comp in strata:
             for p, arity in comp:
-                pyEngine.insert(pyEngine.Pred(prev_name(p), arity or 1))
-        return components
+                pyEngine.insert(pyEngine.Pred(stored_name(p), arity or 1))
+        return strata, with_rec
 
     def _clause(self, pred: str, args: tuple[Const, ...]) -> Any:
         terms = [pyEngine.Const(encode(a)) for a in args] if args else [pyEngine.Const(_UNIT)]
@@ -242,6 +262,10 @@ class Backend:
 
     def remove_fact(self, clause: Any) -> None:
         pyEngine.retract(clause)
+
+    def restore_fact(self, clause: Any) -> None:
+        """Assert a clause :meth:`add_fact` made (and :meth:`remove_fact` retracted) again."""
+        pyEngine.assert_(clause)
 
     def fact_count(self) -> int:
         """Number of stored clauses (facts + rules) over all predicates (for leak tests)."""
@@ -297,9 +321,26 @@ class Backend:
             ts.Tasks, ts.Recursive_Tasks, ts.Recursive, ts.Subgoals, ts.Goal = saved
 
 
-def prev_name(pred: str) -> str:
-    """Storage of a recursive predicate's previous round (``#`` cannot occur in rule names)."""
-    return f"{pred}#prev"
+def stored_name(pred: str) -> str:
+    """Storage of a derived predicate's materialized tuples (``#`` cannot occur in rule names)."""
+    return f"{pred}#mat"
+
+
+def rec_name(pred: str) -> str:
+    """The rules of ``pred`` that read its own recursive component, under a head of their own."""
+    return f"{pred}#rec"
+
+
+def derived_strata(program: Program) -> list[list[tuple[str, int]]]:
+    """The strata of derived predicates (SCCs of the dependency graph, dependencies first), as
+    (pred, arity); a component is recursive when one of its rules reads the component itself
+    (see :func:`recursive_components`)."""
+    comps = program.strata or [[p] for p in program.idb_predicates()]
+    return [
+        [(p, program.arity(p) or 0) for p in comp if program.is_idb(p)]
+        for comp in comps
+        if any(program.is_idb(p) for p in comp)
+    ]
 
 
 def recursive_components(program: Program) -> list[list[tuple[str, int]]]:

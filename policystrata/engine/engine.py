@@ -25,8 +25,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from policystrata.engine.ast import Program
-from policystrata.engine.backend import Backend, prev_name
+from policystrata.engine.ast import Negative, Positive, Program
+from policystrata.engine.backend import Backend, rec_name, stored_name
 from policystrata.engine.proofcheck import FactLookup
 from policystrata.errors import InputError
 from policystrata.facts import Const, Fact, FactSet, Provenance
@@ -94,13 +94,104 @@ class Engine:
         self._idb = [(p, program.arity(p) or 0) for p in program.idb_predicates()]
         self._arity = {p: program.arity(p) for p in {*program.decls, *dict(self._idb)}}
         self._policy = _Index()
+        self._deps: dict[str, set[str]] = {}
+        for rule in program.rules:
+            self._deps.setdefault(rule.head.pred, set()).update(
+                lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)
+            )
+        read = set().union(*self._deps.values()) if self._deps else set()
+        self._read = read  # derived predicates some rule reads: their tuples are stored
         self.backend = Backend()
         with self.backend.active():
-            self._recursive = self.backend.add_program(program)
+            self._strata, self._with_rec = self.backend.add_program(program)
             for fact in policy_facts:
                 self._validate(fact)
                 if self._policy.add(fact.pred, fact.args):
                     self.backend.add_fact(fact.pred, fact.args)
+        self._recursive = [any(p in self._with_rec for p, _a in c) for c in self._strata]
+        self._static, self._static_inputs = self._policy_only()
+        self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
+        self._static_clauses: list[Any] = []
+        if self._static:
+            self._materialize_static()
+
+    # ---- strata that depend on policy facts only ------------------------------------------------
+
+    def _closure(self, preds: Iterable[str]) -> set[str]:
+        seen, todo = set(preds), list(preds)
+        while todo:
+            for dep in self._deps.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    def _policy_only(self) -> tuple[set[str], set[str]]:
+        """Derived predicates whose every input predicate holds policy facts (or none at all is
+        read): their tuples are the same for every case, so they are computed once, here, and
+        kept. Returns (those predicates, every predicate they read). A case that brings facts
+        of one of those inputs gets them recomputed (see :meth:`evaluate`)."""
+        static: set[str] = set()
+        for comp in self._strata:
+            preds = [p for p, _a in comp]
+            inputs = set().union(*(self._deps.get(p, set()) for p in preds)) - set(preds)
+            if all(q in static or (q not in self._deps and q in self._policy.rows) for q in inputs):
+                static.update(preds)
+        return static, self._closure(static)
+
+    def _materialize_static(self) -> None:
+        derived: dict[str, list[tuple[Const, ...]]] = {}
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        with self.backend.active():
+            try:
+                self._run_strata(self._static, derived, self._static_clauses, deadline)
+            except BaseException:
+                for clause in self._static_clauses:
+                    self.backend.remove_fact(clause)
+                raise
+        self._static_rows = derived
+
+    def _run_strata(
+        self,
+        wanted: set[str],
+        derived: dict[str, list[tuple[Const, ...]]],
+        added: list[Any],
+        deadline: float | None,
+    ) -> None:
+        """Materialize the strata of ``wanted`` in dependency order: query each predicate (one
+        flat join over given and stored facts), store its tuples for the strata above; a
+        recursive component is iterated in rounds until nothing is new."""
+        backend = self.backend
+        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+            if comp[0][0] not in wanted:
+                continue
+            if not recursive:
+                (pred, arity) = comp[0]
+                rows = backend.query_all(pred, arity, deadline=deadline)
+                derived[pred] = rows
+                if pred in self._read:
+                    store = stored_name(pred)
+                    added.extend(backend.add_fact(store, row) for row in rows)
+                continue
+            seen = _Index()
+            first = True
+            while True:  # our fixpoint: pyDatalog never sees recursion
+                new = [
+                    (p, row)
+                    for p, arity in comp
+                    if first or p in self._with_rec
+                    for row in backend.query_all(
+                        p if first else rec_name(p), arity, deadline=deadline
+                    )
+                    if seen.add(p, row)
+                ]
+                first = False
+                if not new:
+                    break
+                for p, row in new:
+                    added.append(backend.add_fact(stored_name(p), row))
+            for p, _arity in comp:
+                derived[p] = seen.rows.get(p, [])
 
     def _validate(self, fact: Fact) -> None:
         arity = self._arity.get(fact.pred)
@@ -121,14 +212,24 @@ class Engine:
         """Stored clauses in the backend (rules + facts); flat across evaluations."""
         return self.backend.fact_count()
 
-    def evaluate(self, case_facts: FactSet | None = None) -> Result:
-        """Assert the case's facts, materialize every derived predicate, retract the facts."""
+    def evaluate(
+        self, case_facts: FactSet | None = None, predicates: Iterable[str] | None = None
+    ) -> Result:
+        """Assert the case's facts, materialize every derived predicate (or only ``predicates``
+        and what they depend on), retract the facts."""
         case_facts = case_facts if case_facts is not None else FactSet()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         derived: dict[str, list[tuple[Const, ...]]] = {}
         case_index = _Index()
-        added = []
+        added: list[Any] = []
         backend = self.backend
+        wanted = (
+            {p for p, _a in self._idb}
+            if predicates is None
+            else self._closure(predicates) & set(dict(self._idb))
+        )
+        inputs = self._static_inputs
+        dirty = False
         with backend.active():
             try:
                 for fact in case_facts:
@@ -137,34 +238,23 @@ class Engine:
                         fact.pred, fact.args
                     ):
                         added.append(backend.add_fact(fact.pred, fact.args))
-                known: dict[str, _Index] = {}
-                for comp in self._recursive:  # our fixpoint: pyDatalog never sees recursion
-                    seen = _Index()
-                    while True:
-                        new = [
-                            (p, row)
-                            for p, arity in comp
-                            for row in backend.query_all(p, arity, deadline=deadline)
-                            if seen.add(p, row)
-                        ]
-                        if not new:
-                            break
-                        for p, row in new:
-                            added.append(backend.add_fact(prev_name(p), row))
-                    for p, _arity in comp:
-                        known[p] = seen
-                subgoals: dict = {}
-                for pred, arity in self._idb:
-                    if pred in known:
-                        derived[pred] = known[pred].rows.get(pred, [])
-                    else:
-                        derived[pred] = backend.query_all(
-                            pred, arity, deadline=deadline, subgoals=subgoals
-                        )
+                        dirty = dirty or fact.pred in inputs
+                if dirty:  # the case changes a policy-only stratum: recompute it for this case
+                    for clause in self._static_clauses:
+                        backend.remove_fact(clause)
+                else:
+                    for p in wanted & self._static:
+                        derived[p] = self._static_rows[p]
+                    wanted = wanted - self._static
+                self._run_strata(wanted, derived, added, deadline)
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
-        return Result(self, case_facts, case_index, derived)
+                if dirty:
+                    for clause in self._static_clauses:
+                        backend.restore_fact(clause)
+        ordered = {p: derived[p] for p, _a in self._idb if p in derived}
+        return Result(self, case_facts, case_index, ordered)
 
     def evaluate_many(self, cases: Iterable[FactSet]) -> Iterator[Result]:
         """Evaluate cases one after another (lazily); the fastest way to run a batch."""
