@@ -289,6 +289,8 @@ class Checker:
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
         rows = RowProbe(database, domain.tenant_columns()) if database is not None else None
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts), rows=rows)
+        self.last_artifact_fact_count = 0
+        """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
 
     @classmethod
     def open(
@@ -336,10 +338,33 @@ class Checker:
             self.context.use_rows = True
         return facts
 
-    def check(self, case: Case) -> CaseResult:
-        facts = self.case_facts(case)
+    def artifact_facts(self, case: Case) -> FactSet:
+        """The facts of the case's artifacts alone (every pass but the real-row probe): what
+        :meth:`check` lowers besides real rows, e.g. to reuse for a case checked again."""
+        facts = FactSet()
+        for lowering in CASE_PASSES:
+            if lowering is not lower_real_rows:
+                facts.update(lowering(case, self.context, facts))
+        return facts
+
+    def check(
+        self,
+        case: Case,
+        *,
+        artifact_facts: FactSet | None = None,
+        keep: Callable[[tuple[Const, ...]], bool] | None = None,
+    ) -> CaseResult:
+        """Judge the case. ``artifact_facts`` (from :meth:`artifact_facts` for this very case)
+        skips lowering the artifacts again; ``keep`` selects the violation atoms that become
+        witnesses (default: all)."""
+        if artifact_facts is None:
+            facts = self.artifact_facts(case)
+        else:  # a copy: the caller's facts stay as they were
+            facts = FactSet({f: list(p) for f, p in artifact_facts._facts.items()})
+        self.last_artifact_fact_count = len(facts)
+        facts.update(lower_real_rows(case, self.context, facts))
         result = self.engine.evaluate(facts)
-        witnesses = self._witnesses(case, result)
+        witnesses = self._witnesses(case, result, keep)
         if self.context.evidence:
             for w in witnesses:
                 w.evidence = Evidence(level="real_db", details=self.context.evidence)
@@ -361,8 +386,15 @@ class Checker:
 
     # -- witnesses ---------------------------------------------------------------------------
 
-    def _witnesses(self, case: Case, result: Any) -> list[Witness]:
+    def _witnesses(
+        self,
+        case: Case,
+        result: Any,
+        keep: Callable[[tuple[Const, ...]], bool] | None = None,
+    ) -> list[Witness]:
         violations = result.atoms("violation")
+        if keep is not None:
+            violations = [v for v in violations if keep(v)]
         if not violations:
             return []
         faults = result.atoms("layer_fault")

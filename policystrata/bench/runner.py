@@ -27,7 +27,7 @@ from typing import Any
 
 from policystrata import __version__
 from policystrata.bench.cases import BenchCase
-from policystrata.bench.minimize import minimize_query
+from policystrata.bench.minimize import domain_orders, minimize_query
 from policystrata.bench.score import Accumulator
 from policystrata.check import SURFACE_ORDER, Checker
 from policystrata.facts import Provenance
@@ -70,11 +70,25 @@ class Runner:
         self.checker = checker
         self.domain: Domain = checker.domain
         self.minimize = minimize
+        # per case (cleared for every case, so memory stays flat): stack runs by request, and
+        # the artifact facts of minimization candidates by request
+        self._runs: dict[tuple[str, str], tuple[StackRun, StackRun | str]] = {}
+        self._candidate_facts: dict[str, Any] = {}
+        self._orders: dict[str | None, tuple[list[str], dict[str, int]]] = {}
 
     # -- one case ----------------------------------------------------------------------------
 
     def stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
-        """(fault-free run, faulted run or the reason the case is stillborn/equivalent)."""
+        """(fault-free run, faulted run or the reason the case is stillborn/equivalent); the
+        stack is deterministic, so a request already run for this case is not run again."""
+        key = (case.task_id, _query_key(query))
+        runs = self._runs.get(key)
+        if runs is None:
+            runs = self._stack_runs(case, query)
+            self._runs[key] = runs
+        return runs
+
+    def _stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
         req = Request(case.principal, query, case.style)
         canonical = run_stack(self.domain, req)
         if case.is_control:
@@ -95,6 +109,15 @@ class Runner:
         return canonical, faulted
 
     def evaluate(self, case: BenchCase) -> Evaluation:
+        self._runs.clear()
+        self._candidate_facts.clear()
+        try:
+            return self._evaluate(case)
+        finally:
+            self._runs.clear()
+            self._candidate_facts.clear()
+
+    def _evaluate(self, case: BenchCase) -> Evaluation:
         rec: dict[str, Any] = {
             "task": case.task_id,
             "case": f"case_{case.index:05d}",
@@ -143,7 +166,8 @@ class Runner:
             rec["status"] = "killed" if witnesses else "survived"
         minimized = None
         if witnesses and self.minimize:
-            minimized = self._minimize(case, witnesses[0], rec, run)
+            facts_before = self.checker.last_artifact_fact_count
+            minimized = self._minimize(case, witnesses[0], rec, facts_before)
         return Evaluation(rec, witnesses, run, minimized)
 
     def _case(self, case: BenchCase, run: StackRun, query: SemanticQuery, cid: str) -> Any:
@@ -153,29 +177,42 @@ class Runner:
     # -- minimization ------------------------------------------------------------------------
 
     def _survives(
-        self, case: BenchCase, signature: tuple[str, str, str]
+        self, case: BenchCase, signature: tuple[str, str, str], cid: str
     ) -> Callable[[SemanticQuery], bool]:
+        """Does the violation ``signature`` still derive for the case with this request? Only
+        ``violation`` (and what it depends on) is materialized; the artifact facts are kept for
+        the minimized case's own check (same case id ``cid``)."""
+
         def survives(query: SemanticQuery) -> bool:
             _canonical, outcome = self.stack_runs(case, query)
             if isinstance(outcome, str):
                 return False
-            c = self._case(case, outcome, query, "minimize")
-            facts = self.checker.case_facts(c, real_rows=False)
-            atoms = self.checker.engine.evaluate(facts).atoms("violation")
-            return any((str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms)
+            c = self._case(case, outcome, query, cid)
+            facts = self.checker.artifact_facts(c)
+            atoms = self.checker.engine.evaluate(facts, predicates=("violation",))
+            ok = any(
+                (str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms.atoms("violation")
+            )
+            if ok:
+                self._candidate_facts[_query_key(query)] = facts
+            return ok
 
         return survives
 
     def _minimize(
-        self, case: BenchCase, witness: Witness, rec: dict[str, Any], run: StackRun
+        self, case: BenchCase, witness: Witness, rec: dict[str, Any], facts_before: int
     ) -> list[Witness] | None:
         assert case.query is not None
         signature = (witness.localized_surface, witness.witness_class, witness.check)
+        cid = rec["case"] + "_min"
+        if case.principal not in self._orders:
+            self._orders[case.principal] = domain_orders(self.domain, case.principal)
         m = minimize_query(
-            self.domain, case.query, self._survives(case, signature), principal=case.principal
+            self.domain,
+            case.query,
+            self._survives(case, signature, cid),
+            orders=self._orders[case.principal],
         )
-        before = self._case(case, run, case.query, rec["case"])
-        facts_before = len(self.checker.case_facts(before, real_rows=False))
         out = None
         support = len(witness.supporting_facts)
         if m.ir_after != m.ir_before:
@@ -184,7 +221,11 @@ class Runner:
             q = parse_ir(m.ir_after)
             _c, faulted = self.stack_runs(case, q)
             if not isinstance(faulted, str):
-                res = self.checker.check(self._case(case, faulted, q, rec["case"] + "_min"))
+                res = self.checker.check(
+                    self._case(case, faulted, q, cid),
+                    artifact_facts=self._candidate_facts.get(_query_key(q)),
+                    keep=lambda a: (str(a[1]), str(a[2]), str(a[3])) == signature,
+                )
                 same = [
                     w
                     for w in res.witnesses
@@ -202,6 +243,11 @@ class Runner:
             "fact_reduction": round(1 - support / facts_before, 4) if facts_before else 0.0,
         }
         return out
+
+
+def _query_key(query: SemanticQuery) -> str:
+    """An exact key of a request (every field), for the per-case caches."""
+    return query.model_dump_json()
 
 
 # ---- a whole run -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any
 
 from policystrata.engine.ast import Negative, Positive, Program
 from policystrata.engine.backend import Backend, rec_name, stored_name
-from policystrata.engine.proofcheck import FactLookup
+from policystrata.engine.proofcheck import FactLookup, SharedFacts
 from policystrata.errors import InputError
 from policystrata.facts import Const, Fact, FactSet, Provenance
 
@@ -112,6 +112,7 @@ class Engine:
         self._static, self._static_inputs = self._policy_only()
         self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
         self._static_clauses: list[Any] = []
+        self._shared: SharedFacts | None = None
         if self._static:
             self._materialize_static()
 
@@ -207,6 +208,14 @@ class Engine:
                     raise InputError(
                         f"fact {fact}: argument {i + 1} ({decl.arg_names[i]}) must be {typ}"
                     )
+
+    def shared_facts(self) -> SharedFacts:
+        """The policy facts as the proof checker's :class:`SharedFacts` (built once)."""
+        if self._shared is None:
+            self._shared = SharedFacts(
+                Fact(p, r) for p, rows in self._policy.rows.items() for r in rows
+            )
+        return self._shared
 
     def fact_count(self) -> int:
         """Stored clauses in the backend (rules + facts); flat across evaluations."""
@@ -353,7 +362,8 @@ class Result:
 
     @property
     def fact_lookup(self) -> FactLookup:
-        """The given facts (policy + case) for :func:`check_proof` (it derives the rest)."""
-        facts = [Fact(p, r) for p, rows in self.engine._policy.rows.items() for r in rows]
-        facts += [Fact(p, r) for p, rows in self._case.rows.items() for r in rows]
-        return FactLookup(facts)
+        """The given facts (policy + case) for :func:`check_proof` (it derives the rest). The
+        policy facts are indexed once per engine, and so is the checker's own model of the
+        strata that read only them."""
+        facts = [Fact(p, r) for p, rows in self._case.rows.items() for r in rows]
+        return FactLookup(facts, shared=self.engine.shared_facts())

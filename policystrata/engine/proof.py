@@ -299,7 +299,9 @@ class Prover:
         self.exact: dict[Fact, int] = {}
         self.lower: dict[Fact, int] = {}
         self.built: dict[Fact, ProofNode] = {}
-        self.order = {r.index: compile_order(r, {}) for r in self.program.rules}
+        if len(self.program.proof_order) != len(self.program.rules):
+            self.program.proof_order = {r.index: compile_order(r, {}) for r in self.program.rules}
+        self.order = self.program.proof_order
         self.limit = sum(len(v) for v in result._derived_rows.values()) + 1
 
     # ---- matching -----------------------------------------------------------------------------

@@ -59,15 +59,38 @@ class FactLookup:
     """The given facts a proof may rest on, plus (optionally) the derived model.
 
     When ``derived`` is omitted, the model is computed here, independently, on first need.
+    With ``shared`` (a :class:`SharedFacts` holding facts common to many lookups, e.g. the
+    policy facts), ``facts`` are the lookup's own facts on top of the shared ones, and strata
+    that read none of the own facts' predicates are taken from the shared facts' model
+    (computed once, by the same evaluator).
     """
 
-    def __init__(self, facts: FactSet | Iterable[Fact], derived: Iterable[Fact] | None = None):
-        self._facts: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
-        self._rows: dict[str, list[Row]] = {}
+    def __init__(
+        self,
+        facts: FactSet | Iterable[Fact],
+        derived: Iterable[Fact] | None = None,
+        shared: SharedFacts | None = None,
+    ):
+        self._shared = shared
+        if shared is not None:
+            self._facts = dict(shared.keys)
+            self._rows = dict(shared.rows)
+        else:
+            self._facts = {}
+            self._rows = {}
+        own: set[str] = set()
         for f in facts:
-            if _rkey(f.args) not in self._facts.setdefault(f.pred, set()):
-                self._facts[f.pred].add(_rkey(f.args))
-                self._rows.setdefault(f.pred, []).append(f.args)
+            k = _rkey(f.args)
+            keys = self._facts.get(f.pred)
+            if keys is not None and k in keys:
+                continue
+            if f.pred not in own:  # copy-on-write of a shared predicate's keys and rows
+                own.add(f.pred)
+                self._facts[f.pred] = set(self._facts.get(f.pred, ()))
+                self._rows[f.pred] = list(self._rows.get(f.pred, ()))
+            self._facts[f.pred].add(k)
+            self._rows[f.pred].append(f.args)
+        self._own = own
         self._model: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None
         self._naive: _NaiveModel | None = None
         if derived is not None:
@@ -86,19 +109,53 @@ class FactLookup:
         if self._model is not None and self._naive is None:
             return self._model  # a trusted model was given
         if self._naive is None:
-            self._naive = _NaiveModel(program, self._rows)
+            shared = self._shared.model(program) if self._shared is not None else None
+            self._naive = _NaiveModel(program, self._rows, shared, self._own)
         self._model = self._naive.keys
         self._naive.ensure(None if pred is None else {pred})
         return self._model
+
+
+class SharedFacts:
+    """Given facts common to many :class:`FactLookup` s (a domain's policy facts), indexed once;
+    the naive model of the strata that read only them is computed once, on first need."""
+
+    def __init__(self, facts: FactSet | Iterable[Fact]) -> None:
+        self.keys: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+        self.rows: dict[str, list[Row]] = {}
+        for f in facts:
+            k = _rkey(f.args)
+            keys = self.keys.setdefault(f.pred, set())
+            if k not in keys:
+                keys.add(k)
+                self.rows.setdefault(f.pred, []).append(f.args)
+        self._models: dict[int, tuple[Program, _NaiveModel]] = {}
+
+    def model(self, program: Program) -> _NaiveModel:
+        entry = self._models.get(id(program))
+        if entry is None or entry[0] is not program:
+            entry = (program, _NaiveModel(program, self.rows))
+            self._models[id(program)] = entry
+        return entry[1]
 
 
 # ---- a naive stratified evaluator (independent of the backend) --------------------------------
 
 
 class _NaiveModel:
-    """Naive stratified bottom-up evaluation, stratum by stratum, only as far as asked."""
+    """Naive stratified bottom-up evaluation, stratum by stratum, only as far as asked.
 
-    def __init__(self, program: Program, base: dict[str, list[Row]]) -> None:
+    With ``shared`` (the model over a subset of the base facts), a stratum none of whose
+    inputs, transitively, is a predicate in ``own`` (the predicates of the facts beyond that
+    subset) has the same tuples in both models and is taken from ``shared``."""
+
+    def __init__(
+        self,
+        program: Program,
+        base: dict[str, list[Row]],
+        shared: _NaiveModel | None = None,
+        own: set[str] | None = None,
+    ) -> None:
         self.program = program
         self.rows: dict[str, list[Row]] = {p: list(r) for p, r in base.items()}
         self.keys = {p: {_rkey(r) for r in rs} for p, rs in self.rows.items()}
@@ -106,9 +163,14 @@ class _NaiveModel:
         self.done: set[int] = set()
         self.index = _Index(self.rows)
         self.deps: dict[str, set[str]] = {}
+        self.rules: dict[int, list[Rule]] = {}
+        of = {p: i for i, comp in enumerate(self.strata) for p in comp}
         for rule in program.rules:
             body = {lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)}
             self.deps.setdefault(rule.head.pred, set()).update(body)
+            self.rules.setdefault(of.get(rule.head.pred, -1), []).append(rule)
+        self.shared = shared
+        self.own = own or set()
 
     def _closure(self, preds: set[str]) -> set[str]:
         seen, todo = set(preds), list(preds)
@@ -125,16 +187,30 @@ class _NaiveModel:
         for i, comp in enumerate(self.strata):
             if i in self.done or (wanted is not None and not wanted.intersection(comp)):
                 continue
-            self._stratum(comp)
+            shared = self.shared
+            if shared is not None and not self._closure(set(comp)) & self.own:
+                shared.ensure(set(comp))
+                for p in comp:
+                    if p in shared.rows:
+                        self.rows[p] = shared.rows[p]  # never appended to here: not our stratum
+                        self.keys[p] = shared.keys[p]
+            else:
+                self._stratum(i, comp)
             self.done.add(i)
 
-    def _stratum(self, comp: list[str]) -> None:
+    def _stratum(self, i: int, comp: list[str]) -> None:
         rows, keys = self.rows, self.keys
-        rules = [r for r in self.program.rules if r.head.pred in comp]
-        changed = True
-        while changed:
+        rules = self.rules.get(i, [])
+        # after the first pass only a rule reading the stratum itself can derive more
+        again = [
+            r
+            for r in rules
+            if any(lit.atom.pred in comp for lit in r.body if isinstance(lit, Positive))
+        ]
+        todo = rules
+        while todo:
             changed = False
-            for rule in rules:
+            for rule in todo:
                 for env in list(_bindings(rule, rows, keys, self.index)):
                     head = tuple(
                         t.value if isinstance(t, ConstTerm) else env[t] for t in rule.head.args
@@ -144,6 +220,7 @@ class _NaiveModel:
                         keys[rule.head.pred].add(hk)
                         rows.setdefault(rule.head.pred, []).append(head)
                         changed = True
+            todo = again if changed else []
 
 
 class _Index:
