@@ -44,6 +44,7 @@ class DomainDatabases:
         self.domain = domain
         self.schema, self.seed = domain_sql(domain)
         self.base = cluster.database(self.schema, self.seed)
+        self.base.cache_results = True  # ours alone, and only ever read
         self._variants: dict[str, Database] = {}
 
     def for_ddl(self, ddl: str | None) -> Database:
@@ -51,7 +52,9 @@ class DomainDatabases:
         if ddl is None or ddl == self.schema:
             return self.base
         if ddl not in self._variants:
-            self._variants[ddl] = self.cluster.database(ddl, self.seed)
+            db = self.cluster.database(ddl, self.seed)
+            db.cache_results = True
+            self._variants[ddl] = db
         return self._variants[ddl]
 
     def close(self) -> None:
