@@ -17,19 +17,16 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.contracts import contract_names
-from policystrata.db.domain import DomainDatabases
-from policystrata.db.session import Database
 from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
 from policystrata.engine.proof import render_message
 from policystrata.facts import Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
-from policystrata.lower.rows import RowProbe, rows_facts
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
 from policystrata.model import Domain, load_domain
@@ -45,6 +42,11 @@ from policystrata.witness import (
     Witness,
     witness_id,
 )
+
+if TYPE_CHECKING:  # the database modules (psycopg) load only when a database is used
+    from policystrata.db.domain import DomainDatabases
+    from policystrata.db.session import Database
+    from policystrata.lower.rows import RowProbe
 
 #: Schema facts whose per-case copy (``db_*``, case id first) is the DDL in force.
 DDL_FACTS = {
@@ -81,6 +83,8 @@ class LoweringContext:
             return self.rows
         db = self.databases.for_ddl(ddl)
         if db.name not in self.probes:
+            from policystrata.lower.rows import RowProbe
+
             self.probes[db.name] = RowProbe(db, self.domain.tenant_columns())
         return self.probes[db.name]
 
@@ -205,6 +209,8 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     probes = {t: probe.table_probe(t, tenant) for t in tables if t in probe.tenant_columns}
     evidence["probes"] = probes
     ctx.evidence = evidence
+    from policystrata.lower.rows import rows_facts
+
     return rows_facts(case.id, evidence, probes)
 
 
@@ -287,7 +293,11 @@ class Checker:
         self.program: Program = program or load_rules(rule_paths, extra_rule_paths)
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
-        rows = RowProbe(database, domain.tenant_columns()) if database is not None else None
+        rows = None
+        if database is not None:
+            from policystrata.lower.rows import RowProbe
+
+            rows = RowProbe(database, domain.tenant_columns())
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts), rows=rows)
         self.last_artifact_fact_count = 0
         """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
@@ -312,6 +322,8 @@ class Checker:
 
     def attach_database(self, database: Database) -> None:
         """Collect real-row evidence for every following case from this database."""
+        from policystrata.lower.rows import RowProbe
+
         self.context.rows = RowProbe(database, self.domain.tenant_columns())
 
     def attach_databases(self, databases: DomainDatabases) -> None:

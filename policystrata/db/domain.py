@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from policystrata.db.server import database as resolve_database
-from policystrata.db.session import Cluster, Database
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # psycopg loads only when a server is really used
+    from policystrata.db.session import Cluster, Database
     from policystrata.model import Domain
 
 
@@ -75,6 +75,8 @@ def domain_databases(
         if choice.server is None:
             yield None
             return
+        from policystrata.db.session import Cluster
+
         dbs = DomainDatabases(Cluster(choice.server), domain)
         try:
             yield dbs
@@ -92,6 +94,8 @@ def domain_database_for(
         if choice.server is None:
             yield None
             return
+        from policystrata.db.session import Cluster
+
         cluster = Cluster(choice.server)
         db = domain_database(cluster, domain)
         try:

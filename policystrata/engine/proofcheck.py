@@ -110,7 +110,7 @@ class FactLookup:
             return self._model  # a trusted model was given
         if self._naive is None:
             shared = self._shared.model(program) if self._shared is not None else None
-            self._naive = _NaiveModel(program, self._rows, shared, self._own)
+            self._naive = _NaiveModel(program, self._rows, shared, self._own, self._facts)
         self._model = self._naive.keys
         self._naive.ensure(None if pred is None else {pred})
         return self._model
@@ -134,7 +134,7 @@ class SharedFacts:
     def model(self, program: Program) -> _NaiveModel:
         entry = self._models.get(id(program))
         if entry is None or entry[0] is not program:
-            entry = (program, _NaiveModel(program, self.rows))
+            entry = (program, _NaiveModel(program, self.rows, keys=self.keys))
             self._models[id(program)] = entry
         return entry[1]
 
@@ -155,10 +155,19 @@ class _NaiveModel:
         base: dict[str, list[Row]],
         shared: _NaiveModel | None = None,
         own: set[str] | None = None,
+        keys: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None,
     ) -> None:
         self.program = program
-        self.rows: dict[str, list[Row]] = {p: list(r) for p, r in base.items()}
-        self.keys = {p: {_rkey(r) for r in rs} for p, rs in self.rows.items()}
+        # rows and keys of a predicate no rule derives are only read here: given ``keys`` (the
+        # base's own key sets), they are shared, not copied; derived ones get their own copies
+        idb = set(program.idb_predicates())
+        self.rows: dict[str, list[Row]] = {
+            p: list(r) if keys is None or p in idb else r for p, r in base.items()
+        }
+        self.keys = {
+            p: {_rkey(r) for r in rs} if keys is None else (set(keys[p]) if p in idb else keys[p])
+            for p, rs in base.items()
+        }
         self.strata = program.strata or [[p] for p in program.idb_predicates()]
         self.done: set[int] = set()
         self.index = _Index(self.rows)
