@@ -243,9 +243,11 @@ class Engine:
             try:
                 for fact in case_facts:
                     self._validate(fact)
-                    if not self._policy.has(fact.pred, fact.args) and case_index.add(
-                        fact.pred, fact.args
-                    ):
+                    if (
+                        not self._policy.has(fact.pred, fact.args)
+                        and case_index.add(fact.pred, fact.args)
+                        and (fact.pred in self._read or fact.pred in self._deps)
+                    ):  # a fact no rule reads is in the model but need not reach pyDatalog
                         added.append(backend.add_fact(fact.pred, fact.args))
                         dirty = dirty or fact.pred in inputs
                 if dirty:  # the case changes a policy-only stratum: recompute it for this case
@@ -324,6 +326,8 @@ class Result:
         """All atoms of ``pred`` in the model (derived and given), sorted deterministically."""
         cached = self._sorted.get(pred)
         if cached is None:
+            if pred not in self._derived_rows and self.program.is_idb(pred):
+                raise ValueError(f"{pred} was not materialized (evaluate(predicates=...))")
             rows: dict[tuple[Any, ...], tuple[Const, ...]] = {}
             for source in (
                 self.engine._policy.rows.get(pred, ()),

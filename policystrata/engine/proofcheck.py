@@ -259,13 +259,21 @@ def _bindings(
     filters = [lit for lit in rule.body if not isinstance(lit, Positive)]
 
     def candidates(atom: Any, env: dict[Var, Const]) -> list[Row]:
+        """The rows matching the bound position that matches fewest (all rows if none)."""
+        best = None
         if index is not None:
             for pos, t in enumerate(atom.args):
                 if isinstance(t, ConstTerm):
-                    return index.lookup(atom.pred, pos, t.value)
-                if isinstance(t, Var) and not t.anon and t in env:
-                    return index.lookup(atom.pred, pos, env[t])
-        return rows.get(atom.pred, [])
+                    found = index.lookup(atom.pred, pos, t.value)
+                elif isinstance(t, Var) and not t.anon and t in env:
+                    found = index.lookup(atom.pred, pos, env[t])
+                else:
+                    continue
+                if best is None or len(found) < len(best):
+                    best = found
+                    if not best:
+                        break
+        return best if best is not None else rows.get(atom.pred, [])
 
     def join(i: int, env: dict[Var, Const]) -> Iterator[dict[Var, Const]]:
         if i == len(positives):
