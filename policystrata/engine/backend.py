@@ -29,7 +29,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -217,39 +217,48 @@ class Backend:
         else:
             pyEngine.assert_(pyEngine.Clause(head, body))
 
-    def add_program(self, program: Program) -> tuple[list[list[tuple[str, int]]], set[str]]:
-        """Assert the program's rules; return its strata (dependencies first) as (pred, arity),
-        and the predicates that have rules reading their own component.
+    def add_program(
+        self,
+        program: Program,
+        heads: set[str] | None = None,
+        fold: Callable[[Rule, tuple[int, ...]], tuple[int, ...] | None] | None = None,
+    ) -> None:
+        """Assert the program's rules (only those whose head is in ``heads``, when given).
 
         Every body literal of a derived predicate reads ``<pred>#mat``: the tuples the engine
         stored for it (an earlier stratum's result, or an earlier round of the same recursive
         component). So pyDatalog never runs a recursive rule and never re-derives a lower
         stratum: each query is one flat join over given and stored facts. The rules of a
         recursive component that read the component are also asserted under ``<pred>#rec``:
-        after the first round only they can derive anything new.
+        after the first round only they can derive anything new (:func:`recursive_heads`).
+
+        ``fold(rule, body order)`` may shorten the body order (literals known to hold) or
+        return None (the rule cannot apply): see ``Engine``'s partial evaluation.
         """
         idb = set(program.idb_predicates())
         rename = {p: stored_name(p) for p in idb}
         strata = derived_strata(program)
         comp_of = {p: i for i, comp in enumerate(strata) for p, _a in comp}
-        with_rec: set[str] = set()
         for rule in program.rules:
+            if heads is not None and rule.head.pred not in heads:
+                continue
             order = program.compiled_order.get(rule.index, tuple(range(len(rule.body))))
+            if fold is not None:
+                folded = fold(rule, order)
+                if folded is None:
+                    continue
+                order = folded
             self.add_rule(rule, order, rename)
-            here = comp_of.get(rule.head.pred)
-            if any(
-                isinstance(lit, Positive) and comp_of.get(lit.atom.pred) == here
-                for lit in rule.body
-            ):
+            if _reads_own_component(rule, comp_of):
                 self.add_rule(rule, order, rename, head_name=rec_name(rule.head.pred))
-                with_rec.add(rule.head.pred)
-        # make every known predicate resolvable (an empty EDB predicate answers "no facts")
+        # make every known predicate resolvable (an empty EDB predicate answers "no facts", a
+        # derived one whose every rule was folded away answers nothing)
         for name, decl in program.decls.items():
             pyEngine.insert(pyEngine.Pred(name, decl.arity or 1))
         for comp in strata:
             for p, arity in comp:
-                pyEngine.insert(pyEngine.Pred(stored_name(p), arity or 1))
-        return strata, with_rec
+                for name in (p, stored_name(p), rec_name(p)):
+                    pyEngine.insert(pyEngine.Pred(name, arity or 1))
 
     def _clause(self, pred: str, args: tuple[Const, ...]) -> Any:
         terms = [pyEngine.Const(encode(a)) for a in args] if args else [pyEngine.Const(_UNIT)]
@@ -262,10 +271,6 @@ class Backend:
 
     def remove_fact(self, clause: Any) -> None:
         pyEngine.retract(clause)
-
-    def restore_fact(self, clause: Any) -> None:
-        """Assert a clause :meth:`add_fact` made (and :meth:`remove_fact` retracted) again."""
-        pyEngine.assert_(clause)
 
     def fact_count(self) -> int:
         """Number of stored clauses (facts + rules) over all predicates (for leak tests)."""
@@ -331,33 +336,28 @@ def rec_name(pred: str) -> str:
     return f"{pred}#rec"
 
 
+def _reads_own_component(rule: Rule, comp_of: dict[str, int]) -> bool:
+    here = comp_of.get(rule.head.pred)
+    return any(
+        isinstance(lit, Positive) and comp_of.get(lit.atom.pred) == here for lit in rule.body
+    )
+
+
+def recursive_heads(program: Program) -> set[str]:
+    """Derived predicates with a rule that reads their own component (recursion)."""
+    comp_of = {p: i for i, comp in enumerate(derived_strata(program)) for p, _a in comp}
+    return {r.head.pred for r in program.rules if _reads_own_component(r, comp_of)}
+
+
 def derived_strata(program: Program) -> list[list[tuple[str, int]]]:
     """The strata of derived predicates (SCCs of the dependency graph, dependencies first), as
     (pred, arity); a component is recursive when one of its rules reads the component itself
-    (see :func:`recursive_components`)."""
+    (see :func:`recursive_heads`)."""
     comps = program.strata or [[p] for p in program.idb_predicates()]
     return [
         [(p, program.arity(p) or 0) for p in comp if program.is_idb(p)]
         for comp in comps
         if any(program.is_idb(p) for p in comp)
-    ]
-
-
-def recursive_components(program: Program) -> list[list[tuple[str, int]]]:
-    """The recursive SCCs of the dependency graph (dependencies first), as (pred, arity)."""
-    comps = program.strata
-    comp_of = {p: i for i, c in enumerate(comps) for p in c}
-    recursive: set[int] = set()
-    for rule in program.rules:
-        for lit in rule.body:
-            if isinstance(lit, Positive | Negative) and (
-                comp_of.get(lit.atom.pred) == comp_of.get(rule.head.pred)
-            ):
-                recursive.add(comp_of[rule.head.pred])
-    return [
-        [(p, program.arity(p) or 0) for p in comps[i] if program.is_idb(p)]
-        for i in range(len(comps))
-        if i in recursive
     ]
 
 

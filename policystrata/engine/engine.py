@@ -25,8 +25,14 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from policystrata.engine.ast import Negative, Positive, Program
-from policystrata.engine.backend import Backend, rec_name, stored_name
+from policystrata.engine.ast import ConstTerm, Negative, Positive, Program, Rule
+from policystrata.engine.backend import (
+    Backend,
+    derived_strata,
+    rec_name,
+    recursive_heads,
+    stored_name,
+)
 from policystrata.engine.proofcheck import FactLookup, SharedFacts
 from policystrata.errors import InputError
 from policystrata.facts import Const, Fact, FactSet, Provenance
@@ -81,6 +87,12 @@ class Engine:
 
     ``timeout`` (seconds, ``None`` for no limit) bounds each :meth:`evaluate`; on expiry
     :class:`EvaluationTimeout` is raised and the case's facts are already retracted.
+
+    Derived predicates whose inputs are all policy facts are materialized once, here; the
+    other rules are partially evaluated against what is thus fixed (a ground literal of a
+    policy-only predicate that holds is dropped from the body, a rule with one that fails is
+    not asserted). A case that brings facts of a predicate assumed fixed is evaluated on a
+    second backend holding the program as written (built on first need).
     """
 
     def __init__(self, program: Program, policy_facts: FactSet, timeout: float | None = 10.0):
@@ -94,29 +106,43 @@ class Engine:
         self._idb = [(p, program.arity(p) or 0) for p in program.idb_predicates()]
         self._arity = {p: program.arity(p) for p in {*program.decls, *dict(self._idb)}}
         self._policy = _Index()
+        for fact in policy_facts:
+            self._validate(fact)
+            self._policy.add(fact.pred, fact.args)
         self._deps: dict[str, set[str]] = {}
         for rule in program.rules:
             self._deps.setdefault(rule.head.pred, set()).update(
                 lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)
             )
-        read = set().union(*self._deps.values()) if self._deps else set()
-        self._read = read  # derived predicates some rule reads: their tuples are stored
+        self._read = set().union(*self._deps.values()) if self._deps else set()
+        self._strata = derived_strata(program)
+        self._with_rec = recursive_heads(program)
+        self._recursive = [any(p in self._with_rec for p, _a in c) for c in self._strata]
+        self._static, self._fixed = self._policy_only()
+        self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
+        self._shared: SharedFacts | None = None
+        self._full: Backend | None = None
         self.backend = Backend()
         with self.backend.active():
-            self._strata, self._with_rec = self.backend.add_program(program)
-            for fact in policy_facts:
-                self._validate(fact)
-                if self._policy.add(fact.pred, fact.args):
-                    self.backend.add_fact(fact.pred, fact.args)
-        self._recursive = [any(p in self._with_rec for p, _a in c) for c in self._strata]
-        self._static, self._static_inputs = self._policy_only()
-        self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
-        self._static_clauses: list[Any] = []
-        self._shared: SharedFacts | None = None
-        if self._static:
-            self._materialize_static()
+            self._add_policy_facts(self.backend)
+            self.backend.add_program(program, heads=self._static)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            kept: list[Any] = []  # the policy-only tuples stay stored for good
+            self._run_strata(self.backend, self._static, self._static_rows, kept, deadline)
+            folded: set[str] = set()
+            self.backend.add_program(
+                program,
+                heads={p for p, _a in self._idb} - self._static,
+                fold=lambda rule, order: self._fold(rule, order, folded),
+            )
+        self._fixed |= folded
 
-    # ---- strata that depend on policy facts only ------------------------------------------------
+    def _add_policy_facts(self, backend: Backend) -> None:
+        for pred, rows in self._policy.rows.items():
+            for row in rows:
+                backend.add_fact(pred, row)
+
+    # ---- what is the same for every case ----------------------------------------------------
 
     def _closure(self, preds: Iterable[str]) -> set[str]:
         seen, todo = set(preds), list(preds)
@@ -129,9 +155,8 @@ class Engine:
 
     def _policy_only(self) -> tuple[set[str], set[str]]:
         """Derived predicates whose every input predicate holds policy facts (or none at all is
-        read): their tuples are the same for every case, so they are computed once, here, and
-        kept. Returns (those predicates, every predicate they read). A case that brings facts
-        of one of those inputs gets them recomputed (see :meth:`evaluate`)."""
+        read): their tuples are the same for every case. Returns (those predicates, every
+        predicate they read)."""
         static: set[str] = set()
         for comp in self._strata:
             preds = [p for p, _a in comp]
@@ -140,20 +165,45 @@ class Engine:
                 static.update(preds)
         return static, self._closure(static)
 
-    def _materialize_static(self) -> None:
-        derived: dict[str, list[tuple[Const, ...]]] = {}
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        with self.backend.active():
-            try:
-                self._run_strata(self._static, derived, self._static_clauses, deadline)
-            except BaseException:
-                for clause in self._static_clauses:
-                    self.backend.remove_fact(clause)
-                raise
-        self._static_rows = derived
+    def _fold(self, rule: Rule, order: tuple[int, ...], folded: set[str]) -> tuple[int, ...] | None:
+        """``order`` without the ground literals of policy-only predicates (materialized
+        derived ones, or given policy facts) that hold; None when one of them fails."""
+        out = []
+        for i in order:
+            lit = rule.body[i]
+            if isinstance(lit, Positive | Negative) and all(
+                isinstance(t, ConstTerm) for t in lit.atom.args
+            ):
+                pred = lit.atom.pred
+                args = tuple(t.value for t in lit.atom.args)  # type: ignore[union-attr]
+                if pred in self._static:
+                    holds = tkey(args) in {tkey(r) for r in self._static_rows.get(pred, ())}
+                elif pred not in self._deps and pred in self._policy.rows:
+                    holds = self._policy.has(pred, args)
+                else:
+                    out.append(i)
+                    continue
+                folded.add(pred)
+                if holds != isinstance(lit, Positive):
+                    return None
+                continue
+            out.append(i)
+        return tuple(out)
+
+    def _full_backend(self) -> Backend:
+        """The program as written over the policy facts, for a case that changes what the fast
+        backend assumes fixed."""
+        if self._full is None:
+            full = Backend()
+            with full.active():
+                self._add_policy_facts(full)
+                full.add_program(self.program)
+            self._full = full
+        return self._full
 
     def _run_strata(
         self,
+        backend: Backend,
         wanted: set[str],
         derived: dict[str, list[tuple[Const, ...]]],
         added: list[Any],
@@ -162,7 +212,6 @@ class Engine:
         """Materialize the strata of ``wanted`` in dependency order: query each predicate (one
         flat join over given and stored facts), store its tuples for the strata above; a
         recursive component is iterated in rounds until nothing is new."""
-        backend = self.backend
         for comp, recursive in zip(self._strata, self._recursive, strict=True):
             if comp[0][0] not in wanted:
                 continue
@@ -230,40 +279,38 @@ class Engine:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         derived: dict[str, list[tuple[Const, ...]]] = {}
         case_index = _Index()
-        added: list[Any] = []
-        backend = self.backend
         wanted = (
             {p for p, _a in self._idb}
             if predicates is None
             else self._closure(predicates) & set(dict(self._idb))
         )
-        inputs = self._static_inputs
+        to_assert = []
         dirty = False
+        for fact in case_facts:
+            self._validate(fact)
+            if (
+                not self._policy.has(fact.pred, fact.args)
+                and case_index.add(fact.pred, fact.args)
+                and (fact.pred in self._read or fact.pred in self._deps)
+            ):  # a fact no rule reads is in the model but need not reach pyDatalog
+                to_assert.append(fact)
+                dirty = dirty or fact.pred in self._fixed
+        if dirty:  # the case changes what the fast backend assumes fixed
+            backend = self._full_backend()
+        else:
+            backend = self.backend
+            for p in wanted & self._static:
+                derived[p] = self._static_rows[p]
+            wanted = wanted - self._static
+        added: list[Any] = []
         with backend.active():
             try:
-                for fact in case_facts:
-                    self._validate(fact)
-                    if (
-                        not self._policy.has(fact.pred, fact.args)
-                        and case_index.add(fact.pred, fact.args)
-                        and (fact.pred in self._read or fact.pred in self._deps)
-                    ):  # a fact no rule reads is in the model but need not reach pyDatalog
-                        added.append(backend.add_fact(fact.pred, fact.args))
-                        dirty = dirty or fact.pred in inputs
-                if dirty:  # the case changes a policy-only stratum: recompute it for this case
-                    for clause in self._static_clauses:
-                        backend.remove_fact(clause)
-                else:
-                    for p in wanted & self._static:
-                        derived[p] = self._static_rows[p]
-                    wanted = wanted - self._static
-                self._run_strata(wanted, derived, added, deadline)
+                for fact in to_assert:
+                    added.append(backend.add_fact(fact.pred, fact.args))
+                self._run_strata(backend, wanted, derived, added, deadline)
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
-                if dirty:
-                    for clause in self._static_clauses:
-                        backend.restore_fact(clause)
         ordered = {p: derived[p] for p, _a in self._idb if p in derived}
         return Result(self, case_facts, case_index, ordered)
 
