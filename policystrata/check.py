@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.contracts import contract_names
-from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
+from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
 from policystrata.engine.proof import render_message
 from policystrata.facts import Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
@@ -364,18 +364,25 @@ class Checker:
         case: Case,
         *,
         artifact_facts: FactSet | None = None,
+        evaluated: Result | None = None,
         keep: Callable[[tuple[Const, ...]], bool] | None = None,
     ) -> CaseResult:
         """Judge the case. ``artifact_facts`` (from :meth:`artifact_facts` for this very case)
-        skips lowering the artifacts again; ``keep`` selects the violation atoms that become
-        witnesses (default: all)."""
+        skips lowering the artifacts again, and ``evaluated`` (the engine's evaluation of
+        exactly those facts) skips the evaluation when real rows add no fact; ``keep``
+        selects the violation atoms that become witnesses (default: all)."""
         if artifact_facts is None:
             facts = self.artifact_facts(case)
+            evaluated = None
         else:  # a copy: the caller's facts stay as they were
             facts = FactSet({f: list(p) for f, p in artifact_facts._facts.items()})
         self.last_artifact_fact_count = len(facts)
-        facts.update(lower_real_rows(case, self.context, facts))
-        result = self.engine.evaluate(facts)
+        rows = lower_real_rows(case, self.context, facts)
+        facts.update(rows)
+        if evaluated is not None and len(rows) == 0:
+            result = evaluated
+        else:
+            result = self.engine.evaluate(facts)
         witnesses = self._witnesses(case, result, keep)
         if self.context.evidence:
             for w in witnesses:

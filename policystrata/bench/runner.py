@@ -71,9 +71,9 @@ class Runner:
         self.domain: Domain = checker.domain
         self.minimize = minimize
         # per case (cleared for every case, so memory stays flat): stack runs by request, and
-        # the artifact facts of minimization candidates by request
+        # the last surviving minimization candidate (request key, artifact facts, evaluation)
         self._runs: dict[tuple[str, str], tuple[StackRun, StackRun | str]] = {}
-        self._candidate_facts: dict[str, Any] = {}
+        self._survivor: tuple[str, Any, Any] | None = None
         self._orders: dict[str | None, tuple[list[str], dict[str, int]]] = {}
 
     # -- one case ----------------------------------------------------------------------------
@@ -110,12 +110,12 @@ class Runner:
 
     def evaluate(self, case: BenchCase) -> Evaluation:
         self._runs.clear()
-        self._candidate_facts.clear()
+        self._survivor = None
         try:
             return self._evaluate(case)
         finally:
             self._runs.clear()
-            self._candidate_facts.clear()
+            self._survivor = None
 
     def _evaluate(self, case: BenchCase) -> Evaluation:
         rec: dict[str, Any] = {
@@ -179,9 +179,9 @@ class Runner:
     def _survives(
         self, case: BenchCase, signature: tuple[str, str, str], cid: str
     ) -> Callable[[SemanticQuery], bool]:
-        """Does the violation ``signature`` still derive for the case with this request? Only
-        ``violation`` (and what it depends on) is materialized; the artifact facts are kept for
-        the minimized case's own check (same case id ``cid``)."""
+        """Does the violation ``signature`` still derive for the case with this request? The
+        last surviving candidate's artifact facts and evaluation are kept: the minimized case
+        is that candidate (same case id ``cid``), and its check reuses them."""
 
         def survives(query: SemanticQuery) -> bool:
             _canonical, outcome = self.stack_runs(case, query)
@@ -189,12 +189,11 @@ class Runner:
                 return False
             c = self._case(case, outcome, query, cid)
             facts = self.checker.artifact_facts(c)
-            atoms = self.checker.engine.evaluate(facts, predicates=("violation",))
-            ok = any(
-                (str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms.atoms("violation")
-            )
+            result = self.checker.engine.evaluate(facts)
+            atoms = result.atoms("violation")
+            ok = any((str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms)
             if ok:
-                self._candidate_facts[_query_key(query)] = facts
+                self._survivor = (_query_key(query), facts, result)
             return ok
 
         return survives
@@ -221,9 +220,11 @@ class Runner:
             q = parse_ir(m.ir_after)
             _c, faulted = self.stack_runs(case, q)
             if not isinstance(faulted, str):
+                key, facts, result = self._survivor or (None, None, None)
                 res = self.checker.check(
                     self._case(case, faulted, q, cid),
-                    artifact_facts=self._candidate_facts.get(_query_key(q)),
+                    artifact_facts=facts if key == _query_key(q) else None,
+                    evaluated=result if key == _query_key(q) else None,
                     keep=lambda a: (str(a[1]), str(a[2]), str(a[3])) == signature,
                 )
                 same = [
