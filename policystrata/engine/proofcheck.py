@@ -180,6 +180,7 @@ class _NaiveModel:
             self.rules.setdefault(of.get(rule.head.pred, -1), []).append(rule)
         self.shared = shared
         self.own = own or set()
+        self._closures: list[set[str]] | None = None
 
     def _closure(self, preds: set[str]) -> set[str]:
         seen, todo = set(preds), list(preds)
@@ -193,12 +194,16 @@ class _NaiveModel:
     def ensure(self, preds: set[str] | None) -> None:
         """Evaluate (in stratum order) every stratum the given predicates depend on."""
         wanted = None if preds is None else self._closure(preds)
+        shared = self.shared
         for i, comp in enumerate(self.strata):
             if i in self.done or (wanted is not None and not wanted.intersection(comp)):
                 continue
-            shared = self.shared
-            if shared is not None and not self._closure(set(comp)) & self.own:
-                shared.ensure(set(comp))
+            if shared is not None and not shared.closure_of(i) & self.own:
+                # the stratum reads none of our own facts: the shared model's tuples are ours
+                # (its inputs are earlier strata, already taken from the shared model too)
+                if i not in shared.done:
+                    shared._stratum(i, comp)
+                    shared.done.add(i)
                 for p in comp:
                     if p in shared.rows:
                         self.rows[p] = shared.rows[p]  # never appended to here: not our stratum
@@ -206,6 +211,12 @@ class _NaiveModel:
             else:
                 self._stratum(i, comp)
             self.done.add(i)
+
+    def closure_of(self, i: int) -> set[str]:
+        """Every predicate stratum ``i`` reads, transitively (and its own), computed once."""
+        if self._closures is None:
+            self._closures = [self._closure(set(comp)) for comp in self.strata]
+        return self._closures[i]
 
     def _stratum(self, i: int, comp: list[str]) -> None:
         rows, keys = self.rows, self.keys
