@@ -211,13 +211,19 @@ class Engine:
     ) -> None:
         """Materialize the strata of ``wanted`` in dependency order: query each predicate (one
         flat join over given and stored facts), store its tuples for the strata above; a
-        recursive component is iterated in rounds until nothing is new."""
+        recursive component is iterated in rounds until nothing is new.
+
+        The queries of non-recursive strata share one tabling memo (a subgoal such as
+        ``case_role(C, R)`` is answered once): whatever they read is complete before they run.
+        Each round of a recursive component has a memo of its own (``#mat`` grows between
+        rounds)."""
+        memo: dict = {}
         for comp, recursive in zip(self._strata, self._recursive, strict=True):
             if comp[0][0] not in wanted:
                 continue
             if not recursive:
                 (pred, arity) = comp[0]
-                rows = backend.query_all(pred, arity, deadline=deadline)
+                rows = backend.query_all(pred, arity, deadline=deadline, subgoals=memo)
                 derived[pred] = rows
                 if pred in self._read:
                     store = stored_name(pred)
@@ -226,12 +232,13 @@ class Engine:
             seen = _Index()
             first = True
             while True:  # our fixpoint: pyDatalog never sees recursion
+                round_memo: dict = {}
                 new = [
                     (p, row)
                     for p, arity in comp
                     if first or p in self._with_rec
                     for row in backend.query_all(
-                        p if first else rec_name(p), arity, deadline=deadline
+                        p if first else rec_name(p), arity, deadline=deadline, subgoals=round_memo
                     )
                     if seen.add(p, row)
                 ]
