@@ -40,6 +40,7 @@ from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, P
 from policystrata.engine.errors import EvaluationTimeout
 from policystrata.facts import Const
 
+_CHUNK = range(512)
 _LOCK = threading.RLock()  # pyDatalog's "current logic" is per thread; keep one user at a time
 
 
@@ -307,14 +308,24 @@ class Backend:
         arg: Any = (ts.Goal,)
         steps = 0
         try:
-            while todo is not None:
-                res = todo(*arg)
-                if res is None:
-                    break
-                todo, arg = res
-                steps += 1
-                if deadline is not None and not steps & 511 and time.monotonic() > deadline:
-                    raise EvaluationTimeout(f"evaluation exceeded its time limit ({pred_of(lit)})")
+            while todo is not None:  # in chunks of 512 steps, the deadline checked in between
+                for i in _CHUNK:
+                    res = todo(*arg)
+                    if res is None:
+                        todo = None
+                        break
+                    todo, arg = res
+                    if todo is None:
+                        i += 1
+                        break
+                else:
+                    steps += len(_CHUNK)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise EvaluationTimeout(
+                            f"evaluation exceeded its time limit ({pred_of(lit)})"
+                        )
+                    continue
+                steps += i
             facts = ts.Goal.facts
             if facts is True:
                 return True
