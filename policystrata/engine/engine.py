@@ -22,10 +22,11 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from policystrata.engine.ast import ConstTerm, Negative, Positive, Program, Rule
+from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
 from policystrata.engine.backend import (
     Backend,
     derived_strata,
@@ -82,6 +83,25 @@ class _Index:
         return keys is not None and tkey(args) in keys
 
 
+_MEMO_SIZE = 256  # remembered input signatures per stratum
+
+
+class _CaseMemo:
+    """One evaluation's view for remembering strata: the case id, its facts, what is derived
+    so far, and the input signatures computed so far."""
+
+    def __init__(
+        self,
+        cid: str,
+        case_rows: dict[str, list[tuple[Const, ...]]],
+        derived: dict[str, list[tuple[Const, ...]]],
+    ) -> None:
+        self.cid = cid
+        self.case_rows = case_rows
+        self.derived = derived
+        self.inputs: dict[str, frozenset[tuple[Any, ...]]] = {}
+
+
 class Engine:
     """Evaluate a checked :class:`Program` over policy facts (loaded once) and per-case facts.
 
@@ -135,7 +155,14 @@ class Engine:
                 heads={p for p, _a in self._idb} - self._static,
                 fold=lambda rule, order: self._fold(rule, order, folded),
             )
-        self._fixed |= folded
+        # every predicate given policy facts is taken as fixed too (a case bringing facts of
+        # one is evaluated on the full backend), so remembered strata may read them
+        self._fixed |= folded | {p for p in self._policy.rows if p not in self._deps}
+        self._memo_inputs = self._case_local_strata()
+        self._memo: dict[str, OrderedDict[Any, list[tuple[Const, ...]]]] = {
+            p: OrderedDict() for p in self._memo_inputs
+        }
+        self._constants: set[tuple[Any, ...]] | None = None
 
     def _add_policy_facts(self, backend: Backend) -> None:
         for pred, rows in self._policy.rows.items():
@@ -190,6 +217,78 @@ class Engine:
             out.append(i)
         return tuple(out)
 
+    def _case_local_strata(self) -> dict[str, list[str]]:
+        """Non-recursive case-dependent predicates whose every rule is *case-local*: the head's
+        first argument is a variable C that occurs nowhere else but as the first argument of
+        every literal of a case-dependent predicate (and in no literal of a fixed one, nor in a
+        comparison). Such a stratum's tuples are a function of its case-dependent inputs' tuples
+        without their first argument (the case id renamed consistently), so they can be
+        remembered by those (see :meth:`_signature`). Returns pred -> its case-dependent inputs.
+        """
+        out: dict[str, list[str]] = {}
+        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+            pred = comp[0][0]
+            if recursive or pred in self._static:
+                continue
+            inputs = sorted(q for q in self._deps.get(pred, ()) if q not in self._fixed)
+            if all(self._case_local(rule) for rule in self.program.rules_for(pred)):
+                out[pred] = inputs
+        return out
+
+    def _case_local(self, rule: Rule) -> bool:
+        head = rule.head.args
+        if not head or not isinstance(head[0], Var) or head[0].anon:
+            return False
+        c = head[0]
+        if c in head[1:]:
+            return False
+        for lit in rule.body:
+            if isinstance(lit, Comparison):
+                if c in (lit.left, lit.right):
+                    return False
+                continue
+            args = lit.atom.args
+            if lit.atom.pred in self._fixed:
+                if c in args:
+                    return False
+            elif not args or args[0] != c or c in args[1:]:
+                return False
+        return True
+
+    def _all_constants(self) -> set[tuple[Any, ...]]:
+        """Type-exact keys of every constant in the rules, the policy facts and the policy-only
+        tuples (a case id equal to one of them is never renamed)."""
+        if self._constants is None:
+            consts: set[tuple[Any, ...]] = set()
+            for rule in self.program.rules:
+                terms = list(rule.head.args)
+                for lit in rule.body:
+                    if isinstance(lit, Comparison):
+                        terms += [lit.left, lit.right]
+                    else:
+                        terms += lit.atom.args
+                consts.update(tkey(tuple(t.value for t in terms if isinstance(t, ConstTerm))))
+            for rows in [*self._policy.rows.values(), *self._static_rows.values()]:
+                for row in rows:
+                    consts.update(tkey(row))
+            self._constants = consts
+        return self._constants
+
+    def _signature(self, pred: str, memo: _CaseMemo) -> Any:
+        """The key of ``pred``'s stratum for this case: its case-dependent inputs' tuples without
+        the case id (None when an input tuple does not start with the case id)."""
+        parts = []
+        for q in self._memo_inputs[pred]:
+            part = memo.inputs.get(q)
+            if part is None:
+                rows = memo.derived[q] if q in memo.derived else memo.case_rows.get(q, ())
+                if any(type(r[0]) is not str or r[0] != memo.cid for r in rows):
+                    return None
+                part = frozenset(tkey(r[1:]) for r in rows)
+                memo.inputs[q] = part
+            parts.append(part)
+        return tuple(parts)
+
     def _full_backend(self) -> Backend:
         """The program as written over the policy facts, for a case that changes what the fast
         backend assumes fixed."""
@@ -208,6 +307,7 @@ class Engine:
         derived: dict[str, list[tuple[Const, ...]]],
         added: list[Any],
         deadline: float | None,
+        case: _CaseMemo | None = None,
     ) -> None:
         """Materialize the strata of ``wanted`` in dependency order: query each predicate (one
         flat join over given and stored facts), store its tuples for the strata above; a
@@ -223,7 +323,25 @@ class Engine:
                 continue
             if not recursive:
                 (pred, arity) = comp[0]
-                rows = backend.query_all(pred, arity, deadline=deadline, subgoals=memo)
+                key = None
+                if case is not None and pred in self._memo_inputs:
+                    key = self._signature(pred, case)
+                seen_before = self._memo[pred].get(key) if key is not None else None
+                if case is not None and seen_before is not None:
+                    # same inputs up to the case id: the same tuples, with this case's id
+                    self._memo[pred].move_to_end(key)
+                    rows = [(case.cid, *rest) for rest in seen_before]
+                else:
+                    rows = backend.query_all(pred, arity, deadline=deadline, subgoals=memo)
+                    if (
+                        case is not None
+                        and key is not None
+                        and all(r and r[0] == case.cid for r in rows)
+                    ):
+                        table = self._memo[pred]
+                        table[key] = [r[1:] for r in rows]
+                        if len(table) > _MEMO_SIZE:
+                            table.popitem(last=False)
                 derived[pred] = rows
                 if pred in self._read:
                     store = stored_name(pred)
@@ -302,9 +420,11 @@ class Engine:
             ):  # a fact no rule reads is in the model but need not reach pyDatalog
                 to_assert.append(fact)
                 dirty = dirty or fact.pred in self._fixed
+        case: _CaseMemo | None = None
         if dirty:  # the case changes what the fast backend assumes fixed
             backend = self._full_backend()
         else:
+            case = self._case_memo(to_assert, case_index, derived)
             backend = self.backend
             for p in wanted & self._static:
                 derived[p] = self._static_rows[p]
@@ -314,12 +434,33 @@ class Engine:
             try:
                 for fact in to_assert:
                     added.append(backend.add_fact(fact.pred, fact.args))
-                self._run_strata(backend, wanted, derived, added, deadline)
+                self._run_strata(backend, wanted, derived, added, deadline, case)
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
         ordered = {p: derived[p] for p, _a in self._idb if p in derived}
         return Result(self, case_facts, case_index, ordered)
+
+    def _case_memo(
+        self,
+        facts: list[Fact],
+        case_index: _Index,
+        derived: dict[str, list[tuple[Const, ...]]],
+    ) -> _CaseMemo | None:
+        """The case id, when every asserted case fact starts with one same string that occurs
+        nowhere else (not in another argument, nor among the program's and policy's
+        constants): then strata can be remembered across cases (else None)."""
+        if not facts or not self._memo_inputs:
+            return None
+        cid = facts[0].args[0] if facts[0].args else None
+        if type(cid) is not str:
+            return None
+        for f in facts:
+            if not f.args or type(f.args[0]) is not str or f.args[0] != cid or cid in f.args[1:]:
+                return None
+        if (str, cid) in self._all_constants():
+            return None
+        return _CaseMemo(cid, case_index.rows, derived)
 
     def evaluate_many(self, cases: Iterable[FactSet]) -> Iterator[Result]:
         """Evaluate cases one after another (lazily); the fastest way to run a batch."""
