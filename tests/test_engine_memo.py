@@ -1,5 +1,6 @@
-"""Remembered strata: a case-local stratum whose inputs (up to the case id) were seen before
-gets the remembered tuples, and every derived predicate equals a fresh evaluation's."""
+"""Remembered strata: a case-local stratum (or, in a recursive component's first round, a
+case-local rule) whose inputs (up to the case id) were seen before gets the remembered tuples,
+and every derived predicate equals a fresh evaluation's."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_nothing_is_remembered_when_the_case_id_is_not_a_fresh_name():
 def test_remembered_strata_match_fresh_evaluations_on_the_detector_rules():
     checker = Checker.open("support_saas")
     fresh = Engine(checker.program, checker.policy_facts)
-    fresh._memo_inputs = {}  # never remembers
+    fresh._memo_inputs, fresh._split = {}, {}  # never remembers a stratum or a rule
     runner = Runner(checker, minimize=False)
     seen = 0
     for name, count in (("seeded", None), ("generated", 60), ("clean_controls", 40)):
@@ -77,3 +78,4 @@ def test_remembered_strata_match_fresh_evaluations_on_the_detector_rules():
             seen += 1
     assert seen > 100
     assert any(table for table in checker.engine._memo.values())
+    assert any(table for table in checker.engine._rule_memo.values())

@@ -261,6 +261,11 @@ class Backend:
                 for name in (p, stored_name(p), rec_name(p)):
                     pyEngine.insert(pyEngine.Pred(name, arity or 1))
 
+    def register(self, name: str, arity: int) -> None:
+        """Make a predicate resolvable (inside :meth:`active`): with no clause it answers
+        nothing."""
+        pyEngine.insert(pyEngine.Pred(name, arity or 1))
+
     def _clause(self, pred: str, args: tuple[Const, ...]) -> Any:
         terms = [pyEngine.Const(encode(a)) for a in args] if args else [pyEngine.Const(_UNIT)]
         return pyEngine.Clause(pyEngine.Literal(pred, terms), [])

@@ -142,6 +142,7 @@ class Engine:
         self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
         self._shared: SharedFacts | None = None
         self._full: Backend | None = None
+        self._split: dict[str, list[tuple[Rule, list[str]]]] = {}  # see _split_recursive
         self.backend = Backend()
         with self.backend.active():
             self._add_policy_facts(self.backend)
@@ -163,6 +164,11 @@ class Engine:
             p: OrderedDict() for p in self._memo_inputs
         }
         self._constants: set[tuple[Any, ...]] | None = None
+        with self.backend.active():
+            self._split_recursive()
+        self._rule_memo: dict[int, OrderedDict[Any, list[tuple[Const, ...]]]] = {
+            rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
+        }
 
     def _add_policy_facts(self, backend: Backend) -> None:
         for pred, rows in self._policy.rows.items():
@@ -235,6 +241,38 @@ class Engine:
                 out[pred] = inputs
         return out
 
+    def _split_recursive(self) -> None:
+        """In a recursive component's first round, a case-local rule that does not read the
+        component derives a function of its (complete) inputs, like a remembered stratum: each
+        such rule is asserted under ``<pred>#r<index>`` and remembered on its own; the
+        predicate's other rules under ``<pred>#rest``."""
+        rename = {p: stored_name(p) for p, _a in self._idb}
+        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+            if not recursive or comp[0][0] in self._static:
+                continue
+            here = {p for p, _a in comp}
+            for pred, arity in comp:
+                alone, rest = [], []
+                for rule in self.program.rules_for(pred):
+                    order = self._fold(rule, self.program.compiled_order[rule.index], set())
+                    if order is None:
+                        continue  # cannot apply (it is not asserted for pred either)
+                    reads = {
+                        lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)
+                    }
+                    if self._case_local(rule) and not reads & here:
+                        name = f"{pred}#r{rule.index}"
+                        inputs = sorted(q for q in reads if q not in self._fixed)
+                        alone.append((rule, inputs))
+                    else:
+                        name = f"{pred}#rest"
+                        rest.append(rule)
+                    self.backend.add_rule(rule, order, rename, head_name=name)
+                    self.backend.register(name, arity)
+                if alone:
+                    self.backend.register(f"{pred}#rest", arity)
+                    self._split[pred] = alone
+
     def _case_local(self, rule: Rule) -> bool:
         head = rule.head.args
         if not head or not isinstance(head[0], Var) or head[0].anon:
@@ -274,11 +312,12 @@ class Engine:
             self._constants = consts
         return self._constants
 
-    def _signature(self, pred: str, memo: _CaseMemo) -> Any:
-        """The key of ``pred``'s stratum for this case: its case-dependent inputs' tuples without
-        the case id (None when an input tuple does not start with the case id)."""
+    def _signature(self, pred: str, memo: _CaseMemo, inputs: list[str] | None = None) -> Any:
+        """The key of ``pred``'s stratum (or of a rule reading ``inputs``) for this case: its
+        case-dependent inputs' tuples without the case id (None when an input tuple does not
+        start with the case id)."""
         parts = []
-        for q in self._memo_inputs[pred]:
+        for q in self._memo_inputs[pred] if inputs is None else inputs:
             part = memo.inputs.get(q)
             if part is None:
                 rows = memo.derived[q] if q in memo.derived else memo.case_rows.get(q, ())
@@ -351,15 +390,18 @@ class Engine:
             first = True
             while True:  # our fixpoint: pyDatalog never sees recursion
                 round_memo: dict = {}
-                new = [
-                    (p, row)
-                    for p, arity in comp
-                    if first or p in self._with_rec
-                    for row in backend.query_all(
-                        p if first else rec_name(p), arity, deadline=deadline, subgoals=round_memo
-                    )
-                    if seen.add(p, row)
-                ]
+                new = []
+                for p, arity in comp:
+                    if first and p in self._split and backend is self.backend:
+                        rows = self._first_round(p, arity, case, deadline, round_memo)
+                    elif first or p in self._with_rec:
+                        name = p if first else rec_name(p)
+                        rows = backend.query_all(
+                            name, arity, deadline=deadline, subgoals=round_memo
+                        )
+                    else:
+                        continue
+                    new += [(p, row) for row in rows if seen.add(p, row)]
                 first = False
                 if not new:
                     break
@@ -367,6 +409,37 @@ class Engine:
                     added.append(backend.add_fact(stored_name(p), row))
             for p, _arity in comp:
                 derived[p] = seen.rows.get(p, [])
+
+    def _first_round(
+        self,
+        pred: str,
+        arity: int,
+        case: _CaseMemo | None,
+        deadline: float | None,
+        round_memo: dict,
+    ) -> list[tuple[Const, ...]]:
+        """``pred``'s first-round tuples: each rule of :meth:`_split_recursive` remembered or
+        queried alone, then the other rules (one query)."""
+        backend = self.backend
+        rows: list[tuple[Const, ...]] = []
+        for rule, inputs in self._split[pred]:
+            table = self._rule_memo[rule.index]
+            key = self._signature(pred, case, inputs) if case is not None else None
+            hit = table.get(key) if key is not None else None
+            if case is not None and hit is not None:
+                table.move_to_end(key)
+                rows += [(case.cid, *rest) for rest in hit]
+                continue
+            got = backend.query_all(
+                f"{pred}#r{rule.index}", arity, deadline=deadline, subgoals=round_memo
+            )
+            if case is not None and key is not None and all(r and r[0] == case.cid for r in got):
+                table[key] = [r[1:] for r in got]
+                if len(table) > _MEMO_SIZE:
+                    table.popitem(last=False)
+            rows += got
+        rows += backend.query_all(f"{pred}#rest", arity, deadline=deadline, subgoals=round_memo)
+        return rows
 
     def _validate(self, fact: Fact) -> None:
         arity = self._arity.get(fact.pred)
