@@ -16,6 +16,7 @@ witnesses, as ``strata explain`` reads them; ``<task>.min.json`` for the minimiz
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -285,6 +286,32 @@ def write_run(
     }
     (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
     acc = Accumulator()
+    # The cyclic GC is tuned for the run (restored when it ends): everything loaded so far
+    # (rules, policy facts, the engine's pyDatalog clauses: ~70k objects) lives as long as the
+    # run, so it is frozen out of the collections, and the youngest generation is collected
+    # every 10,000 allocations instead of 700 (GC took ~13% of a run's CPU, now ~7%).
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *thresholds[1:])
+    try:
+        _write_cases(runner, cases, out, acc, progress, partition)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+    summary = {"suite": meta.get("suite"), "domain": runner.domain.name, **acc.summary()}
+    (out / "summary.json").write_text(_dump(summary), encoding="utf-8")
+    return summary
+
+
+def _write_cases(
+    runner: Runner,
+    cases: Iterable[BenchCase],
+    out: Path,
+    acc: Accumulator,
+    progress: Callable[[], None] | None,
+    partition: tuple[int, int] | None,
+) -> None:
     with (out / "traces.jsonl").open("w", encoding="utf-8") as traces:
         for case in cases:
             if partition is not None and case.index % partition[1] != partition[0]:
@@ -308,6 +335,3 @@ def write_run(
             acc.add(rec, key)
             if progress is not None:
                 progress()
-    summary = {"suite": meta.get("suite"), "domain": runner.domain.name, **acc.summary()}
-    (out / "summary.json").write_text(_dump(summary), encoding="utf-8")
-    return summary
