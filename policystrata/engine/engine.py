@@ -592,6 +592,10 @@ class Result:
 
     def atoms(self, pred: str) -> list[tuple[Const, ...]]:
         """All atoms of ``pred`` in the model (derived and given), sorted deterministically."""
+        return list(self._atoms_view(pred))
+
+    def _atoms_view(self, pred: str) -> list[tuple[Const, ...]]:
+        """:meth:`atoms` without the copy (callers must not change it)."""
         cached = self._sorted.get(pred)
         if cached is None:
             if pred not in self._derived_rows and self.program.is_idb(pred):
@@ -606,7 +610,7 @@ class Result:
                     rows.setdefault(tkey(r), r)
             cached = sorted(rows.values(), key=sort_key)
             self._sorted[pred] = cached
-        return list(cached)
+        return cached
 
     def facts(self, pred: str) -> list[Fact]:
         return [Fact(pred, a) for a in self.atoms(pred)]
