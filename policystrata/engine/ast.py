@@ -37,12 +37,24 @@ class Loc:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Var:
     """A variable. ``anon`` variables come from ``_`` (each occurrence is fresh)."""
 
     name: str
     anon: bool = False
+
+    # Variables key every binding environment (prover, proof checker): equality and hash by
+    # hand, on the name's cached string hash, instead of the generated tuple-building ones.
+    def __eq__(self, other: object) -> bool:
+        return (
+            other.__class__ is Var
+            and other.name == self.name
+            and other.anon == self.anon
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.name)
 
     def __str__(self) -> str:
         return "_" if self.anon else self.name
