@@ -69,6 +69,7 @@ class LoweringContext:
     domain: Domain
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
+    sql_cache: dict[tuple[str, Provenance], tuple[str, FactSet]] = field(default_factory=dict)
     rows: RowProbe | None = None
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
@@ -124,7 +125,31 @@ def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
     if case.sql is None:
         return FactSet()
     source = case.origin if case.origin is not None else Provenance("sql")
-    return lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
+    # The same SQL recurs (minimization steps, requests that compile alike): its facts are
+    # remembered by (text, source), bounded, and re-keyed to this case, the case id being only
+    # ever their first argument.
+    key = (case.sql, source)
+    hit = ctx.sql_cache.get(key)
+    if hit is None:
+        facts = lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
+        ctx.sql_cache[key] = (case.id, facts)
+        if len(ctx.sql_cache) > 256:
+            ctx.sql_cache.pop(next(iter(ctx.sql_cache)))
+        hit = (case.id, facts)
+    else:
+        ctx.sql_cache[key] = ctx.sql_cache.pop(key)  # most recently used last
+    return _with_case_id(hit[1], hit[0], case.id)
+
+
+def _with_case_id(facts: FactSet, old: str, new: str) -> FactSet:
+    """A copy of ``facts`` whose first argument ``old`` (the case id) is ``new``."""
+    out: dict[Fact, list[Provenance]] = {}
+    for fact, provs in facts._facts.items():
+        args = fact.args
+        if old != new and args and type(args[0]) is str and args[0] == old:
+            fact = Fact(fact.pred, (new, *args[1:]))
+        out[fact] = list(provs)
+    return FactSet(out)
 
 
 def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
