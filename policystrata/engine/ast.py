@@ -47,11 +47,7 @@ class Var:
     # Variables key every binding environment (prover, proof checker): equality and hash by
     # hand, on the name's cached string hash, instead of the generated tuple-building ones.
     def __eq__(self, other: object) -> bool:
-        return (
-            other.__class__ is Var
-            and other.name == self.name
-            and other.anon == self.anon
-        )
+        return other.__class__ is Var and other.name == self.name and other.anon == self.anon
 
     def __hash__(self) -> int:
         return hash(self.name)
