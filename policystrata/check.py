@@ -17,19 +17,16 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.contracts import contract_names
-from policystrata.db.domain import DomainDatabases
-from policystrata.db.session import Database
-from policystrata.engine import Engine, Program, ProofNode, check_proof, load_program
+from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
 from policystrata.engine.proof import render_message
 from policystrata.facts import Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
-from policystrata.lower.rows import RowProbe, rows_facts
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
 from policystrata.model import Domain, load_domain
@@ -45,6 +42,11 @@ from policystrata.witness import (
     Witness,
     witness_id,
 )
+
+if TYPE_CHECKING:  # the database modules (psycopg) load only when a database is used
+    from policystrata.db.domain import DomainDatabases
+    from policystrata.db.session import Database
+    from policystrata.lower.rows import RowProbe
 
 #: Schema facts whose per-case copy (``db_*``, case id first) is the DDL in force.
 DDL_FACTS = {
@@ -67,6 +69,7 @@ class LoweringContext:
     domain: Domain
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
+    sql_cache: dict[tuple[str, Provenance], tuple[str, FactSet]] = field(default_factory=dict)
     rows: RowProbe | None = None
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
@@ -81,6 +84,8 @@ class LoweringContext:
             return self.rows
         db = self.databases.for_ddl(ddl)
         if db.name not in self.probes:
+            from policystrata.lower.rows import RowProbe
+
             self.probes[db.name] = RowProbe(db, self.domain.tenant_columns())
         return self.probes[db.name]
 
@@ -120,7 +125,31 @@ def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
     if case.sql is None:
         return FactSet()
     source = case.origin if case.origin is not None else Provenance("sql")
-    return lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
+    # The same SQL recurs (minimization steps, requests that compile alike): its facts are
+    # remembered by (text, source), bounded, and re-keyed to this case, the case id being only
+    # ever their first argument.
+    key = (case.sql, source)
+    hit = ctx.sql_cache.get(key)
+    if hit is None:
+        facts = lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
+        ctx.sql_cache[key] = (case.id, facts)
+        if len(ctx.sql_cache) > 256:
+            ctx.sql_cache.pop(next(iter(ctx.sql_cache)))
+        hit = (case.id, facts)
+    else:
+        ctx.sql_cache[key] = ctx.sql_cache.pop(key)  # most recently used last
+    return _with_case_id(hit[1], hit[0], case.id)
+
+
+def _with_case_id(facts: FactSet, old: str, new: str) -> FactSet:
+    """A copy of ``facts`` whose first argument ``old`` (the case id) is ``new``."""
+    out: dict[Fact, list[Provenance]] = {}
+    for fact, provs in facts._facts.items():
+        args = fact.args
+        if old != new and args and type(args[0]) is str and args[0] == old:
+            fact = Fact(fact.pred, (new, *args[1:]))
+        out[fact] = list(provs)
+    return FactSet(out)
 
 
 def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
@@ -210,6 +239,8 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     probes = {t: probe.table_probe(t, tenant) for t in tables if t in probe.tenant_columns}
     evidence["probes"] = probes
     ctx.evidence = evidence
+    from policystrata.lower.rows import rows_facts
+
     return rows_facts(case.id, evidence, probes)
 
 
@@ -302,8 +333,14 @@ class Checker:
         self.program: Program = program or load_rules(rule_paths, extra_rule_paths)
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
-        rows = RowProbe(database, domain.tenant_columns()) if database is not None else None
+        rows = None
+        if database is not None:
+            from policystrata.lower.rows import RowProbe
+
+            rows = RowProbe(database, domain.tenant_columns())
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts), rows=rows)
+        self.last_artifact_fact_count = 0
+        """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
 
     @classmethod
     def open(
@@ -325,6 +362,8 @@ class Checker:
 
     def attach_database(self, database: Database) -> None:
         """Collect real-row evidence for every following case from this database."""
+        from policystrata.lower.rows import RowProbe
+
         self.context.rows = RowProbe(database, self.domain.tenant_columns())
 
     def attach_databases(self, databases: DomainDatabases) -> None:
@@ -351,10 +390,40 @@ class Checker:
             self.context.use_rows = True
         return facts
 
-    def check(self, case: Case) -> CaseResult:
-        facts = self.case_facts(case)
-        result = self.engine.evaluate(facts)
-        witnesses = self._witnesses(case, result)
+    def artifact_facts(self, case: Case) -> FactSet:
+        """The facts of the case's artifacts alone (every pass but the real-row probe): what
+        :meth:`check` lowers besides real rows, e.g. to reuse for a case checked again."""
+        facts = FactSet()
+        for lowering in CASE_PASSES:
+            if lowering is not lower_real_rows:
+                facts.update(lowering(case, self.context, facts))
+        return facts
+
+    def check(
+        self,
+        case: Case,
+        *,
+        artifact_facts: FactSet | None = None,
+        evaluated: Result | None = None,
+        keep: Callable[[tuple[Const, ...]], bool] | None = None,
+    ) -> CaseResult:
+        """Judge the case. ``artifact_facts`` (from :meth:`artifact_facts` for this very case)
+        skips lowering the artifacts again, and ``evaluated`` (the engine's evaluation of
+        exactly those facts) skips the evaluation when real rows add no fact; ``keep``
+        selects the violation atoms that become witnesses (default: all)."""
+        if artifact_facts is None:
+            facts = self.artifact_facts(case)
+            evaluated = None
+        else:  # a copy: the caller's facts stay as they were
+            facts = FactSet({f: list(p) for f, p in artifact_facts._facts.items()})
+        self.last_artifact_fact_count = len(facts)
+        rows = lower_real_rows(case, self.context, facts)
+        facts.update(rows)
+        if evaluated is not None and len(rows) == 0:
+            result = evaluated
+        else:
+            result = self.engine.evaluate(facts)
+        witnesses = self._witnesses(case, result, keep)
         if self.context.evidence:
             for w in witnesses:
                 w.evidence = Evidence(level="real_db", details=self.context.evidence)
@@ -376,8 +445,15 @@ class Checker:
 
     # -- witnesses ---------------------------------------------------------------------------
 
-    def _witnesses(self, case: Case, result: Any) -> list[Witness]:
+    def _witnesses(
+        self,
+        case: Case,
+        result: Any,
+        keep: Callable[[tuple[Const, ...]], bool] | None = None,
+    ) -> list[Witness]:
         violations = result.atoms("violation")
+        if keep is not None:
+            violations = [v for v in violations if keep(v)]
         if not violations:
             return []
         faults = result.atoms("layer_fault")

@@ -125,3 +125,42 @@ def test_zero_arity_predicates():
     assert r.atoms("alarm") == [()] and r.atoms("quiet") == []
     r = engine.evaluate()
     assert r.atoms("alarm") == [] and r.atoms("quiet") == [()]
+
+
+POLICY_ONLY = """
+.decl role_of(p, r)
+.decl grant(r, m)
+.decl asks(c, p, m)
+may(P, M) :- role_of(P, R), grant(R, M).
+reach(X, Y) :- grant(X, Y).
+reach(X, Z) :- reach(X, Y), grant(Y, Z).
+denied(C, M) :- asks(C, P, M), !may(P, M).
+"""
+
+
+def test_policy_only_strata_are_computed_once_and_recomputed_when_a_case_touches_them():
+    policy = case_of(("role_of", "ann", "analyst"), ("grant", "analyst", "m1"))
+    engine = Engine(parse_program(POLICY_ONLY, source="p.dl"), policy)
+    assert engine._static == {"may", "reach"}
+    baseline = engine.fact_count()
+    r = engine.evaluate(case_of(("asks", "c1", "ann", "m1"), ("asks", "c1", "ann", "m2")))
+    assert r.atoms("denied") == [("c1", "m2")] and r.atoms("may") == [("ann", "m1")]
+    # a case bringing facts of a policy-only stratum's input: that stratum is recomputed
+    r = engine.evaluate(case_of(("asks", "c2", "ann", "m2"), ("grant", "analyst", "m2")))
+    assert r.atoms("denied") == [] and r.atoms("may") == [("ann", "m1"), ("ann", "m2")]
+    assert r.atoms("reach") == [("analyst", "m1"), ("analyst", "m2")]
+    assert engine.fact_count() == baseline
+    # ... and afterwards the kept tuples are back
+    r = engine.evaluate(case_of(("asks", "c3", "ann", "m2")))
+    assert r.atoms("denied") == [("c3", "m2")] and r.atoms("may") == [("ann", "m1")]
+
+
+def test_evaluate_only_the_predicates_asked_for():
+    policy = case_of(("role_of", "ann", "analyst"), ("grant", "analyst", "m1"))
+    engine = Engine(parse_program(POLICY_ONLY, source="p.dl"), policy)
+    full = engine.evaluate(case_of(("asks", "c1", "ann", "m2")))
+    part = engine.evaluate(case_of(("asks", "c1", "ann", "m2")), predicates=["denied"])
+    assert part.atoms("denied") == full.atoms("denied") == [("c1", "m2")]
+    assert "reach" not in part.derived_predicates()
+    with pytest.raises(ValueError, match="not materialized"):
+        part.atoms("reach")

@@ -109,11 +109,13 @@ def minimize_query(
     survives: Callable[[SemanticQuery], bool],
     budget: int = 24,
     principal: str | None = None,
+    orders: tuple[list[str], dict[str, int]] | None = None,
 ) -> Minimized:
     """Delta debugging of ``query`` under ``survives`` (the violation still derives): all
     reductions at once, then all but the metric swap, then all but the metric and time range
-    changes (the structural ones), then one at a time, greedily."""
-    metrics, spans = domain_orders(domain, principal)
+    changes (the structural ones), then one at a time, greedily. ``orders`` is
+    :func:`domain_orders` for ``principal``, when the caller already has it."""
+    metrics, spans = orders if orders is not None else domain_orders(domain, principal)
     current = query
     steps: list[str] = []
     evaluations = 0

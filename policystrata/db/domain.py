@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from policystrata.db.server import database as resolve_database
-from policystrata.db.session import Cluster, Database
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # psycopg loads only when a server is really used
+    from policystrata.db.session import Cluster, Database
     from policystrata.model import Domain
 
 
@@ -44,6 +44,7 @@ class DomainDatabases:
         self.domain = domain
         self.schema, self.seed = domain_sql(domain)
         self.base = cluster.database(self.schema, self.seed)
+        self.base.cache_results = True  # ours alone, and only ever read
         self._variants: dict[str, Database] = {}
 
     def for_ddl(self, ddl: str | None) -> Database:
@@ -51,7 +52,9 @@ class DomainDatabases:
         if ddl is None or ddl == self.schema:
             return self.base
         if ddl not in self._variants:
-            self._variants[ddl] = self.cluster.database(ddl, self.seed)
+            db = self.cluster.database(ddl, self.seed)
+            db.cache_results = True
+            self._variants[ddl] = db
         return self._variants[ddl]
 
     def close(self) -> None:
@@ -72,6 +75,8 @@ def domain_databases(
         if choice.server is None:
             yield None
             return
+        from policystrata.db.session import Cluster
+
         dbs = DomainDatabases(Cluster(choice.server), domain)
         try:
             yield dbs
@@ -89,6 +94,8 @@ def domain_database_for(
         if choice.server is None:
             yield None
             return
+        from policystrata.db.session import Cluster
+
         cluster = Cluster(choice.server)
         db = domain_database(cluster, domain)
         try:

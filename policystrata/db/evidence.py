@@ -33,7 +33,27 @@ EVIDENCE_LEVEL = "real_db"
 DEFAULT_TENANT_COLUMNS = ("tenant_id",)
 
 
+_OUTPUTS: dict[tuple[Any, ...], list[str]] = {}
+_OUTPUTS_SIZE = 1024
+
+
 def tenant_output_columns(
+    sql: str, columns: Sequence[str], tenant_columns: Iterable[str | tuple[str, str]]
+) -> list[str]:
+    """Output columns of ``sql`` that carry a tenant key (see :func:`_tenant_output_columns`);
+    remembered per (SQL, columns, tenant columns) in a bounded memo."""
+    tcols = tuple(tenant_columns)
+    key = (sql, tuple(columns), tcols)
+    hit = _OUTPUTS.get(key)
+    if hit is None:
+        hit = _tenant_output_columns(sql, columns, tcols)
+        if len(_OUTPUTS) >= _OUTPUTS_SIZE:
+            _OUTPUTS.pop(next(iter(_OUTPUTS)))
+        _OUTPUTS[key] = hit
+    return list(hit)
+
+
+def _tenant_output_columns(
     sql: str, columns: Sequence[str], tenant_columns: Iterable[str | tuple[str, str]]
 ) -> list[str]:
     """Output columns of ``sql`` that carry a tenant key, by output lineage.

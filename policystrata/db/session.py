@@ -10,12 +10,13 @@ Roles (cluster-wide, created by :meth:`Cluster.ensure_roles`):
   ``schema.sql`` gives it. Every check runs as this role, connected as itself (so ``RESET ROLE``
   has nothing to return to).
 
-Each case runs in its own transaction (see :meth:`Database.run_app`)::
+Each case runs in its own transaction (see :meth:`Database.run_app`; everything before the query
+goes to the server in one round trip)::
 
     BEGIN TRANSACTION READ ONLY;                         -- read-only before any query
     SET LOCAL ROLE strata_app;
-    SELECT set_config('app.tenant_id', $1, true);        -- transaction-local, never session
-    SET LOCAL statement_timeout = '2000ms';
+    SELECT set_config('app.tenant_id', 'acme', true);    -- transaction-local, never session
+    SET LOCAL statement_timeout = 2000;
     <the vetted query>;
     ROLLBACK;                                            -- always
 
@@ -337,6 +338,11 @@ class Database:
     _app: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _app_checked: bool = field(default=False, repr=False)
+    cache_results: bool = False
+    """Reuse the result of an identical vetted query (same SQL, tenant, params, role): only
+    for a database nobody changes while it is used (every query runs read-only and is rolled
+    back), such as the per-run databases of :class:`~policystrata.db.domain.DomainDatabases`."""
+    _results: dict[tuple[Any, ...], QueryResult] = field(default_factory=dict, repr=False)
 
     # -- connections
     def _app_conn(self) -> psycopg.Connection[Any]:
@@ -418,11 +424,18 @@ class Database:
         conn = self._owner_conn() if owner else self._app_conn()
         role = self.cluster.owner_role if owner else self.cluster.app_role
         ms = int(timeout_ms if timeout_ms is not None else self.timeout_ms)
-        conn.execute("BEGIN TRANSACTION READ ONLY")
+        # the whole prelude in one round trip (a parameterless multi-statement simple query)
+        prelude = pgsql.SQL(
+            "BEGIN TRANSACTION READ ONLY; SET LOCAL ROLE {}; "
+            "SELECT set_config({}, {}, true); SET LOCAL statement_timeout = {}"
+        ).format(
+            _ident(role),
+            pgsql.Literal(self.tenant_setting),
+            pgsql.Literal(tenant or ""),
+            pgsql.SQL(str(ms)),  # an int
+        )
         try:
-            conn.execute(pgsql.SQL("SET LOCAL ROLE {}").format(_ident(role)).as_string(conn))
-            conn.execute("SELECT set_config($1, $2, true)", (self.tenant_setting, tenant or ""))
-            conn.execute(f"SET LOCAL statement_timeout = {ms}")
+            conn.execute(prelude.as_string(conn))
             yield conn
         finally:
             with contextlib.suppress(psycopg.Error):
@@ -438,6 +451,27 @@ class Database:
     ) -> QueryResult:
         if not isinstance(vetted, VettedSQL):
             raise UnvettedSQL("only SQL returned by vet_sql() is executed")
+        key: tuple[Any, ...] | None = None
+        if self.cache_results:
+            key = (owner, vetted.text, tenant, repr(list(params)), timeout_ms)
+            hit = self._results.get(key)
+            if hit is not None:
+                return _copy_result(hit)
+        result = self._execute(vetted, tenant, params, owner, timeout_ms)
+        if key is not None and result.row_count <= _CACHE_MAX_ROWS:
+            if len(self._results) >= _CACHE_SIZE:
+                self._results.pop(next(iter(self._results)))  # oldest first
+            self._results[key] = _copy_result(result)
+        return result
+
+    def _execute(
+        self,
+        vetted: VettedSQL,
+        tenant: str | None,
+        params: Sequence[Any],
+        owner: bool,
+        timeout_ms: int | None,
+    ) -> QueryResult:
         role = self.cluster.owner_role if owner else self.cluster.app_role
         t0 = time.perf_counter()
         with self.transaction(tenant, owner=owner, timeout_ms=timeout_ms) as conn:
@@ -476,6 +510,20 @@ class Database:
     ) -> QueryResult:
         """Run vetted SQL as the owner (BYPASSRLS) in a rolled-back read-only transaction."""
         return self._run(vetted, tenant, params, owner=True, timeout_ms=timeout_ms)
+
+
+_CACHE_SIZE = 512
+_CACHE_MAX_ROWS = 1000
+
+
+def _copy_result(res: QueryResult) -> QueryResult:
+    return QueryResult(
+        columns=list(res.columns),
+        rows=[list(r) for r in res.rows],
+        role=res.role,
+        tenant=res.tenant,
+        elapsed_ms=res.elapsed_ms,
+    )
 
 
 def fault_database(cluster: Cluster, schema_sql: str, seed_sql: str = "") -> Database:

@@ -65,8 +65,24 @@ class VettedSQL:
             raise UnvettedSQL("VettedSQL must be built by vet_sql()")
 
 
+_GUARDED: dict[str, tuple[bool, str]] = {}
+_GUARDED_SIZE = 1024
+
+
 def lowering_guard(text: str) -> tuple[bool, str]:
-    """The SQL lowering's fail-closed read-only guard (``lower_sql(...).read_only``)."""
+    """The SQL lowering's fail-closed read-only guard (``lower_sql(...).read_only``); the
+    verdict on a text is remembered (a bounded memo: the same SQL is vetted for several runs)."""
+    hit = _GUARDED.get(text)
+    if hit is not None:
+        return hit
+    verdict = _lowering_guard(text)
+    if len(_GUARDED) >= _GUARDED_SIZE:
+        _GUARDED.pop(next(iter(_GUARDED)))
+    _GUARDED[text] = verdict
+    return verdict
+
+
+def _lowering_guard(text: str) -> tuple[bool, str]:
     try:
         lower_sql = importlib.import_module("policystrata.lower.sql").lower_sql
     except (ImportError, AttributeError) as e:

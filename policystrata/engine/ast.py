@@ -37,12 +37,20 @@ class Loc:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Var:
     """A variable. ``anon`` variables come from ``_`` (each occurrence is fresh)."""
 
     name: str
     anon: bool = False
+
+    # Variables key every binding environment (prover, proof checker): equality and hash by
+    # hand, on the name's cached string hash, instead of the generated tuple-building ones.
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is Var and other.name == self.name and other.anon == self.anon
+
+    def __hash__(self) -> int:
+        return hash(self.name)
 
     def __str__(self) -> str:
         return "_" if self.anon else self.name
@@ -243,32 +251,51 @@ class Program:
     compiled_order: dict[int, tuple[int, ...]] = field(default_factory=dict)
     strata: list[list[str]] = field(default_factory=list)
     checked: bool = False
+    _by_head: dict[str, list[Rule]] = field(default_factory=dict, repr=False, compare=False)
+    _by_id: dict[str, Rule] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    proof_order: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    """Body order the prover searches in (per rule index; filled by the prover on first use)."""
+
+    def _index(self) -> None:
+        """Head and id indexes, rebuilt whenever the rule list changed."""
+        stamp = (id(self.rules), len(self.rules), id(self.rules[-1]) if self.rules else 0)
+        if self._indexed == stamp:
+            return
+        by_head: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            by_head.setdefault(r.head.pred, []).append(r)
+        self._by_head = by_head
+        self._by_id = {}
+        for r in self.rules:
+            self._by_id.setdefault(r.id, r)
+        self._indexed = stamp
 
     def rules_for(self, pred: str) -> list[Rule]:
         """The rules whose head is ``pred``, in file order."""
-        return [r for r in self.rules if r.head.pred == pred]
+        self._index()
+        return list(self._by_head.get(pred, ()))
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError if none)."""
-        for r in self.rules:
-            if r.id == rule_id:
-                return r
-        raise KeyError(rule_id)
+        self._index()
+        return self._by_id[rule_id]
 
     def idb_predicates(self) -> list[str]:
         """Predicates defined by a rule head (derived), in first-definition order."""
-        return list(dict.fromkeys(r.head.pred for r in self.rules))
+        self._index()
+        return list(self._by_head)
 
     def is_idb(self, pred: str) -> bool:
-        return any(r.head.pred == pred for r in self.rules)
+        self._index()
+        return pred in self._by_head
 
     def arity(self, pred: str) -> int | None:
         if pred in self.decls:
             return self.decls[pred].arity
-        for r in self.rules:
-            if r.head.pred == pred:
-                return r.head.arity
-        return None
+        self._index()
+        rules = self._by_head.get(pred)
+        return rules[0].head.arity if rules else None
 
     def digest(self) -> str:
         """sha256 over the rule files' names and texts, in load order (for run metadata)."""

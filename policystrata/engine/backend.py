@@ -29,7 +29,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +40,7 @@ from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, P
 from policystrata.engine.errors import EvaluationTimeout
 from policystrata.facts import Const
 
+_CHUNK = range(512)
 _LOCK = threading.RLock()  # pyDatalog's "current logic" is per thread; keep one user at a time
 
 
@@ -188,13 +189,17 @@ class Backend:
         return [self._term(t) for t in args]
 
     def add_rule(
-        self, rule: Rule, order: tuple[int, ...], rename: dict[str, str] | None = None
+        self,
+        rule: Rule,
+        order: tuple[int, ...],
+        rename: dict[str, str] | None = None,
+        head_name: str | None = None,
     ) -> None:
-        """Assert a rule with its body in ``order``; positive body predicates in ``rename`` are
-        read from their renamed storage (used to cut recursion, see :func:`recursive_components`).
-        """
+        """Assert a rule with its body in ``order``; body predicates in ``rename`` (positive and
+        negated) are read from their renamed storage (see :meth:`add_program`); ``head_name``
+        asserts it under another head."""
         rename = rename or {}
-        head = pyEngine.Literal(rule.head.pred, self._terms(rule.head.args))
+        head = pyEngine.Literal(head_name or rule.head.pred, self._terms(rule.head.args))
         body = []
         for i in order:
             lit = rule.body[i]
@@ -202,7 +207,8 @@ class Backend:
                 name = rename.get(lit.atom.pred, lit.atom.pred)
                 body.append(pyEngine.Literal(name, self._terms(lit.atom.args)))
             elif isinstance(lit, Negative):
-                body.append(pyEngine.Literal("~" + lit.atom.pred, self._terms(lit.atom.args)))
+                name = rename.get(lit.atom.pred, lit.atom.pred)
+                body.append(pyEngine.Literal("~" + name, self._terms(lit.atom.args)))
             else:
                 assert isinstance(lit, Comparison)
                 name = "==" if lit.op == "=" else _CMP_PRED[lit.op]
@@ -212,24 +218,53 @@ class Backend:
         else:
             pyEngine.assert_(pyEngine.Clause(head, body))
 
-    def add_program(self, program: Program) -> list[list[tuple[str, int]]]:
-        """Assert the program's rules; return its recursive components (dependencies first).
+    def add_program(
+        self,
+        program: Program,
+        heads: set[str] | None = None,
+        fold: Callable[[Rule, tuple[int, ...]], tuple[int, ...] | None] | None = None,
+    ) -> None:
+        """Assert the program's rules (only those whose head is in ``heads``, when given).
 
-        Inside a recursive component, body literals of the component read ``<pred>#prev`` (facts
-        the engine asserts between rounds), so pyDatalog itself never runs a recursive rule.
+        Every body literal of a derived predicate reads ``<pred>#mat``: the tuples the engine
+        stored for it (an earlier stratum's result, or an earlier round of the same recursive
+        component). So pyDatalog never runs a recursive rule and never re-derives a lower
+        stratum: each query is one flat join over given and stored facts. The rules of a
+        recursive component that read the component are also asserted under ``<pred>#rec``:
+        after the first round only they can derive anything new (:func:`recursive_heads`).
+
+        ``fold(rule, body order)`` may shorten the body order (literals known to hold) or
+        return None (the rule cannot apply): see ``Engine``'s partial evaluation.
         """
-        components = recursive_components(program)
-        rename = {p: prev_name(p) for comp in components for p, _a in comp}
+        idb = set(program.idb_predicates())
+        rename = {p: stored_name(p) for p in idb}
+        strata = derived_strata(program)
+        comp_of = {p: i for i, comp in enumerate(strata) for p, _a in comp}
         for rule in program.rules:
+            if heads is not None and rule.head.pred not in heads:
+                continue
             order = program.compiled_order.get(rule.index, tuple(range(len(rule.body))))
-            self.add_rule(rule, order, rename if rule.head.pred in rename else None)
-        # make every known predicate resolvable (an empty EDB predicate answers "no facts")
+            if fold is not None:
+                folded = fold(rule, order)
+                if folded is None:
+                    continue
+                order = folded
+            self.add_rule(rule, order, rename)
+            if _reads_own_component(rule, comp_of):
+                self.add_rule(rule, order, rename, head_name=rec_name(rule.head.pred))
+        # make every known predicate resolvable (an empty EDB predicate answers "no facts", a
+        # derived one whose every rule was folded away answers nothing)
         for name, decl in program.decls.items():
             pyEngine.insert(pyEngine.Pred(name, decl.arity or 1))
-        for comp in components:
+        for comp in strata:
             for p, arity in comp:
-                pyEngine.insert(pyEngine.Pred(prev_name(p), arity or 1))
-        return components
+                for name in (p, stored_name(p), rec_name(p)):
+                    pyEngine.insert(pyEngine.Pred(name, arity or 1))
+
+    def register(self, name: str, arity: int) -> None:
+        """Make a predicate resolvable (inside :meth:`active`): with no clause it answers
+        nothing."""
+        pyEngine.insert(pyEngine.Pred(name, arity or 1))
 
     def _clause(self, pred: str, args: tuple[Const, ...]) -> Any:
         terms = [pyEngine.Const(encode(a)) for a in args] if args else [pyEngine.Const(_UNIT)]
@@ -278,14 +313,24 @@ class Backend:
         arg: Any = (ts.Goal,)
         steps = 0
         try:
-            while todo is not None:
-                res = todo(*arg)
-                if res is None:
-                    break
-                todo, arg = res
-                steps += 1
-                if deadline is not None and not steps & 511 and time.monotonic() > deadline:
-                    raise EvaluationTimeout(f"evaluation exceeded its time limit ({pred_of(lit)})")
+            while todo is not None:  # in chunks of 512 steps, the deadline checked in between
+                for i in _CHUNK:
+                    res = todo(*arg)
+                    if res is None:
+                        todo = None
+                        break
+                    todo, arg = res
+                    if todo is None:
+                        i += 1
+                        break
+                else:
+                    steps += len(_CHUNK)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise EvaluationTimeout(
+                            f"evaluation exceeded its time limit ({pred_of(lit)})"
+                        )
+                    continue
+                steps += i
             facts = ts.Goal.facts
             if facts is True:
                 return True
@@ -297,26 +342,38 @@ class Backend:
             ts.Tasks, ts.Recursive_Tasks, ts.Recursive, ts.Subgoals, ts.Goal = saved
 
 
-def prev_name(pred: str) -> str:
-    """Storage of a recursive predicate's previous round (``#`` cannot occur in rule names)."""
-    return f"{pred}#prev"
+def stored_name(pred: str) -> str:
+    """Storage of a derived predicate's materialized tuples (``#`` cannot occur in rule names)."""
+    return f"{pred}#mat"
 
 
-def recursive_components(program: Program) -> list[list[tuple[str, int]]]:
-    """The recursive SCCs of the dependency graph (dependencies first), as (pred, arity)."""
-    comps = program.strata
-    comp_of = {p: i for i, c in enumerate(comps) for p in c}
-    recursive: set[int] = set()
-    for rule in program.rules:
-        for lit in rule.body:
-            if isinstance(lit, Positive | Negative) and (
-                comp_of.get(lit.atom.pred) == comp_of.get(rule.head.pred)
-            ):
-                recursive.add(comp_of[rule.head.pred])
+def rec_name(pred: str) -> str:
+    """The rules of ``pred`` that read its own recursive component, under a head of their own."""
+    return f"{pred}#rec"
+
+
+def _reads_own_component(rule: Rule, comp_of: dict[str, int]) -> bool:
+    here = comp_of.get(rule.head.pred)
+    return any(
+        isinstance(lit, Positive) and comp_of.get(lit.atom.pred) == here for lit in rule.body
+    )
+
+
+def recursive_heads(program: Program) -> set[str]:
+    """Derived predicates with a rule that reads their own component (recursion)."""
+    comp_of = {p: i for i, comp in enumerate(derived_strata(program)) for p, _a in comp}
+    return {r.head.pred for r in program.rules if _reads_own_component(r, comp_of)}
+
+
+def derived_strata(program: Program) -> list[list[tuple[str, int]]]:
+    """The strata of derived predicates (SCCs of the dependency graph, dependencies first), as
+    (pred, arity); a component is recursive when one of its rules reads the component itself
+    (see :func:`recursive_heads`)."""
+    comps = program.strata or [[p] for p in program.idb_predicates()]
     return [
-        [(p, program.arity(p) or 0) for p in comps[i] if program.is_idb(p)]
-        for i in range(len(comps))
-        if i in recursive
+        [(p, program.arity(p) or 0) for p in comp if program.is_idb(p)]
+        for comp in comps
+        if any(program.is_idb(p) for p in comp)
     ]
 
 

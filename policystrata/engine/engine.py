@@ -22,12 +22,19 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from policystrata.engine.ast import Program
-from policystrata.engine.backend import Backend, prev_name
-from policystrata.engine.proofcheck import FactLookup
+from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
+from policystrata.engine.backend import (
+    Backend,
+    derived_strata,
+    rec_name,
+    recursive_heads,
+    stored_name,
+)
+from policystrata.engine.proofcheck import FactLookup, SharedFacts
 from policystrata.errors import InputError
 from policystrata.facts import Const, Fact, FactSet, Provenance
 
@@ -76,11 +83,36 @@ class _Index:
         return keys is not None and tkey(args) in keys
 
 
+_MEMO_SIZE = 256  # remembered input signatures per stratum
+
+
+class _CaseMemo:
+    """One evaluation's view for remembering strata: the case id, its facts, what is derived
+    so far, and the input signatures computed so far."""
+
+    def __init__(
+        self,
+        cid: str,
+        case_rows: dict[str, list[tuple[Const, ...]]],
+        derived: dict[str, list[tuple[Const, ...]]],
+    ) -> None:
+        self.cid = cid
+        self.case_rows = case_rows
+        self.derived = derived
+        self.inputs: dict[str, frozenset[tuple[Any, ...]]] = {}
+
+
 class Engine:
     """Evaluate a checked :class:`Program` over policy facts (loaded once) and per-case facts.
 
     ``timeout`` (seconds, ``None`` for no limit) bounds each :meth:`evaluate`; on expiry
     :class:`EvaluationTimeout` is raised and the case's facts are already retracted.
+
+    Derived predicates whose inputs are all policy facts are materialized once, here; the
+    other rules are partially evaluated against what is thus fixed (a ground literal of a
+    policy-only predicate that holds is dropped from the body, a rule with one that fails is
+    not asserted). A case that brings facts of a predicate assumed fixed is evaluated on a
+    second backend holding the program as written (built on first need).
     """
 
     def __init__(self, program: Program, policy_facts: FactSet, timeout: float | None = 10.0):
@@ -94,13 +126,320 @@ class Engine:
         self._idb = [(p, program.arity(p) or 0) for p in program.idb_predicates()]
         self._arity = {p: program.arity(p) for p in {*program.decls, *dict(self._idb)}}
         self._policy = _Index()
+        for fact in policy_facts:
+            self._validate(fact)
+            self._policy.add(fact.pred, fact.args)
+        self._deps: dict[str, set[str]] = {}
+        for rule in program.rules:
+            self._deps.setdefault(rule.head.pred, set()).update(
+                lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)
+            )
+        self._read = set().union(*self._deps.values()) if self._deps else set()
+        self._strata = derived_strata(program)
+        self._with_rec = recursive_heads(program)
+        self._recursive = [any(p in self._with_rec for p, _a in c) for c in self._strata]
+        self._static, self._fixed = self._policy_only()
+        self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
+        self._shared: SharedFacts | None = None
+        self._full: Backend | None = None
+        self._split: dict[str, list[tuple[Rule, list[str]]]] = {}  # see _split_recursive
         self.backend = Backend()
         with self.backend.active():
-            self._recursive = self.backend.add_program(program)
-            for fact in policy_facts:
-                self._validate(fact)
-                if self._policy.add(fact.pred, fact.args):
-                    self.backend.add_fact(fact.pred, fact.args)
+            self._add_policy_facts(self.backend)
+            self.backend.add_program(program, heads=self._static)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            kept: list[Any] = []  # the policy-only tuples stay stored for good
+            self._run_strata(self.backend, self._static, self._static_rows, kept, deadline)
+            folded: set[str] = set()
+            self.backend.add_program(
+                program,
+                heads={p for p, _a in self._idb} - self._static,
+                fold=lambda rule, order: self._fold(rule, order, folded),
+            )
+        # every predicate given policy facts is taken as fixed too (a case bringing facts of
+        # one is evaluated on the full backend), so remembered strata may read them
+        self._fixed |= folded | {p for p in self._policy.rows if p not in self._deps}
+        self._memo_inputs = self._case_local_strata()
+        self._memo: dict[str, OrderedDict[Any, list[tuple[Const, ...]]]] = {
+            p: OrderedDict() for p in self._memo_inputs
+        }
+        self._constants: set[tuple[Any, ...]] | None = None
+        with self.backend.active():
+            self._split_recursive()
+        self._rule_memo: dict[int, OrderedDict[Any, list[tuple[Const, ...]]]] = {
+            rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
+        }
+
+    def _add_policy_facts(self, backend: Backend) -> None:
+        for pred, rows in self._policy.rows.items():
+            for row in rows:
+                backend.add_fact(pred, row)
+
+    # ---- what is the same for every case ----------------------------------------------------
+
+    def _closure(self, preds: Iterable[str]) -> set[str]:
+        seen, todo = set(preds), list(preds)
+        while todo:
+            for dep in self._deps.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    def _policy_only(self) -> tuple[set[str], set[str]]:
+        """Derived predicates whose every input predicate holds policy facts (or none at all is
+        read): their tuples are the same for every case. Returns (those predicates, every
+        predicate they read)."""
+        static: set[str] = set()
+        for comp in self._strata:
+            preds = [p for p, _a in comp]
+            inputs = set().union(*(self._deps.get(p, set()) for p in preds)) - set(preds)
+            if all(q in static or (q not in self._deps and q in self._policy.rows) for q in inputs):
+                static.update(preds)
+        return static, self._closure(static)
+
+    def _fold(self, rule: Rule, order: tuple[int, ...], folded: set[str]) -> tuple[int, ...] | None:
+        """``order`` without the ground literals of policy-only predicates (materialized
+        derived ones, or given policy facts) that hold; None when one of them fails."""
+        out = []
+        for i in order:
+            lit = rule.body[i]
+            if isinstance(lit, Positive | Negative) and all(
+                isinstance(t, ConstTerm) for t in lit.atom.args
+            ):
+                pred = lit.atom.pred
+                args = tuple(t.value for t in lit.atom.args)  # type: ignore[union-attr]
+                if pred in self._static:
+                    holds = tkey(args) in {tkey(r) for r in self._static_rows.get(pred, ())}
+                elif pred not in self._deps and pred in self._policy.rows:
+                    holds = self._policy.has(pred, args)
+                else:
+                    out.append(i)
+                    continue
+                folded.add(pred)
+                if holds != isinstance(lit, Positive):
+                    return None
+                continue
+            out.append(i)
+        return tuple(out)
+
+    def _case_local_strata(self) -> dict[str, list[str]]:
+        """Non-recursive case-dependent predicates whose every rule is *case-local*: the head's
+        first argument is a variable C that occurs nowhere else but as the first argument of
+        every literal of a case-dependent predicate (and in no literal of a fixed one, nor in a
+        comparison). Such a stratum's tuples are a function of its case-dependent inputs' tuples
+        without their first argument (the case id renamed consistently), so they can be
+        remembered by those (see :meth:`_signature`). Returns pred -> its case-dependent inputs.
+        """
+        out: dict[str, list[str]] = {}
+        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+            pred = comp[0][0]
+            if recursive or pred in self._static:
+                continue
+            inputs = sorted(q for q in self._deps.get(pred, ()) if q not in self._fixed)
+            if all(self._case_local(rule) for rule in self.program.rules_for(pred)):
+                out[pred] = inputs
+        return out
+
+    def _split_recursive(self) -> None:
+        """In a recursive component's first round, a case-local rule that does not read the
+        component derives a function of its (complete) inputs, like a remembered stratum: each
+        such rule is asserted under ``<pred>#r<index>`` and remembered on its own; the
+        predicate's other rules under ``<pred>#rest``."""
+        rename = {p: stored_name(p) for p, _a in self._idb}
+        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+            if not recursive or comp[0][0] in self._static:
+                continue
+            here = {p for p, _a in comp}
+            for pred, arity in comp:
+                alone, rest = [], []
+                for rule in self.program.rules_for(pred):
+                    order = self._fold(rule, self.program.compiled_order[rule.index], set())
+                    if order is None:
+                        continue  # cannot apply (it is not asserted for pred either)
+                    reads = {
+                        lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)
+                    }
+                    if self._case_local(rule) and not reads & here:
+                        name = f"{pred}#r{rule.index}"
+                        inputs = sorted(q for q in reads if q not in self._fixed)
+                        alone.append((rule, inputs))
+                    else:
+                        name = f"{pred}#rest"
+                        rest.append(rule)
+                    self.backend.add_rule(rule, order, rename, head_name=name)
+                    self.backend.register(name, arity)
+                if alone:
+                    self.backend.register(f"{pred}#rest", arity)
+                    self._split[pred] = alone
+
+    def _case_local(self, rule: Rule) -> bool:
+        head = rule.head.args
+        if not head or not isinstance(head[0], Var) or head[0].anon:
+            return False
+        c = head[0]
+        if c in head[1:]:
+            return False
+        for lit in rule.body:
+            if isinstance(lit, Comparison):
+                if c in (lit.left, lit.right):
+                    return False
+                continue
+            args = lit.atom.args
+            if lit.atom.pred in self._fixed:
+                if c in args:
+                    return False
+            elif not args or args[0] != c or c in args[1:]:
+                return False
+        return True
+
+    def _all_constants(self) -> set[tuple[Any, ...]]:
+        """Type-exact keys of every constant in the rules, the policy facts and the policy-only
+        tuples (a case id equal to one of them is never renamed)."""
+        if self._constants is None:
+            consts: set[tuple[Any, ...]] = set()
+            for rule in self.program.rules:
+                terms = list(rule.head.args)
+                for lit in rule.body:
+                    if isinstance(lit, Comparison):
+                        terms += [lit.left, lit.right]
+                    else:
+                        terms += lit.atom.args
+                consts.update(tkey(tuple(t.value for t in terms if isinstance(t, ConstTerm))))
+            for rows in [*self._policy.rows.values(), *self._static_rows.values()]:
+                for row in rows:
+                    consts.update(tkey(row))
+            self._constants = consts
+        return self._constants
+
+    def _signature(self, pred: str, memo: _CaseMemo, inputs: list[str] | None = None) -> Any:
+        """The key of ``pred``'s stratum (or of a rule reading ``inputs``) for this case: its
+        case-dependent inputs' tuples without the case id (None when an input tuple does not
+        start with the case id)."""
+        parts = []
+        for q in self._memo_inputs[pred] if inputs is None else inputs:
+            part = memo.inputs.get(q)
+            if part is None:
+                rows = memo.derived[q] if q in memo.derived else memo.case_rows.get(q, ())
+                if any(type(r[0]) is not str or r[0] != memo.cid for r in rows):
+                    return None
+                part = frozenset(tkey(r[1:]) for r in rows)
+                memo.inputs[q] = part
+            parts.append(part)
+        return tuple(parts)
+
+    def _full_backend(self) -> Backend:
+        """The program as written over the policy facts, for a case that changes what the fast
+        backend assumes fixed."""
+        if self._full is None:
+            full = Backend()
+            with full.active():
+                self._add_policy_facts(full)
+                full.add_program(self.program)
+            self._full = full
+        return self._full
+
+    def _run_strata(
+        self,
+        backend: Backend,
+        wanted: set[str],
+        derived: dict[str, list[tuple[Const, ...]]],
+        added: list[Any],
+        deadline: float | None,
+        case: _CaseMemo | None = None,
+    ) -> None:
+        """Materialize the strata of ``wanted`` in dependency order: query each predicate (one
+        flat join over given and stored facts), store its tuples for the strata above; a
+        recursive component is iterated in rounds until nothing is new.
+
+        The queries of non-recursive strata share one tabling memo (a subgoal such as
+        ``case_role(C, R)`` is answered once): whatever they read is complete before they run.
+        Each round of a recursive component has a memo of its own (``#mat`` grows between
+        rounds)."""
+        memo: dict = {}
+        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+            if comp[0][0] not in wanted:
+                continue
+            if not recursive:
+                (pred, arity) = comp[0]
+                key = None
+                if case is not None and pred in self._memo_inputs:
+                    key = self._signature(pred, case)
+                seen_before = self._memo[pred].get(key) if key is not None else None
+                if case is not None and seen_before is not None:
+                    # same inputs up to the case id: the same tuples, with this case's id
+                    self._memo[pred].move_to_end(key)
+                    rows = [(case.cid, *rest) for rest in seen_before]
+                else:
+                    rows = backend.query_all(pred, arity, deadline=deadline, subgoals=memo)
+                    if (
+                        case is not None
+                        and key is not None
+                        and all(r and r[0] == case.cid for r in rows)
+                    ):
+                        table = self._memo[pred]
+                        table[key] = [r[1:] for r in rows]
+                        if len(table) > _MEMO_SIZE:
+                            table.popitem(last=False)
+                derived[pred] = rows
+                if pred in self._read:
+                    store = stored_name(pred)
+                    added.extend(backend.add_fact(store, row) for row in rows)
+                continue
+            seen = _Index()
+            first = True
+            while True:  # our fixpoint: pyDatalog never sees recursion
+                round_memo: dict = {}
+                new = []
+                for p, arity in comp:
+                    if first and p in self._split and backend is self.backend:
+                        rows = self._first_round(p, arity, case, deadline, round_memo)
+                    elif first or p in self._with_rec:
+                        name = p if first else rec_name(p)
+                        rows = backend.query_all(
+                            name, arity, deadline=deadline, subgoals=round_memo
+                        )
+                    else:
+                        continue
+                    new += [(p, row) for row in rows if seen.add(p, row)]
+                first = False
+                if not new:
+                    break
+                for p, row in new:
+                    added.append(backend.add_fact(stored_name(p), row))
+            for p, _arity in comp:
+                derived[p] = seen.rows.get(p, [])
+
+    def _first_round(
+        self,
+        pred: str,
+        arity: int,
+        case: _CaseMemo | None,
+        deadline: float | None,
+        round_memo: dict,
+    ) -> list[tuple[Const, ...]]:
+        """``pred``'s first-round tuples: each rule of :meth:`_split_recursive` remembered or
+        queried alone, then the other rules (one query)."""
+        backend = self.backend
+        rows: list[tuple[Const, ...]] = []
+        for rule, inputs in self._split[pred]:
+            table = self._rule_memo[rule.index]
+            key = self._signature(pred, case, inputs) if case is not None else None
+            hit = table.get(key) if key is not None else None
+            if case is not None and hit is not None:
+                table.move_to_end(key)
+                rows += [(case.cid, *rest) for rest in hit]
+                continue
+            got = backend.query_all(
+                f"{pred}#r{rule.index}", arity, deadline=deadline, subgoals=round_memo
+            )
+            if case is not None and key is not None and all(r and r[0] == case.cid for r in got):
+                table[key] = [r[1:] for r in got]
+                if len(table) > _MEMO_SIZE:
+                    table.popitem(last=False)
+            rows += got
+        rows += backend.query_all(f"{pred}#rest", arity, deadline=deadline, subgoals=round_memo)
+        return rows
 
     def _validate(self, fact: Fact) -> None:
         arity = self._arity.get(fact.pred)
@@ -117,54 +456,84 @@ class Engine:
                         f"fact {fact}: argument {i + 1} ({decl.arg_names[i]}) must be {typ}"
                     )
 
+    def shared_facts(self) -> SharedFacts:
+        """The policy facts as the proof checker's :class:`SharedFacts` (built once)."""
+        if self._shared is None:
+            self._shared = SharedFacts(
+                Fact(p, r) for p, rows in self._policy.rows.items() for r in rows
+            )
+        return self._shared
+
     def fact_count(self) -> int:
         """Stored clauses in the backend (rules + facts); flat across evaluations."""
         return self.backend.fact_count()
 
-    def evaluate(self, case_facts: FactSet | None = None) -> Result:
-        """Assert the case's facts, materialize every derived predicate, retract the facts."""
+    def evaluate(
+        self, case_facts: FactSet | None = None, predicates: Iterable[str] | None = None
+    ) -> Result:
+        """Assert the case's facts, materialize every derived predicate (or only ``predicates``
+        and what they depend on), retract the facts."""
         case_facts = case_facts if case_facts is not None else FactSet()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         derived: dict[str, list[tuple[Const, ...]]] = {}
         case_index = _Index()
-        added = []
-        backend = self.backend
+        wanted = (
+            {p for p, _a in self._idb}
+            if predicates is None
+            else self._closure(predicates) & set(dict(self._idb))
+        )
+        to_assert = []
+        dirty = False
+        for fact in case_facts:
+            self._validate(fact)
+            if (
+                not self._policy.has(fact.pred, fact.args)
+                and case_index.add(fact.pred, fact.args)
+                and (fact.pred in self._read or fact.pred in self._deps)
+            ):  # a fact no rule reads is in the model but need not reach pyDatalog
+                to_assert.append(fact)
+                dirty = dirty or fact.pred in self._fixed
+        case: _CaseMemo | None = None
+        if dirty:  # the case changes what the fast backend assumes fixed
+            backend = self._full_backend()
+        else:
+            case = self._case_memo(to_assert, case_index, derived)
+            backend = self.backend
+            for p in wanted & self._static:
+                derived[p] = self._static_rows[p]
+            wanted = wanted - self._static
+        added: list[Any] = []
         with backend.active():
             try:
-                for fact in case_facts:
-                    self._validate(fact)
-                    if not self._policy.has(fact.pred, fact.args) and case_index.add(
-                        fact.pred, fact.args
-                    ):
-                        added.append(backend.add_fact(fact.pred, fact.args))
-                known: dict[str, _Index] = {}
-                for comp in self._recursive:  # our fixpoint: pyDatalog never sees recursion
-                    seen = _Index()
-                    while True:
-                        new = [
-                            (p, row)
-                            for p, arity in comp
-                            for row in backend.query_all(p, arity, deadline=deadline)
-                            if seen.add(p, row)
-                        ]
-                        if not new:
-                            break
-                        for p, row in new:
-                            added.append(backend.add_fact(prev_name(p), row))
-                    for p, _arity in comp:
-                        known[p] = seen
-                subgoals: dict = {}
-                for pred, arity in self._idb:
-                    if pred in known:
-                        derived[pred] = known[pred].rows.get(pred, [])
-                    else:
-                        derived[pred] = backend.query_all(
-                            pred, arity, deadline=deadline, subgoals=subgoals
-                        )
+                for fact in to_assert:
+                    added.append(backend.add_fact(fact.pred, fact.args))
+                self._run_strata(backend, wanted, derived, added, deadline, case)
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
-        return Result(self, case_facts, case_index, derived)
+        ordered = {p: derived[p] for p, _a in self._idb if p in derived}
+        return Result(self, case_facts, case_index, ordered)
+
+    def _case_memo(
+        self,
+        facts: list[Fact],
+        case_index: _Index,
+        derived: dict[str, list[tuple[Const, ...]]],
+    ) -> _CaseMemo | None:
+        """The case id, when every asserted case fact starts with one same string that occurs
+        nowhere else (not in another argument, nor among the program's and policy's
+        constants): then strata can be remembered across cases (else None)."""
+        if not facts or not self._memo_inputs:
+            return None
+        cid = facts[0].args[0] if facts[0].args else None
+        if type(cid) is not str:
+            return None
+        for f in facts:
+            if not f.args or type(f.args[0]) is not str or f.args[0] != cid or cid in f.args[1:]:
+                return None
+        if (str, cid) in self._all_constants():
+            return None
+        return _CaseMemo(cid, case_index.rows, derived)
 
     def evaluate_many(self, cases: Iterable[FactSet]) -> Iterator[Result]:
         """Evaluate cases one after another (lazily); the fastest way to run a batch."""
@@ -223,8 +592,14 @@ class Result:
 
     def atoms(self, pred: str) -> list[tuple[Const, ...]]:
         """All atoms of ``pred`` in the model (derived and given), sorted deterministically."""
+        return list(self._atoms_view(pred))
+
+    def _atoms_view(self, pred: str) -> list[tuple[Const, ...]]:
+        """:meth:`atoms` without the copy (callers must not change it)."""
         cached = self._sorted.get(pred)
         if cached is None:
+            if pred not in self._derived_rows and self.program.is_idb(pred):
+                raise ValueError(f"{pred} was not materialized (evaluate(predicates=...))")
             rows: dict[tuple[Any, ...], tuple[Const, ...]] = {}
             for source in (
                 self.engine._policy.rows.get(pred, ()),
@@ -235,7 +610,7 @@ class Result:
                     rows.setdefault(tkey(r), r)
             cached = sorted(rows.values(), key=sort_key)
             self._sorted[pred] = cached
-        return list(cached)
+        return cached
 
     def facts(self, pred: str) -> list[Fact]:
         return [Fact(pred, a) for a in self.atoms(pred)]
@@ -263,7 +638,8 @@ class Result:
 
     @property
     def fact_lookup(self) -> FactLookup:
-        """The given facts (policy + case) for :func:`check_proof` (it derives the rest)."""
-        facts = [Fact(p, r) for p, rows in self.engine._policy.rows.items() for r in rows]
-        facts += [Fact(p, r) for p, rows in self._case.rows.items() for r in rows]
-        return FactLookup(facts)
+        """The given facts (policy + case) for :func:`check_proof` (it derives the rest). The
+        policy facts are indexed once per engine, and so is the checker's own model of the
+        strata that read only them."""
+        facts = [Fact(p, r) for p, rows in self._case.rows.items() for r in rows]
+        return FactLookup(facts, shared=self.engine.shared_facts())

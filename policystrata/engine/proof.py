@@ -299,8 +299,11 @@ class Prover:
         self.exact: dict[Fact, int] = {}
         self.lower: dict[Fact, int] = {}
         self.built: dict[Fact, ProofNode] = {}
-        self.order = {r.index: compile_order(r, {}) for r in self.program.rules}
+        if len(self.program.proof_order) != len(self.program.rules):
+            self.program.proof_order = {r.index: compile_order(r, {}) for r in self.program.rules}
+        self.order = self.program.proof_order
         self.limit = sum(len(v) for v in result._derived_rows.values()) + 1
+        self._index: dict[tuple[str, int], dict[tuple[type, Any], list[tuple[Const, ...]]]] = {}
 
     # ---- matching -----------------------------------------------------------------------------
 
@@ -334,7 +337,7 @@ class Prover:
         lit = rule.body[order[k]]
         if isinstance(lit, Positive):
             pattern = [self._value(t, env) for t in lit.atom.args]
-            for row in self.result.atoms(lit.atom.pred):
+            for row in self._candidates(lit.atom.pred, pattern):
                 new = self._match(lit.atom.args, pattern, row, env)
                 if new is None:
                     continue
@@ -354,6 +357,20 @@ class Prover:
                 )
             elif left is not _UNBOUND and right is not _UNBOUND and compare(left, lit.op, right):
                 yield from self._solve(rule, order, k + 1, env, d)
+
+    def _candidates(self, pred: str, pattern: list[Any]) -> list[tuple[Const, ...]]:
+        """The atoms of ``pred`` (sorted) that can match ``pattern``: those with the value of
+        its first bound position there (same relative order as in the full sorted list)."""
+        for pos, p in enumerate(pattern):
+            if p is not _UNBOUND:
+                index = self._index.get((pred, pos))
+                if index is None:
+                    index = {}
+                    for row in self.result._atoms_view(pred):
+                        index.setdefault((type(row[pos]), row[pos]), []).append(row)
+                    self._index[(pred, pos)] = index
+                return index.get((type(p), p), [])
+        return self.result._atoms_view(pred)
 
     @staticmethod
     def _match(
@@ -390,7 +407,7 @@ class Prover:
             return Fact(pred, args) in self.result  # type: ignore[arg-type]
         return any(
             all(a is WILDCARD or _same(a, v) for a, v in zip(args, row, strict=True))
-            for row in self.result.atoms(pred)
+            for row in self.result._atoms_view(pred)
         )
 
     # ---- heights ------------------------------------------------------------------------------

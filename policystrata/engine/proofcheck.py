@@ -59,15 +59,38 @@ class FactLookup:
     """The given facts a proof may rest on, plus (optionally) the derived model.
 
     When ``derived`` is omitted, the model is computed here, independently, on first need.
+    With ``shared`` (a :class:`SharedFacts` holding facts common to many lookups, e.g. the
+    policy facts), ``facts`` are the lookup's own facts on top of the shared ones, and strata
+    that read none of the own facts' predicates are taken from the shared facts' model
+    (computed once, by the same evaluator).
     """
 
-    def __init__(self, facts: FactSet | Iterable[Fact], derived: Iterable[Fact] | None = None):
-        self._facts: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
-        self._rows: dict[str, list[Row]] = {}
+    def __init__(
+        self,
+        facts: FactSet | Iterable[Fact],
+        derived: Iterable[Fact] | None = None,
+        shared: SharedFacts | None = None,
+    ):
+        self._shared = shared
+        if shared is not None:
+            self._facts = dict(shared.keys)
+            self._rows = dict(shared.rows)
+        else:
+            self._facts = {}
+            self._rows = {}
+        own: set[str] = set()
         for f in facts:
-            if _rkey(f.args) not in self._facts.setdefault(f.pred, set()):
-                self._facts[f.pred].add(_rkey(f.args))
-                self._rows.setdefault(f.pred, []).append(f.args)
+            k = _rkey(f.args)
+            keys = self._facts.get(f.pred)
+            if keys is not None and k in keys:
+                continue
+            if f.pred not in own:  # copy-on-write of a shared predicate's keys and rows
+                own.add(f.pred)
+                self._facts[f.pred] = set(self._facts.get(f.pred, ()))
+                self._rows[f.pred] = list(self._rows.get(f.pred, ()))
+            self._facts[f.pred].add(k)
+            self._rows[f.pred].append(f.args)
+        self._own = own
         self._model: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None
         self._naive: _NaiveModel | None = None
         if derived is not None:
@@ -86,29 +109,78 @@ class FactLookup:
         if self._model is not None and self._naive is None:
             return self._model  # a trusted model was given
         if self._naive is None:
-            self._naive = _NaiveModel(program, self._rows)
+            shared = self._shared.model(program) if self._shared is not None else None
+            self._naive = _NaiveModel(program, self._rows, shared, self._own, self._facts)
         self._model = self._naive.keys
         self._naive.ensure(None if pred is None else {pred})
         return self._model
+
+
+class SharedFacts:
+    """Given facts common to many :class:`FactLookup` s (a domain's policy facts), indexed once;
+    the naive model of the strata that read only them is computed once, on first need."""
+
+    def __init__(self, facts: FactSet | Iterable[Fact]) -> None:
+        self.keys: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+        self.rows: dict[str, list[Row]] = {}
+        for f in facts:
+            k = _rkey(f.args)
+            keys = self.keys.setdefault(f.pred, set())
+            if k not in keys:
+                keys.add(k)
+                self.rows.setdefault(f.pred, []).append(f.args)
+        self._models: dict[int, tuple[Program, _NaiveModel]] = {}
+
+    def model(self, program: Program) -> _NaiveModel:
+        entry = self._models.get(id(program))
+        if entry is None or entry[0] is not program:
+            entry = (program, _NaiveModel(program, self.rows, keys=self.keys))
+            self._models[id(program)] = entry
+        return entry[1]
 
 
 # ---- a naive stratified evaluator (independent of the backend) --------------------------------
 
 
 class _NaiveModel:
-    """Naive stratified bottom-up evaluation, stratum by stratum, only as far as asked."""
+    """Naive stratified bottom-up evaluation, stratum by stratum, only as far as asked.
 
-    def __init__(self, program: Program, base: dict[str, list[Row]]) -> None:
+    With ``shared`` (the model over a subset of the base facts), a stratum none of whose
+    inputs, transitively, is a predicate in ``own`` (the predicates of the facts beyond that
+    subset) has the same tuples in both models and is taken from ``shared``."""
+
+    def __init__(
+        self,
+        program: Program,
+        base: dict[str, list[Row]],
+        shared: _NaiveModel | None = None,
+        own: set[str] | None = None,
+        keys: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None,
+    ) -> None:
         self.program = program
-        self.rows: dict[str, list[Row]] = {p: list(r) for p, r in base.items()}
-        self.keys = {p: {_rkey(r) for r in rs} for p, rs in self.rows.items()}
+        # rows and keys of a predicate no rule derives are only read here: given ``keys`` (the
+        # base's own key sets), they are shared, not copied; derived ones get their own copies
+        idb = set(program.idb_predicates())
+        self.rows: dict[str, list[Row]] = {
+            p: list(r) if keys is None or p in idb else r for p, r in base.items()
+        }
+        self.keys = {
+            p: {_rkey(r) for r in rs} if keys is None else (set(keys[p]) if p in idb else keys[p])
+            for p, rs in base.items()
+        }
         self.strata = program.strata or [[p] for p in program.idb_predicates()]
         self.done: set[int] = set()
         self.index = _Index(self.rows)
         self.deps: dict[str, set[str]] = {}
+        self.rules: dict[int, list[Rule]] = {}
+        of = {p: i for i, comp in enumerate(self.strata) for p in comp}
         for rule in program.rules:
             body = {lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)}
             self.deps.setdefault(rule.head.pred, set()).update(body)
+            self.rules.setdefault(of.get(rule.head.pred, -1), []).append(rule)
+        self.shared = shared
+        self.own = own or set()
+        self._closures: list[set[str]] | None = None
 
     def _closure(self, preds: set[str]) -> set[str]:
         seen, todo = set(preds), list(preds)
@@ -122,19 +194,43 @@ class _NaiveModel:
     def ensure(self, preds: set[str] | None) -> None:
         """Evaluate (in stratum order) every stratum the given predicates depend on."""
         wanted = None if preds is None else self._closure(preds)
+        shared = self.shared
         for i, comp in enumerate(self.strata):
             if i in self.done or (wanted is not None and not wanted.intersection(comp)):
                 continue
-            self._stratum(comp)
+            if shared is not None and not shared.closure_of(i) & self.own:
+                # the stratum reads none of our own facts: the shared model's tuples are ours
+                # (its inputs are earlier strata, already taken from the shared model too)
+                if i not in shared.done:
+                    shared._stratum(i, comp)
+                    shared.done.add(i)
+                for p in comp:
+                    if p in shared.rows:
+                        self.rows[p] = shared.rows[p]  # never appended to here: not our stratum
+                        self.keys[p] = shared.keys[p]
+            else:
+                self._stratum(i, comp)
             self.done.add(i)
 
-    def _stratum(self, comp: list[str]) -> None:
+    def closure_of(self, i: int) -> set[str]:
+        """Every predicate stratum ``i`` reads, transitively (and its own), computed once."""
+        if self._closures is None:
+            self._closures = [self._closure(set(comp)) for comp in self.strata]
+        return self._closures[i]
+
+    def _stratum(self, i: int, comp: list[str]) -> None:
         rows, keys = self.rows, self.keys
-        rules = [r for r in self.program.rules if r.head.pred in comp]
-        changed = True
-        while changed:
+        rules = self.rules.get(i, [])
+        # after the first pass only a rule reading the stratum itself can derive more
+        again = [
+            r
+            for r in rules
+            if any(lit.atom.pred in comp for lit in r.body if isinstance(lit, Positive))
+        ]
+        todo = rules
+        while todo:
             changed = False
-            for rule in rules:
+            for rule in todo:
                 for env in list(_bindings(rule, rows, keys, self.index)):
                     head = tuple(
                         t.value if isinstance(t, ConstTerm) else env[t] for t in rule.head.args
@@ -144,6 +240,7 @@ class _NaiveModel:
                         keys[rule.head.pred].add(hk)
                         rows.setdefault(rule.head.pred, []).append(head)
                         changed = True
+            todo = again if changed else []
 
 
 class _Index:
@@ -173,13 +270,21 @@ def _bindings(
     filters = [lit for lit in rule.body if not isinstance(lit, Positive)]
 
     def candidates(atom: Any, env: dict[Var, Const]) -> list[Row]:
+        """The rows matching the bound position that matches fewest (all rows if none)."""
+        best = None
         if index is not None:
             for pos, t in enumerate(atom.args):
                 if isinstance(t, ConstTerm):
-                    return index.lookup(atom.pred, pos, t.value)
-                if isinstance(t, Var) and not t.anon and t in env:
-                    return index.lookup(atom.pred, pos, env[t])
-        return rows.get(atom.pred, [])
+                    found = index.lookup(atom.pred, pos, t.value)
+                elif isinstance(t, Var) and not t.anon and t in env:
+                    found = index.lookup(atom.pred, pos, env[t])
+                else:
+                    continue
+                if best is None or len(found) < len(best):
+                    best = found
+                    if not best:
+                        break
+        return best if best is not None else rows.get(atom.pred, [])
 
     def join(i: int, env: dict[Var, Const]) -> Iterator[dict[Var, Const]]:
         if i == len(positives):

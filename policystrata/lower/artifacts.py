@@ -46,6 +46,7 @@ from lark.exceptions import LarkError
 from lark.lexer import PatternStr
 
 from policystrata.facts import FactSet, Provenance
+from policystrata.lalr import lalr_parser
 
 #: Grammar rules whose string literals are the words the grammar admits, by category.
 GRAMMAR_CATEGORIES = ("metric", "dimension", "time_range")
@@ -107,9 +108,8 @@ def _load_grammar(text: str) -> _Grammar:
     if cached is not None:
         _GRAMMARS.move_to_end(text)
         return cached
-    try:
-        parser = Lark(text, parser="lalr")
-    except LarkError as exc:
+    parser, exc = lalr_parser(text)  # compiled once per text (also for the stack)
+    if parser is None:
         result = _Grammar(None, (), str(exc).splitlines()[0] if str(exc) else "invalid grammar")
     else:
         terminals = {t.name: t for t in parser.terminals}

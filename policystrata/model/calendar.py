@@ -27,6 +27,7 @@ last_7_days 2026-05-25 2026-06-01 calendar
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 DEFAULT_LABELS = ("last_month", "last_fiscal_month", "fiscal_ytd", "quarter_to_date", "last_7_days")
 
@@ -50,7 +51,13 @@ def fiscal_months(as_of: dt.date) -> list[tuple[dt.date, dt.date]]:
 
 
 def default_time_ranges(as_of: dt.date) -> dict[str, tuple[str, str, str]]:
-    """Label -> (start, end, calendar) for every label of the default calendar."""
+    """Label -> (start, end, calendar) for every label of the default calendar (a fresh dict;
+    computed once per date: the reference stack asks for every request)."""
+    return dict(_default_time_ranges(as_of))
+
+
+@lru_cache(maxsize=64)
+def _default_time_ranges(as_of: dt.date) -> dict[str, tuple[str, str, str]]:
     first = as_of.replace(day=1)
     prev_first = (first - dt.timedelta(days=1)).replace(day=1)
     months = fiscal_months(as_of)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from lark import Lark
 from lark.exceptions import LarkError
 
 from policystrata.ir.query import render_name
+from policystrata.lalr import lalr_parser
 from policystrata.stack.manifest import manifest_words
 
 GRAINS = ("day", "week", "month", "quarter", "year")
@@ -89,12 +89,8 @@ def generate_grammar(manifest: dict[str, Any], knobs: GrammarKnobs | None = None
     )
 
 
-@lru_cache(maxsize=64)
 def _parser(grammar: str) -> Lark | None:
-    try:
-        return Lark(grammar, parser="lalr")
-    except LarkError:
-        return None
+    return lalr_parser(grammar)[0]  # compiled once per text, shared with the detector
 
 
 def grammar_decision(grammar: str, request_text: str) -> str:

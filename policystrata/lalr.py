@@ -1,0 +1,28 @@
+"""One LALR parser per grammar text, for the grammars a stack generates from its manifests.
+
+Building a Lark LALR parser costs tens of milliseconds; the reference stack's grammar layer and
+the detector's grammar lowering each need one for the same generated text. Both ask here, so a
+text is compiled once per process (bounded memo).
+
+>>> parser, error = lalr_parser('start: "a"')
+>>> parser.parse("a").data, error
+(Token('RULE', 'start'), None)
+>>> lalr_parser("start: undefined_rule")[0] is None
+True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from lark import Lark
+from lark.exceptions import LarkError
+
+
+@lru_cache(maxsize=256)
+def lalr_parser(text: str) -> tuple[Lark | None, LarkError | None]:
+    """``(parser, None)`` for a grammar that loads, else ``(None, the error)``."""
+    try:
+        return Lark(text, parser="lalr"), None
+    except LarkError as exc:
+        return None, exc
