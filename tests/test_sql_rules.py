@@ -163,3 +163,20 @@ def test_absent_time_filter_is_not_judged_but_relative_is(checker: Checker) -> N
     assert compiler_faults(checker, sql, TC) == set()
     rel = sql.replace("limit", "and t.opened_at >= current_date - interval '30 days' limit")
     assert "time_bounds_mismatch:last_month" in compiler_faults(checker, rel, TC)
+
+
+# ---- audit: legitimate shapes must be clean, drifting ones flagged ---------------------------
+
+
+def test_unquoted_upper_case_names_fold_like_postgres(checker: Checker) -> None:
+    sql = (
+        "SELECT COUNT(DISTINCT ST.ID) AS VALUE FROM SUPPORT_TICKETS ST WHERE ST.TENANT_ID = 'acme' "
+        "AND ST.OPENED_AT >= '2026-05-01' AND ST.OPENED_AT < '2026-06-01' LIMIT 100"
+    )
+    assert compiler_faults(checker, sql, TC) == set()
+    # a quoted alias keeps its case: "St" is not st, so the filter confines nothing
+    quoted = (
+        'select count(distinct "St".id) from support_tickets "St" where st.tenant_id = \'acme\' '
+        'and "St".opened_at >= \'2026-05-01\' and "St".opened_at < \'2026-06-01\' limit 100'
+    )
+    assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, quoted, TC)

@@ -162,3 +162,7 @@ with d as (delete from accounts returning id) select id from d
 select 1; commit
 -- name: unparseable
 select from where
+-- name: uppercase_unquoted
+SELECT COUNT(DISTINCT ST.ID) AS VALUE FROM PUBLIC.SUPPORT_TICKETS ST WHERE ST.TENANT_ID = 'acme' AND "st"."opened_at" >= '2026-05-01'
+-- name: quoted_alias_keeps_case
+select "St".id from support_tickets "St" where st.tenant_id = 'acme'

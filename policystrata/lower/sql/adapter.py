@@ -22,6 +22,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers as _normalize
 from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "exp",
     "ident_name",
     "node_span",
+    "normalize_identifiers",
     "parse",
     "parse_expression",
     "parse_one",
@@ -116,6 +118,17 @@ def parse(text: str, dialect: str = "postgres") -> list[exp.Expr | None]:
 def parse_one(text: str, dialect: str = "postgres") -> exp.Expr:
     """Parse exactly one statement."""
     return sqlglot.parse_one(text, read=dialect)
+
+
+def normalize_identifiers(tree: exp.Expr, dialect: str = "postgres") -> exp.Expr:
+    """Fold unquoted identifiers the way the dialect does (PostgreSQL: to lower case), in place;
+    quoted identifiers keep their case. After this, ``ST.ID`` and ``st.id`` are one name, so
+    aliases, sources and column references compare as the database compares them.
+
+    >>> normalize_identifiers(parse_one('SELECT ST.ID FROM T AS "St"')).sql()
+    'SELECT st.id FROM t AS "St"'
+    """
+    return _normalize(tree, dialect=dialect)
 
 
 def parse_expression(text: str, dialect: str = "postgres") -> exp.Expr:

@@ -13,7 +13,13 @@ True
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import SqlglotError, exp, parse, split_statements
+from policystrata.lower.sql.adapter import (
+    SqlglotError,
+    exp,
+    normalize_identifiers,
+    parse,
+    split_statements,
+)
 from policystrata.lower.sql.context import Ctx, Halt
 
 
@@ -53,7 +59,7 @@ def parse_sql(ctx: Ctx) -> None:
         reason = f"{len(trees)} statements parsed"
         ctx.finding("unparseable_sql", reason, span=(stmt.start, stmt.end))
         raise Halt
-    ctx.tree = trees[0]
+    ctx.tree = normalize_identifiers(trees[0], ctx.dialect)
     if isinstance(ctx.tree, exp.Command):
         ctx.finding(
             "not_read_only",
