@@ -177,6 +177,211 @@ def test_unquoted_upper_case_names_fold_like_postgres(checker: Checker) -> None:
     # a quoted alias keeps its case: "St" is not st, so the filter confines nothing
     quoted = (
         'select count(distinct "St".id) from support_tickets "St" where st.tenant_id = \'acme\' '
-        'and "St".opened_at >= \'2026-05-01\' and "St".opened_at < \'2026-06-01\' limit 100'
+        "and \"St\".opened_at >= '2026-05-01' and \"St\".opened_at < '2026-06-01' limit 100"
     )
     assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, quoted, TC)
+
+
+RC = "ticket_count by region during last_month limit 100"
+PLAN = "ticket_count by plan during last_month limit 100"
+AVG = "average_resolution_hours during last_month limit 100"
+NR_REGION = "net_revenue by region during last_month limit 100"
+NR_PLAN = "net_revenue by plan during last_month limit 100"
+ST_WINDOW = "st.opened_at >= date '2026-05-01' and st.opened_at < date '2026-06-01'"
+ACME_ACCOUNTS = "select id, region from accounts where tenant_id = 'acme'"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # the scoped parent in a CTE, joined from either side
+        f"with t as ({ACME_ACCOUNTS}) select count(distinct st.id) as value, t.region "
+        f"from support_tickets st join t on st.account_id = t.id where {ST_WINDOW} "
+        "group by t.region limit 100",
+        f"with t as ({ACME_ACCOUNTS}) select count(distinct st.id) as value, t.region "
+        f"from t join support_tickets st on st.account_id = t.id where {ST_WINDOW} "
+        "group by t.region limit 100",
+        # a derived table, a CTE over a CTE, a renamed key joined with USING
+        f"select count(distinct st.id) as value, x.region from support_tickets st "
+        f"join ({ACME_ACCOUNTS}) x on st.account_id = x.id where {ST_WINDOW} "
+        "group by x.region limit 100",
+        f"with a as ({ACME_ACCOUNTS}), b as (select id, region from a) "
+        "select count(distinct st.id) as value, b.region from support_tickets st "
+        f"join b on st.account_id = b.id where {ST_WINDOW} group by b.region limit 100",
+        "with a as (select id as account_id, region from accounts where tenant_id = 'acme') "
+        "select count(distinct st.id) as value, a.region from support_tickets st "
+        f"join a using (account_id) where {ST_WINDOW} group by a.region limit 100",
+        # comma join with the equality in WHERE
+        "select count(distinct st.id) as value, a.region from support_tickets st, accounts a "
+        f"where st.account_id = a.id and a.tenant_id = 'acme' and {ST_WINDOW} "
+        "group by a.region limit 100",
+    ],
+)
+def test_join_to_scoped_parent_in_cte_or_derived_table_is_clean(checker: Checker, sql: str) -> None:
+    assert compiler_faults(checker, sql, RC) == set()
+
+
+def test_metric_table_in_cte_keeps_join_grain_checks(checker: Checker) -> None:
+    cte = "with tk as (select * from support_tickets where tenant_id = 'acme') "
+    window = "tk.opened_at >= date '2026-05-01' and tk.opened_at < date '2026-06-01'"
+    fk_parent = (
+        f"{cte}select a.region as region, count(distinct tk.id) as value from tk "
+        f"join accounts a on a.id = tk.account_id where a.tenant_id = 'acme' and {window} "
+        "group by a.region limit 100"
+    )
+    assert compiler_faults(checker, fk_parent, RC) == set()
+    not_parent = (
+        f"{cte}select s.plan as plan, count(distinct tk.id) as value from tk "
+        f"join subscriptions s on s.account_id = tk.account_id where s.tenant_id = 'acme' "
+        f"and {window} group by s.plan limit 100"
+    )
+    faults = compiler_faults(
+        checker, not_parent, "ticket_count by plan during last_month limit 100"
+    )
+    assert "inner_join_drops_rows:support_tickets" in faults
+    events = (
+        f"{cte}select avg(tk.resolution_hours) as value from tk join ticket_events e "
+        f"on e.ticket_id = tk.id where e.tenant_id = 'acme' and {window} limit 100"
+    )
+    faults = compiler_faults(
+        checker, events, "average_resolution_hours during last_month limit 100"
+    )
+    assert "fanout_join:support_tickets" in faults
+
+
+NR = "net_revenue during last_month limit 100"
+INV_WINDOW = "i.invoice_date >= '2026-05-01' and i.invoice_date < '2026-06-01'"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # one-to-many derived table
+        "select sum(i.net_amount_cents) as value from invoices i join (select account_id from "
+        "support_tickets where tenant_id = 'acme') t on t.account_id = i.account_id "
+        f"where i.tenant_id = 'acme' and {INV_WINDOW} limit 100",
+        # LEFT JOIN of a derived table that is not one row per key
+        "select s.plan, sum(i.net_amount_cents) as value from invoices i left join "
+        "(select account_id, plan from subscriptions where tenant_id = 'acme') s "
+        f"on s.account_id = i.account_id where i.tenant_id = 'acme' and {INV_WINDOW} "
+        "group by s.plan limit 100",
+        # the join inside a CTE, the aggregate outside it
+        "with x as (select i.net_amount_cents from invoices i join support_tickets t "
+        f"on t.account_id = i.account_id where i.tenant_id = 'acme' and t.tenant_id = 'acme' "
+        f"and {INV_WINDOW}) select sum(x.net_amount_cents) as value from x limit 100",
+        # a set-returning table function
+        "select sum(i.net_amount_cents) as value from invoices i cross join "
+        f"generate_series(1, 3) g where i.tenant_id = 'acme' and {INV_WINDOW} limit 100",
+    ],
+)
+def test_fanout_through_derived_tables_ctes_and_functions(checker: Checker, sql: str) -> None:
+    assert "fanout_join:invoices" in compiler_faults(checker, sql, NR)
+
+
+def test_one_row_per_key_sources_do_not_fan_out(checker: Checker) -> None:
+    preaggregated = (
+        "with inv as (select account_id, sum(net_amount_cents) as net from invoices "
+        "where tenant_id = 'acme' and invoice_date >= '2026-05-01' "
+        "and invoice_date < '2026-06-01' group by account_id) "
+        "select a.region, sum(inv.net) as value from accounts a left join inv "
+        "on inv.account_id = a.id where a.tenant_id = 'acme' group by a.region limit 100"
+    )
+    assert compiler_faults(checker, preaggregated, NR_REGION) == set()
+    latest = (
+        "select l.plan as plan, sum(i.net_amount_cents) as value from invoices i left join "
+        "(select distinct on (s.account_id) s.account_id, s.plan from subscriptions s "
+        "where s.tenant_id = 'acme' order by s.account_id, s.started_on desc) l "
+        f"on l.account_id = i.account_id where i.tenant_id = 'acme' and {INV_WINDOW} "
+        "group by l.plan limit 100"
+    )
+    assert compiler_faults(checker, latest, NR_PLAN) == set()
+
+
+def test_outer_join_of_child_to_scoped_parent_is_clean(checker: Checker) -> None:
+    # the child's rows appear only where they match the parent's acme rows
+    parent_first = (
+        "select a.region, count(t.id) from accounts a left join support_tickets t "
+        "on t.account_id = a.id where a.tenant_id = 'acme' group by a.region limit 100"
+    )
+    assert compiler_faults(checker, parent_first) == set()
+    child_first = (
+        "select a.region, count(t.id) from support_tickets t left join accounts a "
+        "on a.id = t.account_id where t.tenant_id = 'acme' group by a.region limit 100"
+    )
+    assert compiler_faults(checker, child_first) == set()
+    # the preserved side is not filtered by a predicate in the ON clause
+    on_only = (
+        "select a.region, count(t.id) from support_tickets t left join accounts a "
+        "on a.id = t.account_id and a.tenant_id = 'acme' group by a.region limit 100"
+    )
+    assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, on_only)
+
+
+def test_inner_join_along_nullable_foreign_key_drops_rows(checker: Checker) -> None:
+    sql = (
+        "select count(distinct t.id) as value from support_tickets t join agents g "
+        f"on g.id = t.agent_id where t.tenant_id = 'acme' and {WINDOW} limit 100"
+    )
+    assert "inner_join_drops_rows:support_tickets" in compiler_faults(checker, sql, TC)
+    assert compiler_faults(checker, sql.replace(" join agents", " left join agents"), TC) == set()
+
+
+TICKETS = "select count(distinct t.id) as value from support_tickets t where "
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "t.account_id in (select id from accounts where tenant_id = 'acme')",
+        "t.tenant_id = (select x.id from tenants x where x.id = 'acme')",
+        "exists (select 1 from accounts a where a.id = t.account_id and a.tenant_id = 'acme')",
+        "exists (select 1 from accounts a where t.account_id = a.id and a.tenant_id = 'acme')",
+    ],
+)
+def test_semi_join_to_scoped_rows_confines(checker: Checker, cond: str) -> None:
+    assert compiler_faults(checker, f"{TICKETS}{cond} and {WINDOW} limit 100", TC) == set()
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "t.account_id not in (select id from accounts where tenant_id = 'acme')",
+        "not exists (select 1 from accounts a where a.id = t.account_id and a.tenant_id = 'acme')",
+        "(t.account_id in (select id from accounts where tenant_id = 'acme') or t.escalated)",
+        "t.account_id in (select account_id from support_tickets where severity = 'high')",
+        "t.severity in (select a.region from accounts a where a.tenant_id = 'acme')",
+    ],
+)
+def test_semi_join_that_does_not_confine(checker: Checker, cond: str) -> None:
+    faults = compiler_faults(checker, f"{TICKETS}{cond} and {WINDOW} limit 100", TC)
+    assert "tenant_scope_missing:support_tickets" in faults
+
+
+def test_filter_on_a_cte_column_confines_when_every_reader_filters(checker: Checker) -> None:
+    cte = (
+        "with tk as (select id, tenant_id, account_id from support_tickets "
+        "where opened_at >= '2026-05-01' and opened_at < '2026-06-01') "
+    )
+    outer = (
+        f"{cte}select count(distinct tk.id) as value from tk where tk.tenant_id = 'acme' limit 100"
+    )
+    assert compiler_faults(checker, outer, TC) == set()
+    joined = (
+        f"{cte}select a.region, count(distinct tk.id) as value from tk join accounts a "
+        "on a.id = tk.account_id where a.tenant_id = 'acme' group by a.region limit 100"
+    )
+    assert compiler_faults(checker, joined, RC) == set()
+    derived = (
+        "select count(distinct x.id) as value from (select * from support_tickets "
+        "where opened_at >= '2026-05-01' and opened_at < '2026-06-01') x "
+        "where x.tenant_id in ('acme') limit 100"
+    )
+    assert compiler_faults(checker, derived, TC) == set()
+    twice = (
+        f"{cte}select id from tk where tk.tenant_id = 'acme' union all select id from tk limit 100"
+    )
+    assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, twice)
+    other = outer.replace("= 'acme'", "in ('acme', 'beta')")
+    faults = compiler_faults(checker, other, TC)
+    assert "tenant_scope_missing:support_tickets" in faults
+    assert "cross_tenant_literal:support_tickets" in faults

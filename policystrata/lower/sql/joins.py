@@ -5,20 +5,26 @@
 LeftAlias is the alias the ON condition ties the joined source to (the first FROM source when
 the condition names none). ON predicates become ``sql_pred`` / ``sql_col_eq`` facts of the
 scope; for an outer join, predicates on the preserved side only hold where matched, so they are
-``possible``. USING (c) is ``sql_col_eq`` on c.
+``possible``. USING (c) is ``sql_col_eq`` on c. ``sql_join_eq(C, S, Alias, Column, RightAlias,
+RightColumn)`` for each equality in the conjunction of a join's ON (or USING) that ties the
+joined source to an earlier one, for every join kind: it is the join's matching condition
+(what fan-out depends on), even where an outer join does not make it hold for every row.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> r = lower_sql("q", "select 1 from accounts a left join invoices i on i.account_id = a.id")
 >>> [f.render() for f in r.facts.by_pred("sql_join")]
 ['sql_join("q", "s0", "a", "i", "left")']
+>>> [f.render() for f in r.facts.by_pred("sql_join_eq")]
+['sql_join_eq("q", "s0", "a", "id", "i", "account_id")']
 """
 
 from __future__ import annotations
 
 from policystrata.lower.sql.adapter import exp, ident_name
-from policystrata.lower.sql.context import Ctx
+from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import GUARANTEED, POSSIBLE
 from policystrata.lower.sql.predicates import emit_condition
+from policystrata.lower.sql.scopes import has_column
 
 
 def _alias(node: exp.Expr) -> str:
@@ -28,6 +34,14 @@ def _alias(node: exp.Expr) -> str:
     if isinstance(node, exp.Table):
         return ident_name(node.this) if isinstance(node.this, exp.Identifier) else ""
     return ""
+
+
+def _using_owner(ctx: Ctx, info: ScopeInfo, seen: list[str], column: str) -> str:
+    """The earlier source a ``USING (column)`` refers to: the one that has the column (the
+    first source when that is unknown)."""
+    sources = info.scope.selected_sources
+    having = [a for a in seen if a in sources and has_column(ctx, sources[a][1], column)]
+    return having[0] if len(having) == 1 else seen[0]
 
 
 def join_kind(join: exp.Join) -> str:
@@ -64,6 +78,7 @@ def joins(ctx: Ctx) -> None:
             elif kind == "right":
                 preserved = {right}
             on = join.args.get("on")
+            matched: list[tuple[str, str, str]] = []  # (other alias, its column, right column)
             if on is not None:
                 full = kind == "full"
 
@@ -71,16 +86,31 @@ def joins(ctx: Ctx) -> None:
                     return full or alias in p
 
                 eqs = emit_condition(ctx, info, on, weaken=weaken)
-                for a1, _c1, a2, _c2, _s in eqs:
+                for a1, c1, a2, c2, s in eqs:
+                    if s != GUARANTEED:
+                        continue
                     if a1 == right and a2 in seen:
-                        left = a2
-                        break
-                    if a2 == right and a1 in seen:
-                        left = a1
-                        break
+                        matched.append((a2, c2, c1))
+                    elif a2 == right and a1 in seen:
+                        matched.append((a1, c1, c2))
+                if matched:
+                    left = matched[0][0]
+                else:
+                    for a1, _c1, a2, _c2, _s in eqs:
+                        if a1 == right and a2 in seen:
+                            left = a2
+                            break
+                        if a2 == right and a1 in seen:
+                            left = a1
+                            break
             for ident in join.args.get("using") or []:
                 col = ident_name(ident.this if isinstance(ident, exp.Column) else ident)
+                owner = _using_owner(ctx, info, seen, col)
                 strength = POSSIBLE if kind == "full" else GUARANTEED
-                ctx.emit("sql_col_eq", info.id, left, col, right, col, strength, node=join)
+                ctx.emit("sql_col_eq", info.id, owner, col, right, col, strength, node=join)
+                matched.append((owner, col, col))
+                left = owner if len(matched) == 1 else left
+            for other, ocol, rcol in dict.fromkeys(matched):
+                ctx.emit("sql_join_eq", info.id, other, ocol, right, rcol, node=join)
             ctx.emit("sql_join", info.id, left, right, kind, node=join)
             seen.append(right)

@@ -134,7 +134,7 @@ def source_of(info: ScopeInfo, alias: str) -> exp.Table | Scope | None:
     return entry[1]
 
 
-def _has_column(ctx: Ctx, source: exp.Table | Scope, column: str) -> bool | None:
+def has_column(ctx: Ctx, source: exp.Table | Scope, column: str) -> bool | None:
     """Does the source have the column? ``None`` when unknown (no schema, star)."""
     if isinstance(source, exp.Table):
         if ctx.schema_columns is None:
@@ -163,8 +163,8 @@ def resolve(ctx: Ctx, info: ScopeInfo, col: exp.Column) -> tuple[str, ScopeInfo]
             continue
         if len(sources) == 1 and s is info:
             return next(iter(sources)), s
-        yes = [a for a, (_, src) in sources.items() if _has_column(ctx, src, name) is True]
-        maybe = [a for a, (_, src) in sources.items() if _has_column(ctx, src, name) is None]
+        yes = [a for a, (_, src) in sources.items() if has_column(ctx, src, name) is True]
+        maybe = [a for a, (_, src) in sources.items() if has_column(ctx, src, name) is None]
         if len(yes) == 1 and not maybe:
             _mark_correlated(ctx, info, s)
             return yes[0], s
@@ -224,7 +224,7 @@ def output_names(ctx: Ctx, info: ScopeInfo) -> list[str]:
             for alias, (_, src) in info.scope.selected_sources.items():
                 if qual and alias != qual:
                     continue
-                out.extend(_source_names(ctx, src))
+                out.extend(source_names(ctx, src))
         else:
             out.append(projection_name(proj))
     return out
@@ -250,7 +250,7 @@ def inner_query_scope(ctx: Ctx, info: ScopeInfo) -> ScopeInfo | None:
     return None
 
 
-def _source_names(ctx: Ctx, src: exp.Table | Scope) -> list[str]:
+def source_names(ctx: Ctx, src: exp.Table | Scope) -> list[str]:
     if isinstance(src, exp.Table):
         cols = (ctx.schema_columns or {}).get(table_name(src))
         return list(cols) if cols else ["*"]
@@ -296,7 +296,7 @@ def lineage(ctx: Ctx, info: ScopeInfo, name: str, _seen: frozenset[str] = frozen
     # through a star
     result: set[Base] = set()
     for _alias, (_, src) in info.scope.selected_sources.items():
-        has = _has_column(ctx, src, name)
+        has = has_column(ctx, src, name)
         if has is False:
             continue
         if isinstance(src, exp.Table):
@@ -335,7 +335,7 @@ def expr_lineage(
                 src = source_of(info, alias)
                 if src is None:
                     continue
-                for cname in _source_names(ctx, src):
+                for cname in source_names(ctx, src):
                     if cname == "*" and isinstance(src, exp.Table):
                         out.add((table_name(src), "*"))
                     else:
