@@ -385,3 +385,91 @@ def test_filter_on_a_cte_column_confines_when_every_reader_filters(checker: Chec
     faults = compiler_faults(checker, other, TC)
     assert "tenant_scope_missing:support_tickets" in faults
     assert "cross_tenant_literal:support_tickets" in faults
+
+
+ACME_STAR = "with t as (select * from accounts where tenant_id = 'acme') "
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # the reported defect: only region leaves the CTE's consumer
+        f"{ACME_STAR}select count(distinct st.id) as value, t.region from t "
+        f"join support_tickets st on st.account_id = t.id where {ST_WINDOW} "
+        "group by t.region limit 100",
+        f"{ACME_STAR}select t.region from t limit 100",
+        "select x.region from (select * from accounts where tenant_id = 'acme') x limit 100",
+        "with t as (select a.* from accounts a where a.tenant_id = 'acme') "
+        "select region from t limit 100",
+        f"{ACME_STAR}, u as (select * from t) select region from u limit 100",
+        "with t as (select * from accounts where tenant_id = 'acme' union all "
+        "select * from accounts where tenant_id = 'acme') select region from t limit 100",
+        f"{ACME_STAR}select count(*) from t limit 100",
+        # an explicitly listed column the consumer never uses is not read either
+        "with t as (select region, customer_email from accounts where tenant_id = 'acme') "
+        "select region from t limit 100",
+    ],
+)
+def test_star_in_cte_reads_only_what_the_consumer_uses(checker: Checker, sql: str) -> None:
+    faults = compiler_faults(checker, sql, RC if "support_tickets" in sql else None)
+    assert not {f for f in faults if f.startswith("sensitive_column")}, faults
+
+
+@pytest.mark.parametrize(
+    ("sql", "check"),
+    [
+        (f"{ACME_STAR}select * from t limit 100", "sensitive_column_output"),
+        (f"{ACME_STAR}select t.* from t limit 100", "sensitive_column_output"),
+        (
+            f"{ACME_STAR}select region from t where customer_email like '%x' limit 100",
+            "sensitive_column_read",
+        ),
+        (
+            f"{ACME_STAR}select region from t order by t.customer_email limit 100",
+            "sensitive_column_read",
+        ),
+        (
+            "with t as (select region from accounts where tenant_id = 'acme' "
+            "and customer_email like '%x') select region from t limit 100",
+            "sensitive_column_read",
+        ),
+        # DISTINCT compares whole rows: the email decides how many regions come out
+        (
+            "with t as (select distinct region, customer_email from accounts "
+            "where tenant_id = 'acme') select region from t limit 100",
+            "sensitive_column_read",
+        ),
+        (
+            "select row_to_json(a) from accounts a where a.tenant_id = 'acme' limit 100",
+            "sensitive_column_output",
+        ),
+        (
+            "select a from accounts a where a.tenant_id = 'acme' limit 100",
+            "sensitive_column_output",
+        ),
+        (
+            "select to_jsonb(a.*) from accounts a where a.tenant_id = 'acme' limit 100",
+            "sensitive_column_output",
+        ),
+        (
+            "select string_agg(lower(a.customer_email), ',') from accounts a "
+            "where a.tenant_id = 'acme' limit 100",
+            "sensitive_column_output",
+        ),
+    ],
+)
+def test_sensitive_column_used_or_returned_through_ctes_and_rows(
+    checker: Checker, sql: str, check: str
+) -> None:
+    assert f"{check}:customer_email" in compiler_faults(checker, sql)
+
+
+def test_whole_row_count_and_qualified_star_read_only_their_source(checker: Checker) -> None:
+    count_rows = "select count(a.*) from accounts a where a.tenant_id = 'acme' limit 100"
+    assert compiler_faults(checker, count_rows) == set()
+    # t.* returns the tickets' columns only, not the joined accounts' email
+    tickets = (
+        "select t.*, a.region from support_tickets t join accounts a on a.id = t.account_id "
+        "where t.tenant_id = 'acme' limit 100"
+    )
+    assert compiler_faults(checker, tickets) == set()

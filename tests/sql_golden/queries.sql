@@ -166,3 +166,9 @@ select from where
 SELECT COUNT(DISTINCT ST.ID) AS VALUE FROM PUBLIC.SUPPORT_TICKETS ST WHERE ST.TENANT_ID = 'acme' AND "st"."opened_at" >= '2026-05-01'
 -- name: quoted_alias_keeps_case
 select "St".id from support_tickets "St" where st.tenant_id = 'acme'
+-- name: star_cte_consumer_uses_region
+with t as (select * from accounts where tenant_id = 'acme') select t.region from t
+-- name: whole_row_reference
+select row_to_json(a), count(g.*) from accounts a join agents g on g.tenant_id = a.tenant_id group by 1
+-- name: qualified_star_in_function
+select to_jsonb(a.*) from accounts a join agents g on g.tenant_id = a.tenant_id

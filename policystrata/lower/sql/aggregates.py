@@ -1,11 +1,12 @@
 """Pass ``aggregates``: aggregate calls, GROUP BY, DISTINCT.
 
 ``sql_agg(C, S, Id, Func, Distinct, Table, Column)``: one fact per base column an aggregate's
-argument reads (``"*"``, ``"*"`` for ``count(*)`` / ``count(1)``); Func is lowercase (count,
-sum, avg, min, max, ...); Id is ``<scope>.a<n>``. ``sql_agg_filter(C, S, Id)`` when it has a
-FILTER (WHERE ...) clause. ``sql_group_by(C, S, Table, Column)`` for each base column grouped
-by (positional ``GROUP BY 1`` and output aliases are followed); ``sql_distinct(C, S)`` for
-SELECT DISTINCT, ``sql_distinct_on(C, S, Table, Column)`` for DISTINCT ON.
+argument reads (``"*"``, ``"*"`` for ``count(*)`` / ``count(1)`` / ``count(a.*)``); Func is
+lowercase (count, sum, avg, min, max, ...); Id is ``<scope>.a<n>``.
+``sql_agg_filter(C, S, Id)`` when it has a FILTER (WHERE ...) clause.
+``sql_group_by(C, S, Table, Column)`` for each base column grouped by (positional
+``GROUP BY 1`` and output aliases are followed); ``sql_distinct(C, S)`` for SELECT DISTINCT,
+``sql_distinct_on(C, S, Table, Column)`` for DISTINCT ON.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> q = "select count(distinct t.id) from support_tickets t"
@@ -18,7 +19,13 @@ from __future__ import annotations
 from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.guard import function_name
-from policystrata.lower.sql.scopes import Base, expr_lineage, local_nodes, output_names
+from policystrata.lower.sql.scopes import (
+    Base,
+    expr_lineage,
+    local_nodes,
+    output_names,
+    whole_row,
+)
 
 _NAMES = {
     exp.Count: "count",
@@ -84,8 +91,12 @@ def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
     for a in args:
         if a is None:
             continue
-        if isinstance(a, exp.Star):
-            star = True
+        if isinstance(a, exp.Star) or (
+            func == "count"
+            and isinstance(a, exp.Column)
+            and (isinstance(a.this, exp.Star) or whole_row(ctx, info, a) is not None)
+        ):
+            star = True  # count(*), count(a.*), count(a): counts rows
             continue
         found = expr_lineage(ctx, info, a)
         if not found and func == "count" and not a.find(exp.Column):
