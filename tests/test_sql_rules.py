@@ -473,3 +473,62 @@ def test_whole_row_count_and_qualified_star_read_only_their_source(checker: Chec
         "where t.tenant_id = 'acme' limit 100"
     )
     assert compiler_faults(checker, tickets) == set()
+
+
+def test_parenthesized_statement_is_the_select(checker: Checker) -> None:
+    inner = (
+        "select count(distinct t.id) as value from support_tickets t "
+        f"where t.tenant_id = 'acme' and {WINDOW}"
+    )
+    assert compiler_faults(checker, f"({inner} limit 100)", TC) == set()
+    assert compiler_faults(checker, f"(({inner})) limit 100", TC) == set()
+    assert "row_budget_exceeded:5000" in compiler_faults(checker, f"({inner}) limit 5000", TC)
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "t.tenant_id = nullif(current_setting('app.tenant_id', true), '')",
+        "(t.tenant_id = 'acme' or t.tenant_id = 'acme')",
+        "(t.tenant_id in ('acme') or t.tenant_id = current_setting('app.tenant_id'))",
+    ],
+)
+def test_equivalent_tenant_filters_are_clean(checker: Checker, cond: str) -> None:
+    sql = f"select count(distinct t.id) as value from support_tickets t where {cond} and {WINDOW}"
+    assert compiler_faults(checker, sql + " limit 100", TC) == set()
+
+
+def test_or_of_tenants_is_an_in_list(checker: Checker) -> None:
+    sql = (
+        "select count(distinct t.id) as value from support_tickets t where "
+        f"(t.tenant_id = 'acme' or t.tenant_id = 'beta') and {WINDOW} limit 100"
+    )
+    faults = compiler_faults(checker, sql, TC)
+    assert {
+        "tenant_scope_missing:support_tickets",
+        "cross_tenant_literal:support_tickets",
+    } <= faults
+    other = sql.replace("t.tenant_id = 'beta'", "t.severity = 'high'")
+    assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, other, TC)
+
+
+def test_lateral_subquery_correlated_with_a_scoped_alias(checker: Checker) -> None:
+    sql = (
+        "select a.region, x.n from accounts a cross join lateral (select count(*) as n "
+        "from support_tickets t where t.account_id = a.id) x where a.tenant_id = 'acme' limit 100"
+    )
+    assert compiler_faults(checker, sql) == set()
+    unscoped = sql.replace(" where a.tenant_id = 'acme'", "")
+    faults = compiler_faults(checker, unscoped)
+    assert {"tenant_scope_missing:accounts", "tenant_scope_missing:support_tickets"} <= faults
+
+
+def test_recursive_cte_is_analysed(checker: Checker) -> None:
+    sql = (
+        "with recursive r as (select id, 1 as n from accounts where tenant_id = 'acme' "
+        "union all select id, n + 1 from r where n < 3) select id from r limit 100"
+    )
+    assert compiler_faults(checker, sql) == set()
+    assert "tenant_scope_missing:accounts" in compiler_faults(
+        checker, sql.replace(" where tenant_id = 'acme'", "")
+    )

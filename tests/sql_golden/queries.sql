@@ -172,3 +172,13 @@ with t as (select * from accounts where tenant_id = 'acme') select t.region from
 select row_to_json(a), count(g.*) from accounts a join agents g on g.tenant_id = a.tenant_id group by 1
 -- name: qualified_star_in_function
 select to_jsonb(a.*) from accounts a join agents g on g.tenant_id = a.tenant_id
+-- name: parenthesized_statement
+((select a.region from accounts a where a.tenant_id = 'acme')) order by 1 limit 100
+-- name: or_of_equalities_is_in
+select id from accounts a where (a.tenant_id = 'acme' or a.tenant_id = $1) and (a.region = 'eu' or a.name = 'x')
+-- name: nullif_setting
+select id from accounts a where a.tenant_id = nullif(current_setting('app.tenant_id', true), '')
+-- name: recursive_cte
+with recursive r as (select id, 1 as n from accounts where tenant_id = 'acme' union all select id, n + 1 from r where n < 3) select id from r
+-- name: lateral_correlated_aggregate
+select a.region, x.n from accounts a cross join lateral (select count(*) as n from support_tickets t where t.account_id = a.id) x where a.tenant_id = 'acme'
