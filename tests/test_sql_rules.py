@@ -532,3 +532,67 @@ def test_recursive_cte_is_analysed(checker: Checker) -> None:
     assert "tenant_scope_missing:accounts" in compiler_faults(
         checker, sql.replace(" where tenant_id = 'acme'", "")
     )
+
+
+ESC = "escalated_tickets during last_month limit 100"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select count(distinct t.id) filter (where t.escalated) as value from support_tickets t "
+        f"where t.tenant_id = 'acme' and {WINDOW} limit 100",
+        "select count(distinct t.id) filter (where t.escalated = true) as value "
+        f"from support_tickets t where t.tenant_id = 'acme' and {WINDOW} limit 100",
+        "select count(distinct t.id) filter (where t.escalated is true) as value "
+        f"from support_tickets t where t.tenant_id = 'acme' and {WINDOW} limit 100",
+        # the filter as the scope's WHERE, or inside the CTE the aggregate reads
+        "select count(distinct t.id) as value from support_tickets t "
+        f"where t.tenant_id = 'acme' and t.escalated and {WINDOW} limit 100",
+        "with e as (select * from support_tickets where escalated and tenant_id = 'acme') "
+        "select count(distinct e.id) as value from e where e.opened_at >= '2026-05-01' "
+        "and e.opened_at < '2026-06-01' limit 100",
+    ],
+)
+def test_metric_filter_written_any_equivalent_way_is_clean(checker: Checker, sql: str) -> None:
+    assert compiler_faults(checker, sql, ESC) == set()
+
+
+@pytest.mark.parametrize(
+    "agg",
+    [
+        "count(distinct t.id)",  # the FILTER dropped: all tickets counted as escalated
+        "count(distinct t.id) filter (where not t.escalated)",
+        "count(distinct t.id) filter (where t.severity = 'high')",
+        "count(distinct t.id) filter (where t.escalated and t.severity = 'high')",
+        "count(distinct t.id) filter (where t.escalated or t.severity = 'high')",
+    ],
+)
+def test_metric_filter_dropped_or_changed_is_drift(checker: Checker, agg: str) -> None:
+    sql = f"select {agg} as value from support_tickets t where t.tenant_id = 'acme' and {WINDOW}"
+    assert "metric_aggregate_mismatch:escalated_tickets" in compiler_faults(
+        checker, sql + " limit 100", ESC
+    )
+
+
+def test_filter_on_an_unfiltered_metric_is_drift(checker: Checker) -> None:
+    sql = (
+        "select count(distinct t.id) filter (where t.escalated) as value from support_tickets t "
+        f"where t.tenant_id = 'acme' and {WINDOW} limit 100"
+    )
+    assert "metric_aggregate_mismatch:ticket_count" in compiler_faults(checker, sql, TC)
+
+
+@pytest.mark.parametrize(
+    "agg", ["count(*)", "count(t.id)", "count(1)", "sum(case when t.id is not null then 1 end)"]
+)
+def test_count_distinct_metric_written_without_distinct_is_drift(
+    checker: Checker, agg: str
+) -> None:
+    # Decision: DISTINCT is part of the declared expression. count(t.id) equals it while t is
+    # not joined to anything that repeats its rows, but a compiler that dropped it stops being
+    # right as soon as a join is added (seeded fault compiler_removes_distinct).
+    sql = f"select {agg} as value from support_tickets t where t.tenant_id = 'acme' and {WINDOW}"
+    assert "metric_aggregate_mismatch:ticket_count" in compiler_faults(
+        checker, sql + " limit 100", TC
+    )

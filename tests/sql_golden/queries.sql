@@ -182,3 +182,7 @@ select id from accounts a where a.tenant_id = nullif(current_setting('app.tenant
 with recursive r as (select id, 1 as n from accounts where tenant_id = 'acme' union all select id, n + 1 from r where n < 3) select id from r
 -- name: lateral_correlated_aggregate
 select a.region, x.n from accounts a cross join lateral (select count(*) as n from support_tickets t where t.account_id = a.id) x where a.tenant_id = 'acme'
+-- name: aggregate_filter_predicates
+select count(distinct t.id) filter (where t.escalated and not (t.severity <> 'high')) from support_tickets t where t.escalated is not null
+-- name: negated_is_and_like
+select id from accounts a where a.legacy_tenant_id is not null and a.name not like 'x%' and a.region not ilike 'eu' and not a.customer_email like '%@x'

@@ -3,7 +3,9 @@
 ``sql_agg(C, S, Id, Func, Distinct, Table, Column)``: one fact per base column an aggregate's
 argument reads (``"*"``, ``"*"`` for ``count(*)`` / ``count(1)`` / ``count(a.*)``); Func is
 lowercase (count, sum, avg, min, max, ...); Id is ``<scope>.a<n>``.
-``sql_agg_filter(C, S, Id)`` when it has a FILTER (WHERE ...) clause.
+``sql_agg_filter(C, S, Id)`` when it has a FILTER (WHERE ...) clause, and
+``sql_agg_filter_pred(C, S, Id, Table, Column, Op, VKind, Value, Strength)`` for each predicate
+of that clause (on the base column it reads; ops, values and strength as for ``sql_pred``).
 ``sql_group_by(C, S, Table, Column)`` for each base column grouped by (positional
 ``GROUP BY 1`` and output aliases are followed); ``sql_distinct(C, S)`` for SELECT DISTINCT,
 ``sql_distinct_on(C, S, Table, Column)`` for DISTINCT ON.
@@ -19,11 +21,14 @@ from __future__ import annotations
 from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.guard import function_name
+from policystrata.lower.sql.predicate_extract import extract_predicates
 from policystrata.lower.sql.scopes import (
     Base,
+    base_columns,
     expr_lineage,
     local_nodes,
     output_names,
+    param_name,
     whole_row,
 )
 
@@ -110,6 +115,23 @@ def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
         ctx.emit("sql_agg", info.id, agg_id, func, distinct, t, c, node=agg)
     if isinstance(agg.parent, exp.Filter):
         ctx.emit("sql_agg_filter", info.id, agg_id, node=agg.parent)
+        where = agg.parent.expression
+        cond = where.this if isinstance(where, exp.Where) else where
+        preds = extract_predicates(cond, lambda n: param_name(ctx, n), ctx.dialect)
+        for p in preds:
+            for t, c in sorted(base_columns(ctx, info, p.column)):
+                ctx.emit(
+                    "sql_agg_filter_pred",
+                    info.id,
+                    agg_id,
+                    t,
+                    c,
+                    p.op,
+                    p.vkind,
+                    p.value,
+                    p.strength,
+                    node=p.node,
+                )
 
 
 def _group_lineage(ctx: Ctx, info: ScopeInfo, node: exp.Select, g: exp.Expr) -> set[Base]:

@@ -8,7 +8,8 @@ function argument). Negation flips the operator: ``NOT (t <> 'acme')`` is a guar
 ``t = 'acme'``. ``IN`` lists give one predicate per element with op ``in``. ``BETWEEN`` gives
 ``>=`` and ``<=``. A column on the right is moved to the left (``'acme' = t`` -> ``t = 'acme'``).
 A disjunction of equalities / IN lists on one column is that column's IN list (``t = 'a' OR
-t = 'b'`` is a guaranteed ``t in ('a', 'b')``); ``c = nullif(v, w)`` compares ``c`` with ``v``.
+t = 'b'`` is a guaranteed ``t in ('a', 'b')``); ``c = nullif(v, w)`` compares ``c`` with ``v``; a
+boolean column used as a condition is ``c = true`` (``NOT c`` is ``c != true``).
 
 >>> from policystrata.lower.sql.adapter import parse_expression
 >>> e = parse_expression("t.tenant_id = 'acme' AND (x = 1 OR 1 = 1) AND NOT (t.r <> 'eu')")
@@ -186,9 +187,16 @@ def _walk(
     out: list[RawPred],
     pn: ParamNamer,
     dialect: str,
+    boolean: bool = True,
 ) -> None:
     while isinstance(node, exp.Paren):
         node = node.this
+    if boolean and isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        # a boolean column as a condition: ``where t.escalated`` is ``t.escalated = true``
+        op = "=" if positive else "!="
+        strength = GUARANTEED if guaranteed else POSSIBLE
+        out.append(RawPred(node, op, "literal", True, None, strength, node))
+        return
     if isinstance(node, exp.And):
         g = guaranteed if positive else False
         _walk(node.this, positive, g, out, pn, dialect)
@@ -222,7 +230,7 @@ def _walk(
     for child in node.iter_expressions():
         if isinstance(child, exp.Query):
             continue
-        _walk(child, True, False, out, pn, dialect)
+        _walk(child, True, False, out, pn, dialect, boolean=False)
 
 
 def _same_column_alternatives(node: exp.Or, pn: ParamNamer, dialect: str) -> list[RawPred] | None:
@@ -262,7 +270,20 @@ def _same_column_alternatives(node: exp.Or, pn: ParamNamer, dialect: str) -> lis
 def _atoms(
     node: exp.Expr, pn: ParamNamer, dialect: str
 ) -> Iterator[tuple[exp.Column, str, str, Const, exp.Expr | None]]:
-    """The atomic predicates a single comparison node stands for (empty if it is none)."""
+    """The atomic predicates a single comparison node stands for (empty if it is none).
+    ``IS NOT NULL`` / ``NOT LIKE`` are parsed as one node with ``negate`` set: the operator
+    is negated here."""
+    atoms = _plain_atoms(node, pn, dialect)
+    if not node.args.get("negate"):
+        yield from atoms
+        return
+    for col, op, vk, val, vnode in atoms:
+        yield (col, _NEGATE.get(op, "not_" + op), vk, val, vnode)
+
+
+def _plain_atoms(
+    node: exp.Expr, pn: ParamNamer, dialect: str
+) -> Iterator[tuple[exp.Column, str, str, Const, exp.Expr | None]]:
     op = _CMP.get(type(node))
     if op is not None:
         left, right = node.this, node.expression
