@@ -596,3 +596,53 @@ def test_count_distinct_metric_written_without_distinct_is_drift(
     assert "metric_aggregate_mismatch:ticket_count" in compiler_faults(
         checker, sql + " limit 100", TC
     )
+
+
+def tickets_where(cond: str) -> str:
+    return (
+        "select count(distinct t.id) as value from support_tickets t "
+        f"where t.tenant_id = 'acme' and {cond} limit 100"
+    )
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "t.opened_at >= date '2026-05-01' and t.opened_at < date '2026-05-01' + interval '1 month'",
+        "t.opened_at >= make_date(2026, 5, 1) and t.opened_at <= date '2026-06-01' - 1",
+        "t.opened_at between '2026-05-01'::date and '2026-06-01'::date - interval '1 day'",
+        "t.opened_at >= timestamp '2026-05-01 00:00:00' and t.opened_at < '2026-06-01'",
+        # a looser extra bound next to the declared ones changes nothing
+        "t.opened_at >= '2026-05-01' and t.opened_at < '2026-06-01' "
+        "and t.opened_at >= '2026-01-01'",
+        # another window bounds other rows (a correlated EXISTS), not the metric's
+        "t.opened_at >= '2026-05-01' and t.opened_at < '2026-06-01' and exists (select 1 "
+        "from support_tickets p where p.account_id = t.account_id and p.tenant_id = 'acme' "
+        "and p.opened_at < '2026-04-01')",
+    ],
+)
+def test_declared_range_written_any_equivalent_way_is_clean(checker: Checker, cond: str) -> None:
+    assert compiler_faults(checker, tickets_where(cond), TC) == set()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        tickets_where(
+            "t.opened_at >= '2026-05-01' and t.opened_at < '2026-06-01' "
+            "and t.opened_at >= '2026-05-02'"
+        ),
+        tickets_where("t.opened_at >= '2026-05-01' and t.opened_at <= '2026-06-01'"),
+        tickets_where("t.opened_at > '2026-05-01' and t.opened_at < '2026-06-01'"),
+        tickets_where(
+            "t.opened_at >= date '2026-05-01' "
+            "and t.opened_at < date '2026-05-01' + interval '30 days'"
+        ),
+        # the range on another date column while the metric's time column is not bounded
+        "select count(distinct t.id) as value from support_tickets t join accounts a "
+        "on a.id = t.account_id where t.tenant_id = 'acme' and a.created_on >= '2026-05-01' "
+        "and a.created_on < '2026-06-01' limit 100",
+    ],
+)
+def test_range_narrowed_or_misplaced_is_drift(checker: Checker, sql: str) -> None:
+    assert "time_bounds_mismatch:last_month" in compiler_faults(checker, sql, TC)

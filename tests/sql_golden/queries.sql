@@ -186,3 +186,7 @@ select a.region, x.n from accounts a cross join lateral (select count(*) as n fr
 select count(distinct t.id) filter (where t.escalated and not (t.severity <> 'high')) from support_tickets t where t.escalated is not null
 -- name: negated_is_and_like
 select id from accounts a where a.legacy_tenant_id is not null and a.name not like 'x%' and a.region not ilike 'eu' and not a.customer_email like '%@x'
+-- name: date_arithmetic_bounds
+select count(*) from support_tickets t where t.opened_at >= make_date(2026, 5, 1) and t.opened_at < date '2026-05-01' + interval '1 month' and t.opened_at <= '2026-06-01'::date - 1
+-- name: timestamp_plus_hours
+select count(*) from ticket_events e where e.event_at >= timestamp '2026-05-01' and e.event_at < timestamp '2026-05-01' + interval '1 day' + interval '2 hours'
