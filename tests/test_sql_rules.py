@@ -646,3 +646,15 @@ def test_declared_range_written_any_equivalent_way_is_clean(checker: Checker, co
 )
 def test_range_narrowed_or_misplaced_is_drift(checker: Checker, sql: str) -> None:
     assert "time_bounds_mismatch:last_month" in compiler_faults(checker, sql, TC)
+
+
+def test_left_join_that_where_makes_inner_confines_both_sides(checker: Checker) -> None:
+    sql = (
+        "select a.region, count(distinct t.id) as value from support_tickets t left join "
+        "accounts a on a.id = t.account_id where a.tenant_id = 'acme' and "
+        f"{WINDOW} group by a.region limit 100"
+    )
+    assert compiler_faults(checker, sql, RC) == set()
+    # IS NULL keeps the unmatched rows: still an outer join, tickets unconfined
+    kept = sql.replace("a.tenant_id = 'acme'", "(a.tenant_id = 'acme' or a.id is null)")
+    assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, kept, RC)

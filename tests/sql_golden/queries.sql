@@ -190,3 +190,5 @@ select id from accounts a where a.legacy_tenant_id is not null and a.name not li
 select count(*) from support_tickets t where t.opened_at >= make_date(2026, 5, 1) and t.opened_at < date '2026-05-01' + interval '1 month' and t.opened_at <= '2026-06-01'::date - 1
 -- name: timestamp_plus_hours
 select count(*) from ticket_events e where e.event_at >= timestamp '2026-05-01' and e.event_at < timestamp '2026-05-01' + interval '1 day' + interval '2 hours'
+-- name: left_join_reduced_by_where
+select count(distinct t.id) from support_tickets t left join accounts a on a.id = t.account_id left join agents g on g.id = t.agent_id where a.tenant_id = 'acme' and (g.name = 'x' or g.id is null)

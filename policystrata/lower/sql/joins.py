@@ -2,6 +2,9 @@
 
 ``sql_join(C, S, LeftAlias, RightAlias, Kind)`` with Kind ``inner``, ``left``, ``right``,
 ``full``, ``cross`` (also comma joins), ``lateral`` (``left_lateral`` for LEFT JOIN LATERAL).
+A LEFT JOIN whose joined source a guaranteed WHERE predicate rejects NULLs for (``where
+a.tenant_id = 'acme'``) keeps no unmatched row: it is reported as the inner join it is, as
+PostgreSQL's planner reduces it.
 LeftAlias is the alias the ON condition ties the joined source to (the first FROM source when
 the condition names none). ON predicates become ``sql_pred`` / ``sql_col_eq`` facts of the
 scope; for an outer join, predicates on the preserved side only hold where matched, so they are
@@ -22,9 +25,9 @@ from __future__ import annotations
 
 from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
-from policystrata.lower.sql.predicate_extract import GUARANTEED, POSSIBLE
+from policystrata.lower.sql.predicate_extract import GUARANTEED, POSSIBLE, extract_predicates
 from policystrata.lower.sql.predicates import emit_condition
-from policystrata.lower.sql.scopes import has_column
+from policystrata.lower.sql.scopes import has_column, param_name, resolve
 
 
 def _alias(node: exp.Expr) -> str:
@@ -42,6 +45,24 @@ def _using_owner(ctx: Ctx, info: ScopeInfo, seen: list[str], column: str) -> str
     sources = info.scope.selected_sources
     having = [a for a in seen if a in sources and has_column(ctx, sources[a][1], column)]
     return having[0] if len(having) == 1 else seen[0]
+
+
+def _null_rejected(ctx: Ctx, info: ScopeInfo, node: exp.Select) -> set[str]:
+    """Aliases a guaranteed WHERE predicate rejects NULLs for (any comparison but IS NULL):
+    a LEFT JOIN of such an alias keeps no unmatched row, it is an inner join."""
+    where = node.args.get("where")
+    if where is None:
+        return set()
+    out: set[str] = set()
+    for p in extract_predicates(where.this, lambda n: param_name(ctx, n), ctx.dialect):
+        if p.strength != GUARANTEED or p.op == "is_null":
+            continue
+        for col in (p.column, p.value_node):
+            if isinstance(col, exp.Column):
+                hit = resolve(ctx, info, col)
+                if hit is not None and hit[1] is info:
+                    out.add(hit[0])
+    return out
 
 
 def join_kind(join: exp.Join) -> str:
@@ -68,9 +89,12 @@ def joins(ctx: Ctx) -> None:
         if from_ is None:
             continue
         seen: list[str] = [_alias(from_.this)]
+        rejected = _null_rejected(ctx, info, node)
         for join in node.args.get("joins") or []:
             right = _alias(join.this)
             kind = join_kind(join)
+            if kind in ("left", "left_lateral") and right in rejected:
+                kind = "inner" if kind == "left" else "lateral"  # outer join reduction
             left = seen[0]
             preserved: set[str] = set()
             if kind in ("left", "left_lateral"):
