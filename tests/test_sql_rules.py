@@ -658,3 +658,23 @@ def test_left_join_that_where_makes_inner_confines_both_sides(checker: Checker) 
     # IS NULL keeps the unmatched rows: still an outer join, tickets unconfined
     kept = sql.replace("a.tenant_id = 'acme'", "(a.tenant_id = 'acme' or a.id is null)")
     assert "tenant_scope_missing:support_tickets" in compiler_faults(checker, kept, RC)
+
+
+def test_filter_on_a_left_joined_dimension_is_a_filter_not_a_dropping_join(
+    checker: Checker,
+) -> None:
+    # the reference compiler's shape for "net_revenue by plan where plan in (...)": the WHERE on
+    # the LEFT JOINed one-row-per-account subscriptions removes unmatched rows on purpose
+    sql = (
+        "with scoped_invoices as (select * from invoices where tenant_id = 'acme' "
+        "and invoice_date >= date '2026-05-01' and invoice_date < date '2026-06-01') "
+        "select latest_subscriptions.plan as plan, sum(scoped_invoices.net_amount_cents) as value "
+        "from scoped_invoices join accounts on accounts.id = scoped_invoices.account_id "
+        "left join (select distinct on (subscriptions.account_id) subscriptions.account_id, "
+        "subscriptions.plan from subscriptions where subscriptions.tenant_id = 'acme' "
+        "order by subscriptions.account_id, subscriptions.started_on desc) as latest_subscriptions "
+        "on latest_subscriptions.account_id = accounts.id where accounts.tenant_id = 'acme' "
+        "and latest_subscriptions.plan in ('enterprise', 'pro') group by latest_subscriptions.plan "
+        "limit 10"
+    )
+    assert compiler_faults(checker, sql, NR_PLAN) == set()

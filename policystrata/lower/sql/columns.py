@@ -8,7 +8,9 @@ the consuming query uses them, so ``with c as (select * from accounts) select re
 reads ``region`` only (a DISTINCT, UNION or INTERSECT / EXCEPT compares whole rows, so there
 every selected column counts). A whole-row reference (``row_to_json(a)``, ``a.*``) reads every
 column of the source. ``sql_unresolved_column(C, S, Column)`` when a reference cannot be resolved
-(ambiguous without a schema). Resolving also finds which subqueries are correlated.
+(ambiguous without a schema). ``sql_alias_column(C, S, Alias, Column)`` for each column of a
+source alias referenced by name (what the lineage rules follow). Resolving also finds which
+subqueries are correlated.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> r = lower_sql("q", "with c as (select customer_email e, region from accounts) select e from c")
@@ -25,12 +27,16 @@ from policystrata.lower.sql.scopes import (
     expr_lineage,
     projection_for,
     resolve,
+    source_names,
+    star_sources,
     whole_row,
 )
 
 
 def columns(ctx: Ctx) -> None:
-    """Emit ``sql_column_ref`` / ``sql_unresolved_column`` for every scope."""
+    """Emit ``sql_column_ref`` / ``sql_unresolved_column`` for every scope, and
+    ``sql_alias_column`` for every source column referenced by name."""
+    _alias_columns(ctx)
     for info in ctx.scopes:
         node = info.scope.expression
         select_list = list(node.expressions) if isinstance(node, exp.Select) else []
@@ -65,6 +71,32 @@ def columns(ctx: Ctx) -> None:
             if proj.find(exp.Star) is not None:
                 for t, c in sorted(expr_lineage(ctx, info, proj)):
                     ctx.emit("sql_column_ref", info.id, t, c, node=proj)
+
+
+def _alias_columns(ctx: Ctx) -> None:
+    """``sql_alias_column(C, S, Alias, Column)``: a column of source Alias of scope S referenced
+    anywhere (also from a correlated subquery, and by a star of S's select list)."""
+    seen: set[tuple[str, str, str]] = set()
+    for info in ctx.scopes:
+        node = info.scope.expression
+        for col in info.scope.columns:
+            if isinstance(col.this, exp.Star):
+                continue
+            hit = resolve(ctx, info, col)
+            if hit is not None:
+                key = (hit[1].id, hit[0], ident_name(col.this))
+                if key not in seen:
+                    seen.add(key)
+                    ctx.emit("sql_alias_column", *key, node=col)
+        if not isinstance(node, exp.Select):
+            continue
+        sources = star_sources(info)
+        for alias, (_, src) in sources.items():
+            for cname in source_names(ctx, src):
+                key = (info.id, alias, cname)
+                if cname != "*" and key not in seen:
+                    seen.add(key)
+                    ctx.emit("sql_alias_column", *key, node=node)
 
 
 def _passes_rows_through(ctx: Ctx, info: ScopeInfo) -> bool:

@@ -3,8 +3,9 @@
 ``sql_join(C, S, LeftAlias, RightAlias, Kind)`` with Kind ``inner``, ``left``, ``right``,
 ``full``, ``cross`` (also comma joins), ``lateral`` (``left_lateral`` for LEFT JOIN LATERAL).
 A LEFT JOIN whose joined source a guaranteed WHERE predicate rejects NULLs for (``where
-a.tenant_id = 'acme'``) keeps no unmatched row: it is reported as the inner join it is, as
-PostgreSQL's planner reduces it.
+a.tenant_id = 'acme'``) keeps no unmatched row, so its ON predicates hold for every row (they
+are ``guaranteed``, as for an inner join; PostgreSQL's planner reduces such a join the same
+way); the join's kind stays ``left``, since rows the WHERE removes are the filter's doing.
 LeftAlias is the alias the ON condition ties the joined source to (the first FROM source when
 the condition names none). ON predicates become ``sql_pred`` / ``sql_col_eq`` facts of the
 scope; for an outer join, predicates on the preserved side only hold where matched, so they are
@@ -23,6 +24,7 @@ joined source to an earlier one, for every join kind: it is the join's matching 
 
 from __future__ import annotations
 
+from policystrata.facts import Fact
 from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import GUARANTEED, POSSIBLE, extract_predicates
@@ -49,7 +51,7 @@ def _using_owner(ctx: Ctx, info: ScopeInfo, seen: list[str], column: str) -> str
 
 def _null_rejected(ctx: Ctx, info: ScopeInfo, node: exp.Select) -> set[str]:
     """Aliases a guaranteed WHERE predicate rejects NULLs for (any comparison but IS NULL):
-    a LEFT JOIN of such an alias keeps no unmatched row, it is an inner join."""
+    a LEFT JOIN of such an alias keeps no unmatched row."""
     where = node.args.get("where")
     if where is None:
         return set()
@@ -93,11 +95,9 @@ def joins(ctx: Ctx) -> None:
         for join in node.args.get("joins") or []:
             right = _alias(join.this)
             kind = join_kind(join)
-            if kind in ("left", "left_lateral") and right in rejected:
-                kind = "inner" if kind == "left" else "lateral"  # outer join reduction
             left = seen[0]
             preserved: set[str] = set()
-            if kind in ("left", "left_lateral"):
+            if kind in ("left", "left_lateral") and right not in rejected:
                 preserved = set(seen)
             elif kind == "right":
                 preserved = {right}
@@ -132,6 +132,12 @@ def joins(ctx: Ctx) -> None:
                 owner = _using_owner(ctx, info, seen, col)
                 strength = POSSIBLE if kind == "full" else GUARANTEED
                 ctx.emit("sql_col_eq", info.id, owner, col, right, col, strength, node=join)
+                for alias in (owner, right):  # USING names columns that are no Column nodes
+                    if (
+                        Fact("sql_alias_column", (ctx.case_id, info.id, alias, col))
+                        not in ctx.facts
+                    ):
+                        ctx.emit("sql_alias_column", info.id, alias, col, node=join)
                 matched.append((owner, col, col))
                 left = owner if len(matched) == 1 else left
             for other, ocol, rcol in dict.fromkeys(matched):
