@@ -678,3 +678,44 @@ def test_filter_on_a_left_joined_dimension_is_a_filter_not_a_dropping_join(
         "limit 10"
     )
     assert compiler_faults(checker, sql, NR_PLAN) == set()
+
+
+def trace_faults(checker: Checker, record: dict[str, object]) -> set[str]:
+    import json
+
+    from policystrata.traces import parse_trace_line
+
+    case = parse_trace_line(json.dumps(record), "traces.jsonl", 1)
+    assert isinstance(case, Case), case
+    result = checker.engine.evaluate(checker.case_facts(case))
+    return {
+        f"{chk}:{key}" for (_c, s, _cl, chk, key) in result.atoms("layer_fault") if s == "compiler"
+    }
+
+
+@pytest.mark.parametrize(
+    ("where", "params"),
+    [
+        ("t.tenant_id = $1", {"tenant_ids": ["acme"]}),
+        ("t.tenant_id = :tenant", {"params": {"tenant": "acme"}}),
+        ("t.tenant_id = %(tenant)s", {"params": {"tenant": "acme"}}),
+        # anonymous placeholders are bound by position: the LIMIT's comes last
+        ("t.tenant_id = %s", {"params": ["acme", 100]}),
+        ("t.tenant_id = ?", {"params": ["acme", 100]}),
+    ],
+)
+def test_trace_parameters_bind_the_tenant(
+    checker: Checker, where: str, params: dict[str, object]
+) -> None:
+    limit = "%s" if "%s" in where else "?" if "?" in where else "100"
+    sql = f"select count(distinct t.id) as value from support_tickets t where {where} limit {limit}"
+    record = {"id": "r1", "principal": "acme_analyst", "sql": sql, **params}
+    assert trace_faults(checker, record) == set()
+    if "params" in params:
+        values = params["params"]
+        other = ["beta", 100] if isinstance(values, list) else {"tenant": "beta"}
+        faults = trace_faults(checker, {**record, "params": other})
+        assert {
+            "tenant_scope_missing:support_tickets",
+            "cross_tenant_literal:support_tickets",
+        } <= faults

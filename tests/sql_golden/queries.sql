@@ -192,3 +192,5 @@ select count(*) from support_tickets t where t.opened_at >= make_date(2026, 5, 1
 select count(*) from ticket_events e where e.event_at >= timestamp '2026-05-01' and e.event_at < timestamp '2026-05-01' + interval '1 day' + interval '2 hours'
 -- name: left_join_reduced_by_where
 select count(distinct t.id) from support_tickets t left join accounts a on a.id = t.account_id left join agents g on g.id = t.agent_id where a.tenant_id = 'acme' and (g.name = 'x' or g.id is null)
+-- name: anonymous_params_in_text_order
+with x as (select id from accounts where tenant_id = ?) select count(*) from x join support_tickets t on t.account_id = x.id where t.severity = %s limit ? offset %s

@@ -27,6 +27,7 @@ from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
 
 __all__ = [
     "SQLGLOT_VERSION",
+    "anonymous_placeholders",
     "ParseError",
     "Scope",
     "ScopeType",
@@ -129,6 +130,35 @@ def normalize_identifiers(tree: exp.Expr, dialect: str = "postgres") -> exp.Expr
     'SELECT st.id FROM t AS "St"'
     """
     return _normalize(tree, dialect=dialect)
+
+
+def anonymous_placeholders(tree: exp.Expr, dialect: str = "postgres") -> list[exp.Placeholder]:
+    """The anonymous placeholders (``?``, ``%s``) of a statement in the order they appear in its
+    text, which is the order a driver binds them. sqlglot records no position for them, so each
+    is marked in turn and found in the generated SQL (generation follows the clause order of
+    the grammar); the tree is restored.
+
+    >>> t = parse_one("select 1 from t where a = %s and b = ? limit %s")
+    >>> [p.sql("postgres") for p in anonymous_placeholders(t)], t.sql("postgres")
+    (['%s', '?', '%s'], 'SELECT 1 FROM t WHERE a = %s AND b = ? LIMIT %s')
+    """
+    nodes = [
+        n
+        for n in tree.walk()
+        if isinstance(n, exp.Placeholder) and (not n.name or n.name == "?")
+    ]
+    saved = [dict(n.args) for n in nodes]
+    try:
+        for i, n in enumerate(nodes):
+            n.set("jdbc", None)
+            n.set("this", f"strata_anonymous_{i}_")
+        text = tree.sql(dialect=dialect)
+    finally:
+        for n, args in zip(nodes, saved, strict=True):
+            for key in ("jdbc", "this"):
+                n.set(key, args.get(key))
+    order = {i: text.find(f"strata_anonymous_{i}_") for i in range(len(nodes))}
+    return [nodes[i] for i in sorted(order, key=lambda i: (order[i] < 0, order[i], i))]
 
 
 def parse_expression(text: str, dialect: str = "postgres") -> exp.Expr:

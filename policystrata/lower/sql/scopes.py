@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from policystrata.lower.sql.adapter import (
     Scope,
+    anonymous_placeholders,
     ScopeType,
     branch_scopes,
     build_scope,
@@ -94,17 +95,13 @@ def _number_params(ctx: Ctx) -> None:
     """Name every parameter: ``$n`` stays ``$n``; ``:name`` and ``%(name)s`` are ``name``;
     anonymous ``?`` / ``%s`` are ``$1``, ``$2``… by position (as the driver binds them)."""
     assert ctx.tree is not None
-    nodes = [n for n in ctx.tree.walk() if isinstance(n, exp.Parameter | exp.Placeholder)]
-    nodes.sort(key=lambda n: (ctx.span(n) or (0, 0))[0])
-    anon = 0
-    for n in nodes:
+    for n in ctx.tree.walk():
         if isinstance(n, exp.Parameter):
             ctx.params[id(n)] = "$" + n.name
-        elif n.name and n.name != "?":
+        elif isinstance(n, exp.Placeholder) and n.name and n.name != "?":
             ctx.params[id(n)] = n.name
-        else:
-            anon += 1
-            ctx.params[id(n)] = f"${anon}"
+    for pos, n in enumerate(anonymous_placeholders(ctx.tree, ctx.dialect), start=1):
+        ctx.params[id(n)] = f"${pos}"
 
 
 def param_name(ctx: Ctx, node: exp.Expr) -> str:
