@@ -719,3 +719,45 @@ def test_trace_parameters_bind_the_tenant(
             "tenant_scope_missing:support_tickets",
             "cross_tenant_literal:support_tickets",
         } <= faults
+
+
+def test_in_subquery_read_is_confined_by_the_outer_confined_column(checker: Checker) -> None:
+    sql = (
+        "select count(*) from accounts a where a.tenant_id = 'acme' "
+        "and a.id in (select account_id from support_tickets where severity = 'high') limit 100"
+    )
+    assert compiler_faults(checker, sql) == set()
+    # NOT IN keeps accounts with no such ticket: the subquery reads every tenant's tickets
+    assert "tenant_scope_missing:support_tickets" in compiler_faults(
+        checker, sql.replace(" in (", " not in (")
+    )
+    unscoped = sql.replace("a.tenant_id = 'acme' and ", "")
+    faults = compiler_faults(checker, unscoped)
+    assert {"tenant_scope_missing:accounts", "tenant_scope_missing:support_tickets"} <= faults
+
+
+ACME_REGIONS = "select a.region from accounts a where a.tenant_id = 'acme'"
+
+
+@pytest.mark.parametrize(
+    ("sql", "fault"),
+    [
+        (f"select x.region from ({ACME_REGIONS} limit 100) x", None),
+        (f"with x as ({ACME_REGIONS} fetch first 100 rows only) select region from x", None),
+        (f"with x as ({ACME_REGIONS} limit 100) select region from x limit 5000", None),
+        (f"with x as ({ACME_REGIONS} limit 5000) select region from x", "row_budget_exceeded:5000"),
+        # a join or a set-returning function can return more rows than the source's limit
+        (
+            f"select x.region from ({ACME_REGIONS} limit 100) x cross join tenants g "
+            "where g.id = 'acme'",
+            "row_budget_missing:analyst",
+        ),
+        (
+            f"select x.region, generate_series(1, 50) from ({ACME_REGIONS} limit 100) x",
+            "row_budget_missing:analyst",
+        ),
+    ],
+)
+def test_row_budget_through_a_limited_source(checker: Checker, sql: str, fault: str | None) -> None:
+    faults = {f for f in compiler_faults(checker, sql) if f.startswith("row_budget")}
+    assert faults == ({fault} if fault else set())

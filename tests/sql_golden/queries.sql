@@ -194,3 +194,5 @@ select count(*) from ticket_events e where e.event_at >= timestamp '2026-05-01' 
 select count(distinct t.id) from support_tickets t left join accounts a on a.id = t.account_id left join agents g on g.id = t.agent_id where a.tenant_id = 'acme' and (g.name = 'x' or g.id is null)
 -- name: anonymous_params_in_text_order
 with x as (select id from accounts where tenant_id = ?) select count(*) from x join support_tickets t on t.account_id = x.id where t.severity = %s limit ? offset %s
+-- name: limit_inside_derived_table
+select x.region, generate_series(1, 2) from (select a.region from accounts a order by a.region fetch first 10 rows only) x

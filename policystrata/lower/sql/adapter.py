@@ -27,7 +27,6 @@ from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
 
 __all__ = [
     "SQLGLOT_VERSION",
-    "anonymous_placeholders",
     "ParseError",
     "Scope",
     "ScopeType",
@@ -35,6 +34,7 @@ __all__ = [
     "Statement",
     "Tok",
     "TokenError",
+    "anonymous_placeholders",
     "branch_scopes",
     "build_scope",
     "data_type_name",
@@ -143,9 +143,7 @@ def anonymous_placeholders(tree: exp.Expr, dialect: str = "postgres") -> list[ex
     (['%s', '?', '%s'], 'SELECT 1 FROM t WHERE a = %s AND b = ? LIMIT %s')
     """
     nodes = [
-        n
-        for n in tree.walk()
-        if isinstance(n, exp.Placeholder) and (not n.name or n.name == "?")
+        n for n in tree.walk() if isinstance(n, exp.Placeholder) and (not n.name or n.name == "?")
     ]
     saved = [dict(n.args) for n in nodes]
     try:

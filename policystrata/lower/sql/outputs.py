@@ -10,7 +10,8 @@ scope is a source column passed through unchanged (a bare column, renamed or not
 expansion); ``sql_unique_output(C, S, Name)`` when no two rows of the scope share output Name
 (it is the only GROUP BY / DISTINCT ON key, the only column of a SELECT DISTINCT, or the scope
 returns at most one row); ``sql_single_row(C, S)`` when the scope returns at most one row (an
-aggregate without GROUP BY, or LIMIT 1); ``sql_aggregated(C, S)`` when a scope aggregates
+aggregate without GROUP BY, or LIMIT 1); ``sql_set_returning(C, S)`` when its select list
+calls a set-returning function; ``sql_aggregated(C, S)`` when a scope aggregates
 (GROUP BY or an aggregate in its select list; window functions do not aggregate).
 
 >>> from policystrata.lower.sql import lower_sql
@@ -159,7 +160,8 @@ def _uniqueness(ctx: Ctx, info: ScopeInfo, node: exp.Select, names: list[str]) -
     for p in node.expressions:
         for call in p.walk():
             if is_call(call) and function_name(call) in SET_RETURNING:
-                return  # a set-returning function repeats rows
+                ctx.emit("sql_set_returning", info.id, node=call)
+                return  # a set-returning function repeats rows: nothing is unique
     if _is_single_row(node):
         ctx.emit("sql_single_row", info.id, node=node)
         for name in dict.fromkeys(names):

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from policystrata.lower.sql.adapter import (
     Scope,
-    anonymous_placeholders,
     ScopeType,
+    anonymous_placeholders,
     branch_scopes,
     build_scope,
     exp,
