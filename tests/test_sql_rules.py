@@ -612,6 +612,8 @@ def tickets_where(cond: str) -> str:
         "t.opened_at >= make_date(2026, 5, 1) and t.opened_at <= date '2026-06-01' - 1",
         "t.opened_at between '2026-05-01'::date and '2026-06-01'::date - interval '1 day'",
         "t.opened_at >= timestamp '2026-05-01 00:00:00' and t.opened_at < '2026-06-01'",
+        "date_trunc('month', t.opened_at) = date '2026-05-01'",
+        "t.opened_at > '2026-04-30' and t.opened_at <= '2026-05-31'",
         # a looser extra bound next to the declared ones changes nothing
         "t.opened_at >= '2026-05-01' and t.opened_at < '2026-06-01' "
         "and t.opened_at >= '2026-01-01'",
@@ -761,3 +763,96 @@ ACME_REGIONS = "select a.region from accounts a where a.tenant_id = 'acme'"
 def test_row_budget_through_a_limited_source(checker: Checker, sql: str, fault: str | None) -> None:
     faults = {f for f in compiler_faults(checker, sql) if f.startswith("row_budget")}
     assert faults == ({fault} if fault else set())
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        "a.customer_email as e",
+        "lower(a.customer_email) as e",
+        "case when a.region = 'eu' then a.customer_email else 'n/a' end as e",
+        "a.name || ' <' || a.customer_email || '>' as e",
+        "string_agg(a.customer_email, ',') as e",
+        "(select max(b.customer_email) from accounts b where b.id = a.id) as e",
+    ],
+)
+def test_sensitive_column_reaching_the_output_is_flagged(checker: Checker, select: str) -> None:
+    base = f"select {select} from accounts a where a.tenant_id = 'acme' limit 100"
+    assert "sensitive_column_output:customer_email" in compiler_faults(checker, base)
+    cte = (
+        f"with x as (select {select} from accounts a where a.tenant_id = 'acme') "
+        "select y.e from (select e from x) y limit 100"
+    )
+    assert "sensitive_column_output:customer_email" in compiler_faults(checker, cte)
+    # the role that may see the dimension is not flagged
+    assert compiler_faults(checker, base, principal="acme_finance_admin") == set()
+
+
+@pytest.mark.parametrize(
+    ("ir", "declared", "drifted"),
+    [
+        ("ticket_count", "count(distinct t.id)", "count(t.id)"),
+        ("average_resolution_hours", "avg(t.resolution_hours)", "avg(distinct t.resolution_hours)"),
+        (
+            "escalated_tickets",
+            "count(distinct t.id) filter (where t.escalated)",
+            "count(t.id) filter (where t.escalated)",
+        ),
+        ("net_revenue", "sum(i.net_amount_cents)", "sum(i.gross_amount_cents)"),
+        ("net_revenue", "sum(i.net_amount_cents)", "sum(distinct i.net_amount_cents)"),
+    ],
+)
+def test_each_metric_as_declared_is_clean_and_drifted_is_flagged(
+    checker: Checker, ir: str, declared: str, drifted: str
+) -> None:
+    if ir == "net_revenue":
+        src = (
+            "from invoices i where i.tenant_id = 'acme' and i.invoice_date >= '2026-05-01' "
+            "and i.invoice_date < '2026-06-01' limit 100"
+        )
+    else:
+        src = f"from support_tickets t where t.tenant_id = 'acme' and {WINDOW} limit 100"
+    query = f"{ir} during last_month limit 100"
+    assert compiler_faults(checker, f"select {declared} as value {src}", query) == set()
+    faults = compiler_faults(checker, f"select {drifted} as value {src}", query)
+    assert f"metric_aggregate_mismatch:{ir}" in faults
+
+
+def test_tenant_filter_in_having_on_the_group_key(checker: Checker) -> None:
+    sql = (
+        "select a.tenant_id, count(*) from accounts a group by a.tenant_id "
+        "having a.tenant_id = 'acme' limit 100"
+    )
+    assert compiler_faults(checker, sql) == set()
+    weak = sql.replace("having a.tenant_id = 'acme'", "having a.tenant_id = 'acme' or count(*) > 1")
+    assert "tenant_scope_missing:accounts" in compiler_faults(checker, weak)
+
+
+def test_union_all_branches_each_scoped(checker: Checker) -> None:
+    both = (
+        "select u.region from (select region from accounts where tenant_id = 'acme' union all "
+        "select a.region from accounts a join support_tickets t on t.account_id = a.id "
+        "where t.tenant_id = 'acme') u limit 100"
+    )
+    assert compiler_faults(checker, both) == set()
+    one = both.replace("where t.tenant_id = 'acme'", "where t.severity = 'high'")
+    faults = compiler_faults(checker, one)
+    assert {"tenant_scope_missing:accounts", "tenant_scope_missing:support_tickets"} <= faults
+
+
+def test_window_functions_do_not_aggregate_or_hide_columns(checker: Checker) -> None:
+    sql = (
+        "select a.region, count(*) over (partition by a.region) as n from accounts a "
+        "where a.tenant_id = 'acme' limit 100"
+    )
+    assert compiler_faults(checker, sql) == set()
+    by_email = sql.replace("partition by a.region", "partition by a.customer_email")
+    assert any(f.startswith("sensitive_column") for f in compiler_faults(checker, by_email))
+
+
+def test_fiscal_label_needs_the_fiscal_bounds(checker: Checker) -> None:
+    fiscal = "ticket_count during last_fiscal_month limit 100"
+    ok = tickets_where("t.opened_at between '2026-04-27' and '2026-05-24'")
+    assert compiler_faults(checker, ok, fiscal) == set()
+    calendar = tickets_where("t.opened_at >= '2026-05-01' and t.opened_at < '2026-06-01'")
+    assert "time_bounds_mismatch:last_fiscal_month" in compiler_faults(checker, calendar, fiscal)
