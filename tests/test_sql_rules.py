@@ -856,3 +856,35 @@ def test_fiscal_label_needs_the_fiscal_bounds(checker: Checker) -> None:
     assert compiler_faults(checker, ok, fiscal) == set()
     calendar = tickets_where("t.opened_at >= '2026-05-01' and t.opened_at < '2026-06-01'")
     assert "time_bounds_mismatch:last_fiscal_month" in compiler_faults(checker, calendar, fiscal)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "with a1 as (select * from accounts), a2 as (select * from a1) "
+            "select region from a2 where tenant_id = 'acme' limit 100",
+            set(),
+        ),
+        (
+            "with a1 as (select id, tenant_id as t from accounts), "
+            "a2 as (select t as tn, id from a1) select id from a2 where tn in ('acme') limit 100",
+            set(),
+        ),
+        (
+            "with a1 as (select * from accounts), a2 as (select * from a1) "
+            "select region from a2 where tenant_id = 'acme' union all select region from a1 "
+            "limit 100",
+            {"tenant_scope_missing:accounts"},
+        ),
+        (
+            "with a1 as (select * from accounts), a2 as (select * from a1) "
+            "select region from a2 where tenant_id = 'beta' limit 100",
+            {"tenant_scope_missing:accounts", "cross_tenant_literal:accounts"},
+        ),
+    ],
+)
+def test_tenant_filter_at_the_end_of_a_cte_chain(
+    checker: Checker, sql: str, expected: set[str]
+) -> None:
+    assert compiler_faults(checker, sql) == expected
