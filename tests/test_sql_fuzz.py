@@ -259,7 +259,7 @@ def expected_verdict(q: dict[str, object]) -> set[str]:
     a_ok = q["a_tenant"] == "acme"
     # a LEFT JOIN whose accounts side is filtered in WHERE is an inner join
     t_from_a = form != "left" or bool(q["a_tenant"] or q["a_extra"])
-    a_from_t = form != "in_sub"
+    a_from_t = True  # also IN (subquery): only the accounts matching t's account ids count
     out = set()
     if not (t_ok or (a_ok and t_from_a)):
         out.add("tenant_scope_missing:support_tickets")
