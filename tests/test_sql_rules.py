@@ -888,3 +888,35 @@ def test_tenant_filter_at_the_end_of_a_cte_chain(
     checker: Checker, sql: str, expected: set[str]
 ) -> None:
     assert compiler_faults(checker, sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("derived", "scoped"),
+    [
+        # per-key computations: only rows of the joined (acme) accounts shape the output
+        ("select account_id, count(*) as n from support_tickets group by account_id", True),
+        (
+            "select distinct on (account_id) account_id, plan from subscriptions "
+            "order by account_id, started_on desc",
+            True,
+        ),
+        # values or row choices computed over every tenant's rows leak through the join
+        ("select account_id, rank() over (order by seats desc) as n from subscriptions", False),
+        ("select account_id, plan from subscriptions order by seats desc limit 10", False),
+        (
+            "select distinct on (plan) account_id, plan from subscriptions "
+            "order by plan, started_on desc",
+            False,
+        ),
+    ],
+)
+def test_outer_confinement_of_a_derived_table_needs_per_row_outputs(
+    checker: Checker, derived: str, scoped: bool
+) -> None:
+    sql = (
+        f"select a.region from accounts a left join ({derived}) x on x.account_id = a.id "
+        "where a.tenant_id = 'acme' limit 100"
+    )
+    table = "support_tickets" if "support_tickets" in derived else "subscriptions"
+    faults = compiler_faults(checker, sql)
+    assert (f"tenant_scope_missing:{table}" not in faults) == scoped, faults

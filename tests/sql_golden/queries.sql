@@ -196,3 +196,5 @@ select count(distinct t.id) from support_tickets t left join accounts a on a.id 
 with x as (select id from accounts where tenant_id = ?) select count(*) from x join support_tickets t on t.account_id = x.id where t.severity = %s limit ? offset %s
 -- name: limit_inside_derived_table
 select x.region, generate_series(1, 2) from (select a.region from accounts a order by a.region fetch first 10 rows only) x
+-- name: window_function_not_aggregated
+select x.account_id, x.r from (select s.account_id, rank() over (partition by s.plan order by s.seats desc) as r from subscriptions s) x

@@ -12,7 +12,8 @@ expansion); ``sql_unique_output(C, S, Name)`` when no two rows of the scope shar
 returns at most one row); ``sql_single_row(C, S)`` when the scope returns at most one row (an
 aggregate without GROUP BY, or LIMIT 1); ``sql_set_returning(C, S)`` when its select list
 calls a set-returning function; ``sql_aggregated(C, S)`` when a scope aggregates
-(GROUP BY or an aggregate in its select list; window functions do not aggregate).
+(GROUP BY or an aggregate in its select list; window functions do not aggregate);
+``sql_window(C, S)`` when it computes a window function (a value over other rows).
 
 >>> from policystrata.lower.sql import lower_sql
 >>> q = "select x.e as mail from (select a.customer_email e from accounts a) x"
@@ -87,6 +88,11 @@ def outputs(ctx: Ctx) -> None:
             continue
         if is_aggregated(node):
             ctx.emit("sql_aggregated", info.id, node=node)
+        window = next(
+            (w for w in node.find_all(exp.Window) if w.find_ancestor(exp.Query) is node), None
+        )
+        if window is not None:
+            ctx.emit("sql_window", info.id, node=window)
         columns = _output_columns(ctx, info, node)
         for name, alias, col, at in columns:
             ctx.emit("sql_output_column", info.id, name, alias, col, node=at)
