@@ -41,6 +41,7 @@ class Case:
     cost_estimate: int | None = None  # the compiler's cost estimate
     ddl: str | None = None  # the DDL in force, when it differs from the domain's schema.sql
     reference_sql: str | None = None  # the canonical compiler's SQL: evidence only, never lowered
+    reference_params: dict[str, Const] = field(default_factory=dict)  # its bound $n parameters
     meta: dict[str, Any] = field(default_factory=dict)  # pass-through (regression_case, source)
 
     def info(self) -> CaseInfo:

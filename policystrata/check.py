@@ -197,8 +197,13 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     tenant = case_tenant(case, ctx.domain)
     if tenant is None:
         return FactSet()
-    params = [case.params[k] for k in sorted(case.params) if k.startswith("$")]
-    evidence = probe.case_evidence(case.sql, tenant, params, case.reference_sql)
+    evidence = probe.case_evidence(
+        case.sql,
+        tenant,
+        positional_params(case.params),
+        case.reference_sql,
+        positional_params(case.reference_params),
+    )
     # name the DDL in force, not the throwaway database (its name differs run to run)
     evidence["database"] = "schema.sql" if case.ddl is None else f"ddl {_digest(case.ddl)}"
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
@@ -206,6 +211,16 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     evidence["probes"] = probes
     ctx.evidence = evidence
     return rows_facts(case.id, evidence, probes)
+
+
+def positional_params(params: dict[str, Any]) -> list[Any]:
+    """The ``$1``, ``$2``, ... bindings in position order (``$10`` after ``$9``).
+
+    >>> positional_params({"$10": "j", "$2": "b", "$1": "a", "tenant": "x"})[:2]
+    ['a', 'b']
+    """
+    numbered = [(int(k[1:]), v) for k, v in params.items() if k[:1] == "$" and k[1:].isdigit()]
+    return [v for _, v in sorted(numbered)]
 
 
 def _digest(text: str) -> str:

@@ -92,9 +92,10 @@ def main() -> None:
 
     \b
     Start here:
-      strata demo                       run the seeded benchmark and walk through a witness
+      strata demo              # the seeded benchmark, then one witness explained
       strata check --domain support_saas --principal acme_analyst \\
-                   --ir "ticket_count by region during last_month limit 100" --sql "select ..."
+          --ir "ticket_count by region during last_month limit 100" \\
+          --sql "select ..."
       strata check --domain support_saas traces.jsonl
       strata explain witness.json
 
@@ -208,9 +209,10 @@ def check(
     Examples:
       strata check --domain support_saas --principal acme_analyst \\
           --ir "ticket_count by region during last_month limit 100" \\
-          --sql "select count(distinct t.id) from accounts a join support_tickets t
-                 on t.account_id = a.id where a.tenant_id = 'acme' limit 100"
-      strata check --domain support_saas traces.jsonl --format json > witnesses.json
+          --sql "select count(distinct t.id) from accounts a
+                 join support_tickets t on t.account_id = a.id
+                 where a.tenant_id = 'acme' limit 100"
+      strata check --domain support_saas traces.jsonl --format json > w.json
     """
     from policystrata.check import Checker
     from policystrata.db.domain import domain_database_for
@@ -258,6 +260,8 @@ def _check_cases(
     skipped = 0
     if traces is None:
         ir = parse_ir(ir_text, source="--ir") if ir_text else None
+        for note in request_notes(checker.domain, principal, ir, ir_text or ""):
+            _stderr(f"note: {note}")
         case = Case(
             id=case_id,
             principal=principal,
@@ -268,6 +272,8 @@ def _check_cases(
             origin=Provenance("command line"),
         )
         results.append(checker.check(case))
+        if sql is None and released is None:
+            _stderr(f"note: {_policy_verdict(checker, case)}")
     else:
         for item in read_traces(traces):
             if isinstance(item, Skipped):
@@ -285,6 +291,76 @@ def _check_cases(
     return build_report(checker, results)
 
 
+def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> list[str]:
+    """Names in a command-line request that policy.yaml does not know, with the closest known
+    name. They are notes, not errors: the request is checked as given (an unknown metric that
+    reached SQL is exactly what the validator must deny), but a typo should not pass unnoticed.
+
+    >>> from policystrata.ir import parse_ir
+    >>> from policystrata.model import load_domain
+    >>> for n in request_notes(load_domain("support_saas"), "acme_analyts",
+    ...                        parse_ir("ticket_cnt by regio during last_month"),
+    ...                        "ticket_cnt by regio during last_month"):
+    ...     print(n)
+    --principal: 'acme_analyts' is not a principal of policy.yaml (did you mean 'acme_analyst'?)
+    --ir:1:1: 'ticket_cnt' is not a metric of policy.yaml (did you mean 'ticket_count'?)
+    --ir:1:15: 'regio' is not a dimension of policy.yaml (did you mean 'region'?)
+    """
+    import re
+
+    from policystrata.errors import did_you_mean
+
+    pol = domain.policy
+    notes = []
+    if principal and principal not in pol.principals:
+        notes.append(
+            f"--principal: '{principal}' is not a principal of policy.yaml"
+            + did_you_mean(principal, pol.principals)
+        )
+    if ir is None:
+        return notes
+
+    def at(name: str) -> str:
+        m = re.search(rf"(?<![\w\"]){re.escape(name)}(?![\w\"])", ir_text)
+        if m is None:
+            return "--ir"
+        line = ir_text.count("\n", 0, m.start()) + 1
+        column = m.start() - (ir_text.rfind("\n", 0, m.start()) + 1) + 1
+        return f"--ir:{line}:{column}"
+
+    metrics = [*pol.metrics, *(a for m in pol.metrics.values() for a in m.aliases)]
+    checks = [("metric", ir.metric, pol.resolve_metric(ir.metric) is not None, metrics)]
+    dims = list(pol.dimensions)
+    checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
+    checks += [("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters]
+    if ir.time_range is not None:
+        labels = list(domain.time_ranges())
+        checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
+    seen = set()
+    for kind, name, known, candidates in checks:
+        if not known and (kind, name) not in seen:
+            seen.add((kind, name))
+            notes.append(
+                f"{at(name)}: '{name}' is not a {kind} of policy.yaml"
+                + did_you_mean(name, candidates)
+            )
+    return notes
+
+
+def _policy_verdict(checker: Any, case: Any) -> str:
+    """What policy says about a request given with no layer artifact (no --sql, no decision):
+    nothing shows a layer let it through, so no layer can be at fault; say what policy decides."""
+    result = checker.engine.evaluate(checker.case_facts(case))
+    reasons = sorted({f"{r[1]}: {r[2]}" for r in result.atoms("deny_reason")})
+    verdict = "policy allows this request"
+    if reasons:
+        verdict = f"policy denies this request ({'; '.join(reasons)})"
+    return (
+        f"{verdict}; with no --sql and no --release/--withhold there is no layer output to "
+        "judge, so no layer is at fault"
+    )
+
+
 def _error_result(error: Any) -> Any:
     from policystrata.witness import CaseInfo, CaseResult
 
@@ -294,39 +370,127 @@ def _error_result(error: Any) -> Any:
 
 
 @main.command()
+@_rules_option
 @click.argument("witness_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @reports_errors
-def explain(witness_file: Path) -> None:
-    """Re-render a saved witness (or a whole `check --format json` report) as proof trees.
+def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
+    """Re-render saved witnesses as proof trees: one witness, a `check --format json` report,
+    or a scan's scan.json / findings.jsonl.
 
-    The proofs are re-verified by the independent proof checker against the facts they cite;
-    a witness whose proof does not check is reported, not rendered as valid.
+    Each proof is re-verified first by the independent proof checker against the rules (the
+    shipped ones plus --rules) and the facts the witness cites: every rule step must instantiate
+    its rule at the cited file:line, every fact leaf must be a cited fact, every comparison must
+    hold. (Absent leaves are checked against the witness's own facts; the case's full fact set
+    is not part of a witness.) A witness whose proof does not check is reported on stderr, not
+    rendered, and the exit code is 2.
     """
+    from policystrata.check import load_rules
+    from policystrata.engine import FactLookup, ProofError, check_proof
+    from policystrata.facts import Fact
     from policystrata.report.terminal import render_witness
-    from policystrata.witness import CheckReport, Witness
 
-    try:
-        data = json.loads(witness_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not valid JSON: {exc.msg}", file=str(witness_file), line=exc.lineno
-        ) from exc
-    witnesses: list[Witness] = []
-    try:
-        if isinstance(data, dict) and "results" in data:
-            report = CheckReport.model_validate(data)
-            witnesses = [w for r in report.results for w in r.witnesses]
-        elif isinstance(data, list):
-            witnesses = [Witness.model_validate(w) for w in data]
-        else:
-            witnesses = [Witness.model_validate(data)]
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise InputError(f"not a PolicyStrata witness: {first}", file=str(witness_file)) from exc
+    witnesses = _saved_witnesses(witness_file)
+    program = load_rules(extra_rule_paths=expand_rule_paths(extra_rules))
+    bad = 0
     for w in witnesses:
+        leaves, derived = _proof_atoms(w.proof)
+        lookup = FactLookup(
+            [Fact(p, tuple(a)) for p, a in leaves], derived=[Fact(p, tuple(a)) for p, a in derived]
+        )
+        try:
+            check_proof(w.proof, program, lookup)
+        except ProofError as exc:
+            bad += 1
+            _stderr(f"error: {witness_file.name}: witness {w.id}: the proof does not check: {exc}")
+            continue
         render_witness(w)
     if not witnesses:
         _stderr("no witnesses in this file (clean)")
+    if bad:
+        sys.exit(EXIT_USAGE)
+
+
+def _proof_atoms(node: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], list[Any]]:
+    """(fact leaves, derived atoms) of a proof's JSON form, as (pred, args)."""
+    leaves: list[tuple[str, list[Any]]] = []
+    derived: list[tuple[str, list[Any]]] = []
+
+    def visit(n: dict[str, Any]) -> None:
+        atom = n.get("atom") or {}
+        pred, args = atom.get("pred"), atom.get("args")
+        if isinstance(pred, str) and isinstance(args, list):
+            if n.get("kind") == "fact":
+                leaves.append((pred, args))
+            elif n.get("kind") == "rule":
+                derived.append((pred, args))
+        for p in n.get("premises") or []:
+            if isinstance(p, dict):
+                visit(p)
+
+    visit(node)
+    return leaves, derived
+
+
+def _saved_witnesses(path: Path) -> list[Any]:
+    """Witnesses of a file: one witness, a list of them, a check report, a scan's scan.json
+    (its findings' witnesses) or findings.jsonl."""
+    from policystrata.witness import CheckReport, Witness
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", file=str(path)) from None
+    chunks = (
+        [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if path.suffix == ".jsonl"
+        else [(1, text)]
+    )
+    items: list[tuple[int | None, Any]] = []
+    for first, chunk in chunks:
+        try:
+            items.append((first if path.suffix == ".jsonl" else None, json.loads(chunk)))
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"not valid JSON: {exc.msg}",
+                file=str(path),
+                line=first + exc.lineno - 1,
+                column=exc.colno,
+            ) from None
+    out: list[Witness] = []
+    for line, data in items:
+        try:
+            if isinstance(data, dict) and "results" in data:
+                out += [w for r in CheckReport.model_validate(data).results for w in r.witnesses]
+            elif isinstance(data, dict) and "findings" in data and "gate" in data:
+                findings = data["findings"] if isinstance(data["findings"], list) else []
+                out += [Witness.model_validate(f["witness"]) for f in findings if f.get("witness")]
+            elif isinstance(data, dict) and "kind" in data and "rule_id" in data:  # a finding
+                if data.get("witness"):
+                    out.append(Witness.model_validate(data["witness"]))
+            elif isinstance(data, list):
+                out += [Witness.model_validate(w) for w in data]
+            else:
+                out.append(Witness.model_validate(data))
+        except ValueError as exc:
+            raise InputError(
+                f"not a PolicyStrata witness, check report or scan report: {_first_problem(exc)}",
+                file=str(path),
+                line=line,
+            ) from None
+    return out
+
+
+def _first_problem(exc: ValueError) -> str:
+    """One line from a pydantic ValidationError: the first field and what is wrong with it."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        kind = "missing" if first.get("type") == "missing" else first.get("msg", "invalid")
+        count = len(errors())
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        return f"{where}: {kind}{more}" if where else f"{kind}{more}"
+    return str(exc).splitlines()[0]
 
 
 @main.group()

@@ -15,6 +15,7 @@ SQL are skipped and counted. Unknown keys are ignored (forward compatible).
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,33 +50,82 @@ TraceItem = Case | RecordError | Skipped
 
 
 def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceItem]:
-    """Yield one item per non-blank line of a trace file, lazily."""
+    """Yield one item per non-blank line of a trace file, lazily.
+
+    Lines are decoded one at a time, so a line that is not UTF-8 is a ``malformed_trace_line``
+    for that line only (a UTF-8 byte-order mark on the first line is allowed).
+    """
     name = display_name or path.name
-    with path.open(encoding="utf-8") as handle:
-        for lineno, raw in enumerate(handle, start=1):
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read trace file: {exc.strerror or exc}", file=name) from None
+    with handle:
+        for lineno, data in enumerate(handle, start=1):
+            if lineno == 1 and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8) :]
+            try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield RecordError(
+                    kind="malformed_trace_line",
+                    message=f"not UTF-8 text: byte 0x{data[exc.start]:02x} at byte {exc.start + 1}"
+                    " of the line",
+                    source=SourceRef(file=name, line=lineno),
+                )
+                continue
             if not raw.strip():
                 continue
             yield parse_trace_line(raw, name, lineno)
 
 
+def json_error_message(exc: json.JSONDecodeError, text: str) -> str:
+    """What is wrong with a JSON line, at the column Python's parser reports.
+
+    >>> try:
+    ...     json.loads('{"id": "a", "sql": "select 1"')
+    ... except json.JSONDecodeError as exc:
+    ...     print(json_error_message(exc, '{"id": "a", "sql": "select 1"'))
+    not valid JSON: Expecting ',' delimiter at column 30 (the line ends before the record is closed)
+    """
+    message = f"not valid JSON: {exc.msg} at column {exc.colno}"
+    if exc.pos >= len(text.rstrip()):
+        message += " (the line ends before the record is closed)"
+    return message
+
+
 def parse_trace_line(raw: str, file: str, line: int) -> TraceItem:
     """Turn one JSONL line into a Case, a RecordError, or Skipped."""
     where = SourceRef(file=file, line=line)
+    text = raw.rstrip("\r\n")
     try:
-        record = json.loads(raw)
+        record = json.loads(text)
     except json.JSONDecodeError as exc:
         return RecordError(
             kind="malformed_trace_line",
-            message=f"not valid JSON: {exc.msg} at column {exc.colno}",
+            message=json_error_message(exc, text),
             source=where,
         )
     if not isinstance(record, dict):
         return RecordError(
             kind="malformed_trace_line",
-            message=f"a trace record must be a JSON object, got {type(record).__name__}",
+            message=f"a trace record must be a JSON object, got {_json_type(record)}",
             source=where,
         )
     return record_to_case(record, file, line)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (what the exporter wrote)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else type(value).__name__
 
 
 def _record_sql(record: dict[str, Any]) -> Any:
@@ -160,7 +210,10 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
         try:
             ir = ir_from_value(ir_value, file=file, line=line)
         except InputError as exc:
-            meta["ir_error"] = exc.message
+            text = f" {ir_value!r}" if isinstance(ir_value, str) else ""
+            column = f" at column {exc.column}" if exc.column else ""
+            message = exc.message.removeprefix("invalid semantic IR: ")
+            meta["ir_error"] = f"semantic_ir{text}{column}: {message}"
     return Case(
         id=str(case_id),
         principal=record["principal"],

@@ -98,3 +98,45 @@ def test_cli_run_suite_file_domain_path_and_summarize(tmp_path: Path) -> None:
     bad.write_text("suite: x\ntasks:\n  - {id: a, principal: p, nope: 1}\n")
     res = runner.invoke(main, ["run", "--suite-file", str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "bad.yaml:3" in res.output
+
+
+def test_generated_draws_live_mutation_points_for_every_operator(checker: Checker) -> None:
+    """Every operator gets cases where its fault really changes an artifact (not only
+    equivalent mutants), and the sensitive-column fault is exercised where it matters."""
+    runner = Runner(checker, minimize=False)
+    live: dict[str, int] = {}
+    for case in generate(checker.domain, "generated", 160, 1729):
+        _canonical, outcome = runner.stack_runs(case, case.query)
+        if not isinstance(outcome, str):
+            live[case.mutation] = live.get(case.mutation, 0) + 1
+    assert set(live) == set(OPERATORS), set(OPERATORS) - set(live)
+    assert min(live.values()) >= 5, live
+
+
+def test_unknown_operator_in_a_suite_is_an_error_at_its_line(tmp_path: Path) -> None:
+    suite = tmp_path / "typo.yaml"
+    suite.write_text(
+        "suite: typo\n"
+        "tasks:\n"
+        "  - id: a\n"
+        "    principal: acme_analyst\n"
+        "    mutation: compiler_drops_tenant_predicat\n"
+        "    semantic_query: 'ticket_count during last_month'\n"
+        "  - id: b\n"
+        "    principal: acme_analyst\n"
+        "    mutation: distributed_table_policy_gap\n"  # another domain's: stillborn, not an error
+        "    semantic_query: 'ticket_count during last_month'\n"
+    )
+    res = CliRunner().invoke(
+        main, ["run", "--suite-file", str(suite), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "typo.yaml:5" in res.output and "did you mean 'compiler_drops_tenant_predicate'" in (
+        res.output
+    )
+    assert "distributed_table_policy_gap" not in res.output
+
+
+def test_domain_suite_provenance_names_the_suites_directory(checker: Checker) -> None:
+    case = next(iter(resolve_suite(checker.domain, "seeded").cases()))
+    assert case.source == "suites/seeded.yaml" and case.line is not None

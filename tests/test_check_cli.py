@@ -281,3 +281,350 @@ def test_count_star_reads_no_column() -> None:
     report = check_json(sql, ir="ticket_count during last_month limit 100")
     checks = {w["check"] for w in witnesses(report)}
     assert not checks & {"sensitive_column_output", "sensitive_column_read"}, checks
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason", "token"),
+    [
+        (
+            "select cont(((",
+            "cannot parse the SQL at line 1, column 14: incomplete parenthesis after '(' "
+            "(the SQL ends there)",
+            "(",
+        ),
+        (
+            "select count(* from accounts limit 5",
+            "cannot parse the SQL at line 1, column 16: expected ')' near 'from'",
+            "from",
+        ),
+        (
+            "select count(*)\nfrom accounts\nwhere accounts.tenant_id = 'acme",
+            "cannot parse the SQL at line 3, column 28: the string opened here is never closed "
+            "(missing ')",
+            "'acme",
+        ),
+    ],
+)
+def test_unparseable_sql_says_where_and_what_with_a_caret(
+    sql: str, reason: str, token: str
+) -> None:
+    report = check_json(sql, "--db", "none")
+    (w,) = witnesses(report)
+    assert w["check"] == "unparseable_sql"
+    assert w["key"] == reason
+    assert w["message"].endswith(reason)
+    table = check(sql, "--db", "none").stdout
+    for internal in ("sqlglot", "<class", "Required keyword", "<Token"):
+        assert internal not in table
+    lines = [line.strip("│ ") for line in table.splitlines()]
+    at = lines.index(f"at   line {reason.split('line ')[1].split(':')[0]}:")
+    excerpt, caret = table.splitlines()[at + 1], table.splitlines()[at + 2]
+    start = caret.index("^")
+    assert excerpt[start : start + len(token)] == token
+    assert caret.count("^") == len(token)
+
+
+def test_ir_parse_error_shows_line_column_and_what_was_expected() -> None:
+    result = run("check", "--principal", "acme_analyst", "--ir", "ticket_count by", "--db", "none")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --ir:1:16: unexpected end of input; expected a dimension name\n"
+    )
+    assert result.stdout == ""
+
+
+def test_typod_names_in_the_ir_are_noted_with_position_and_suggestion() -> None:
+    result = run(
+        "check",
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        "ticket_cnt by regio during last_mnth limit 100",
+        "--db",
+        "none",
+    )
+    assert result.exit_code == 0, result.output  # checked as given: no layer output to fault
+    notes = result.stderr.splitlines()
+    assert notes[:3] == [
+        "note: --ir:1:1: 'ticket_cnt' is not a metric of policy.yaml "
+        "(did you mean 'ticket_count'?)",
+        "note: --ir:1:15: 'regio' is not a dimension of policy.yaml (did you mean 'region'?)",
+        "note: --ir:1:28: 'last_mnth' is not a time range of policy.yaml "
+        "(did you mean 'last_month'?)",
+    ]
+    assert notes[3].startswith("note: policy denies this request (")
+    assert "unknown_metric: ticket_cnt" in notes[3]
+    assert "note:" not in result.stdout
+
+
+def test_ir_alone_says_what_policy_decides() -> None:
+    denied = run(
+        "check",
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        "ticket_count by customer_email during last_month limit 100",
+        "--db",
+        "none",
+    )
+    assert denied.exit_code == 0
+    assert "policy denies this request (dimension_not_allowed: customer_email)" in denied.stderr
+    allowed = run("check", "--principal", "acme_analyst", "--ir", IR, "--db", "none")
+    assert "note: policy allows this request" in allowed.stderr
+    with_sql = check(GOOD_SQL, "--db", "none")
+    assert "policy allows" not in with_sql.stderr
+
+
+def test_trace_with_bad_ir_text_reports_its_column_and_is_still_checked(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    record = {"id": "a", "principal": "acme_analyst", "semantic_ir": "ticket_count by"}
+    unscoped = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    path.write_text(json.dumps({**record, "sql": unscoped}) + "\n")
+    result = run("check", "--db", "none", str(path), "--format", "json")
+    assert result.exit_code == 1
+    (res,) = json.loads(result.stdout)["results"]
+    assert {w["check"] for w in res["witnesses"]} >= {"tenant_scope_missing"}  # SQL still judged
+    (err,) = res["errors"]
+    assert err["kind"] == "invalid_semantic_ir" and err["source"]["line"] == 1
+    assert err["message"] == (
+        "semantic_ir 'ticket_count by' at column 16: unexpected end of input; "
+        "expected a dimension name"
+    )
+
+
+def test_explain_refuses_a_witness_whose_proof_does_not_check(tmp_path: Path) -> None:
+    sql = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    good, other = witnesses(check_json(sql, "--db", "none"))[:2]
+    tampered = json.loads(json.dumps(good))
+    tampered["proof"]["premises"][0]["atom"]["args"][-1] = "invoices"  # claim another table
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps([tampered, other]))
+    result = run("explain", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: w.json: witness {good['id']}: the proof does not check: proof step violation("
+    )
+    # the valid one is still rendered; the tampered one is not
+    assert other["key"] in result.stdout and result.stdout.count("╭─") == 1
+
+
+def test_explain_reads_a_scan_report_and_its_findings_jsonl(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "scan" / "mixed", tmp_path / "m")
+    out = tmp_path / "m" / "out"
+    run("scan", "--config", str(tmp_path / "m" / "policystrata.yaml"), "--out", str(out))
+    for name in ("scan.json", "findings.jsonl"):
+        result = run("explain", str(out / name))
+        assert result.exit_code == 0, result.output
+        assert result.stdout.count("╭─") == 3  # the three witness findings; record errors have none
+        assert "validator.unauthorized_query_allowed" in result.stdout
+
+
+def test_explain_of_a_json_file_that_is_not_a_witness_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{"a": 1}')
+    result = run("explain", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: not a PolicyStrata witness, check report or scan report: "
+        "id: missing (and 9 more)\n"
+    )
+
+
+@pytest.mark.postgres
+def test_readme_worked_example_is_what_the_command_prints(  # type: ignore[no-untyped-def]
+    pg_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## A worked example", 1)[1]
+    command, rest = section.split("```sh\n", 1)[1].split("```\n", 1)
+    pasted = rest.split("```\n", 1)[1].split("```", 1)[0]
+    import shlex
+
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[:4] == ["uv", "run", "strata", "check"]
+    monkeypatch.setenv("COLUMNS", "100")
+    result = run(*args[3:], "--db", pg_server.dsn("postgres"))
+    assert result.exit_code == 1
+    first = result.stdout[: result.stdout.index("╯") + 1] + "\n"
+    assert first == pasted
+
+
+def test_trace_file_with_mixed_records_reports_each_at_file_line_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    unscoped = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+    lines = [
+        '{"id": "broken_001", "principal": "acme_analyst", "sql": "select 1"',
+        json.dumps({"id": "ok", "principal": "acme_analyst", "sql": GOOD_SQL}),
+        "[1, 2]",
+        json.dumps({"id": "leak", "principal": "acme_analyst", "sql": unscoped}),
+        json.dumps({"id": "nosql", "principal": "acme_analyst"}),
+        json.dumps({"id": "typo", "principal": "acme_analyst", "sql": "select cont((("}),
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run("check", "--db", "none", str(path))
+    assert result.exit_code == 1
+    out = result.stdout.splitlines()
+    assert max(len(line) for line in out) <= 80 and all(x == x.rstrip() for x in out)
+    errors = [line for line in out if line.startswith("✗ t.jsonl:")]
+    assert [e.split(":")[1] for e in errors] == ["1", "3", "5"]
+    assert errors[0].startswith("✗ t.jsonl:1: malformed_trace_line: not valid JSON: Expecting")
+    assert "t.jsonl:1:" not in result.stderr  # the report is on stdout
+    assert out.index(errors[0]) + 1 < len(out) and out[out.index(errors[0]) + 1].startswith("  ")
+    assert "must be a JSON object, got an array" in " ".join(result.stdout.split())
+    assert "case leak · principal acme_analyst · t.jsonl:4" in result.stdout
+    assert "case typo · principal acme_analyst · t.jsonl:6" in result.stdout
+    assert out[-2] == "6 case(s): 1 clean, 2 with violations, 3 input error(s)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["check"],
+        ["explain"],
+        ["schema"],
+        ["scan"],
+        ["init-scan"],
+        ["init-domain"],
+        ["check-integration"],
+    ],
+    ids=lambda c: " ".join(c) or "strata",
+)
+def test_help_fits_80_columns(command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = CliRunner().invoke(main, [*command, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    too_long = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert not too_long
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "policy.yaml",
+            "tenancy:\n  tenants: id\n",
+            "tenancy:\n  - tenants: id\n",
+            "error: policy.yaml:88: tenancy: expected a mapping, got a list",
+        ),
+        (
+            "surfaces.yaml",
+            "  manifest:\n    mode: capability_exposure\n    responsibilities: [",
+            "  manifest:\n    - mode: capability_exposure\n      responsibilities: [",
+            "error: surfaces.yaml:6: contracts.manifest: expected a mapping, got a list",
+        ),
+        (
+            "suites/seeded.yaml",
+            "suite_metadata: {",
+            "suite_metadata: [{",
+            "error: suites/seeded.yaml:8:",
+        ),
+    ],
+)
+def test_a_list_where_a_mapping_is_expected_is_one_line_exit_2(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    dom = tmp_path / "d"
+    assert run("init-domain", "support_saas", "--out", str(dom)).exit_code == 0
+    text = (dom / file).read_text()
+    assert old in text
+    text = text.replace(old, new, 1)
+    if file == "surfaces.yaml":  # the rest of the manifest contract moves into the list item
+        for key in ("accepts_obligations: []", "emits_obligations: [capability_scope]"):
+            text = text.replace(f"    {key}\n", f"      {key}\n", 1)
+    if file.startswith("suites/"):  # close the flow list opened around suite_metadata
+        text = text.replace("false}", "false}]", 1)
+    (dom / file).write_text(text)
+    if file.startswith("suites/"):
+        args = ["run", "--domain-path", str(dom), "--suite-file", str(dom / file)]
+        result = run(*args, "--out", str(tmp_path / "r"), "--db", "none")
+    else:
+        result = run("check", "--domain-path", str(dom), "--principal", "p", "--sql", "select 1")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(expected), result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "policy.yaml",
+            "allowed_metrics: [ticket_count, escalated_tickets, net_revenue, average_",
+            "allowed_metrics: [ticket_cnt, escalated_tickets, net_revenue, average_",
+            "policy.yaml:16: roles.analyst.allowed_metrics[0]: unknown metric 'ticket_cnt' "
+            "(did you mean 'ticket_count'?)",
+        ),
+        (
+            "policy.yaml",
+            "    allowed_roles: [finance_admin]\n",
+            "    allowed_roles: [finance_admn]\n",
+            "policy.yaml:62: metrics.gross_revenue.allowed_roles[0]: unknown role 'finance_admn' "
+            "(did you mean 'finance_admin'?)",
+        ),
+        (
+            "policy.yaml",
+            "beta_analyst: {id: beta_analyst,",
+            "beta_analyst: {id: beta_analyts,",
+            "policy.yaml:11: principals.beta_analyst.id: principal key 'beta_analyst' and id "
+            "'beta_analyts' differ",
+        ),
+        (
+            "policy.yaml",
+            "region: {column: accounts.region,",
+            "region: {column: accounts.regoin,",
+            "policy.yaml:77: dimensions.region.column: column 'regoin' is not a column of table "
+            "'accounts' in schema.sql (did you mean 'region'?)",
+        ),
+        (
+            "surfaces.yaml",
+            "      - preserve_join_grain\n",
+            "      - preserve_join_grains\n",
+            "surfaces.yaml:28: contracts.compiler.responsibilities[4]: unknown responsibility "
+            "'preserve_join_grains' (no rule uses it) (did you mean 'preserve_join_grain'?)",
+        ),
+        (
+            "surfaces.yaml",
+            "    emits_obligations: [release_decision]",
+            "    emits_obligations: [release_decisions]",
+            "surfaces.yaml:42: contracts.release.emits_obligations[0]: unknown obligation "
+            "'release_decisions' (did you mean 'release_decision'?)",
+        ),
+    ],
+    ids=[
+        "role_metric",
+        "metric_role",
+        "principal_id",
+        "dimension_column",
+        "responsibility",
+        "obligation",
+    ],
+)
+def test_broken_references_in_a_domain_copy_name_file_line_and_key(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    dom = tmp_path / "d"
+    assert run("init-domain", "support_saas", "--out", str(dom)).exit_code == 0
+    text = (dom / file).read_text()
+    assert text.count(old) == 1, old
+    (dom / file).write_text(text.replace(old, new))
+    result = run(
+        "check",
+        "--domain-path",
+        str(dom),
+        "--principal",
+        "acme_analyst",
+        "--ir",
+        IR,
+        "--db",
+        "none",
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {expected}\n"
+    assert result.stdout == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from policystrata.cli import main
@@ -118,3 +119,71 @@ def test_malformed_model_is_an_input_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "bad.yml:2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            "semantic_models:\n  - name: x\n    dimensions: 5\n",
+            "bad.yml:3: semantic_models[0].dimensions",
+        ),
+        (
+            "semantic_models:\n  - name: x\n    measures: {a: 1}\n",
+            "bad.yml:3: semantic_models[0].measures",
+        ),
+        ("metrics:\n  - name: m\n    type_params: [a]\n", "bad.yml:3: metrics[0].type_params"),
+        (
+            "metrics: [{name: m, type_params: {measure: [1]}}]\n",
+            "bad.yml:1: metrics[0].type_params",
+        ),
+        (
+            "semantic_models:\n  - name: x\n    measures:\n"
+            "      - {name: a, agg: sum, expr: [1]}\n",
+            "bad.yml:4: semantic_models[0].measures[0].expr",
+        ),
+    ],
+)
+def test_a_wrongly_typed_model_is_one_line_at_its_key(
+    text: str, where: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(text)
+    result = run("check-integration", "dbt-semantic", "--path", str(bad))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {where}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_cli_table_is_readable_at_80_columns_and_points_at_the_policy_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    text = MODEL.read_text().replace("      - {name: plan, type: categorical}\n", "")
+    path = tmp_path / "m.yml"
+    path.write_text(text)
+    result = run("check-integration", "dbt-semantic", "--path", str(path))
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and all(x == x.rstrip() for x in lines)
+    line = load_domain("support_saas").line("policy", "dimensions", "plan")
+    assert any(x.startswith(f"policy.yaml:{line} ") for x in lines)
+    assert "dimension_missing_from_dbt" in result.stdout
+
+
+def test_a_policy_entry_missing_from_dbt_points_at_its_policy_line_in_the_repo(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    model = out / "dbt" / "semantic_models.yml"
+    model.write_text(model.read_text().replace("      - {name: plan, type: categorical}\n", ""))
+    result = run(
+        "scan", "--config", str(out / "policystrata.yaml"), "--db", "none", "--format", "sarif"
+    )
+    results = json.loads(result.stdout)["runs"][0]["results"]
+    (missing,) = [r for r in results if r["ruleId"] == "dbt.dimension_missing_from_dbt"]
+    where = missing["locations"][0]["physicalLocation"]
+    policy = (out / "domain" / "policy.yaml").read_text().splitlines()
+    assert where["artifactLocation"]["uri"] == "domain/policy.yaml"
+    assert policy[where["region"]["startLine"] - 1].startswith("  plan:")

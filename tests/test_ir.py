@@ -82,7 +82,19 @@ def test_quoted_names_round_trip() -> None:
 @pytest.mark.parametrize(
     ("text", "where", "message"),
     [
-        ("ticket_count by", "<ir>:1:16", "unexpected end of input; expected a name"),
+        ("ticket_count by", "<ir>:1:16", "unexpected end of input; expected a dimension name"),
+        (
+            "ticket_count by region,",
+            "<ir>:1:24",
+            "unexpected end of input; expected a dimension name",
+        ),
+        ("ticket_count during", "<ir>:1:20", "unexpected end of input; expected a time range name"),
+        (
+            "ticket_count bye region",
+            "<ir>:1:14",
+            "unexpected 'bye'; expected one of 'by', 'during', 'grain', 'where', 'limit', "
+            "end of input (did you mean 'by'?)",
+        ),
         ("ticket_count limit ten", "<ir>:1:20", "unexpected 'ten'; expected an integer"),
         (
             "ticket_count by region;",
@@ -93,7 +105,8 @@ def test_quoted_names_round_trip() -> None:
         (
             "ticket_count where plan = pro",
             "<ir>:1:27",
-            "unexpected 'pro'; expected one of a 'quoted' string, a number, true, false",
+            "unexpected 'pro'; expected one of a 'quoted' string, a number, true, false "
+            "(a text value is quoted: 'pro')",
         ),
         (
             "ticket_count where plan",
@@ -102,7 +115,7 @@ def test_quoted_names_round_trip() -> None:
         ),
         ("ticket_count during a during b", "<ir>:1:23", "duplicate 'during' clause"),
         ("ticket_count by region\n  limit 5 limit 6", "<ir>:2:11", "duplicate 'limit' clause"),
-        ("", "<ir>:1:1", "unexpected end of input; expected a name"),
+        ("", "<ir>:1:1", "unexpected end of input; expected a metric name"),
     ],
 )
 def test_parse_errors_have_line_column_and_expected(text: str, where: str, message: str) -> None:

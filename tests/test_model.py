@@ -205,7 +205,9 @@ def test_unknown_key_names_its_line(tmp_path: Path) -> None:
     )
     errs = errors_of(path)
     line = line_of(path / "policy.yaml", "max_rowz")
-    assert errs == [f"policy.yaml:{line}: roles.analyst.max_rowz: unknown key"]
+    assert errs == [
+        f"policy.yaml:{line}: roles.analyst.max_rowz: unknown key (did you mean 'max_rows'?)"
+    ]
 
 
 def test_unknown_key_in_flow_mapping(tmp_path: Path) -> None:
@@ -213,7 +215,7 @@ def test_unknown_key_in_flow_mapping(tmp_path: Path) -> None:
     assert errors_of(path) == [
         f"policy.yaml:{line_of(path / 'policy.yaml', 'costs: 8')}: "
         "dimensions.customer_email.costs: "
-        "unknown key"
+        "unknown key (did you mean 'cost'?)"
     ]
 
 
@@ -522,3 +524,45 @@ def test_as_of_moves_default_labels_only(tmp_path: Path) -> None:
     d = load_domain(path)
     assert d.time_ranges()["last_month"] == ("2026-05-01", "2026-06-01", "calendar")  # explicit
     assert d.time_ranges()["quarter_to_date"] == ("2026-07-01", "2026-09-01", "calendar")
+
+
+def test_unterminated_flow_collection_names_the_line_it_starts_on(tmp_path: Path) -> None:
+    path = mini(tmp_path, policy=[("max_rows: 1000", "max_rows: [1000")])
+    (err,) = errors_of(path)
+    start = line_of(path / "policy.yaml", "max_rows: [1000")
+    assert f"while parsing a flow sequence that starts at line {start}:" in err
+    with pytest.raises(
+        InputError,
+        match=r"x\.yaml:2:1: .*mapping that starts at line 1: .*"
+        r"but got the end of the file",
+    ):
+        load_yaml_text("a: {b: 1\n", "x.yaml")
+
+
+def test_a_bad_enum_value_or_mapping_key_lists_the_choices_and_the_closest(
+    tmp_path: Path,
+) -> None:
+    path = mini(tmp_path, surfaces=[("mode: sql_lowering", "mode: sql_lower")])
+    (err,) = errors_of(path)
+    assert err.endswith(
+        "contracts.compiler.mode: value 'sql_lower' is not one of capability_exposure, "
+        "intent_space, semantic_validation, sql_lowering, database_containment, output_release "
+        "(did you mean 'sql_lowering'?)"
+    )
+    path2 = mini(tmp_path / "b", surfaces=[("contracts:\n  compiler:", "contracts:\n  compilr:")])
+    (err2,) = errors_of(path2)
+    assert "[key]" not in err2
+    assert err2.startswith("surfaces.yaml:3: contracts.compilr: key 'compilr' is not one of")
+    assert err2.endswith("(did you mean 'compiler'?)")
+
+
+def test_a_domain_file_that_is_not_utf8_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = mini(tmp_path)
+    with (path / "policy.yaml").open("ab") as f:
+        f.write(b"# caf\xe9\n")
+    line = len((path / "policy.yaml").read_bytes().splitlines())
+    assert errors_of(path) == [f"policy.yaml:{line}:6: not UTF-8 text: byte 0xe9"]
+    path2 = mini(tmp_path / "b")
+    with (path2 / "schema.sql").open("ab") as f:
+        f.write(b"-- \xff\n")
+    assert errors_of(path2)[0].startswith("schema.sql:") and "not UTF-8" in errors_of(path2)[0]

@@ -77,3 +77,16 @@ def test_invalid_sarif_is_rejected_by_the_vendored_schema(tmp_path: Path) -> Non
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     assert list(validator.iter_errors(doc))
+
+
+def test_code_flow_of_rejected_sql_reaches_the_parser_finding_at_its_trace_line(
+    tmp_path: Path,
+) -> None:
+    doc = _scan(tmp_path, "mixed")
+    result = next(r for r in doc["runs"][0]["results"] if "unparseable_sql" in r["message"]["text"])
+    steps = result["codeFlows"][0]["threadFlows"][0]["locations"]
+    leaf = next(s for s in steps if "sql_finding(" in s["location"]["message"]["text"])
+    where = leaf["location"]["physicalLocation"]
+    assert where["artifactLocation"]["uri"] == "traces.jsonl"
+    assert where["region"]["startLine"] == 3
+    assert "line 1, column 14" in result["message"]["text"]

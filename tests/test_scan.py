@@ -274,3 +274,144 @@ def test_a_record_the_engine_cannot_judge_is_a_finding_and_the_scan_goes_on(
         (f["location"]["line"], f["check"]) for f in json.loads(result.stdout)["findings"]
     )
     assert (3, "record_not_judged") in checks and (4, "not_read_only") in checks
+
+
+def test_truncated_and_non_utf8_lines_are_findings_with_the_real_column(mixed: Path) -> None:
+    traces = mixed / "traces.jsonl"
+    traces.write_bytes(traces.read_bytes() + b'\xff{"id": "latin1_\xe9"}\n')
+    result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "json")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = {
+        f["location"]["line"]: f["message"]
+        for f in json.loads(result.stdout)["findings"]
+        if f["kind"] == "record_error"
+    }
+    assert errors == {
+        1: "not valid JSON: Expecting ',' delimiter at column 68 "
+        "(the line ends before the record is closed)",
+        6: "not UTF-8 text: byte 0xff at byte 1 of the line",
+    }
+
+
+def _readme_ids(out: Path) -> list[str]:
+    readme = (out / "README.md").read_text()
+    return [
+        line.split("`")[1]
+        for line in readme.splitlines()
+        if line.startswith("| ") and "`" in line and line.split("|")[1].strip().isdigit()
+    ]
+
+
+def test_scan_table_at_80_columns_shows_each_findings_rule_as_in_its_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # piped: rich's 80 columns
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    result = run("scan", "--config", str(out / "policystrata.yaml"), "--db", "none")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80
+    assert all(line == line.rstrip() for line in lines)
+    cells = [line.split()[-1] for line in lines if line.strip()]
+    for finding_id in _readme_ids(out):
+        rule = finding_id.split("/")[0]
+        assert rule in cells, (rule, result.stdout)
+    # the deny reason is part of the message, never shown as if it were the rule
+    assert "metric_not_allowed" not in cells
+
+
+def test_scan_table_on_a_wide_terminal_is_one_row_per_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "pg"
+    assert run("init-scan", "postgres_dbt", "--out", str(out)).exit_code == 0
+    result = run("scan", "--config", str(out / "policystrata.yaml"), "--db", "none")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["severity", "layer", "class", "rule", "where", "finding"]
+    for finding_id in _readme_ids(out):
+        rule, rest = finding_id.split("/", 1)
+        file = rest.split("#")[0]
+        assert any(rule in line and f"{file}:" in line for line in lines), (rule, result.stdout)
+    assert max(len(line) for line in lines) <= 200
+
+
+def test_unknown_builtin_domain_in_the_config_names_the_config_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain: support_sas\nsql_traces: {files: []}\n")
+    result = run("scan", "--config", str(cfg))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: policystrata.yaml:2: domain: unknown domain 'support_sas' "
+        "(did you mean 'support_saas'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("b.json", "{\n", "b.json:2:1: not valid JSON: Expecting property name"),
+        ("b.json", '{"x": 1}', "b.json: not a PolicyStrata scan.json (no 'findings' list)"),
+        ("b.jsonl", '{"id": "a"}\n{"x": 1}\n', "b.jsonl:2: a baseline finding without an 'id'"),
+    ],
+)
+def test_a_bad_baseline_is_one_line_naming_file_and_line(
+    mixed: Path, name: str, text: str, error: str
+) -> None:
+    baseline = mixed / name
+    baseline.write_text(text)
+    cfg = str(mixed / "policystrata.yaml")
+    result = run("scan", "--config", cfg, "--baseline", str(baseline))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {mixed}/{error}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_notes_on_duplicate_ids_unknown_regression_case_and_an_empty_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    rec = {"id": "a", "principal": "acme_analyst", "sql": "select 1 limit 1"}
+    lines = [rec, {**rec, "regression_case": "pass_2_pass"}, {**rec, "id": "b"}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    (tmp_path / "e.jsonl").write_text("")
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n")
+    result = run("scan", "--config", str(cfg), "--format", "json")
+    assert result.exit_code == 0  # notes never change the verdict
+    assert "notes" not in json.loads(result.stdout)  # scan.json is unchanged
+    assert result.stderr.splitlines() == [
+        "note: t.jsonl:2: record id 'a' is also used at t.jsonl:1; ids should be unique "
+        "(duplicates get ~2, ~3 finding ids, which follow record order)",
+        "note: t.jsonl:2: regression_case 'pass_2_pass' is not one of fail_to_pass, "
+        "pass_to_pass, contain_to_contain, deny_to_deny, allow_to_allow, unclassified "
+        "(did you mean 'pass_to_pass'?)",
+    ]
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces: {files: [e.jsonl]}\n")
+    empty = run("scan", "--config", str(cfg))
+    assert empty.exit_code == 0
+    assert "note: no trace records were scanned" in empty.stderr
+
+
+def test_a_missing_config_says_how_to_get_one(tmp_path: Path) -> None:
+    result = run("scan", "--config", str(tmp_path / "policystrata.yaml"))
+    assert result.exit_code == 2
+    assert "scan config not found" in result.stderr
+    assert "strata init-scan --out DIR" in result.stderr
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_the_table_prints_record_text_verbatim_never_as_markup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps({"id": "x", "principal": "[bold]eve", "sql": "select 1 limit 1"}) + "\n"
+    )
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain: support_saas\nsql_traces: {files: [t.jsonl]}\n")
+    result = run("scan", "--config", str(cfg))
+    assert result.exit_code == 1
+    assert "(unknown_principal: [bold]eve)" in " ".join(result.stdout.split())

@@ -75,3 +75,26 @@ def test_row_differences_and_failing_assertions_are_findings(pg_demo: Path, pg_s
     assert result.exit_code == 1
     sarif_ok = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "sarif")
     assert json.loads(sarif_ok.stdout)["runs"][0]["results"]
+
+
+def test_a_check_that_cannot_run_is_a_config_finding_not_a_database_fault(  # type: ignore[no-untyped-def]
+    pg_demo: Path, pg_server
+) -> None:
+    cfg = pg_demo / "policystrata.clean.yaml"
+    text = cfg.read_text()
+    anchor = "    - {id: no_tenant_context_no_rows,"
+    assert anchor in text
+    text = text.replace(
+        anchor,
+        '    - {id: typo_sql, sql: "select frm accounts", tenant_id: acme, expected_rows: 1}\n'
+        + anchor,
+    )
+    cfg.write_text(text)
+    result = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "json")
+    data = json.loads(result.stdout)
+    (f,) = [f for f in data["findings"] if f["check"] == "typo_sql"]
+    assert f["witness_class"] == "input_error" and f["owner"] == "scan config"
+    assert f["severity"] == "medium"
+    assert "could not run" in f["message"] and "policystrata.clean.yaml:" in f["probable_fix"]
+    # the other checks still ran
+    assert data["database"]["state_assertions"]["ran"] == 3

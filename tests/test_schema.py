@@ -174,3 +174,28 @@ def test_builtin_support_saas_schema_parses() -> None:
     )
     for t in info.tables:
         assert f'rls_enabled("{t}")' in fs
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (
+            "CREATE TABLE a (id int);\nCREATE TABLE b (\n  id int int int,\n  x int);",
+            (3, 10),
+            "cannot parse statement: expected ')' near 'int'",
+        ),
+        (
+            'CREATE TABLE a (id int);\nCREATE TABLE "b (id int);',
+            (2, 14),
+            'cannot tokenize: the quoted name opened here is never closed (missing ")',
+        ),
+    ],
+)
+def test_parse_errors_name_line_column_and_what_was_expected(
+    text: str, where: tuple[int, int], message: str
+) -> None:
+    with pytest.raises(InputError) as info:
+        parse_schema(text, source="schema.sql")
+    assert (info.value.line, info.value.column) == where
+    assert info.value.message == message
+    assert "Line " not in str(info.value) and "<class" not in str(info.value)

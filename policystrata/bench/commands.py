@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -271,19 +272,15 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row("minimized witnesses", str(mini["witnesses"]))
         head.add_row("mean fact reduction", _fmt(mini.get("mean_fact_reduction")))
     con.print(head)
-    ops = Table(title="per operator")
-    ops.add_column("operator")
-    for s in ("cases", *STATUS_ORDER, "localized_ok", "class_ok"):
-        ops.add_column(s.replace("_", " "), justify="right")
-    for name, row in summary.get("per_operator", {}).items():
-        ops.add_row(
-            name,
-            *(str(row.get(s, 0)) for s in ("cases", *STATUS_ORDER, "localized_ok", "class_ok")),
-        )
-    con.print(ops)
+    con.print(_operator_table(summary.get("per_operator", {})))
     classes = summary.get("case_classes", {})
     if classes:
         con.print("witness classes (cases): " + ", ".join(f"{k} {v}" for k, v in classes.items()))
+    stillborn = summary.get("stillborn") or {}
+    if stillborn:
+        con.print(f"[bold]stillborn cases[/bold] ({sum(stillborn.values())}), by reason:")
+        for reason, n in stillborn.items():
+            con.print(f"  {n:>4}  {reason}")
     for title, key in (
         ("equivalent mutants", "equivalents"),
         ("survivors", "survivors"),
@@ -297,6 +294,57 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                 con.print(f"  {item['task']} [{item['mutation']}] {detail}")
             if len(items) > 20:
                 con.print(f"  ... {len(items) - 20} more in summary.json")
+
+
+# per-operator columns: (summary key, header); a column of zeros is left out unless it is core
+_OP_COLUMNS = (
+    ("cases", "cases"),
+    ("killed", "kill"),
+    ("survived", "surv"),
+    ("equivalent", "equiv"),
+    ("stillborn", "still"),
+    ("clean", "clean"),
+    ("false_positive", "fp"),
+    ("error", "err"),
+    ("localized_ok", "loc"),
+    ("class_ok", "cls"),
+)
+_OP_CORE = {"cases", "killed", "survived"}
+_OP_LEGEND = {
+    "surv": "survived",
+    "equiv": "equivalent",
+    "still": "stillborn",
+    "fp": "false positive",
+    "err": "error",
+    "loc": "localized to the expected layer",
+    "cls": "expected witness class",
+}
+
+
+def _operator_table(per_operator: dict[str, dict[str, int]]) -> Table:
+    """One row per fault operator, full names, fitting 80 columns (zero columns left out; the
+    fault-free controls are counted in the head table)."""
+    per_operator = {k: v for k, v in per_operator.items() if k != "none"}
+    cols = [
+        (key, head)
+        for key, head in _OP_COLUMNS
+        if key in _OP_CORE or any(row.get(key) for row in per_operator.values())
+    ]
+    legend = [f"{head} = {_OP_LEGEND[head]}" for _key, head in cols if head in _OP_LEGEND]
+    ops = Table(
+        title="per operator",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+        caption="; ".join(legend) or None,
+        caption_justify="left",
+    )
+    ops.add_column("operator", no_wrap=True, overflow="fold")
+    for _key, head in cols:
+        ops.add_column(head, justify="right", no_wrap=True, min_width=len(head))
+    for name, row in per_operator.items():
+        ops.add_row(name, *(str(row.get(key, 0)) for key, _head in cols))
+    return ops
 
 
 @click.command()

@@ -152,6 +152,23 @@ class _Drawer:
         )
         return Request(principal, query)
 
+    def near_miss(self) -> Request:
+        """An allowed request with one dimension swapped for one the role may not use: denied
+        for that one reason only (where a validator that skips a check decides differently)."""
+        req = self.request(allowed_bias=1.0)
+        role = self.d.policy.principals[req.principal].role
+        outside = [d for d in self.dimensions if d not in set(role_dimensions(self.d, role))]
+        if not outside:
+            return req
+        dims = list(req.query.dimensions)
+        pick = self.rng.choice(outside)
+        if dims:
+            dims[self.rng.randrange(len(dims))] = pick
+        else:
+            dims = [pick]
+        query = req.query.model_copy(update={"dimensions": tuple(sorted(set(dims)))})
+        return Request(req.principal, query)
+
 
 def _partition_bit(key: tuple[str, ...]) -> int:
     return hashlib.sha256("\x1f".join(key).encode()).digest()[0] & 1
@@ -196,8 +213,10 @@ def generate(
         else:
             op = order[i % len(order)]
             found = None
-            for _ in range(MAX_TRIES):
-                req = drawer.request()
+            for attempt in range(MAX_TRIES):
+                # operators whose mutation point is live only on a near miss get those draws too
+                near = op.live is not None and attempt % 2 == 1
+                req = drawer.near_miss() if near else drawer.request()
                 if (
                     want_bit is not None
                     and _partition_bit(("x", op.id, req.principal, req.query.to_text(), "plain"))
@@ -205,7 +224,7 @@ def generate(
                 ):
                     stats.other_partition += 1
                     continue
-                if op.applies(domain, req, run_stack(domain, req)):
+                if op.live_at(domain, req, run_stack(domain, req)):
                     found = req
                     break
             if found is None:

@@ -126,6 +126,7 @@ class Runner:
             rec["changed"] = changed_artifacts(canonical, run)
         detector_case = self._case(case, run, case.query, rec["case"])
         detector_case.reference_sql = canonical.sql  # real-row evidence only; never lowered
+        detector_case.reference_params = dict(canonical.params)
         result = self.checker.check(detector_case)
         witnesses = sorted(result.witnesses, key=_rank)
         rec["verdict"] = result.verdict

@@ -23,10 +23,11 @@ from typing import Any
 
 from policystrata.bench.cases import BenchCase, style_from_versions
 from policystrata.bench.generate import DEFAULT_SEEDS, GenStats, generate
-from policystrata.errors import InputError
+from policystrata.errors import InputError, InputErrors, did_you_mean
 from policystrata.model import Domain, load_suite
 from policystrata.model.suite import Suite
 from policystrata.model.yamlsrc import load_yaml_file
+from policystrata.stack.faults import OPERATORS, OTHER_DOMAIN_OPERATORS
 
 GENERATED = ("generated", "heldout_v1")
 DEFAULT_COUNT = 200
@@ -58,16 +59,59 @@ def available_suites(domain: Domain) -> list[str]:
     return sorted(names)
 
 
-def _file_cases(path: Path, suite: Suite, start: int = 0) -> Iterator[BenchCase]:
-    doc = load_yaml_file(path, path.name)
-    base_versions = dict(suite.surface_versions)
-    index = start
+def suite_label(path: Path, domain: Domain | None = None) -> str:
+    """How a suite file is named in errors and provenance: relative to its domain
+    (``suites/seeded.yaml``) when it is one of the domain's, else the path as given."""
+    if domain is not None:
+        try:
+            return path.resolve().relative_to(domain.path.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _task_entries(path: Path, suite: Suite, label: str) -> list[tuple[Any, int | None]]:
+    """Every task (matrix rows expanded) with its line; an operator id that is neither ours nor
+    one of FORMATS.md's other-domain ids is an error at its line (a typo would otherwise only
+    surface as a stillborn case)."""
+    doc = load_yaml_file(path, label)
     entries: list[tuple[Any, int | None]] = [
         (t, doc.line(("tasks", i, "id"))) for i, t in enumerate(suite.tasks)
     ]
     for j, entry in enumerate(suite.matrix):
         for t in entry.expand():
             entries.append((t, doc.line(("matrix", j, "mutation"))))
+    known = {*OPERATORS, *OTHER_DOMAIN_OPERATORS, "none"}
+    errors = []
+    for i, task in enumerate(suite.tasks):
+        if task.mutation and task.mutation not in known:
+            errors.append(
+                _unknown_operator(task.mutation, label, doc.line(("tasks", i, "mutation")))
+            )
+    for j, entry in enumerate(suite.matrix):
+        if entry.mutation and entry.mutation not in known:
+            errors.append(
+                _unknown_operator(entry.mutation, label, doc.line(("matrix", j, "mutation")))
+            )
+    if errors:
+        raise errors[0] if len(errors) == 1 else InputErrors(errors)
+    return entries
+
+
+def _unknown_operator(op: str, label: str, line: int | None) -> InputError:
+    return InputError(
+        f"unknown fault operator '{op}'{did_you_mean(op, [*OPERATORS, *OTHER_DOMAIN_OPERATORS])}",
+        file=label,
+        line=line,
+        key="mutation",
+    )
+
+
+def _file_cases(
+    path: Path, suite: Suite, label: str, entries: list[tuple[Any, int | None]], start: int = 0
+) -> Iterator[BenchCase]:
+    base_versions = dict(suite.surface_versions)
+    index = start
     for task, line in entries:
         versions = {**base_versions, **task.surface_versions}
         yield BenchCase(
@@ -81,7 +125,7 @@ def _file_cases(path: Path, suite: Suite, start: int = 0) -> Iterator[BenchCase]
             expected_surface=task.expected_localized_surface,
             expected_containment=task.expected_containment_layer,
             surface_versions=versions,
-            source=path.name,
+            source=label,
             line=line,
             invalid=None if task.semantic_query is not None else "the task has no semantic_query",
         )
@@ -95,7 +139,11 @@ def _file_meta(path: Path, suite: Suite) -> dict[str, Any]:
         "tasks": len(suite.all_tasks()),
     }
     if suite.suite_metadata is not None:
-        meta.update({k: v for k, v in suite.suite_metadata.model_dump().items() if v is not None})
+        # the suite's own labels (provenance, the evidence level it was authored for); the run's
+        # evidence level is what the run really had (metadata.json "evidence_level")
+        meta["suite_metadata"] = {
+            k: v for k, v in suite.suite_metadata.model_dump().items() if v is not None
+        }
     return meta
 
 
@@ -108,12 +156,7 @@ def resolve_suite(
 ) -> SuiteSource:
     """The cases of a suite, lazily."""
     if suite_file is not None:
-        suite = load_suite(suite_file, suite_file.name)
-        sf: Path = suite_file
-        total = len(suite.all_tasks())
-        return SuiteSource(
-            suite.suite, lambda: _file_cases(sf, suite), total, _file_meta(sf, suite)
-        )
+        return _file_source(suite_file, suite_label(suite_file, domain))
     name = name or "seeded"
     if name in GENERATED:
         n = count if count is not None else DEFAULT_COUNT
@@ -123,24 +166,24 @@ def resolve_suite(
             name,
             lambda: generate(domain, name, n, s, stats=stats),
             n,
-            {"provenance": "generated", "evidence_level": "static", "generator_stream": name},
+            {"provenance": "generated", "generator_stream": name},
             stats,
         )
     found = suite_path(domain, name)
     if name == "clean_controls":
         path = found
-        file_suite = load_suite(path, path.name) if path is not None else None
-        n_file = len(file_suite.all_tasks()) if file_suite is not None else 0
+        file_src = _file_source(path, suite_label(path, domain)) if path is not None else None
+        n_file = (file_src.total or 0) if file_src is not None else 0
         extra = max(0, (count or 0) - n_file)
         stats = GenStats()
         s = DEFAULT_SEEDS[name] if seed is None else seed
         meta: dict[str, Any] = {"provenance": "hand_authored+generated"}
-        if file_suite is not None and path is not None:
-            meta.update(_file_meta(path, file_suite))
+        if file_src is not None:
+            meta.update(file_src.meta)
 
         def controls() -> Iterator[BenchCase]:
-            if file_suite is not None and path is not None:
-                yield from _file_cases(path, file_suite)
+            if file_src is not None:
+                yield from file_src.cases()
             if extra:
                 yield from generate(
                     domain, "clean_controls", extra, s, stats=stats, start_index=n_file
@@ -150,8 +193,16 @@ def resolve_suite(
     if found is None:
         known = ", ".join(available_suites(domain))
         raise InputError(f"unknown suite '{name}' for domain {domain.name} (available: {known})")
-    suite = load_suite(found, found.name)
-    p = found
+    return _file_source(found, suite_label(found, domain))
+
+
+def _file_source(path: Path, label: str) -> SuiteSource:
+    """A suite file's cases (checked at load: YAML, format, operator ids)."""
+    suite = load_suite(path, label)
+    entries = _task_entries(path, suite, label)
     return SuiteSource(
-        suite.suite, lambda: _file_cases(p, suite), len(suite.all_tasks()), _file_meta(p, suite)
+        suite.suite,
+        lambda: _file_cases(path, suite, label, entries),
+        len(entries),
+        _file_meta(path, suite),
     )

@@ -158,9 +158,13 @@ def parse_semantic(doc: YamlDoc) -> SemanticModel:
             raise doc.error(("semantic_models", i), "a semantic model needs a name")
         table = _table(sm)
         out.tables[str(sm["name"])] = table
+        for key in ("dimensions", "measures", "entities"):
+            if sm.get(key) is not None and not isinstance(sm[key], list):
+                raise doc.error(("semantic_models", i, key), f"{key} must be a list")
         for j, d in enumerate(sm.get("dimensions") or []):
             if not isinstance(d, dict) or "name" not in d:
                 raise doc.error(("semantic_models", i, "dimensions", j), "a dimension needs a name")
+            _scalar(doc, ("semantic_models", i, "dimensions", j), d, "name", "expr")
             sens = _meta(d).get("sensitive")
             out.dimensions.append(
                 DbtDimension(
@@ -177,6 +181,7 @@ def parse_semantic(doc: YamlDoc) -> SemanticModel:
                 raise doc.error(
                     ("semantic_models", i, "measures", j), "a measure needs a name and an agg"
                 )
+            _scalar(doc, ("semantic_models", i, "measures", j), m, "name", "agg", "expr")
             out.measures[str(m["name"])] = DbtMeasure(
                 name=str(m["name"]),
                 table=table,
@@ -191,9 +196,13 @@ def parse_semantic(doc: YamlDoc) -> SemanticModel:
         if not isinstance(m, dict) or "name" not in m:
             raise doc.error(("metrics", i), "a metric needs a name")
         params = m.get("type_params") or {}
-        measure = params.get("measure") if isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            raise doc.error(("metrics", i, "type_params"), "type_params must be a mapping")
+        measure = params.get("measure")
         if isinstance(measure, dict):
             measure = measure.get("name")
+        if measure is not None and not isinstance(measure, str):
+            raise doc.error(("metrics", i, "type_params", "measure"), "measure must be a name")
         filt = m.get("filter")
         out.metrics.append(
             DbtMetric(
@@ -204,6 +213,14 @@ def parse_semantic(doc: YamlDoc) -> SemanticModel:
             )
         )
     return out
+
+
+def _scalar(doc: YamlDoc, path: tuple[str | int, ...], item: dict[str, Any], *keys: str) -> None:
+    """``item[key]`` (when present) must be a name or an expression: a string (or a number)."""
+    for key in keys:
+        value = item.get(key)
+        if value is not None and not isinstance(value, str | int | float):
+            raise doc.error((*path, key), f"{key} must be a string")
 
 
 def load_semantic_text(text: str, file: str) -> SemanticModel:
@@ -448,6 +465,10 @@ def integration_findings(config: Any, domain: Domain, path: Path) -> list[Any]:
         else "policy.yaml"
     )
     for issue in compare(domain, model):
+        location = Location(file=rel, line=issue.line)
+        if issue.line is None and issue.policy_line and config.model.domain_path:
+            # a policy entry the semantic layer lacks: point at it in the repository
+            location = Location(file=pol_file, line=issue.policy_line)
         trail = [{"file": rel, "line": issue.line, "message": issue.message}]
         if issue.policy_line:
             trail.append(
@@ -466,7 +487,7 @@ def integration_findings(config: Any, domain: Domain, path: Path) -> list[Any]:
                 surface=issue.surface,
                 owner="dbt semantic layer",
                 witness_class=issue.witness_class,
-                location=Location(file=rel, line=issue.line),
+                location=location,
                 what_changed=issue.message,
                 probable_fix=_issue_fix(issue),
                 recheck=(

@@ -9,18 +9,19 @@
 >>> parse_ir("ticket_count by")
 Traceback (most recent call last):
 ...
-policystrata.errors.InputError: <ir>:1:16: unexpected end of input; expected a name
+policystrata.errors.InputError: <ir>:1:16: unexpected end of input; expected a dimension name
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
-from policystrata.errors import InputError
+from policystrata.errors import InputError, did_you_mean
 from policystrata.ir.query import Filter, SemanticQuery, Value
 from policystrata.paths import grammars_dir
 
@@ -46,6 +47,7 @@ _EXPECT = {
     "$END": "end of input",
 }
 _ORDER = list(_EXPECT.values())
+_KEYWORDS = ("BY", "DURING", "GRAIN", "WHERE", "LIMIT", "AND", "IN")
 
 
 @lru_cache(maxsize=1)
@@ -55,9 +57,36 @@ def ir_parser() -> Lark:
     return Lark(text, parser="lalr", lexer="contextual", propagate_positions=True)
 
 
-def _expected(names: Any) -> str:
-    words = {_EXPECT.get(n, n.lower()) for n in names or ()}
-    ordered = sorted(words, key=lambda w: (_ORDER.index(w) if w in _ORDER else len(_ORDER), w))
+_TOKENS = re.compile(r"""[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+"|'(?:[^']|'')*'|\S""")
+_NAME_ROLE = {
+    "by": "a dimension name",
+    "where": "a dimension name",
+    "and": "a dimension name",
+    "during": "a time range name",
+    "grain": "a grain name (e.g. month)",
+}
+
+
+def _name_role(text: str, pos: int) -> str:
+    """What a name at ``pos`` would be: the metric, a dimension, a time range or a grain.
+
+    >>> _name_role("ticket_count by region, ", 24), _name_role("", 0)
+    ('a dimension name', 'a metric name')
+    """
+    words = [w.lower() for w in _TOKENS.findall(text[:pos])]
+    if not words:
+        return "a metric name"
+    if words[-1] == ",":
+        words = [w for w in words if w in _NAME_ROLE] or [""]
+    return _NAME_ROLE.get(words[-1], "a name")
+
+
+def _expected(names: Any, role: str = "a name") -> str:
+    words = {
+        role if n in ("NAME", "QUOTED_NAME") else _EXPECT.get(n, n.lower()) for n in names or ()
+    }
+    order = [role if w == "a name" else w for w in _ORDER]
+    ordered = sorted(words, key=lambda w: (order.index(w) if w in order else len(order), w))
     if not ordered:
         return ""
     if len(ordered) == 1:
@@ -145,8 +174,9 @@ def parse_ir(
         metric, clauses = _ToQuery().transform(tree)
     except UnexpectedEOF as exc:
         lines = text.splitlines() or [""]
+        role = _name_role(text, len(text))
         raise err(
-            f"unexpected end of input; expected {_expected(exc.expected)}",
+            f"unexpected end of input; expected {_expected(exc.expected, role)}",
             len(lines),
             len(lines[-1]) + 1,
         ) from None
@@ -154,21 +184,27 @@ def parse_ir(
         tok = exc.token
         if tok.type == "$END":
             lines = text.splitlines() or [""]
-            what, ln, col = "end of input", len(lines), len(lines[-1]) + 1
+            what, ln, col, pos = "end of input", len(lines), len(lines[-1]) + 1, len(text)
         else:
-            what, ln, col = f"'{tok}'", exc.line, exc.column
+            what, ln, col, pos = f"'{tok}'", exc.line, exc.column, tok.start_pos or 0
         try:
             accepts = set(exc.interactive_parser.accepts())
         except Exception:  # pragma: no cover - fall back to the LALR table's set
             accepts = set(exc.expected)
-        raise err(f"unexpected {what}; expected {_expected(accepts)}", ln, col) from None
+        hint = ""
+        if tok.type in ("NAME", "QUOTED_NAME") and "STRING" in accepts:
+            hint = f" (a text value is quoted: '{tok}')"
+        elif tok.type == "NAME":
+            keywords = [_EXPECT[a].strip("'") for a in accepts if a in _KEYWORDS]
+            hint = did_you_mean(str(tok).lower(), keywords)
+        expected = _expected(accepts, _name_role(text, pos))
+        raise err(f"unexpected {what}; expected {expected}{hint}", ln, col) from None
     except UnexpectedCharacters as exc:
         pos = exc.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
+        expected = _expected(_accepts_at(text, exc), _name_role(text, pos))
         raise err(
-            f"unexpected character {ch!r}; expected {_expected(_accepts_at(text, exc))}",
-            exc.line,
-            exc.column,
+            f"unexpected character {ch!r}; expected {expected}", exc.line, exc.column
         ) from None
     except UnexpectedInput as exc:  # pragma: no cover - other lark input errors
         raise err(f"cannot parse IR: {exc}", getattr(exc, "line", None), None) from None

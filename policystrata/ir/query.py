@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from policystrata.errors import did_you_mean
+
 Value = bool | int | float | str
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "in"]
 OPS: tuple[str, ...] = ("=", "!=", "<", "<=", ">", ">=", "in")
@@ -116,7 +118,9 @@ class SemanticQuery(BaseModel):
                 f"unknown key '{unknown[0]}' in semantic query (expected {', '.join(QUERY_KEYS)})"
             )
         if "metric" not in obj or not isinstance(obj["metric"], str):
-            raise ValueError("a semantic query needs a metric name")
+            close = [k for k in unknown if did_you_mean(str(k), ["metric"])]
+            hint = f" (unknown key '{close[0]}': did you mean 'metric'?)" if close else ""
+            raise ValueError(f"a semantic query needs a metric name{hint}")
         dims = obj.get("dimensions") or []
         if isinstance(dims, str):
             dims = [dims]

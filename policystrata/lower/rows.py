@@ -43,7 +43,12 @@ class RowProbe:
     _cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def case_evidence(
-        self, sql: str, tenant: str, params: list[Any], reference_sql: str | None
+        self,
+        sql: str,
+        tenant: str,
+        params: list[Any],
+        reference_sql: str | None,
+        reference_params: list[Any] | None = None,
     ) -> dict[str, Any]:
         """Evidence for the case's SQL (and the reference SQL, for comparison only)."""
         return collect_evidence(
@@ -52,6 +57,7 @@ class RowProbe:
             sql,
             tenant,
             params=params,
+            canonical_params=reference_params or (),
             tenant_columns=sorted(set(self.tenant_columns.values())),
             timeout_ms=self.timeout_ms,
         )

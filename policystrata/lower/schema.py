@@ -56,6 +56,7 @@ from policystrata.lower.sql.adapter import (
     split_statements,
     table_name,
 )
+from policystrata.lower.sql.parse import describe_parse_error, describe_token_error
 from policystrata.lower.sql.predicate_extract import extract_predicates, is_always_true
 
 __all__ = ["ForeignKey", "RlsPolicy", "SchemaInfo", "TableInfo", "parse_schema"]
@@ -138,7 +139,15 @@ class _Reader:
         try:
             tree = parse_one(stmt.text)
         except SqlglotError as e:
-            raise self.error(f"cannot parse statement: {_short(e)}", _error_line(e, stmt)) from None
+            what, span = describe_parse_error(e, stmt.text)
+            if span is None:
+                raise self.error(f"cannot parse statement: {what}", _error_line(e, stmt)) from None
+            at = stmt.start + span[0]  # the token's offset in the script
+            line = self.text.count("\n", 0, at) + 1
+            column = at - (self.text.rfind("\n", 0, at) + 1) + 1
+            raise InputError(
+                f"cannot parse statement: {what}", file=self.source, line=line, column=column
+            ) from None
         if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE":
             self.create_table(tree, stmt)
         elif isinstance(tree, exp.Alter):
@@ -566,7 +575,12 @@ def parse_schema(text: str, source: str = "schema.sql") -> SchemaInfo:
     try:
         statements = split_statements(text)
     except SqlglotError as e:
-        raise InputError(f"cannot tokenize: {_short(e)}", file=source, line=1) from None
+        what, span = describe_token_error(e, text)
+        line = text.count("\n", 0, span[0]) + 1
+        column = span[0] - (text.rfind("\n", 0, span[0]) + 1) + 1
+        raise InputError(
+            f"cannot tokenize: {what}", file=source, line=line, column=column
+        ) from None
     for stmt in statements:
         reader.statement(stmt)
     return reader.finish()

@@ -26,7 +26,13 @@ from policystrata.facts import Provenance
 from policystrata.model.calendar import default_time_ranges
 from policystrata.model.policy import Policy
 from policystrata.model.surfaces import Surfaces
-from policystrata.model.yamlsrc import YamlDoc, format_path, load_yaml_file, validate
+from policystrata.model.yamlsrc import (
+    YamlDoc,
+    format_path,
+    load_yaml_file,
+    read_text_file,
+    validate,
+)
 from policystrata.paths import domains_dir
 
 FileKind = Literal["policy", "surfaces", "schema"]
@@ -220,7 +226,7 @@ def load_domain(
         except InputError as exc:
             errors.append(exc)
     try:
-        schema = parse_schema(sources["schema"].read_text(encoding="utf-8"), source="schema.sql")
+        schema = parse_schema(read_text_file(sources["schema"], "schema.sql"), source="schema.sql")
     except InputError as exc:
         errors.append(exc)
         schema = None

@@ -179,4 +179,4 @@ def suite_files(domain_dir: Path) -> list[Path]:
 
 def load_suites(domain_dir: Path | str) -> list[Suite]:
     """All suites of a domain directory."""
-    return [load_suite(p) for p in suite_files(Path(domain_dir))]
+    return [load_suite(p, f"{p.parent.name}/{p.name}") for p in suite_files(Path(domain_dir))]

@@ -16,15 +16,17 @@ mapping key and sequence item under its key path (``("roles", "analyst", "max_ro
 
 from __future__ import annotations
 
+import re
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from policystrata.errors import InputError, InputErrors
+from policystrata.errors import InputError, InputErrors, did_you_mean
 
 KeyPath = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -110,7 +112,13 @@ def load_yaml_text(text: str, file: str) -> YamlDoc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "malformed YAML"
         if exc.context and exc.problem:
-            problem = f"{exc.context}: {exc.problem}"
+            context = exc.context
+            opened = exc.context_mark
+            if opened is not None and mark is not None and opened.line != mark.line:
+                # the problem shows where the parser gave up; say where the construct began
+                context += f" that starts at line {opened.line + 1}"
+            problem = f"{context}: {exc.problem}"
+        problem = problem.replace("'<stream end>'", "the end of the file")
         return _raise_yaml(file, mark, problem)
     except yaml.YAMLError as exc:
         raise InputError(f"malformed YAML: {exc}", file=file) from None
@@ -127,11 +135,24 @@ def _raise_yaml(file: str, mark: Any, problem: str) -> YamlDoc:
 def load_yaml_file(path: Path, display: str | None = None) -> YamlDoc:
     """Read and parse a YAML file; the error location uses ``display`` (default: the path)."""
     name = display or str(path)
+    return load_yaml_text(read_text_file(path, name), name)
+
+
+def read_text_file(path: Path, display: str) -> str:
+    """A UTF-8 text file; unreadable or not UTF-8 is an :class:`InputError` at the line of the
+    first bad byte."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=name) from None
-    return load_yaml_text(text, name)
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=display) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x}", file=display, line=line, column=column
+        ) from None
 
 
 def _type_name(value: Any) -> str:
@@ -150,11 +171,17 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _message(err: Any) -> str:
+def _message(err: Any, allowed: Sequence[str] = ()) -> str:
     kind = err.get("type", "")
     got = err.get("input")
     if kind == "extra_forbidden":
-        return "unknown key"
+        return "unknown key" + (did_you_mean(str(err["loc"][-1]), allowed) if allowed else "")
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        what = "key" if err["loc"] and err["loc"][-1] == "[key]" else "value"
+        return f"{what} {got!r} is not one of {', '.join(options)}" + did_you_mean(
+            str(got), options
+        )
     if kind == "missing":
         return "required key is missing"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -187,7 +214,8 @@ def validate(model: type[M], doc: YamlDoc, *, root: Sequence[str | int] = ()) ->
             loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
             # pydantic adds union-member / function tags to loc; drop the ones not in the YAML.
             loc = _real_path(doc, loc)
-            errors.append(doc.error((*root, *loc), _message(err)))
+            allowed = _keys_at(model, loc[:-1]) if err.get("type") == "extra_forbidden" else ()
+            errors.append(doc.error((*root, *loc), _message(err, allowed)))
         raise InputErrors(_dedupe(errors)) from None
 
 
@@ -201,6 +229,8 @@ def _real_path(doc: YamlDoc, loc: tuple[str | int, ...]) -> tuple[str | int, ...
         if in_dict or in_list:
             out.append(part)
             node = node[part]
+        elif part == "[key]":
+            break  # pydantic's marker for an error in a mapping key: the key itself is the path
         elif isinstance(node, dict) and isinstance(part, str) and part not in node:
             # a missing key or an unknown key at this level: it is the last meaningful part
             out.append(part)
@@ -218,3 +248,39 @@ def _dedupe(errors: list[InputError]) -> list[InputError]:
             seen.add(str(e))
             out.append(e)
     return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` -> ``X``; ``Annotated[X, ...]`` -> ``X``."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return _unwrap(args[0]) if len(args) == 1 else tp
+    return tp
+
+
+def _keys_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The keys the model allows at ``path`` (for "did you mean"); empty when unknown.
+
+    >>> from policystrata.model.policy import Policy
+    >>> _keys_at(Policy, ("roles", "analyst"))[:4]
+    ['allowed_metrics', 'allowed_dimensions', 'allowed_time_ranges', 'max_rows']
+    """
+    tp: Any = model
+    for part in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            fields = tp.model_fields
+            tp = next((f.annotation for n, f in fields.items() if part in (n, f.alias)), None)
+        elif get_origin(tp) in (list, tuple, set) and isinstance(part, int):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict and isinstance(part, str):
+            tp = get_args(tp)[1]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []

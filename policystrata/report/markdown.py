@@ -49,7 +49,7 @@ def to_markdown(report: ScanReport, max_findings: int = 200) -> str:
         out.append("No findings.")
         return "\n".join(out) + "\n"
     out += [
-        "| | severity | layer | class | check | where | finding |",
+        "| | severity | layer | class | rule | where | finding |",
         "|---|---|---|---|---|---|---|",
     ]
     for f in report.findings[:max_findings]:
@@ -58,7 +58,7 @@ def to_markdown(report: ScanReport, max_findings: int = 200) -> str:
         new = " 🆕" if f.baseline == "new" else ""
         out.append(
             f"| {SEVERITY_ICON.get(f.severity, '')}{new} | {f.severity}{mark} | {f.surface} | "
-            f"{f.witness_class} | `{_cell(f.check)}` | `{_cell(where)}` | {_cell(f.message)} |"
+            f"{f.witness_class} | `{_cell(f.rule_id)}` | `{_cell(where)}` | {_cell(f.message)} |"
         )
     out.append("")
     for f in report.findings[:max_findings]:

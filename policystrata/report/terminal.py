@@ -16,11 +16,13 @@ True
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -53,7 +55,7 @@ def proof_tree(node: dict[str, Any], tree: Tree | None = None) -> Tree:
     return branch
 
 
-def _node_label(node: dict[str, Any]) -> Text:
+def _node_label(node: dict[str, Any]) -> Text | Group:
     kind = node["kind"]
     text = Text()
     if kind == "rule":
@@ -66,7 +68,7 @@ def _node_label(node: dict[str, Any]) -> Text:
     elif kind == "fact":
         text.append("✓ ", style="green")
         text.append(node["text"])
-        provs = [str(Provenance.from_json(p)) for p in node.get("provenance", [])]
+        provs = [provenance_text(p) for p in node.get("provenance", [])]
         if provs:
             text.append("  " + "; ".join(provs), style="dim")
     elif kind == "absent":
@@ -74,17 +76,89 @@ def _node_label(node: dict[str, Any]) -> Text:
         text.append(node["text"].lstrip("!"))
         text.append("  (closed world)", style="dim")
         why_not = node.get("why_not", [])
+        reasons = []
         for why in why_not[:WHY_NOT_SHOWN]:
             reason = why.get("failed") or why.get("reason")
             where = f" [{why['rule']}]" if why.get("rule") else ""
-            text.append(f"\n  why not{where}: {reason}", style="dim")
+            reasons.append(f"why not{where}: {reason}")
         if len(why_not) > WHY_NOT_SHOWN:
             more = len(why_not) - WHY_NOT_SHOWN
-            text.append(f"\n  … {more} more rule(s) (see --format json)", style="dim")
+            reasons.append(f"… {more} more rule(s) (see --format json)")
+        if reasons:  # indented as a block, so a wrapped reason stays under its "why not"
+            grid = Table.grid()
+            grid.add_column(width=2)
+            grid.add_column(style="dim")
+            for line in reasons:
+                grid.add_row("", Text(line))
+            return Group(text, grid)
     else:  # builtin
         text.append("= ", style="cyan")
         text.append(node.get("text", ""))
     return text
+
+
+def provenance_text(prov: dict[str, Any]) -> str:
+    """Where a fact came from, for people: a span into the SQL of a record is shown as
+    ``sql[a:b]`` after the record's location, so it is not read as a span of the file.
+
+    >>> provenance_text({"source": "traces.jsonl", "line": 3, "span": [0, 8], "snippet": "select"})
+    'traces.jsonl:3 sql[0:8] `select`'
+    >>> provenance_text({"source": "policy.yaml", "line": 12})
+    'policy.yaml:12'
+    """
+    p = Provenance.from_json(prov)
+    if p.span is None or p.source == "sql":
+        return str(p)
+    where = str(Provenance(p.source, line=p.line, column=p.column))
+    sql = str(Provenance("sql", span=p.span, snippet=p.snippet, note=p.note))
+    return f"{where} {sql}"
+
+
+def sql_excerpt(sql: str, span: tuple[int, int], width: int = 60) -> list[str]:
+    """The line of ``sql`` that holds ``span``, with a caret under the span (at most ``width``
+    characters of the line, around the caret).
+
+    >>> print("\\n".join(sql_excerpt("select a,\\n  count(\\nfrom t", (24, 25))))
+    line 3, column 6:
+      from t
+           ^
+    """
+    start, end = span
+    line_start = sql.rfind("\n", 0, start) + 1
+    line_end = sql.find("\n", start)
+    line_end = len(sql) if line_end < 0 else line_end
+    text = sql[line_start:line_end].replace("\t", " ").replace("\r", " ")
+    col = start - line_start
+    marks = max(1, min(end, line_end) - start)
+    if len(text) > width:
+        lo = max(0, min(col - width // 2, len(text) - width))
+        prefix = "…" if lo > 0 else ""
+        suffix = "…" if lo + width < len(text) else ""
+        text = prefix + text[lo : lo + width] + suffix
+        col = col - lo + len(prefix)
+        marks = min(marks, width - col + len(prefix))
+    lineno = sql.count("\n", 0, start) + 1
+    return [
+        f"line {lineno}, column {start - line_start + 1}:",
+        "  " + text,
+        "  " + " " * col + "^" * marks,
+    ]
+
+
+def _finding_spans(witness: Witness) -> list[tuple[int, int]]:
+    """Spans of the SQL parser's / read-only guard's findings (``sql_finding`` leaves)."""
+    spans: list[tuple[int, int]] = []
+
+    def visit(node: dict[str, Any]) -> None:
+        if node.get("kind") == "fact" and (node.get("atom") or {}).get("pred") == "sql_finding":
+            for prov in node.get("provenance", []):
+                if prov.get("span"):
+                    spans.append((int(prov["span"][0]), int(prov["span"][1])))
+        for p in node.get("premises", []):
+            visit(p)
+
+    visit(witness.proof)
+    return sorted(set(spans))
 
 
 def _highlighted_sql(sql: str, spans: list[tuple[int, int]]) -> Text:
@@ -165,12 +239,21 @@ def witness_renderable(witness: Witness) -> Panel:
         loc = case.source.file + (f":{case.source.line}" if case.source.line else "")
         meta.append(f" · {loc}", style="dim")
     parts.append(meta)
+    rows: list[tuple[str, Text]] = []
     if case.ir:
-        parts.append(Text.assemble(("ir   ", "dim"), case.ir))
+        rows.append(("ir", Text(case.ir)))
     if case.sql:
-        parts.append(
-            Text.assemble(("sql  ", "dim"), _highlighted_sql(case.sql, _sql_spans(witness)))
-        )
+        rows.append(("sql", _highlighted_sql(case.sql, _sql_spans(witness))))
+        for span in _finding_spans(witness)[:1]:
+            if 0 <= span[0] < len(case.sql):
+                head, *excerpt = sql_excerpt(case.sql, span)
+                rows.append(("at", Text(head)))
+                rows.extend(
+                    ("", Text(line, style="bold", no_wrap=True, overflow="crop"))
+                    for line in excerpt
+                )
+    if rows:
+        parts.append(_labelled(rows))
     if witness.containment_message:
         parts.append(Text(witness.containment_message, style="green"))
     for other in witness.also_failed:
@@ -186,9 +269,19 @@ def witness_renderable(witness: Witness) -> Panel:
     parts.append(Text("proof", style="bold underline"))
     parts.append(proof_tree(witness.proof))
     if witness.fix:
-        parts.append(Text.assemble(("fix  ", "bold green"), witness.fix))
+        parts.append(_labelled([("fix", Text(witness.fix))], style="bold green"))
     title = f"[{style}]✗ {escape(witness.check)}[/] [dim]{escape(witness.rule_id)}[/]"
     return Panel(Group(*parts), title=title, title_align="left", expand=False)
+
+
+def _labelled(rows: list[tuple[str, Text]], style: str = "dim") -> Table:
+    """Label / value rows; a value that wraps (or has several lines) stays right of its label."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style=style, no_wrap=True)
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
 
 
 def render_witness(witness: Witness, console: Console | None = None) -> None:
@@ -212,7 +305,14 @@ def render_check(report: CheckReport, console: Console | None = None) -> None:
             loc = ""
             if error.source and error.source.file:
                 loc = f"{error.source.file}:{error.source.line}: "
-            con.print(Text(f"✗ {loc}{error.kind}: {error.message}", style="bold red"))
+            # wrapped by hand: continuation lines indented under the first, no trailing padding
+            text = textwrap.fill(
+                f"✗ {loc}{error.kind}: {error.message}",
+                width=max(40, con.width),
+                subsequent_indent="  ",
+                break_on_hyphens=False,
+            )
+            con.print(Text(text, style="bold red"), soft_wrap=True)
     c = report.counts
     summary = Text()
     summary.append(f"{c['cases']} case(s): ")
@@ -220,8 +320,6 @@ def render_check(report: CheckReport, console: Console | None = None) -> None:
     summary.append(", ")
     summary.append(f"{c['violation']} with violations", style="red" if c["violation"] else "")
     summary.append(", ")
-    summary.append(f"{c['error']} input errors", style="red" if c["error"] else "")
-    summary.append(
-        f"  ({c['witnesses']} witness(es); rules {report.rules_digest[:12]})", style="dim"
-    )
+    summary.append(f"{c['error']} input error(s)", style="red" if c["error"] else "")
     con.print(summary)
+    con.print(Text(f"{c['witnesses']} witness(es) · rules {report.rules_digest[:12]}", style="dim"))

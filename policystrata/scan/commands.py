@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from policystrata.cli import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
 from policystrata.scan.model import ScanReport
@@ -24,26 +27,69 @@ def _stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+#: At least this many columns: one row per finding with a column per field; below it each
+#: finding's cell stacks its rule id, message and layer (readable at 80 columns).
+WIDE_TABLE = 140
+
+
 def render_table(report: ScanReport, console: Console | None = None) -> None:
-    """A rich table of findings and a one-line verdict (the default stdout report)."""
-    con = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    """A rich table of findings and a one-line verdict (the default stdout report).
+
+    The ``rule`` shown is the first part of the finding's stable id (the id in ``scan.json``,
+    SARIF and the scaffold README), so what the table shows is what the id says. Width: the
+    terminal's, or 80 when stdout is not a terminal (``COLUMNS`` overrides both).
+    """
+    con = console or Console(highlight=False)
     if report.findings:
-        table = Table(title=None, show_lines=False)
-        for col in ("severity", "layer", "class", "check", "where", "finding"):
-            table.add_column(col, overflow="fold")
-        for f in report.findings:
-            where = f.location.file + (f":{f.location.line}" if f.location.line else "")
-            sev = f.severity + ("" if f.gating else " (warn)")
-            table.add_row(sev, f.surface, f.witness_class, f.check, where, f.message)
-        con.print(table)
+        _print_plain(con, _findings_table(report, wide=con.width >= WIDE_TABLE))
     g, r = report.gate, report.records
-    verdict = "[green]PASS[/]" if g.passed else "[red]FAIL[/]"
+    verdict = Text("PASS", style="green") if g.passed else Text("FAIL", style="red")
     con.print(
-        f"{verdict} {r.get('scanned', 0)} record(s) scanned, {r.get('clean', 0)} clean, "
-        f"{r.get('with_findings', 0)} with findings, {r.get('errors', 0)} unreadable, "
-        f"{r.get('skipped', 0)} skipped; {len(report.findings)} finding(s): {g.gating} gating, "
-        f"{g.warnings} warning(s)"
+        Text.assemble(
+            verdict,
+            f"  {len(report.findings)} finding(s): {g.gating} gating, {g.warnings} warning(s)",
+        )
     )
+    con.print(
+        f"      {r.get('scanned', 0)} record(s) scanned: {r.get('clean', 0)} clean, "
+        f"{r.get('with_findings', 0)} with findings, {r.get('errors', 0)} unreadable, "
+        f"{r.get('skipped', 0)} skipped",
+        highlight=False,
+    )
+
+
+def _findings_table(report: ScanReport, *, wide: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_lines=not wide, show_edge=False, pad_edge=False)
+    table.add_column("severity", no_wrap=True)
+    if wide:
+        table.add_column("layer", no_wrap=True)
+        table.add_column("class", no_wrap=True)
+        table.add_column("rule", no_wrap=True, style="bold")
+    table.add_column("where", overflow="fold")
+    table.add_column("finding", overflow="fold")
+    for f in report.findings:
+        where = f.location.file + (f":{f.location.line}" if f.location.line else "")
+        severity = Text(f.severity, style=SEVERITY_STYLE.get(f.severity, ""))
+        if not f.gating:
+            severity.append("\n(warn)", style="dim")
+        if f.baseline == "new":
+            severity.append("\nnew", style="bold")
+        if wide:
+            cells = (f.surface, f.witness_class, f.rule_id, where, f.message)
+            table.add_row(severity, *(Text(c) for c in cells))  # plain text, never markup
+        else:
+            finding = Text.assemble(
+                (f.rule_id, "bold"),
+                "\n",
+                f.message,
+                "\n",
+                (f"{f.surface} · {f.witness_class}", "dim"),
+            )
+            table.add_row(severity, Text(where), finding)
+    return table
+
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
 @click.command()
@@ -106,7 +152,8 @@ def scan(
     Examples:
       strata scan --config policystrata.yaml --out scan-out
       strata scan --config policystrata.yaml --format sarif > scan.sarif
-      strata scan --config policystrata.yaml --baseline main/scan.json --out scan-out
+      strata scan --config policystrata.yaml --baseline main/scan.json \\
+          --out scan-out
 
     Exit codes: 0 pass (or warnings only), 1 gate failure, 2 config or usage error.
     """
@@ -128,13 +175,16 @@ def scan(
     sources = sarif_sources(cfg)
     if out is not None:
         written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
-        err.print(f"wrote {len(written)} file(s) to {out}", style="dim")
+        err.print(f"wrote {len(written)} file(s) to {out}", style="dim", markup=False)
+    for note in report.notes:
+        err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
     if report.baseline is not None:
         b = report.baseline
         err.print(
             f"baseline {b.file}: {len(b.new)} new, {len(b.unchanged)} unchanged, "
             f"{len(b.fixed)} fixed",
             style="dim",
+            markup=False,
         )
     if fmt == "table":
         render_table(report)
@@ -172,9 +222,10 @@ def init_scan(example: str | None, out: Path, source_domain: str, force: bool) -
     """Scaffold a working scan: config, a copy of the domain, example traces.
 
     \b
-      strata init-scan --out scan-demo                 # first `strata scan` passes
-      strata init-scan postgres_dbt --out pg-demo      # dbt model, real database, a failing
-                                                       # and a clean trace file, README
+      strata init-scan --out scan-demo
+          # the first `strata scan` passes
+      strata init-scan postgres_dbt --out pg-demo
+          # dbt model, real database, a failing and a clean trace file, README
     """
     from policystrata.scan.scaffold import scaffold_scan
 
@@ -184,6 +235,7 @@ def init_scan(example: str | None, out: Path, source_domain: str, force: bool) -
     _stderr_console().print(
         f"next: strata scan --config {out / 'policystrata.yaml'} --out {out / 'out'}",
         style="dim",
+        markup=False,
     )
 
 
@@ -235,7 +287,34 @@ def check_integration(
         click.echo(json.dumps([i.to_json() for i in issues], indent=2, sort_keys=True))
     else:
         con = Console(highlight=False)
-        for i in issues:
-            con.print(f"[bold]{i.location()}[/]: [red]{i.kind}[/] {i.message}")
-        con.print(f"{len(issues)} issue(s) in {model_path.name} against domain {dom.name}")
+        if issues:
+            _print_plain(con, _issues_table(issues))
+        against = str(domain_path) if domain_path is not None else dom.name
+        con.print(
+            Text(f"{len(issues)} issue(s) in {model_path.name} against domain {against}"),
+        )
     sys.exit(EXIT_FINDINGS if issues else EXIT_CLEAN)
+
+
+def _issues_table(issues: list[Any]) -> Table:
+    """dbt issues: where (the dbt line, else the policy line), the kind and the message."""
+    table = Table(box=box.SIMPLE_HEAD, show_lines=True, show_edge=False, pad_edge=False)
+    table.add_column("where", overflow="fold")
+    table.add_column("issue", overflow="fold")
+    for i in issues:
+        where = i.location() if i.line or not i.policy_line else f"policy.yaml:{i.policy_line}"
+        cell = Text.assemble((i.kind, "bold red"), "\n", i.message)
+        if i.line and i.policy_line:
+            cell.append(f"\npolicy: policy.yaml:{i.policy_line}", style="dim")
+        table.add_row(Text(where), cell)
+    return table
+
+
+def _print_plain(con: Console, renderable: Any) -> None:
+    """Print; to a file or a pipe without the cells' trailing padding."""
+    if con.is_terminal:
+        con.print(renderable)
+        return
+    with con.capture() as captured:
+        con.print(renderable)
+    con.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

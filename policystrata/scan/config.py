@@ -15,7 +15,7 @@ path must stay inside the config file's directory.
 >>> load_scan_config(d / "bad.yaml")
 Traceback (most recent call last):
 ...
-policystrata.errors.InputErrors: bad.yaml:3: sql_trace: unknown key
+policystrata.errors.InputErrors: bad.yaml:3: sql_trace: unknown key (did you mean 'sql_traces'?)
 """
 
 from __future__ import annotations
@@ -211,7 +211,11 @@ class ScanConfig:
 def load_scan_config(path: Path) -> ScanConfig:
     """Load, validate and path-check a scan config; problems raise InputError(s) with lines."""
     if not path.is_file():
-        raise InputError("scan config not found", file=str(path))
+        raise InputError(
+            "scan config not found (give --config PATH, or scaffold one with "
+            "`strata init-scan --out DIR`)",
+            file=str(path),
+        )
     doc = load_yaml_file(path, path.name)
     model = validate(ScanConfigModel, doc)
     cfg = ScanConfig(model, path, doc)
@@ -236,6 +240,13 @@ def load_scan_config(path: Path) -> ScanConfig:
         errors.append(doc.error(("version",), f"unsupported scan config version {model.version}"))
     if not model.domain and not model.domain_path:
         errors.append(doc.error((), "give domain (a built-in name) or domain_path"))
+    elif model.domain and not model.domain_path:
+        from policystrata.model.domain import resolve_domain_path
+
+        try:
+            resolve_domain_path(model.domain)
+        except InputError as exc:
+            errors.append(doc.error(("domain",), exc.message))
     if errors:
         raise InputErrors(errors)
     return cfg

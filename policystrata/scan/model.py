@@ -70,6 +70,7 @@ class ScanReport(_Model):
     baseline: BaselineDiff | None = None
     gate: GateResult
     checks: list[CheckOutcome] = Field(default_factory=list, exclude=True)
+    notes: list[str] = Field(default_factory=list, exclude=True)  # printed on stderr
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -338,10 +338,11 @@ def _config_checks(state: ScanState, db: Any, info: dict[str, Any]) -> None:
     for section, i, item in items:
         line = cfg.line("database", section, i)
         loc = Location(file=cfg.name, line=line)
+        broken = False  # the check itself could not run: a config problem, not a database fault
         try:
             res = db.run_app(vet_sql(item.sql), item.tenant_id or None)
         except (UnvettedSQL, QueryFailed) as exc:
-            ok, text, rows = False, f"could not run: {exc}", []
+            ok, text, rows, broken = False, f"could not run: {exc}", [], True
         else:
             rows = res.rows
             if section == "rls_checks":
@@ -367,16 +368,23 @@ def _config_checks(state: ScanState, db: Any, info: dict[str, Any]) -> None:
                 check=item.id,
                 key=item.id,
                 message=f"{section[:-1].replace('_', ' ')} {item.id} failed: {text}",
-                severity="critical" if section == "rls_checks" else "high",
+                severity="medium"
+                if broken
+                else ("critical" if section == "rls_checks" else "high"),
                 confidence="high",
                 surface="database",
-                owner="database",
-                witness_class="over_permissive",
+                owner="scan config" if broken else "database",
+                witness_class="input_error" if broken else "over_permissive",
                 evidence_level="real_db",
                 location=loc,
                 what_changed=f"{item.id} under tenant {item.tenant_id!r}: {text}",
-                probable_fix="fix the RLS policy / grants so the app role sees only the "
-                f"session tenant's rows ({cfg.name}:{line})",
+                probable_fix=(
+                    f"fix the check's read-only SELECT in {cfg.name}:{line}; the database was "
+                    "not judged by it"
+                    if broken
+                    else "fix the RLS policy / grants so the app role sees only the "
+                    f"session tenant's rows ({cfg.name}:{line})"
+                ),
                 recheck=f"strata scan --config {cfg.name} --db auto",
                 details={"sql": item.sql, "tenant": item.tenant_id, "rows": rows[:20]},
             )

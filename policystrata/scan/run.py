@@ -30,7 +30,7 @@ from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.engine import ProofNode, check_proof
 from policystrata.engine.proof import render_message
-from policystrata.errors import InputError, StrataError
+from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact
 from policystrata.scan.config import CONFIDENCES, ScanConfig
 from policystrata.scan.findings import (
@@ -49,7 +49,7 @@ from policystrata.scan.findings import (
     what_changed,
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
-from policystrata.traces import Skipped, read_traces
+from policystrata.traces import REGRESSION_CASES, Skipped, read_traces
 from policystrata.witness import (
     Evidence,
     FaultRef,
@@ -87,6 +87,7 @@ class ScanState:
     database: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "ran": False})
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -143,13 +144,14 @@ class _LineReader:
 
     def __call__(self, n: int) -> str:
         if self.handle is None:
-            self.handle = self.path.open(encoding="utf-8")
+            self.handle = self.path.open("rb")
         while self.n < n:
-            line = self.handle.readline()
-            if not line:
+            data = self.handle.readline()
+            if not data:
                 break
             self.n += 1
-            self.line = line
+            # a line that is not UTF-8 is a finding; its repro shows it with U+FFFD
+            self.line = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
         return self.line if self.n == n else ""
 
     def close(self) -> None:
@@ -310,11 +312,15 @@ def _supporting(proof: ProofNode) -> list[SupportingFact]:
 def scan_traces(state: ScanState) -> None:
     """Every record of every trace file, one at a time."""
     cfg = state.config
-    for path in cfg.trace_paths():
+    paths = cfg.trace_paths()
+    for path in paths:
         rel = cfg.relative(path)
         state.progress(f"scanning {rel}")
         raw_line = _LineReader(path)
+        first_seen: dict[str, int] = {}
         for item in read_traces(path, display_name=rel):
+            if isinstance(item, Case):
+                _note_record(state, item, rel, first_seen)
             if isinstance(item, Skipped):
                 state.records["skipped"] += 1
                 continue
@@ -350,6 +356,32 @@ def scan_traces(state: ScanState) -> None:
                 state.findings.extend(found)
             state.records["with_findings" if found else "clean"] += 1
         raw_line.close()
+    r = state.records
+    if not r["scanned"] and not r["errors"]:
+        state.notes.append(
+            f"no trace records were scanned ({len(paths)} trace file(s) read, "
+            f"{r['skipped']} record(s) skipped): is the export empty?"
+        )
+
+
+def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
+    """Notes on a record that is judged as given but is probably not what the exporter meant:
+    an id used twice (its findings get ``~2`` ids that depend on record order) and an unknown
+    ``regression_case``."""
+    line = case.origin.line if case.origin and case.origin.line else 0
+    if case.id in first_seen:
+        state.notes.append(
+            f"{rel}:{line}: record id '{case.id}' is also used at {rel}:{first_seen[case.id]}; "
+            "ids should be unique (duplicates get ~2, ~3 finding ids, which follow record order)"
+        )
+    else:
+        first_seen[case.id] = line
+    rc = case.meta.get("regression_case")
+    if rc is not None and rc not in REGRESSION_CASES:
+        state.notes.append(
+            f"{rel}:{line}: regression_case {rc!r} is not one of {', '.join(REGRESSION_CASES)}"
+            + did_you_mean(str(rc), REGRESSION_CASES)
+        )
 
 
 def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
@@ -445,13 +477,39 @@ def load_baseline(path: Path) -> set[str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read baseline: {exc.strerror or exc}", file=str(path)) from None
+    if path.suffix == ".jsonl":
+        ids = set()
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                ids.add(_baseline_id(_baseline_json(line, path, n), path, n))
+        return ids
+    data = _baseline_json(text, path, 1)
+    findings = data.get("findings") if isinstance(data, dict) else None
+    if not isinstance(findings, list):
+        raise InputError(
+            "not a PolicyStrata scan.json (no 'findings' list): give a previous scan.json or "
+            "findings.jsonl",
+            file=str(path),
+        )
+    return {_baseline_id(f, path, None) for f in findings}
+
+
+def _baseline_json(text: str, path: Path, first_line: int) -> Any:
     try:
-        if path.suffix == ".jsonl":
-            return {json.loads(line)["id"] for line in text.splitlines() if line.strip()}
-        data = json.loads(text)
-        return {f["id"] for f in data["findings"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"not a PolicyStrata scan.json: {exc}", file=str(path)) from None
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not valid JSON: {exc.msg}",
+            file=str(path),
+            line=first_line + exc.lineno - 1,
+            column=exc.colno,
+        ) from None
+
+
+def _baseline_id(finding: Any, path: Path, line: int | None) -> str:
+    if not isinstance(finding, dict) or not isinstance(finding.get("id"), str):
+        raise InputError("a baseline finding without an 'id'", file=str(path), line=line)
+    return finding["id"]
 
 
 def apply_gate(
@@ -537,6 +595,7 @@ def run_scan(
         baseline=diff,
         gate=gate,
         checks=state.checks,
+        notes=state.notes,
     )
 
 

@@ -29,7 +29,7 @@ from policystrata.stack.database import DatabaseKnobs
 from policystrata.stack.grammar import GrammarKnobs
 from policystrata.stack.manifest import ManifestKnobs, role_dimensions, role_metrics
 from policystrata.stack.pipeline import Knobs, Request, StackRun
-from policystrata.stack.validator import ValidatorKnobs
+from policystrata.stack.validator import ValidatorKnobs, authorize
 
 Applies = Callable[[Domain, Request, StackRun], bool]
 MakeKnobs = Callable[[Domain, Request], Knobs]
@@ -45,6 +45,15 @@ class Operator:
     applies: Applies
     knobs: MakeKnobs
     new: bool = False  # not in the published 0.1-1.x line
+    # Generated suites draw only cases where the fault can change the layer's decision (the
+    # mutation point is live); hand-written suites may still inject it anywhere it applies, and
+    # a case where it changed no artifact is reported as an equivalent mutant.
+    live: Applies | None = None
+
+    def live_at(self, domain: Domain, req: Request, canonical: StackRun) -> bool:
+        if not self.applies(domain, req, canonical):
+            return False
+        return self.live is None or self.live(domain, req, canonical)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -141,6 +150,37 @@ def _uses_sensitive(domain: Domain, req: Request) -> bool:
     dims = domain.policy.dimensions
     used = [*req.query.dimensions, *(f.dimension for f in req.query.filters)]
     return any(d in dims and dims[d].sensitive for d in used)
+
+
+def _denied_only_for_sensitivity(domain: Domain, req: Request) -> bool:
+    """The fault-free validator denies the query only because it names sensitive dimensions the
+    principal's role may not use: exactly where a validator that ignores sensitivity decides
+    differently (anywhere else the mutant is equivalent)."""
+    dims = domain.policy.dimensions
+    reasons = authorize(domain, req.principal, req.query).reasons
+    sensitive = {d for d, spec in dims.items() if spec.sensitive}
+    ours = {
+        f"{kind}: {d}"
+        for d in sensitive
+        for kind in ("dimension_not_allowed", "filter_not_allowed")
+    }
+    return bool(reasons) and set(reasons) <= ours
+
+
+def _filters_tenant_column(domain: Domain, req: Request) -> bool:
+    """The query filters a dimension that is a tenant column: that filter (intersected with the
+    principal's tenants) still scopes the SQL when the compiler drops its own tenant predicate."""
+    tenant_cols = {(t, c) for t, c in domain.tenant_columns().items()}
+    dims = domain.policy.dimensions
+    for flt in req.query.filters:
+        spec = dims.get(flt.dimension)
+        if spec is not None and split_column(spec.column) in tenant_cols:
+            return True
+    return False
+
+
+def _allowed(run: StackRun) -> bool:
+    return run.validator.get("decision") == "allow"
 
 
 def _allowed_dimension(domain: Domain, req: Request) -> str | None:
@@ -240,8 +280,9 @@ def _op(
     applies: Applies,
     knobs: MakeKnobs,
     new: bool = False,
+    live: Applies | None = None,
 ) -> Operator:
-    return Operator(id, surface, wclass, containment, description, applies, knobs, new)
+    return Operator(id, surface, wclass, containment, description, applies, knobs, new, live)
 
 
 K = Knobs()
@@ -283,6 +324,7 @@ _OPERATORS: list[Operator] = [
         "the validator treats sensitive columns as ungoverned (no role check)",
         lambda d, r, c: _uses_sensitive(d, r),
         lambda d, r: replace(K, validator=ValidatorKnobs(ignore_sensitive=True)),
+        live=lambda d, r, c: _denied_only_for_sensitivity(d, r),
     ),
     _op(
         "validator_denies_allowed_dimension",
@@ -293,6 +335,7 @@ _OPERATORS: list[Operator] = [
         lambda d, r, c: _allowed_dimension(d, r) is not None,
         lambda d, r: replace(K, validator=ValidatorKnobs(deny_dimension=_allowed_dimension(d, r))),
         new=True,
+        live=lambda d, r, c: _allowed(c),
     ),
     _op(
         "compiler_drops_tenant_predicate",
@@ -302,6 +345,7 @@ _OPERATORS: list[Operator] = [
         "the compiler emits no tenant predicate",
         lambda d, r, c: _compiled(c),
         lambda d, r: replace(K, compiler=CompilerKnobs(drop_tenant_predicates=True)),
+        live=lambda d, r, c: not _filters_tenant_column(d, r),
     ),
     _op(
         "compiler_uses_old_tenant_key",

@@ -118,7 +118,10 @@ class Ctx:
             kind,
             reason,
             prov=Provenance(
-                self.source.source if self.source else "sql", span=span, snippet=snippet
+                self.source.source if self.source else "sql",
+                line=self.source.line if self.source else None,
+                span=span,
+                snippet=snippet,
             ),
         )
 
