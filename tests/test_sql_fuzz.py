@@ -132,3 +132,198 @@ def test_token_soup_never_raises(words: list[str]) -> None:
     result = lower_sql("x", " ".join(words))
     if not result.read_only:
         assert result.findings
+
+
+# ---- random joins, CTEs and derived tables: the verdict ------------------------------------
+# A query shape (how tickets and accounts are combined), tenant predicates for each side, extra
+# predicates and a time window. Variants of one shape (aliases renamed, whitespace / comments /
+# upper case, predicates reordered, inner joins written the other way round) must get the same
+# compiler verdict, and that verdict must be the one the shape implies.
+
+FORMS = ("join", "left", "comma", "cte_parent", "derived_parent", "cte_child", "exists", "in_sub")
+ALIASES = ("t", "a", "x1", "acct", "tk", "q", "p2", "zz", "src", "par", "k9", "w")
+_CHECKER: list[object] = []
+
+
+def checker() -> object:
+    if not _CHECKER:
+        from policystrata.check import Checker
+        from policystrata.model import load_domain
+
+        _CHECKER.append(Checker(load_domain("support_saas")))
+    return _CHECKER[0]
+
+
+@st.composite
+def shapes(draw: st.DrawFn, form: str) -> dict[str, object]:
+    return {
+        "form": form,
+        "t_tenant": draw(st.sampled_from([None, "acme", "beta"])),
+        "a_tenant": draw(st.sampled_from([None, "acme", "beta"])),
+        "t_or": draw(st.booleans()),
+        "t_extra": draw(st.lists(st.sampled_from(["severity = 'high'", "escalated"]), max_size=2)),
+        "a_extra": draw(st.booleans()),
+        "window": draw(st.booleans()),
+    }
+
+
+def render_shape(
+    q: dict[str, object],
+    names: tuple[str, str, str],
+    rng: random.Random | None = None,
+    swap: bool = False,
+) -> str:
+    """SQL for a shape; ``names`` are the tickets, accounts and CTE / derived aliases; ``rng``
+    shuffles predicate order."""
+    t, a, p = names
+    form = q["form"]
+
+    def shuffled(items: list[str]) -> list[str]:
+        items = list(items)
+        if rng is not None:
+            rng.shuffle(items)
+        return items
+
+    def t_preds(qual: str) -> list[str]:
+        out = [f"{qual}{e}" for e in q["t_extra"]]  # type: ignore[attr-defined]
+        if q["t_tenant"]:
+            pred = f"{qual}tenant_id = '{q['t_tenant']}'"
+            out.append(f"({pred} or {qual}severity = 'low')" if q["t_or"] else pred)
+        return out
+
+    def a_preds(qual: str) -> list[str]:
+        out = [f"{qual}region = 'eu'"] if q["a_extra"] else []
+        if q["a_tenant"]:
+            out.append(f"{qual}tenant_id = '{q['a_tenant']}'")
+        return out
+
+    window = (
+        [f"{t}.opened_at >= date '2026-05-01'", f"{t}.opened_at < date '2026-06-01'"]
+        if q["window"]
+        else []
+    )
+    where: list[str] = []
+    head = f"select count(distinct {t}.id) as value"
+    if form in ("join", "left", "comma"):
+        tickets, accounts = f"support_tickets {t}", f"accounts {a}"
+        if form == "comma":
+            src = f"{accounts}, {tickets}" if swap else f"{tickets}, {accounts}"
+            where.append(f"{t}.account_id = {a}.id")
+        else:
+            kind = "left join" if form == "left" else "join"
+            first, second = (accounts, tickets) if swap and form == "join" else (tickets, accounts)
+            src = f"{first} {kind} {second} on {a}.id = {t}.account_id"
+        where += t_preds(f"{t}.") + a_preds(f"{a}.")
+        sql = f"{head} from {src}"
+    elif form in ("cte_parent", "derived_parent"):
+        inner = "select id, region, tenant_id from accounts"
+        inner_preds = shuffled(a_preds(""))
+        if inner_preds:
+            inner += " where " + " and ".join(inner_preds)
+        ref = p if form == "cte_parent" else f"({inner}) {p}"
+        pair = (ref, f"support_tickets {t}") if swap else (f"support_tickets {t}", ref)
+        sql = f"{head} from {pair[0]} join {pair[1]} on {p}.id = {t}.account_id"
+        if form == "cte_parent":
+            sql = f"with {p} as ({inner}) {sql}"
+        where += t_preds(f"{t}.")
+    elif form == "cte_child":
+        inner = "select * from support_tickets"
+        inner_preds = shuffled(t_preds(""))
+        if inner_preds:
+            inner += " where " + " and ".join(inner_preds)
+        pair = (f"accounts {a}", t) if swap else (t, f"accounts {a}")
+        sql = (
+            f"with {t} as ({inner}) {head} from {pair[0]} join {pair[1]} on {a}.id = {t}.account_id"
+        )
+        where += a_preds(f"{a}.")
+    else:
+        sub_where = " and ".join(shuffled(a_preds(f"{a}.")))
+        if form == "exists":
+            cond = f"{a}.id = {t}.account_id" + (f" and {sub_where}" if sub_where else "")
+            where.append(f"exists (select 1 from accounts {a} where {cond})")
+        else:
+            sub = f"select {a}.id from accounts {a}" + (f" where {sub_where}" if sub_where else "")
+            where.append(f"{t}.account_id in ({sub})")
+        sql = f"{head} from support_tickets {t}"
+        where += t_preds(f"{t}.")
+    where = shuffled(where + window)
+    if where:
+        sql += " where " + " and ".join(where)
+    return sql + " limit 100"
+
+
+def expected_verdict(q: dict[str, object]) -> set[str]:
+    """The tenant verdict the shape implies (the only compiler checks it can fail)."""
+    form = q["form"]
+    t_ok = q["t_tenant"] == "acme" and not q["t_or"]
+    a_ok = q["a_tenant"] == "acme"
+    # a LEFT JOIN whose accounts side is filtered in WHERE is an inner join
+    t_from_a = form != "left" or bool(q["a_tenant"] or q["a_extra"])
+    a_from_t = True  # also IN (subquery): only the accounts matching t's account ids count
+    out = set()
+    if not (t_ok or (a_ok and t_from_a)):
+        out.add("tenant_scope_missing:support_tickets")
+    if not (a_ok or (t_ok and a_from_t)):
+        out.add("tenant_scope_missing:accounts")
+    if q["t_tenant"] == "beta":
+        out.add("cross_tenant_literal:support_tickets")
+    if q["a_tenant"] == "beta":
+        out.add("cross_tenant_literal:accounts")
+    return out
+
+
+def verdict(sql: str) -> set[str]:
+    from policystrata.case import Case
+    from policystrata.ir import parse_ir
+
+    ch = checker()
+    case = Case(
+        id="h",
+        principal="acme_analyst",
+        sql=sql,
+        ir=parse_ir("ticket_count during last_month limit 100"),
+    )
+    result = ch.engine.evaluate(ch.case_facts(case))  # type: ignore[attr-defined]
+    return {f"{check}:{key}" for (_c, _s, _cls, check, key) in result.atoms("layer_fault")}
+
+
+def noisy(sql: str, rng: random.Random) -> str:
+    """Upper-case everything outside string literals and put comments / line breaks between
+    tokens (never inside a literal)."""
+    parts = sql.split("'")
+    for i in range(0, len(parts), 2):
+        words = parts[i].upper().split(" ")
+        parts[i] = "".join(
+            w
+            + (
+                rng.choice([" ", "  ", "\n", " /* c; 'x' */ ", " -- x\n"])
+                if j < len(words) - 1
+                else ""
+            )
+            for j, w in enumerate(words)
+        )
+    return "'".join(parts)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@settings(max_examples=6, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 10_000))
+def test_join_and_cte_shapes_get_the_implied_verdict_in_every_spelling(
+    form: str, data: st.DataObject, seed: int
+) -> None:
+    q = data.draw(shapes(form))
+    rng = random.Random(seed)
+    base_names = ("t", "a", "p")
+    plain = render_shape(q, base_names)
+    expected = expected_verdict(q)
+    assert verdict(plain) == expected, plain
+    picked = rng.sample(ALIASES, 3)
+    variants = [
+        render_shape(q, (picked[0], picked[1], picked[2])),
+        render_shape(q, base_names, rng=random.Random(seed)),
+        noisy(plain, rng),
+    ]
+    if q["form"] != "left":
+        variants.append(render_shape(q, base_names, swap=True))
+    for sql in variants:
+        assert verdict(sql) == expected, sql

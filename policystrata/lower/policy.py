@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policystrata.facts import FactSet, Provenance
+from policystrata.facts import Const, FactSet, Provenance
 from policystrata.model.calendar import DEFAULT_LABELS
 from policystrata.model.domain import Domain, split_column
 from policystrata.model.surfaces import DEFAULT_MODE, SURFACE_RANK, SURFACES
@@ -66,9 +66,41 @@ def roles(d: Domain, fs: FactSet) -> None:
             )
 
 
+def metric_filter(expression: str, table: str) -> list[tuple[str, str, str, str, Const]]:
+    """The guaranteed predicates of a metric expression's FILTER (WHERE ...) clause, parsed with
+    the SQL lowering's predicate extractor: ``(table, column, op, vkind, value)``.
+
+    >>> metric_filter("count(distinct t.id) filter (where t.escalated)", "t")
+    [('t', 'escalated', '=', 'literal', True)]
+    """
+    from policystrata.lower.sql.adapter import exp, ident_name, parse_expression
+    from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+
+    tree = parse_expression(expression)
+    if not isinstance(tree, exp.Filter):
+        return []
+    where = tree.expression
+    cond = where.this if isinstance(where, exp.Where) else where
+    out = []
+    for p in extract_predicates(cond):
+        if p.strength == GUARANTEED and p.vkind in ("literal", "null"):
+            qual = p.column.args.get("table")
+            out.append(
+                (
+                    ident_name(qual) if qual else table,
+                    ident_name(p.column.this),
+                    p.op,
+                    p.vkind,
+                    p.value,
+                )
+            )
+    return out
+
+
 def metrics(d: Domain, fs: FactSet) -> None:
-    """metric, metric_role, metric_alias, metric_table, metric_column, metric_agg, metric_grain,
-    metric_cost, metric_time_column. A metric without ``allowed_roles`` admits every role."""
+    """metric, metric_role, metric_alias, metric_table, metric_column, metric_agg, metric_filter,
+    metric_grain, metric_cost, metric_time_column. A metric without ``allowed_roles`` admits
+    every role."""
     for name, m in d.policy.metrics.items():
         here = d.where("policy", "metrics", name)
         fs.add("metric", name, prov=here)
@@ -113,6 +145,17 @@ def metrics(d: Domain, fs: FactSet) -> None:
                 *agg.as_tuple(),
                 prov=d.where("policy", "metrics", name, "expression"),
             )
+            for table, column, op, vkind, value in metric_filter(m.expression, m.table):
+                fs.add(
+                    "metric_filter",
+                    name,
+                    table,
+                    column,
+                    op,
+                    vkind,
+                    value,
+                    prov=d.where("policy", "metrics", name, "expression"),
+                )
         if m.grain is not None:
             fs.add("metric_grain", name, m.grain, prov=d.where("policy", "metrics", name, "grain"))
         fs.add("metric_cost", name, m.cost, prov=d.where("policy", "metrics", name, "cost"))

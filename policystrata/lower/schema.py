@@ -20,6 +20,9 @@ policy are parsed as expressions and lowered by the same predicate extractor tha
 >>> list(info.tables), info.tables["accounts"].foreign_keys
 (['tenants', 'accounts'], [ForeignKey(column='tenant_id', ref_table='tenants', ref_column='id')])
 >>> print(info.facts.to_lines().replace(", ", ","), end="")
+column_not_null("accounts","id")
+column_not_null("accounts","tenant_id")
+column_not_null("tenants","id")
 fk("accounts","tenant_id","tenants","id")
 primary_key("accounts","id")
 primary_key("tenants","id")
@@ -78,6 +81,7 @@ class TableInfo:
     primary_key: list[str] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     line: int = 0
+    not_null: set[str] = field(default_factory=set)  # NOT NULL and primary-key columns
 
 
 @dataclass
@@ -188,6 +192,10 @@ class _Reader:
                         info.primary_key.append(col)
                     elif isinstance(kind, exp.Reference):
                         self.reference(name, [col], kind, stmt.line)
+                    elif isinstance(kind, exp.NotNullColumnConstraint) and not kind.args.get(
+                        "allow_null"
+                    ):
+                        info.not_null.add(col)
             else:
                 self.table_constraint(name, item, stmt.line)
 
@@ -239,6 +247,16 @@ class _Reader:
                         self.tables[name].primary_key.append(col)
                     elif isinstance(kind, exp.Reference):
                         self.reference(name, [col], kind, stmt.line)
+                    elif isinstance(kind, exp.NotNullColumnConstraint) and not kind.args.get(
+                        "allow_null"
+                    ):
+                        self.tables[name].not_null.add(col)
+            elif isinstance(action, exp.AlterColumn) and action.args.get("allow_null") is not None:
+                col = ident_name(action.this)
+                if action.args["allow_null"]:
+                    self.tables[name].not_null.discard(col)
+                else:
+                    self.tables[name].not_null.add(col)
 
     def alter_rls(self, stmt: Statement) -> None:
         """``ALTER TABLE [IF EXISTS] [ONLY] name [*] {ENABLE|DISABLE|FORCE|NO FORCE} ROW LEVEL
@@ -440,6 +458,9 @@ class _Reader:
                 facts.add("table_column", tinfo.name, col, typ, prov=prov(tinfo.line))
             for col in tinfo.primary_key:
                 facts.add("primary_key", tinfo.name, col, prov=prov(tinfo.line))
+            for col in tinfo.columns:
+                if col in tinfo.not_null or col in tinfo.primary_key:
+                    facts.add("column_not_null", tinfo.name, col, prov=prov(tinfo.line))
         for t, line in self.enabled.items():
             facts.add("rls_enabled", t, prov=prov(line))
         for t, line in self.forced.items():

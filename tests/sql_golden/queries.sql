@@ -162,3 +162,39 @@ with d as (delete from accounts returning id) select id from d
 select 1; commit
 -- name: unparseable
 select from where
+-- name: uppercase_unquoted
+SELECT COUNT(DISTINCT ST.ID) AS VALUE FROM PUBLIC.SUPPORT_TICKETS ST WHERE ST.TENANT_ID = 'acme' AND "st"."opened_at" >= '2026-05-01'
+-- name: quoted_alias_keeps_case
+select "St".id from support_tickets "St" where st.tenant_id = 'acme'
+-- name: star_cte_consumer_uses_region
+with t as (select * from accounts where tenant_id = 'acme') select t.region from t
+-- name: whole_row_reference
+select row_to_json(a), count(g.*) from accounts a join agents g on g.tenant_id = a.tenant_id group by 1
+-- name: qualified_star_in_function
+select to_jsonb(a.*) from accounts a join agents g on g.tenant_id = a.tenant_id
+-- name: parenthesized_statement
+((select a.region from accounts a where a.tenant_id = 'acme')) order by 1 limit 100
+-- name: or_of_equalities_is_in
+select id from accounts a where (a.tenant_id = 'acme' or a.tenant_id = $1) and (a.region = 'eu' or a.name = 'x')
+-- name: nullif_setting
+select id from accounts a where a.tenant_id = nullif(current_setting('app.tenant_id', true), '')
+-- name: recursive_cte
+with recursive r as (select id, 1 as n from accounts where tenant_id = 'acme' union all select id, n + 1 from r where n < 3) select id from r
+-- name: lateral_correlated_aggregate
+select a.region, x.n from accounts a cross join lateral (select count(*) as n from support_tickets t where t.account_id = a.id) x where a.tenant_id = 'acme'
+-- name: aggregate_filter_predicates
+select count(distinct t.id) filter (where t.escalated and not (t.severity <> 'high')) from support_tickets t where t.escalated is not null
+-- name: negated_is_and_like
+select id from accounts a where a.legacy_tenant_id is not null and a.name not like 'x%' and a.region not ilike 'eu' and not a.customer_email like '%@x'
+-- name: date_arithmetic_bounds
+select count(*) from support_tickets t where t.opened_at >= make_date(2026, 5, 1) and t.opened_at < date '2026-05-01' + interval '1 month' and t.opened_at <= '2026-06-01'::date - 1
+-- name: timestamp_plus_hours
+select count(*) from ticket_events e where e.event_at >= timestamp '2026-05-01' and e.event_at < timestamp '2026-05-01' + interval '1 day' + interval '2 hours'
+-- name: left_join_reduced_by_where
+select count(distinct t.id) from support_tickets t left join accounts a on a.id = t.account_id left join agents g on g.id = t.agent_id where a.tenant_id = 'acme' and (g.name = 'x' or g.id is null)
+-- name: anonymous_params_in_text_order
+with x as (select id from accounts where tenant_id = ?) select count(*) from x join support_tickets t on t.account_id = x.id where t.severity = %s limit ? offset %s
+-- name: limit_inside_derived_table
+select x.region, generate_series(1, 2) from (select a.region from accounts a order by a.region fetch first 10 rows only) x
+-- name: window_function_not_aggregated
+select x.account_id, x.r from (select s.account_id, rank() over (partition by s.plan order by s.seats desc) as r from subscriptions s) x

@@ -22,6 +22,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers as _normalize
 from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
 
 __all__ = [
@@ -33,12 +34,14 @@ __all__ = [
     "Statement",
     "Tok",
     "TokenError",
+    "anonymous_placeholders",
     "branch_scopes",
     "build_scope",
     "data_type_name",
     "exp",
     "ident_name",
     "node_span",
+    "normalize_identifiers",
     "parse",
     "parse_expression",
     "parse_one",
@@ -116,6 +119,44 @@ def parse(text: str, dialect: str = "postgres") -> list[exp.Expr | None]:
 def parse_one(text: str, dialect: str = "postgres") -> exp.Expr:
     """Parse exactly one statement."""
     return sqlglot.parse_one(text, read=dialect)
+
+
+def normalize_identifiers(tree: exp.Expr, dialect: str = "postgres") -> exp.Expr:
+    """Fold unquoted identifiers the way the dialect does (PostgreSQL: to lower case), in place;
+    quoted identifiers keep their case. After this, ``ST.ID`` and ``st.id`` are one name, so
+    aliases, sources and column references compare as the database compares them.
+
+    >>> normalize_identifiers(parse_one('SELECT ST.ID FROM T AS "St"')).sql()
+    'SELECT st.id FROM t AS "St"'
+    """
+    return _normalize(tree, dialect=dialect)
+
+
+def anonymous_placeholders(tree: exp.Expr, dialect: str = "postgres") -> list[exp.Placeholder]:
+    """The anonymous placeholders (``?``, ``%s``) of a statement in the order they appear in its
+    text, which is the order a driver binds them. sqlglot records no position for them, so each
+    is marked in turn and found in the generated SQL (generation follows the clause order of
+    the grammar); the tree is restored.
+
+    >>> t = parse_one("select 1 from t where a = %s and b = ? limit %s")
+    >>> [p.sql("postgres") for p in anonymous_placeholders(t)], t.sql("postgres")
+    (['%s', '?', '%s'], 'SELECT 1 FROM t WHERE a = %s AND b = ? LIMIT %s')
+    """
+    nodes = [
+        n for n in tree.walk() if isinstance(n, exp.Placeholder) and (not n.name or n.name == "?")
+    ]
+    saved = [dict(n.args) for n in nodes]
+    try:
+        for i, n in enumerate(nodes):
+            n.set("jdbc", None)
+            n.set("this", f"strata_anonymous_{i}_")
+        text = tree.sql(dialect=dialect)
+    finally:
+        for n, args in zip(nodes, saved, strict=True):
+            for key in ("jdbc", "this"):
+                n.set(key, args.get(key))
+    order = {i: text.find(f"strata_anonymous_{i}_") for i in range(len(nodes))}
+    return [nodes[i] for i in sorted(order, key=lambda i: (order[i] < 0, order[i], i))]
 
 
 def parse_expression(text: str, dialect: str = "postgres") -> exp.Expr:

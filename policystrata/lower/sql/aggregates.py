@@ -1,11 +1,14 @@
 """Pass ``aggregates``: aggregate calls, GROUP BY, DISTINCT.
 
 ``sql_agg(C, S, Id, Func, Distinct, Table, Column)``: one fact per base column an aggregate's
-argument reads (``"*"``, ``"*"`` for ``count(*)`` / ``count(1)``); Func is lowercase (count,
-sum, avg, min, max, ...); Id is ``<scope>.a<n>``. ``sql_agg_filter(C, S, Id)`` when it has a
-FILTER (WHERE ...) clause. ``sql_group_by(C, S, Table, Column)`` for each base column grouped
-by (positional ``GROUP BY 1`` and output aliases are followed); ``sql_distinct(C, S)`` for
-SELECT DISTINCT, ``sql_distinct_on(C, S, Table, Column)`` for DISTINCT ON.
+argument reads (``"*"``, ``"*"`` for ``count(*)`` / ``count(1)`` / ``count(a.*)``); Func is
+lowercase (count, sum, avg, min, max, ...); Id is ``<scope>.a<n>``.
+``sql_agg_filter(C, S, Id)`` when it has a FILTER (WHERE ...) clause, and
+``sql_agg_filter_pred(C, S, Id, Table, Column, Op, VKind, Value, Strength)`` for each predicate
+of that clause (on the base column it reads; ops, values and strength as for ``sql_pred``).
+``sql_group_by(C, S, Table, Column)`` for each base column grouped by (positional
+``GROUP BY 1`` and output aliases are followed); ``sql_distinct(C, S)`` for SELECT DISTINCT,
+``sql_distinct_on(C, S, Table, Column)`` for DISTINCT ON.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> q = "select count(distinct t.id) from support_tickets t"
@@ -18,7 +21,16 @@ from __future__ import annotations
 from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.guard import function_name
-from policystrata.lower.sql.scopes import Base, expr_lineage, local_nodes, output_names
+from policystrata.lower.sql.predicate_extract import extract_predicates
+from policystrata.lower.sql.scopes import (
+    Base,
+    base_columns,
+    expr_lineage,
+    local_nodes,
+    output_names,
+    param_name,
+    whole_row,
+)
 
 _NAMES = {
     exp.Count: "count",
@@ -84,8 +96,12 @@ def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
     for a in args:
         if a is None:
             continue
-        if isinstance(a, exp.Star):
-            star = True
+        if isinstance(a, exp.Star) or (
+            func == "count"
+            and isinstance(a, exp.Column)
+            and (isinstance(a.this, exp.Star) or whole_row(ctx, info, a) is not None)
+        ):
+            star = True  # count(*), count(a.*), count(a): counts rows
             continue
         found = expr_lineage(ctx, info, a)
         if not found and func == "count" and not a.find(exp.Column):
@@ -99,6 +115,23 @@ def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
         ctx.emit("sql_agg", info.id, agg_id, func, distinct, t, c, node=agg)
     if isinstance(agg.parent, exp.Filter):
         ctx.emit("sql_agg_filter", info.id, agg_id, node=agg.parent)
+        where = agg.parent.expression
+        cond = where.this if isinstance(where, exp.Where) else where
+        preds = extract_predicates(cond, lambda n: param_name(ctx, n), ctx.dialect)
+        for p in preds:
+            for t, c in sorted(base_columns(ctx, info, p.column)):
+                ctx.emit(
+                    "sql_agg_filter_pred",
+                    info.id,
+                    agg_id,
+                    t,
+                    c,
+                    p.op,
+                    p.vkind,
+                    p.value,
+                    p.strength,
+                    node=p.node,
+                )
 
 
 def _group_lineage(ctx: Ctx, info: ScopeInfo, node: exp.Select, g: exp.Expr) -> set[Base]:

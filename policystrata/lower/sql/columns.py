@@ -1,29 +1,54 @@
 """Pass ``columns``: every column reference, resolved to the base-table columns it reads.
 
-``sql_column_ref(C, S, Table, Column)`` for each base column a scope references anywhere
-(projection, WHERE, JOIN, GROUP BY, ORDER BY...), also through CTE and derived-table columns.
-``sql_unresolved_column(C, S, Column)`` when a reference cannot be resolved (ambiguous without
-a schema). Resolving also finds which subqueries are correlated.
+``sql_column_ref(C, S, Table, Column)`` for each base column a scope references where it
+influences the result: WHERE, JOIN, GROUP BY, HAVING, ORDER BY, window and aggregate arguments,
+and the select list, also through CTE and derived-table columns. The select list of a CTE /
+derived table (or of a UNION ALL branch of one) is not a use by itself: its columns count where
+the consuming query uses them, so ``with c as (select * from accounts) select region from c``
+reads ``region`` only (a DISTINCT, UNION or INTERSECT / EXCEPT compares whole rows, so there
+every selected column counts). A whole-row reference (``row_to_json(a)``, ``a.*``) reads every
+column of the source. ``sql_unresolved_column(C, S, Column)`` when a reference cannot be resolved
+(ambiguous without a schema). ``sql_alias_column(C, S, Alias, Column)`` for each column of a
+source alias referenced by name (what the lineage rules follow). Resolving also finds which
+subqueries are correlated.
 
 >>> from policystrata.lower.sql import lower_sql
->>> r = lower_sql("q", "with c as (select customer_email e from accounts) select e from c")
+>>> r = lower_sql("q", "with c as (select customer_email e, region from accounts) select e from c")
 >>> for f in r.facts.by_pred("sql_column_ref"): print(f.render())
 sql_column_ref("q", "s0", "accounts", "customer_email")
-sql_column_ref("q", "s1", "accounts", "customer_email")
 """
 
 from __future__ import annotations
 
 from policystrata.lower.sql.adapter import exp, ident_name
-from policystrata.lower.sql.context import Ctx
-from policystrata.lower.sql.scopes import base_columns, expr_lineage, projection_for, resolve
+from policystrata.lower.sql.context import Ctx, ScopeInfo
+from policystrata.lower.sql.scopes import (
+    base_columns,
+    expr_lineage,
+    projection_for,
+    resolve,
+    source_names,
+    star_sources,
+    whole_row,
+)
 
 
 def columns(ctx: Ctx) -> None:
-    """Emit ``sql_column_ref`` / ``sql_unresolved_column`` for every scope."""
+    """Emit ``sql_column_ref`` / ``sql_unresolved_column`` for every scope, and
+    ``sql_alias_column`` for every source column referenced by name."""
+    _alias_columns(ctx)
     for info in ctx.scopes:
+        node = info.scope.expression
+        select_list = list(node.expressions) if isinstance(node, exp.Select) else []
+        passthrough = _passes_rows_through(ctx, info)
         for col in info.scope.columns:
             if isinstance(col.this, exp.Star):
+                continue
+            if passthrough and _inside_any(col, select_list):
+                continue
+            if whole_row(ctx, info, col) is not None:
+                for t, c in sorted(expr_lineage(ctx, info, col)):
+                    ctx.emit("sql_column_ref", info.id, t, c, node=col)
                 continue
             bases = base_columns(ctx, info, col)
             if not bases and not col.args.get("table"):
@@ -40,9 +65,66 @@ def columns(ctx: Ctx) -> None:
                 ctx.emit("sql_unresolved_column", info.id, ident_name(col.this), node=col)
             for t, c in sorted(bases):
                 ctx.emit("sql_column_ref", info.id, t, c, node=col)
+        if passthrough:
+            continue
+        for proj in select_list:
+            if proj.find(exp.Star) is not None:
+                for t, c in sorted(expr_lineage(ctx, info, proj)):
+                    ctx.emit("sql_column_ref", info.id, t, c, node=proj)
+
+
+def _alias_columns(ctx: Ctx) -> None:
+    """``sql_alias_column(C, S, Alias, Column)``: a column of source Alias of scope S referenced
+    anywhere (also from a correlated subquery, and by a star of S's select list)."""
+    seen: set[tuple[str, str, str]] = set()
+    for info in ctx.scopes:
         node = info.scope.expression
-        if isinstance(node, exp.Select):
-            for proj in node.expressions:
-                if proj.find(exp.Star) is not None:
-                    for t, c in sorted(expr_lineage(ctx, info, proj)):
-                        ctx.emit("sql_column_ref", info.id, t, c, node=proj)
+        for col in info.scope.columns:
+            if isinstance(col.this, exp.Star):
+                continue
+            hit = resolve(ctx, info, col)
+            if hit is not None:
+                key = (hit[1].id, hit[0], ident_name(col.this))
+                if key not in seen:
+                    seen.add(key)
+                    ctx.emit("sql_alias_column", *key, node=col)
+        if not isinstance(node, exp.Select):
+            continue
+        sources = star_sources(info)
+        for alias, (_, src) in sources.items():
+            for cname in source_names(ctx, src):
+                key = (info.id, alias, cname)
+                if cname != "*" and key not in seen:
+                    seen.add(key)
+                    ctx.emit("sql_alias_column", *key, node=node)
+
+
+def _passes_rows_through(ctx: Ctx, info: ScopeInfo) -> bool:
+    """The scope's select list only feeds its consumer by name: a SELECT (not DISTINCT) whose
+    rows are read by name."""
+    node = info.scope.expression
+    if not isinstance(node, exp.Select) or node.args.get("distinct") is not None:
+        return False
+    return _read_by_name(ctx, info)
+
+
+def _read_by_name(ctx: Ctx, info: ScopeInfo) -> bool:
+    """A CTE / derived table, or a branch of a UNION ALL that is read by name."""
+    if info.kind in ("cte", "derived"):
+        return True
+    if info.kind != "union_branch" or info.parent is None:
+        return False
+    parent = next(s for s in ctx.scopes if s.id == info.parent)
+    union = parent.scope.expression
+    if not isinstance(union, exp.Union) or union.args.get("distinct"):
+        return False
+    return _read_by_name(ctx, parent)
+
+
+def _inside_any(node: exp.Expr, roots: list[exp.Expr]) -> bool:
+    p: exp.Expr | None = node
+    while p is not None:
+        if any(p is r for r in roots):
+            return True
+        p = p.parent
+    return False

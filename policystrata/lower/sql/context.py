@@ -127,4 +127,13 @@ class Ctx:
 
     # -- scopes ------------------------------------------------------------------------------
     def info(self, scope: Scope) -> ScopeInfo:
-        return self.scope_of[id(scope)]
+        """The numbered scope of a sqlglot scope. The self-reference of a recursive CTE is a
+        separate sqlglot scope object over the same query: it maps to the CTE's scope."""
+        known = self.scope_of.get(id(scope))
+        if known is not None:
+            return known
+        for s in self.scopes:
+            if s.scope.expression is scope.expression:
+                self.scope_of[id(scope)] = s
+                return s
+        raise KeyError(f"unknown scope {scope.expression.sql()[:40]!r}")

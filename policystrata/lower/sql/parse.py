@@ -1,6 +1,7 @@
 """Pass ``parse``: tokenize, require exactly one statement, parse it.
 
-Failures are findings, never exceptions: a token or parse error is ``unparseable_sql``; more
+A statement in parentheses is the statement (see :func:`unparenthesize`). Failures are
+findings, never exceptions: a token or parse error is ``unparseable_sql``; more
 than one statement (the split is done by the tokenizer, so a ``;`` inside a string, a comment
 or dollar quoting does not count) is ``not_read_only``.
 
@@ -25,7 +26,13 @@ from __future__ import annotations
 
 import re
 
-from policystrata.lower.sql.adapter import SqlglotError, exp, parse, split_statements
+from policystrata.lower.sql.adapter import (
+    SqlglotError,
+    exp,
+    normalize_identifiers,
+    parse,
+    split_statements,
+)
 from policystrata.lower.sql.context import Ctx, Halt
 
 
@@ -65,7 +72,7 @@ def parse_sql(ctx: Ctx) -> None:
         reason = f"{len(trees)} statements parsed"
         ctx.finding("unparseable_sql", reason, span=(stmt.start, stmt.end))
         raise Halt
-    ctx.tree = trees[0]
+    ctx.tree = normalize_identifiers(unparenthesize(trees[0]), ctx.dialect)
     if isinstance(ctx.tree, exp.Command):
         ctx.finding(
             "not_read_only",
@@ -73,6 +80,33 @@ def parse_sql(ctx: Ctx) -> None:
             span=(stmt.start, stmt.end),
         )
         raise Halt
+
+
+#: Clauses a parenthesized statement may carry outside its parentheses.
+_OUTER_CLAUSES = ("order", "limit", "offset", "locks")
+
+
+def unparenthesize(tree: exp.Expr) -> exp.Expr:
+    """``(SELECT ...)`` and ``(SELECT ...) LIMIT 5`` are the SELECT itself (clauses outside the
+    parentheses move in when the inner query has none of them); anything else stays wrapped
+    and the guard rejects it.
+
+    >>> from policystrata.lower.sql.adapter import parse_one
+    >>> unparenthesize(parse_one("((select a from t)) order by a limit 5")).sql("postgres")
+    'SELECT a FROM t ORDER BY a LIMIT 5'
+    """
+    while isinstance(tree, exp.Subquery) and tree.args.get("alias") is None:
+        inner = tree.this
+        outer = {k: v for k, v in tree.args.items() if k != "this" and v}
+        if not isinstance(inner, exp.Query) or any(
+            k not in _OUTER_CLAUSES or inner.args.get(k) for k in outer
+        ):
+            return tree
+        for k, v in outer.items():
+            inner.set(k, v)
+        inner.parent = None
+        tree = inner
+    return tree
 
 
 def _first_line(e: Exception) -> str:

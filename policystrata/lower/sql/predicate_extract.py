@@ -7,6 +7,9 @@ and ``possible`` otherwise (under OR, under NOT of a conjunction, inside CASE / 
 function argument). Negation flips the operator: ``NOT (t <> 'acme')`` is a guaranteed
 ``t = 'acme'``. ``IN`` lists give one predicate per element with op ``in``. ``BETWEEN`` gives
 ``>=`` and ``<=``. A column on the right is moved to the left (``'acme' = t`` -> ``t = 'acme'``).
+A disjunction of equalities / IN lists on one column is that column's IN list (``t = 'a' OR
+t = 'b'`` is a guaranteed ``t in ('a', 'b')``); ``c = nullif(v, w)`` compares ``c`` with ``v``; a
+boolean column used as a condition is ``c = true`` (``NOT c`` is ``c != true``).
 
 >>> from policystrata.lower.sql.adapter import parse_expression
 >>> e = parse_expression("t.tenant_id = 'acme' AND (x = 1 OR 1 = 1) AND NOT (t.r <> 'eu')")
@@ -135,6 +138,8 @@ def classify_value(
     """
     raw = node
     node = unwrap(node)
+    while isinstance(node, exp.Nullif):
+        node = unwrap(node.this)  # c = nullif(v, w) holds only where c = v
     lit = literal_value(node)
     if lit is not None:
         return (lit[0], lit[1], None)
@@ -182,15 +187,27 @@ def _walk(
     out: list[RawPred],
     pn: ParamNamer,
     dialect: str,
+    boolean: bool = True,
 ) -> None:
     while isinstance(node, exp.Paren):
         node = node.this
+    if boolean and isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        # a boolean column as a condition: ``where t.escalated`` is ``t.escalated = true``
+        op = "=" if positive else "!="
+        strength = GUARANTEED if guaranteed else POSSIBLE
+        out.append(RawPred(node, op, "literal", True, None, strength, node))
+        return
     if isinstance(node, exp.And):
         g = guaranteed if positive else False
         _walk(node.this, positive, g, out, pn, dialect)
         _walk(node.expression, positive, g, out, pn, dialect)
         return
     if isinstance(node, exp.Or):
+        if positive and guaranteed:
+            alternatives = _same_column_alternatives(node, pn, dialect)
+            if alternatives is not None:
+                out.extend(alternatives)
+                return
         g = guaranteed if not positive else False
         _walk(node.this, positive, g, out, pn, dialect)
         _walk(node.expression, positive, g, out, pn, dialect)
@@ -213,13 +230,60 @@ def _walk(
     for child in node.iter_expressions():
         if isinstance(child, exp.Query):
             continue
-        _walk(child, True, False, out, pn, dialect)
+        _walk(child, True, False, out, pn, dialect, boolean=False)
+
+
+def _same_column_alternatives(node: exp.Or, pn: ParamNamer, dialect: str) -> list[RawPred] | None:
+    """``c = a OR c = b OR c IN (d)`` is ``c IN (a, b, d)``: guaranteed ``in`` predicates, one
+    per value, when every disjunct is an equality / IN list on the same column (else ``None``)."""
+    leaves: list[exp.Expr] = []
+    stack: list[exp.Expr] = [node]
+    while stack:
+        n = stack.pop()
+        while isinstance(n, exp.Paren):
+            n = n.this
+        if isinstance(n, exp.Or):
+            stack += [n.expression, n.this]
+        else:
+            leaves.append(n)
+    out: list[RawPred] = []
+    column = None
+    for leaf in leaves:
+        if not isinstance(leaf, exp.EQ | exp.In) or (
+            isinstance(leaf, exp.In) and (leaf.args.get("query") or leaf.args.get("unnest"))
+        ):
+            return None
+        atoms = list(_atoms(leaf, pn, dialect))
+        if not atoms:
+            return None
+        for col, op, vk, val, vnode in atoms:
+            if op not in ("=", "in") or vk in ("column", "subquery", "null"):
+                return None
+            key = col.sql(dialect=dialect)
+            if column is not None and key != column:
+                return None
+            column = key
+            out.append(RawPred(col, "in", vk, val, vnode, GUARANTEED, leaf))
+    return out
 
 
 def _atoms(
     node: exp.Expr, pn: ParamNamer, dialect: str
 ) -> Iterator[tuple[exp.Column, str, str, Const, exp.Expr | None]]:
-    """The atomic predicates a single comparison node stands for (empty if it is none)."""
+    """The atomic predicates a single comparison node stands for (empty if it is none).
+    ``IS NOT NULL`` / ``NOT LIKE`` are parsed as one node with ``negate`` set: the operator
+    is negated here."""
+    atoms = _plain_atoms(node, pn, dialect)
+    if not node.args.get("negate"):
+        yield from atoms
+        return
+    for col, op, vk, val, vnode in atoms:
+        yield (col, _NEGATE.get(op, "not_" + op), vk, val, vnode)
+
+
+def _plain_atoms(
+    node: exp.Expr, pn: ParamNamer, dialect: str
+) -> Iterator[tuple[exp.Column, str, str, Const, exp.Expr | None]]:
     op = _CMP.get(type(node))
     if op is not None:
         left, right = node.this, node.expression

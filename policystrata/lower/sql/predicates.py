@@ -49,7 +49,8 @@ def emit_condition(
 ) -> list[tuple[str, str, str, str, str]]:
     """Lower one boolean condition of scope ``info``; ``weaken(alias)`` says whether
     predicates on that alias are only possible (e.g. the preserved side of an outer join's ON).
-    Returns the column equalities found as ``(alias1, col1, alias2, col2, strength)``."""
+    Returns the column equalities found as ``(alias1, col1, alias2, col2, strength)``, with the
+    strength they have in ``cond`` itself (before weakening)."""
     equalities: list[tuple[str, str, str, str, str]] = []
     for p in extract_predicates(cond, param_name=lambda n: param_name(ctx, n), dialect=ctx.dialect):
         hit = resolve(ctx, info, p.column)
@@ -75,7 +76,7 @@ def emit_condition(
                     node=p.node,
                 )
                 other_col = ident_name(p.value_node.this)
-                equalities.append((alias, column, other_alias, other_col, strength))
+                equalities.append((alias, column, other_alias, other_col, p.strength))
         elif p.vkind == "subquery" and p.value_node is not None:
             value = _scope_id_of(ctx, p.value_node)
         ctx.emit("sql_pred", info.id, alias, column, p.op, p.vkind, value, strength, node=p.node)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from policystrata.lower.sql.adapter import (
     Scope,
     ScopeType,
+    anonymous_placeholders,
     branch_scopes,
     build_scope,
     exp,
@@ -94,17 +95,13 @@ def _number_params(ctx: Ctx) -> None:
     """Name every parameter: ``$n`` stays ``$n``; ``:name`` and ``%(name)s`` are ``name``;
     anonymous ``?`` / ``%s`` are ``$1``, ``$2``… by position (as the driver binds them)."""
     assert ctx.tree is not None
-    nodes = [n for n in ctx.tree.walk() if isinstance(n, exp.Parameter | exp.Placeholder)]
-    nodes.sort(key=lambda n: (ctx.span(n) or (0, 0))[0])
-    anon = 0
-    for n in nodes:
+    for n in ctx.tree.walk():
         if isinstance(n, exp.Parameter):
             ctx.params[id(n)] = "$" + n.name
-        elif n.name and n.name != "?":
+        elif isinstance(n, exp.Placeholder) and n.name and n.name != "?":
             ctx.params[id(n)] = n.name
-        else:
-            anon += 1
-            ctx.params[id(n)] = f"${anon}"
+    for pos, n in enumerate(anonymous_placeholders(ctx.tree, ctx.dialect), start=1):
+        ctx.params[id(n)] = f"${pos}"
 
 
 def param_name(ctx: Ctx, node: exp.Expr) -> str:
@@ -134,7 +131,7 @@ def source_of(info: ScopeInfo, alias: str) -> exp.Table | Scope | None:
     return entry[1]
 
 
-def _has_column(ctx: Ctx, source: exp.Table | Scope, column: str) -> bool | None:
+def has_column(ctx: Ctx, source: exp.Table | Scope, column: str) -> bool | None:
     """Does the source have the column? ``None`` when unknown (no schema, star)."""
     if isinstance(source, exp.Table):
         if ctx.schema_columns is None:
@@ -163,8 +160,8 @@ def resolve(ctx: Ctx, info: ScopeInfo, col: exp.Column) -> tuple[str, ScopeInfo]
             continue
         if len(sources) == 1 and s is info:
             return next(iter(sources)), s
-        yes = [a for a, (_, src) in sources.items() if _has_column(ctx, src, name) is True]
-        maybe = [a for a, (_, src) in sources.items() if _has_column(ctx, src, name) is None]
+        yes = [a for a, (_, src) in sources.items() if has_column(ctx, src, name) is True]
+        maybe = [a for a, (_, src) in sources.items() if has_column(ctx, src, name) is None]
         if len(yes) == 1 and not maybe:
             _mark_correlated(ctx, info, s)
             return yes[0], s
@@ -224,7 +221,7 @@ def output_names(ctx: Ctx, info: ScopeInfo) -> list[str]:
             for alias, (_, src) in info.scope.selected_sources.items():
                 if qual and alias != qual:
                     continue
-                out.extend(_source_names(ctx, src))
+                out.extend(source_names(ctx, src))
         else:
             out.append(projection_name(proj))
     return out
@@ -250,7 +247,7 @@ def inner_query_scope(ctx: Ctx, info: ScopeInfo) -> ScopeInfo | None:
     return None
 
 
-def _source_names(ctx: Ctx, src: exp.Table | Scope) -> list[str]:
+def source_names(ctx: Ctx, src: exp.Table | Scope) -> list[str]:
     if isinstance(src, exp.Table):
         cols = (ctx.schema_columns or {}).get(table_name(src))
         return list(cols) if cols else ["*"]
@@ -264,6 +261,43 @@ def projection_for(info: ScopeInfo, name: str) -> exp.Expr | None:
     for proj in node.expressions:
         if projection_name(proj) == name:
             return proj
+    return None
+
+
+def star_qualifier(node: exp.Expr) -> str | None:
+    """``""`` for ``*``, the alias for ``alias.*``, ``None`` for anything else."""
+    if isinstance(node, exp.Star):
+        return ""
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Star):
+        return ident_name(node.args.get("table"))
+    return None
+
+
+def star_sources(info: ScopeInfo) -> dict[str, tuple[exp.Expr, exp.Table | Scope]]:
+    """The sources the select list's stars expand (all sources for ``*``, one for ``a.*``)."""
+    node = info.scope.expression
+    sources = info.scope.selected_sources
+    if not isinstance(node, exp.Select):
+        return {}
+    quals = {q for p in node.expressions if (q := star_qualifier(p)) is not None}
+    if "" in quals:
+        return dict(sources)
+    return {a: v for a, v in sources.items() if a in quals}
+
+
+def whole_row(ctx: Ctx, info: ScopeInfo, col: exp.Column) -> tuple[str, ScopeInfo] | None:
+    """A whole-row reference: an unqualified name that is a source alias and not a column of
+    any source in reach (``select a from accounts a``, ``row_to_json(a)``); ``(alias, owner)``."""
+    if col.args.get("table") or isinstance(col.this, exp.Star):
+        return None
+    name = ident_name(col.this)
+    for s in scope_chain(ctx, info):
+        sources = s.scope.selected_sources
+        if any(has_column(ctx, src, name) is True for _, src in sources.values()):
+            return None
+        known = ctx.schema_columns is not None or len(sources) > 1
+        if known and name in sources and has_column(ctx, sources[name][1], name) is not True:
+            return name, s
     return None
 
 
@@ -293,10 +327,10 @@ def lineage(ctx: Ctx, info: ScopeInfo, name: str, _seen: frozenset[str] = frozen
     proj = projection_for(info, name)
     if proj is not None:
         return expr_lineage(ctx, info, proj, seen)
-    # through a star
+    # through a star (``*`` or ``alias.*``): the sources the stars expand
     result: set[Base] = set()
-    for _alias, (_, src) in info.scope.selected_sources.items():
-        has = _has_column(ctx, src, name)
+    for _alias, (_, src) in star_sources(info).items():
+        has = has_column(ctx, src, name)
         if has is False:
             continue
         if isinstance(src, exp.Table):
@@ -313,7 +347,18 @@ def expr_lineage(
     """Base columns an expression reads (scalar subqueries included)."""
     out: set[Base] = set()
     for n in node.walk():
-        if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
+        row = whole_row(ctx, info, n) if isinstance(n, exp.Column) else None
+        if row is not None or (isinstance(n, exp.Column) and isinstance(n.this, exp.Star)):
+            if isinstance(n.parent, exp.Count):
+                continue  # count(a.*) / count(a): counts rows, reads no value
+            if row is not None:
+                out |= _all_columns(ctx, row[1], row[0], _seen)
+            else:
+                qual = ident_name(n.args.get("table"))
+                for alias in info.scope.selected_sources:
+                    if alias == qual:
+                        out |= _all_columns(ctx, info, alias, _seen)
+        elif isinstance(n, exp.Column):
             hit = resolve(ctx, info, n)
             if hit is not None:
                 alias, owner = hit
@@ -323,28 +368,33 @@ def expr_lineage(
                         out.add((table_name(src), ident_name(n.this)))
                 elif src is not None:
                     out |= lineage(ctx, ctx.info(src), ident_name(n.this), _seen)
-        elif isinstance(n, exp.Star) and isinstance(n.parent, exp.Func):
-            continue  # count(*): the star counts rows, it reads no column
-        elif isinstance(n, exp.Column | exp.Star) and isinstance(
-            n.this if isinstance(n, exp.Column) else n, exp.Star
-        ):
-            qual = ident_name(n.args.get("table")) if isinstance(n, exp.Column) else ""
+        elif isinstance(n, exp.Star):
+            if isinstance(n.parent, exp.Func | exp.Column):
+                continue  # count(*) counts rows; the star of a.* was handled with its column
             for alias in info.scope.selected_sources:
-                if qual and alias != qual:
-                    continue
-                src = source_of(info, alias)
-                if src is None:
-                    continue
-                for cname in _source_names(ctx, src):
-                    if cname == "*" and isinstance(src, exp.Table):
-                        out.add((table_name(src), "*"))
-                    else:
-                        out |= alias_lineage(ctx, info, alias, cname)
+                out |= _all_columns(ctx, info, alias, _seen)
     for sub in info.scope.subquery_scopes:
         if _is_inside(sub.expression, node):
             si = ctx.info(sub)
             for n2 in output_names(ctx, si)[:1]:
                 out |= lineage(ctx, si, n2, _seen)
+    return out
+
+
+def _all_columns(ctx: Ctx, owner: ScopeInfo, alias: str, seen: frozenset[str]) -> set[Base]:
+    """Base columns of every column of a source (``(table, "*")`` when they are unknown)."""
+    src = source_of(owner, alias)
+    out: set[Base] = set()
+    if src is None:
+        return out
+    for cname in source_names(ctx, src):
+        if cname == "*" and isinstance(src, exp.Table):
+            if isinstance(src.this, exp.Identifier):
+                out.add((table_name(src), "*"))
+        elif isinstance(src, exp.Table):
+            out |= alias_lineage(ctx, owner, alias, cname)
+        else:
+            out |= lineage(ctx, ctx.info(src), cname, seen)
     return out
 
 

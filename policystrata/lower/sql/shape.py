@@ -2,7 +2,8 @@
 
 ``sql_limit(C, N)`` for a literal LIMIT / FETCH FIRST on the root query,
 ``sql_limit_param(C, Param)`` when it is a parameter, ``sql_limit_expr(C, Text)`` for anything
-else; ``sql_offset(C, N)``; ``sql_order_by(C, S, Position, Expr, Direction)`` (asc / desc).
+else; ``sql_offset(C, N)``; ``sql_scope_limit(C, S, N)`` for the literal LIMIT of every scope;
+``sql_order_by(C, S, Position, Expr, Direction)`` (asc / desc).
 
 >>> from policystrata.lower.sql import lower_sql
 >>> r = lower_sql("q", "select id from accounts order by id desc fetch first 5 rows only")
@@ -29,6 +30,12 @@ def shape(ctx: Ctx) -> None:
     if offset is not None:
         _emit_count(ctx, "sql_offset", offset.expression, offset)
     for info in ctx.scopes:
+        limit = info.scope.expression.args.get("limit")
+        if limit is not None:
+            value = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
+            lit = literal_value(value) if value is not None else None
+            if lit is not None and isinstance(lit[1], int) and not isinstance(lit[1], bool):
+                ctx.emit("sql_scope_limit", info.id, lit[1], node=limit)
         order = info.scope.expression.args.get("order")
         if order is None:
             continue

@@ -65,6 +65,95 @@ def parse_time(value: object) -> dt.date | dt.datetime | None:
     return t
 
 
+_INTERVAL_UNITS = {
+    "day": "days",
+    "days": "days",
+    "week": "weeks",
+    "weeks": "weeks",
+    "hour": "hours",
+    "hours": "hours",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "second": "seconds",
+    "seconds": "seconds",
+    "month": "months",
+    "months": "months",
+    "mon": "months",
+    "mons": "months",
+    "year": "years",
+    "years": "years",
+}
+
+
+def constant_time(node: exp.Expr) -> dt.date | dt.datetime | None:
+    """A date / timestamp the expression always evaluates to: an ISO literal (cast or not),
+    ``make_date(y, m, d)``, or such a constant plus / minus an interval literal or a number of
+    days. ``None`` for anything else (columns, the clock).
+
+    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> constant_time(parse_expression("date '2026-05-01' + interval '1 month'"))
+    datetime.date(2026, 6, 1)
+    >>> constant_time(parse_expression("'2026-06-01'::date - 1"))
+    datetime.date(2026, 5, 31)
+    """
+    node = unwrap(node)
+    lit = literal_value(node)
+    if lit is not None:
+        return parse_time(lit[1])
+    if isinstance(node, exp.Anonymous) and function_name(node) == "make_date":
+        parts = [literal_value(a) for a in node.expressions]
+        if len(parts) == 3 and all(p is not None and isinstance(p[1], int) for p in parts):
+            try:
+                return dt.date(*(int(p[1]) for p in parts if p is not None))
+            except ValueError:
+                return None
+        return None
+    if isinstance(node, exp.Add | exp.Sub):
+        sign = 1 if isinstance(node, exp.Add) else -1
+        base, delta = node.this, node.expression
+        if isinstance(node, exp.Add) and constant_time(base) is None:
+            base, delta = delta, base
+        start = constant_time(base)
+        if start is None:
+            return None
+        return _shift(start, unwrap(delta), sign)
+    return None
+
+
+def _shift(
+    start: dt.date | dt.datetime, delta: exp.Expr, sign: int
+) -> dt.date | dt.datetime | None:
+    lit = literal_value(delta)
+    if lit is not None and isinstance(lit[1], int) and not isinstance(lit[1], bool):
+        if isinstance(start, dt.datetime):
+            return None  # timestamp + integer is not PostgreSQL
+        return start + dt.timedelta(days=sign * lit[1])
+    if not isinstance(delta, exp.Interval):
+        return None
+    amount = literal_value(delta.this)
+    unit_node = delta.args.get("unit")
+    unit = _INTERVAL_UNITS.get(unit_node.name.lower()) if unit_node is not None else None
+    if amount is None or unit is None:
+        return None
+    try:
+        n = int(str(amount[1]))
+    except ValueError:
+        return None
+    if unit in ("months", "years"):
+        months = n * (12 if unit == "years" else 1) * sign
+        m = start.month - 1 + months
+        try:
+            return start.replace(year=start.year + m // 12, month=m % 12 + 1)
+        except ValueError:
+            return None  # 31 January + 1 month: PostgreSQL clamps; not a declared bound anyway
+    if unit in ("hours", "minutes", "seconds") and not isinstance(start, dt.datetime):
+        start = dt.datetime.combine(start, dt.time(0))
+    out = start + dt.timedelta(**{unit: sign * n})
+    if isinstance(out, dt.datetime) and out.time() == dt.time(0) and out.tzinfo is None:
+        return out.date()  # midnight: the same instant as the date (as parse_time reads it)
+    return out
+
+
 def _iso(v: dt.date | dt.datetime) -> str:
     return v.isoformat()
 
@@ -150,8 +239,8 @@ def _bound(
     bases = sorted(base_columns(ctx, info, col))
     if not bases:
         return
-    lit = literal_value(value)
-    if lit is None:
+    when = constant_time(value)
+    if when is None:
         inner = unwrap(value)
         clock = any(isinstance(n, _CLOCK) for n in inner.walk()) or (
             isinstance(inner, exp.Func) and function_name(inner) in ("now", "current_date")
@@ -161,9 +250,6 @@ def _bound(
             for t, c in bases:
                 if _is_time_column(ctx, t, c, None):
                     ctx.emit("sql_time_relative", info.id, t, c, op, text, node=atom)
-        return
-    when = parse_time(lit[1])
-    if when is None:
         return
     for t, c in bases:
         if not _is_time_column(ctx, t, c, when):
