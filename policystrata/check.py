@@ -304,7 +304,33 @@ def load_rules(
 ) -> Program:
     """Parse and statically check the shipped rules (or ``rule_paths``) plus extra rule files."""
     paths = list(rule_paths) if rule_paths is not None else rule_files()
-    return load_program([*paths, *extra_rule_paths])
+    program = load_program([*paths, *extra_rule_paths])
+    _require_messages(program)
+    return program
+
+
+#: Predicates whose rules become witnesses: each such rule must say what it found.
+WITNESS_PREDICATES = ("layer_fault", "violation", "contained")
+
+
+def _require_messages(program: Program) -> None:
+    """A rule deriving a witness predicate without ``@message`` would give a witness (or an
+    "also failed" line) that explains nothing: a load error at the rule, like a static check."""
+    from policystrata.engine.errors import RuleError, RuleErrors
+
+    errors = [
+        RuleError(
+            f"a rule deriving {r.head.pred}/{len(r.head.args)} needs an @message "
+            "(what the witness says)",
+            file=r.file,
+            line=r.line,
+            rule_id=r.id,
+        )
+        for r in program.rules
+        if r.head.pred in WITNESS_PREDICATES and r.body and not r.message
+    ]
+    if errors:
+        raise RuleErrors(errors)
 
 
 def _reference_ddl(policy_facts: FactSet) -> FactSet:

@@ -189,8 +189,12 @@ def test_explain_rerenders_a_saved_witness(tmp_path: Path) -> None:
     [
         ("bad(C, X) :- case(C).\n", "unsafe"),
         ("p(C) :- case(C), !q(C).\nq(C) :- case(C), !p(C).\n", "negation"),
+        (
+            "layer_fault(C, compiler, semantic_drift, silent, C) :- case(C).\n",
+            "needs an @message",
+        ),
     ],
-    ids=["unsafe_variable", "negation_through_recursion"],
+    ids=["unsafe_variable", "negation_through_recursion", "witness_rule_without_message"],
 )
 def test_broken_rule_file_exits_2_with_location(tmp_path: Path, rule: str, needle: str) -> None:
     path = tmp_path / "broken.dl"
