@@ -247,7 +247,29 @@ def node_span(
         return None
     if tokens:
         hi = _extend_closers(tokens, lo, hi)
+        lo = _extend_keywords(tokens, lo, _LEADING_KEYWORDS.get(node.key, ()))
     return (lo, hi)
+
+
+# Keywords that open a statement node before its first positioned token (sqlglot records
+# positions on identifiers, not keywords): a DELETE's span starts at DELETE, not at its table.
+_LEADING_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "delete": ("DELETE", "FROM"),
+    "insert": ("INSERT", "INTO"),
+    "update": ("UPDATE",),
+    "merge": ("MERGE", "INTO"),
+}
+
+
+def _extend_keywords(
+    tokens: list[Tok] | tuple[Tok, ...], lo: int, keywords: tuple[str, ...]
+) -> int:
+    """Move ``lo`` back over the ``keywords`` tokens directly before it (each optional)."""
+    before = [t for t in tokens if t.end <= lo]
+    for kw in reversed(keywords):
+        if before and before[-1].type == kw:
+            lo = before.pop().start
+    return lo
 
 
 def _extend_closers(tokens: list[Tok] | tuple[Tok, ...], lo: int, hi: int) -> int:
