@@ -434,28 +434,10 @@ def _proof_atoms(node: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], lis
 def _saved_witnesses(path: Path) -> list[Any]:
     """Witnesses of a file: one witness, a list of them, a check report, a scan's scan.json
     (its findings' witnesses) or findings.jsonl."""
+    from policystrata.jsonfile import read_json_documents
     from policystrata.witness import CheckReport, Witness
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", file=str(path)) from None
-    chunks = (
-        [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-        if path.suffix == ".jsonl"
-        else [(1, text)]
-    )
-    items: list[tuple[int | None, Any]] = []
-    for first, chunk in chunks:
-        try:
-            items.append((first if path.suffix == ".jsonl" else None, json.loads(chunk)))
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"not valid JSON: {exc.msg}",
-                file=str(path),
-                line=first + exc.lineno - 1,
-                column=exc.colno,
-            ) from None
+    items = read_json_documents(path)
     out: list[Witness] = []
     for line, data in items:
         try:

@@ -68,3 +68,25 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def type_name(value: object, *, json: bool = False) -> str:
+    """What a parsed value is, in the words of the file it came from (YAML: mapping / list;
+    JSON: object / array).
+
+    >>> type_name([1]), type_name([1], json=True), type_name(None), type_name(None, json=True)
+    ('a list', 'an array', 'nothing (null)', 'null')
+    """
+    if isinstance(value, list):
+        return "an array" if json else "a list"
+    if isinstance(value, dict):
+        return "an object" if json else "a mapping"
+    if value is None:
+        return "null" if json else "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from policystrata.case import Case
-from policystrata.errors import InputError
+from policystrata.errors import InputError, type_name
 from policystrata.facts import Const, Provenance
 from policystrata.witness import RecordError, SourceRef
 
@@ -109,23 +109,10 @@ def parse_trace_line(raw: str, file: str, line: int) -> TraceItem:
     if not isinstance(record, dict):
         return RecordError(
             kind="malformed_trace_line",
-            message=f"a trace record must be a JSON object, got {_json_type(record)}",
+            message=f"a trace record must be a JSON object, got {type_name(record, json=True)}",
             source=where,
         )
     return record_to_case(record, file, line)
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type (what the exporter wrote)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else type(value).__name__
 
 
 def _record_sql(record: dict[str, Any]) -> Any:

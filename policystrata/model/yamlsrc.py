@@ -26,7 +26,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from policystrata.errors import InputError, InputErrors, did_you_mean
+from policystrata.errors import InputError, InputErrors, did_you_mean, type_name
 
 KeyPath = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -155,22 +155,6 @@ def read_text_file(path: Path, display: str) -> str:
         ) from None
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return type(value).__name__
-
-
 def _message(err: Any, allowed: Sequence[str] = ()) -> str:
     kind = err.get("type", "")
     got = err.get("input")
@@ -185,9 +169,9 @@ def _message(err: Any, allowed: Sequence[str] = ()) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {_type_name(got)}"
+        return f"expected a mapping, got {type_name(got)}"
     if kind in ("list_type", "tuple_type", "set_type"):
-        return f"expected a list, got {_type_name(got)}"
+        return f"expected a list, got {type_name(got)}"
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
     if kind not in ("value_error", "assertion_error") and not isinstance(got, dict | list):
@@ -204,7 +188,7 @@ def validate(model: type[M], doc: YamlDoc, *, root: Sequence[str | int] = ()) ->
     data = doc.data
     if not isinstance(data, dict):
         raise InputErrors(
-            [doc.error(root, f"expected a mapping at the top level, got {_type_name(data)}")]
+            [doc.error(root, f"expected a mapping at the top level, got {type_name(data)}")]
         )
     try:
         return model.model_validate(data)

@@ -32,6 +32,7 @@ from policystrata.engine import ProofNode, check_proof
 from policystrata.engine.proof import render_message
 from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact
+from policystrata.jsonfile import read_json_documents
 from policystrata.scan.config import CONFIDENCES, ScanConfig
 from policystrata.scan.findings import (
     CONFIDENCE_RANK,
@@ -473,17 +474,10 @@ def _dedupe_ids(findings: list[Finding]) -> None:
 
 def load_baseline(path: Path) -> set[str]:
     """Finding ids of a previous ``scan.json`` (or a findings.jsonl)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read baseline: {exc.strerror or exc}", file=str(path)) from None
+    items = read_json_documents(path, "baseline")
     if path.suffix == ".jsonl":
-        ids = set()
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                ids.add(_baseline_id(_baseline_json(line, path, n), path, n))
-        return ids
-    data = _baseline_json(text, path, 1)
+        return {_baseline_id(data, path, n) for n, data in items}
+    data = items[0][1]
     findings = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(findings, list):
         raise InputError(
@@ -492,18 +486,6 @@ def load_baseline(path: Path) -> set[str]:
             file=str(path),
         )
     return {_baseline_id(f, path, None) for f in findings}
-
-
-def _baseline_json(text: str, path: Path, first_line: int) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not valid JSON: {exc.msg}",
-            file=str(path),
-            line=first_line + exc.lineno - 1,
-            column=exc.colno,
-        ) from None
 
 
 def _baseline_id(finding: Any, path: Path, line: int | None) -> str:
