@@ -6,7 +6,7 @@ reused for every case.
 
 >>> checker = Checker.open("support_saas")
 >>> case = Case(id="c1", principal="acme_analyst",
-...             sql="select count(*) from accounts where accounts.tenant_id = 'acme'")
+...             sql="select count(*) from accounts where accounts.tenant_id = 'acme' limit 10")
 >>> [w.check for w in checker.check(case).witnesses]
 []
 """
