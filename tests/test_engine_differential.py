@@ -102,3 +102,22 @@ def test_engine_matches_reference(text, data):
             proof = result.prove(Fact(pred, row))
             check_proof(proof, program, lookup)
             assert proof.height() == ref_h[(pred, key(row))], (pred, row, text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=programs(), data=facts_st)
+def test_proof_checker_model_matches_reference(text, data):
+    """The independent proof checker's own (semi-naive) model, against the reference."""
+    from policystrata.engine.proofcheck import FactLookup, _rkey
+
+    program = parse_program(text, source="gen.dl")
+    e, f, g = data
+    facts = [("g", (a, b)) for a, b in sorted(g)]
+    facts += [("e", (a, b)) for a, b in sorted(e)] + [("f", (a,)) for a in sorted(f)]
+    lookup = FactLookup([Fact(p, args) for p, args in facts])
+    model = lookup.model(program)
+    ref = evaluate(program, facts)
+    for pred in program.idb_predicates():
+        got = model.get(pred, set())
+        want = {_rkey(v for _t, v in row) for row in ref.get(pred, set())}
+        assert got == want, f"{pred} differs for\n{text}"

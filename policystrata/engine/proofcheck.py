@@ -219,28 +219,41 @@ class _NaiveModel:
         return self._closures[i]
 
     def _stratum(self, i: int, comp: list[str]) -> None:
-        rows, keys = self.rows, self.keys
+        """Semi-naive: a first pass of every rule, then, round by round, only derivations that
+        use at least one tuple of the stratum derived in the previous round (the rest were
+        all made before)."""
+        rows = self.rows
         rules = self.rules.get(i, [])
-        # after the first pass only a rule reading the stratum itself can derive more
-        again = [
-            r
-            for r in rules
-            if any(lit.atom.pred in comp for lit in r.body if isinstance(lit, Positive))
-        ]
-        todo = rules
-        while todo:
-            changed = False
-            for rule in todo:
-                for env in list(_bindings(rule, rows, keys, self.index)):
-                    head = tuple(
-                        t.value if isinstance(t, ConstTerm) else env[t] for t in rule.head.args
-                    )
-                    hk = _rkey(head)
-                    if hk not in keys.setdefault(rule.head.pred, set()):
-                        keys[rule.head.pred].add(hk)
-                        rows.setdefault(rule.head.pred, []).append(head)
-                        changed = True
-            todo = again if changed else []
+        own = set(comp)
+        recursive = []
+        for rule in rules:
+            positives = [lit for lit in rule.body if isinstance(lit, Positive)]
+            at = [j for j, lit in enumerate(positives) if lit.atom.pred in own]
+            if at:
+                recursive.append((rule, positives, at))
+        start = {p: len(rows.get(p, ())) for p in comp}
+        for rule in rules:
+            self._derive(rule, None)
+        while recursive:
+            end = {p: len(rows.get(p, ())) for p in comp}
+            delta = {p: rows.get(p, [])[start[p] : end[p]] for p in comp}
+            if not any(delta.values()):
+                break
+            start = end
+            for rule, positives, at in recursive:
+                for j in at:
+                    new = delta[positives[j].atom.pred]
+                    if new:
+                        self._derive(rule, (j, new))
+
+    def _derive(self, rule: Rule, delta: tuple[int, list[Row]] | None) -> None:
+        rows, keys = self.rows, self.keys
+        for env in list(_bindings(rule, rows, keys, self.index, delta)):
+            head = tuple(t.value if isinstance(t, ConstTerm) else env[t] for t in rule.head.args)
+            hk = _rkey(head)
+            if hk not in keys.setdefault(rule.head.pred, set()):
+                keys[rule.head.pred].add(hk)
+                rows.setdefault(rule.head.pred, []).append(head)
 
 
 class _Index:
@@ -265,7 +278,10 @@ def _bindings(
     rows: dict[str, list[Row]],
     keys: dict[str, set[Any]],
     index: _Index | None = None,
+    delta: tuple[int, list[Row]] | None = None,
 ) -> Iterator[dict[Var, Const]]:
+    """Every binding of the rule's body; with ``delta`` = (j, rows), positive literal j ranges
+    over those rows only."""
     positives = [lit for lit in rule.body if isinstance(lit, Positive)]
     filters = [lit for lit in rule.body if not isinstance(lit, Positive)]
 
@@ -291,7 +307,8 @@ def _bindings(
             yield from _filters(filters, env, keys, rows)
             return
         atom = positives[i].atom
-        for row in candidates(atom, env):
+        source = delta[1] if delta is not None and delta[0] == i else candidates(atom, env)
+        for row in source:
             new = dict(env)
             ok = True
             for t, v in zip(atom.args, row, strict=True):

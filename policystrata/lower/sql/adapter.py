@@ -145,6 +145,8 @@ def anonymous_placeholders(tree: exp.Expr, dialect: str = "postgres") -> list[ex
     nodes = [
         n for n in tree.walk() if isinstance(n, exp.Placeholder) and (not n.name or n.name == "?")
     ]
+    if len(nodes) < 2:
+        return nodes  # nothing to order (and no SQL to generate)
     saved = [dict(n.args) for n in nodes]
     try:
         for i, n in enumerate(nodes):

@@ -73,10 +73,19 @@ class Ctx:
     scope_of: dict[int, ScopeInfo] = field(default_factory=dict)  # id(Scope) -> info
     params: dict[int, str] = field(default_factory=dict)  # id(node) -> parameter name
     correlated: set[str] = field(default_factory=set)  # scope ids that reference outer scopes
+    # id(node) -> (node, span): a node's span is asked for once per fact it backs (the node is
+    # kept so its id cannot be reused by another node while the statement is lowered)
+    _spans: dict[int, tuple[exp.Expr, tuple[int, int] | None]] = field(default_factory=dict)
 
     # -- provenance --------------------------------------------------------------------------
     def span(self, node: exp.Expr | None) -> tuple[int, int] | None:
-        return node_span(node, self.tokens) if node is not None else None
+        if node is None:
+            return None
+        hit = self._spans.get(id(node))
+        if hit is None or hit[0] is not node:
+            hit = (node, node_span(node, self.tokens))
+            self._spans[id(node)] = hit
+        return hit[1]
 
     def prov(self, node: exp.Expr | None = None, note: str | None = None) -> Provenance:
         span = self.span(node)
