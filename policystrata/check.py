@@ -73,13 +73,10 @@ class LoweringContext:
     rows: RowProbe | None = None
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
-    use_rows: bool = True
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def row_probe(self, ddl: str | None) -> RowProbe | None:
         """The probe of the database whose DDL is the case's (one database per DDL variant)."""
-        if not self.use_rows:
-            return None
         if self.databases is None:
             return self.rows
         db = self.databases.for_ddl(ddl)
@@ -138,18 +135,7 @@ def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
         hit = (case.id, facts)
     else:
         ctx.sql_cache[key] = ctx.sql_cache.pop(key)  # most recently used last
-    return _with_case_id(hit[1], hit[0], case.id)
-
-
-def _with_case_id(facts: FactSet, old: str, new: str) -> FactSet:
-    """A copy of ``facts`` whose first argument ``old`` (the case id) is ``new``."""
-    out: dict[Fact, list[Provenance]] = {}
-    for fact, provs in facts._facts.items():
-        args = fact.args
-        if old != new and args and type(args[0]) is str and args[0] == old:
-            fact = Fact(fact.pred, (new, *args[1:]))
-        out[fact] = list(provs)
-    return FactSet(out)
+    return hit[1].renamed_case(hit[0], case.id)
 
 
 def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
@@ -407,13 +393,9 @@ class Checker:
     def case_facts(self, case: Case, real_rows: bool = True) -> FactSet:
         """All facts of the case (``real_rows=False`` skips the database, e.g. while
         minimizing)."""
-        facts = FactSet()
-        self.context.use_rows = real_rows
-        try:
-            for lowering in CASE_PASSES:
-                facts.update(lowering(case, self.context, facts))
-        finally:
-            self.context.use_rows = True
+        facts = self.artifact_facts(case)
+        if real_rows:
+            facts.update(lower_real_rows(case, self.context, facts))
         return facts
 
     def artifact_facts(self, case: Case) -> FactSet:
@@ -441,7 +423,7 @@ class Checker:
             facts = self.artifact_facts(case)
             evaluated = None
         else:  # a copy: the caller's facts stay as they were
-            facts = FactSet({f: list(p) for f, p in artifact_facts._facts.items()})
+            facts = artifact_facts.copy()
         self.last_artifact_fact_count = len(facts)
         rows = lower_real_rows(case, self.context, facts)
         facts.update(rows)

@@ -188,6 +188,26 @@ class FactSet:
     def provenance(self, fact: Fact) -> list[Provenance]:
         return list(self._facts.get(fact, ()))
 
+    def copy(self) -> FactSet:
+        return FactSet({f: list(p) for f, p in self._facts.items()})
+
+    def renamed_case(self, old: str, new: str) -> FactSet:
+        """A copy whose facts with first argument ``old`` (a case id) have ``new`` there.
+
+        >>> fs = FactSet(); _ = fs.add("sql_reads", "c1", "s0", "a", "accounts")
+        >>> fs.renamed_case("c1", "c2").to_lines()
+        'sql_reads("c2", "s0", "a", "accounts")\n'
+        """
+        if old == new:
+            return self.copy()
+        out: dict[Fact, list[Provenance]] = {}
+        for fact, provs in self._facts.items():
+            args = fact.args
+            if args and type(args[0]) is str and args[0] == old:
+                fact = Fact(fact.pred, (new, *args[1:]))
+            out[fact] = list(provs)
+        return FactSet(out)
+
     def __contains__(self, fact: object) -> bool:
         return fact in self._facts
 

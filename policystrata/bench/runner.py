@@ -193,7 +193,7 @@ class Runner:
             facts = self.checker.artifact_facts(c)
             result = self.checker.engine.evaluate(facts)
             atoms = result.atoms("violation")
-            ok = any((str(a[1]), str(a[2]), str(a[3])) == signature for a in atoms)
+            ok = any(_is(signature, a) for a in atoms)
             if ok:
                 self._survivor = (_query_key(query), facts, result)
             return ok
@@ -227,7 +227,7 @@ class Runner:
                     self._case(case, faulted, q, cid),
                     artifact_facts=facts if key == _query_key(q) else None,
                     evaluated=result if key == _query_key(q) else None,
-                    keep=lambda a: (str(a[1]), str(a[2]), str(a[3])) == signature,
+                    keep=lambda a: _is(signature, a),
                 )
                 same = [
                     w
@@ -246,6 +246,11 @@ class Runner:
             "fact_reduction": round(1 - support / facts_before, 4) if facts_before else 0.0,
         }
         return out
+
+
+def _is(signature: tuple[str, str, str], atom: tuple[Any, ...]) -> bool:
+    """Is the ``violation(C, Surface, Class, Check, Key)`` atom of this (surface, class, check)?"""
+    return (str(atom[1]), str(atom[2]), str(atom[3])) == signature
 
 
 def _query_key(query: SemanticQuery) -> str:

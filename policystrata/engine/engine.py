@@ -102,6 +102,32 @@ class _CaseMemo:
         self.inputs: dict[str, frozenset[tuple[Any, ...]]] = {}
 
 
+Memo = OrderedDict[Any, list[tuple[Const, ...]]]
+
+
+def _recall(table: Memo | None, key: Any, case: _CaseMemo | None) -> list[tuple[Const, ...]] | None:
+    """The remembered tuples for ``key``, with this case's id (None when not remembered)."""
+    if table is None or key is None or case is None:
+        return None
+    hit = table.get(key)
+    if hit is None:
+        return None
+    table.move_to_end(key)
+    return [(case.cid, *rest) for rest in hit]
+
+
+def _remember(
+    table: Memo | None, key: Any, case: _CaseMemo | None, rows: list[tuple[Const, ...]]
+) -> None:
+    """Remember ``rows`` without their case id (only when every row starts with it)."""
+    if table is None or key is None or case is None:
+        return
+    if all(r and r[0] == case.cid for r in rows):
+        table[key] = [r[1:] for r in rows]
+        if len(table) > _MEMO_SIZE:
+            table.popitem(last=False)
+
+
 class Engine:
     """Evaluate a checked :class:`Program` over policy facts (loaded once) and per-case facts.
 
@@ -160,13 +186,11 @@ class Engine:
         # one is evaluated on the full backend), so remembered strata may read them
         self._fixed |= folded | {p for p in self._policy.rows if p not in self._deps}
         self._memo_inputs = self._case_local_strata()
-        self._memo: dict[str, OrderedDict[Any, list[tuple[Const, ...]]]] = {
-            p: OrderedDict() for p in self._memo_inputs
-        }
+        self._memo: dict[str, Memo] = {p: OrderedDict() for p in self._memo_inputs}
         self._constants: set[tuple[Any, ...]] | None = None
         with self.backend.active():
             self._split_recursive()
-        self._rule_memo: dict[int, OrderedDict[Any, list[tuple[Const, ...]]]] = {
+        self._rule_memo: dict[int, Memo] = {
             rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
         }
 
@@ -365,22 +389,13 @@ class Engine:
                 key = None
                 if case is not None and pred in self._memo_inputs:
                     key = self._signature(pred, case)
-                seen_before = self._memo[pred].get(key) if key is not None else None
-                if case is not None and seen_before is not None:
-                    # same inputs up to the case id: the same tuples, with this case's id
-                    self._memo[pred].move_to_end(key)
-                    rows = [(case.cid, *rest) for rest in seen_before]
+                table = self._memo.get(pred) if case is not None else None
+                hit = _recall(table, key, case)
+                if hit is not None:  # same inputs up to the case id: the same tuples
+                    rows = hit
                 else:
                     rows = backend.query_all(pred, arity, deadline=deadline, subgoals=memo)
-                    if (
-                        case is not None
-                        and key is not None
-                        and all(r and r[0] == case.cid for r in rows)
-                    ):
-                        table = self._memo[pred]
-                        table[key] = [r[1:] for r in rows]
-                        if len(table) > _MEMO_SIZE:
-                            table.popitem(last=False)
+                    _remember(table, key, case, rows)
                 derived[pred] = rows
                 if pred in self._read:
                     store = stored_name(pred)
@@ -425,18 +440,12 @@ class Engine:
         for rule, inputs in self._split[pred]:
             table = self._rule_memo[rule.index]
             key = self._signature(pred, case, inputs) if case is not None else None
-            hit = table.get(key) if key is not None else None
-            if case is not None and hit is not None:
-                table.move_to_end(key)
-                rows += [(case.cid, *rest) for rest in hit]
-                continue
-            got = backend.query_all(
-                f"{pred}#r{rule.index}", arity, deadline=deadline, subgoals=round_memo
-            )
-            if case is not None and key is not None and all(r and r[0] == case.cid for r in got):
-                table[key] = [r[1:] for r in got]
-                if len(table) > _MEMO_SIZE:
-                    table.popitem(last=False)
+            got = _recall(table, key, case)
+            if got is None:
+                got = backend.query_all(
+                    f"{pred}#r{rule.index}", arity, deadline=deadline, subgoals=round_memo
+                )
+                _remember(table, key, case, got)
             rows += got
         rows += backend.query_all(f"{pred}#rest", arity, deadline=deadline, subgoals=round_memo)
         return rows
