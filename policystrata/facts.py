@@ -196,7 +196,7 @@ class FactSet:
 
         >>> fs = FactSet(); _ = fs.add("sql_reads", "c1", "s0", "a", "accounts")
         >>> fs.renamed_case("c1", "c2").to_lines()
-        'sql_reads("c2", "s0", "a", "accounts")\n'
+        'sql_reads("c2", "s0", "a", "accounts")\\n'
         """
         if old == new:
             return self.copy()
