@@ -116,12 +116,26 @@ def lower_semantic_ir(case: Case, ctx: LoweringContext, so_far: FactSet) -> Fact
     return lower_ir(case.id, case.ir, ctx.domain, prov)
 
 
+MAX_SQL_CHARS = 50_000
+"""SQL longer than this is not lowered (``unanalysable_sql``): one record's budget, so one huge
+statement cannot stall the check of a whole trace file."""
+
+
 def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The SQL, through :func:`policystrata.lower.sql.lower_sql`. A rejected or unparseable
     statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception."""
     if case.sql is None:
         return FactSet()
     source = case.origin if case.origin is not None else Provenance("sql")
+    if len(case.sql) > MAX_SQL_CHARS:  # a per-record budget: lowering is superlinear in size
+        facts = FactSet()
+        facts.add("sql_present", case.id, prov=source)
+        reason = (
+            f"the SQL is {len(case.sql)} characters long; at most {MAX_SQL_CHARS} are analysed "
+            "per record"
+        )
+        facts.add("sql_finding", case.id, "unanalysable_sql", reason, prov=source)
+        return facts
     # The same SQL recurs (minimization steps, requests that compile alike): its facts are
     # remembered by (text, source), bounded, and re-keyed to this case, the case id being only
     # ever their first argument.

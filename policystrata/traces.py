@@ -106,6 +106,10 @@ def parse_trace_line(raw: str, file: str, line: int) -> TraceItem:
             message=json_error_message(exc, text),
             source=where,
         )
+    except RecursionError:
+        return RecordError(
+            kind="malformed_trace_line", message="JSON nested too deeply", source=where
+        )
     if not isinstance(record, dict):
         return RecordError(
             kind="malformed_trace_line",

@@ -199,8 +199,11 @@ def sarif_sources(cfg: object) -> dict[str, str]:
 
     assert isinstance(cfg, ScanConfig)
     out = {cfg.name: cfg.name}
-    if cfg.model.domain_path:
-        base = cfg.model.domain_path.rstrip("/")
+    domain_dir = cfg.model.domain_path or (
+        cfg.model.domain if cfg.model.domain and not cfg.is_builtin_domain() else None
+    )
+    if domain_dir:
+        base = domain_dir.rstrip("/")
         for name in ("policy.yaml", "surfaces.yaml", "schema.sql", "seed.sql"):
             out[name] = f"{base}/{name}"
     return out
