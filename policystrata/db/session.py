@@ -41,6 +41,7 @@ A fresh database per domain or fault variant is cloned from a template database
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import decimal
@@ -92,10 +93,13 @@ class QueryFailed(StrataError):
 
     @property
     def kind(self) -> str:
-        """``timeout`` (cancelled: statement or lock timeout), ``denied`` (insufficient
-        privilege) or ``error``."""
+        """``timeout`` (cancelled: statement or lock timeout), ``limit`` (a resource limit of
+        the sandbox: temp_file_limit, memory, ...), ``denied`` (insufficient privilege) or
+        ``error``."""
         if self.sqlstate in ("57014", "55P03"):
             return "timeout"
+        if self.sqlstate and self.sqlstate.startswith(("53", "54")):
+            return "limit"
         if self.sqlstate == "42501":
             return "denied"
         return "error"
@@ -210,6 +214,25 @@ def role_password(server: Server, role: str) -> str:
         return _PASSWORDS[key]
 
 
+def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802 / 7677), so
+    ``CREATE ROLE ... PASSWORD '<verifier>'`` sets the password without sending it.
+
+    >>> scram_verifier("pw", salt=b"0123456789abcdef")[:48]
+    'SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$5ZYE'
+    """
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
 @dataclass
 class Cluster:
     """Roles, templates and databases on one server (throwaway or external).
@@ -318,18 +341,26 @@ class Cluster:
             verb = "ALTER" if role in existing else "CREATE"
             if self.app_dsn and role == self.app_role and role in existing:
                 continue  # the user's own app login: leave its password alone
+            # the SCRAM verifier, not the password: a statement log never holds a password
             conn.execute(
                 pgsql.SQL("{} ROLE {} " + attributes + " PASSWORD {}").format(
                     pgsql.SQL(verb),
                     _ident(role),
-                    pgsql.Literal(role_password(self.server, role)),
+                    pgsql.Literal(scram_verifier(role_password(self.server, role))),
                 )
             )
-            for server_role in SERVER_ROLES:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute(
-                        pgsql.SQL("REVOKE {} FROM {}").format(_ident(server_role), _ident(role))
-                    )
+            member_of = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT s.rolname FROM pg_roles s WHERE s.rolname = ANY(%s) "
+                    "AND pg_has_role(%s, s.oid, 'MEMBER')",
+                    (list(SERVER_ROLES), role),
+                )
+            ]
+            for server_role in member_of:
+                conn.execute(
+                    pgsql.SQL("REVOKE {} FROM {}").format(_ident(server_role), _ident(role))
+                )
         limits = {
             "statement_timeout": str(DEFAULT_TIMEOUT_MS),
             "lock_timeout": str(LOCK_TIMEOUT_MS),

@@ -466,7 +466,7 @@ def execution_refusals(
     try:
         statements = split_statements(text, dialect)
         trees = [t for t in parse(text, dialect) if t is not None]
-    except (SqlglotError, RecursionError) as exc:
+    except (SqlglotError, RecursionError, Exception) as exc:  # parser builders raise anything
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [Refusal("statement", f"the SQL does not parse: {first}")]
     if len(statements) != 1 or len(trees) != 1:
@@ -484,11 +484,13 @@ def execution_refusals(
                 u.span,
             )
         )
-    checker = _Checker(allowed, text, tokens, relations, trees[0])
     try:
+        checker = _Checker(allowed, text, tokens, relations, trees[0])
         checker.visit(trees[0])
     except RecursionError:
         return [Refusal("statement", "the statement is nested too deeply to check")]
+    except Exception as exc:  # a checker bug must refuse, never admit
+        return [Refusal("statement", f"the statement could not be checked: {exc!r}")]
     return out + checker.refusals
 
 
@@ -549,7 +551,7 @@ class _Checker:
         if isinstance(node, exp.Lateral) and not isinstance(node.this, exp.Subquery):
             self.refuse(node, self.snippet(node), "LATERAL over something other than a subquery")
             return
-        if isinstance(node, exp.Func) and not isinstance(node, a.syntax):
+        if isinstance(node, exp.Func):
             self.check_function(node)
             return
         if not isinstance(node, a.syntax):
@@ -559,11 +561,36 @@ class _Checker:
                 f"{_describe(node)} `{self.snippet(node)}` is not on the execution allow-list",
             )
 
+    def _token_index(self, start: int) -> int | None:
+        for i, tok in enumerate(self.tokens):
+            if tok.start == start:
+                return i
+        return None
+
+    def call_prefix(self, node: exp.Expr) -> str | None:
+        """The name written before the ``(`` that opens ``node``'s first operand, when there is
+        one (``date_part('year', d)``, ``ceil(a)``): what PostgreSQL calls, whatever node the
+        parser built. None for keyword syntax (``extract(year FROM d)``, ``a::int``)."""
+        span = node_span(node)
+        if span is None:
+            return None
+        i = self._token_index(span[0])
+        if i is None or i < 2 or self.tokens[i - 1].type != "L_PAREN":
+            return None
+        name = self.tokens[i - 2]
+        if name.type not in ("VAR", "IDENTIFIER") or name.end > self.tokens[i - 1].start:
+            return None
+        written = name.text if name.type == "IDENTIFIER" else name.text.lower()
+        return None if written in _NOT_CALLS else written
+
     def check_function(self, node: exp.Func) -> None:
         a = self.allowed
         name = written_name(node, self.text)
         if name is None:
-            if isinstance(node, a.keyword_functions):
+            name = self.call_prefix(node)
+        if name is None:  # keyword syntax: the node class says what it is
+            known = isinstance(node, a.keyword_functions + a.syntax)
+            if known and (node_span(node) is not None or isinstance(node, _NO_ARGUMENTS)):
                 return
             self.refuse(
                 node,
@@ -616,6 +643,39 @@ class _Checker:
         if type_name is None or type_name not in self.allowed.cast_types:
             written = to.sql(dialect=self.allowed.dialect) if to is not None else "?"
             self.refuse(node, f"::{written.lower()}", f"cast to {written.lower()} is not allowed")
+            return
+        if not self.written_as_cast(node):
+            what = self.snippet(node)
+            self.refuse(node, what, f"`{what}` is a call the parser rebuilt as a cast")
+
+    def written_as_cast(self, node: exp.Cast) -> bool:
+        """A cast as PostgreSQL reads it: ``x::type``, ``CAST(x AS type)`` or a typed literal
+        (``date '2026-05-01'``), not a function call the parser rebuilt as a cast."""
+        operand = node.this
+        span = node_span(operand, self.tokens) if operand is not None else None
+        if span is None:
+            return False
+        i = self._token_index(span[0])
+        after = [t for t in self.tokens if t.start >= span[1]]
+        inner = operand
+        while isinstance(inner, exp.Paren) and after and after[0].type == "R_PAREN":
+            after, inner = after[1:], inner.this  # (x)::type: the operand's own parentheses
+        if after and after[0].type == "DCOLON":
+            return True
+        opened = i is not None and i >= 2 and self.tokens[i - 1].type == "L_PAREN"
+        if opened and i is not None and self.tokens[i - 2].upper == "CAST":
+            return True
+        if i is not None and i >= 1 and isinstance(operand, exp.Literal):
+            return self.tokens[i - 1].upper in _TYPE_WORDS
+        return False
+
+
+#: Words that may stand before ``(`` without naming a function (``GROUP BY (a || b)``).
+_NOT_CALLS = frozenset({"by", "group", "order", "within", "then", "else", "when", "as", "and"})
+#: Typed literals: ``date '2026-05-01'``.
+_TYPE_WORDS = frozenset({"DATE", "TIME", "TIMESTAMP", "TIMESTAMPTZ", "INTERVAL"})
+#: Keyword functions without arguments (``current_date``): they have no span to check.
+_NO_ARGUMENTS = _classes("CurrentDate", "CurrentTimestamp", "CurrentTime", "Localtimestamp")
 
 
 def _ident(node: Any) -> str:
