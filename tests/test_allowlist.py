@@ -438,3 +438,17 @@ def test_escaped_and_quoted_names_never_run(name: str, data: st.DataObject) -> N
     if name in DENIED or is_denied_name(name):
         for form in (name, f'"{name}"', name.upper(), f"pg_catalog.{name}"):
             assert refused(f"select {form}({args})", {"t"}), form
+
+
+def test_docs_show_the_list_the_code_has() -> None:
+    """docs/sql-facts.md names exactly the functions and cast types of the PostgreSQL list."""
+    import re
+
+    from policystrata.lower.sql.allowlist import POSTGRES_CAST_TYPES
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "sql-facts.md").read_text()
+    para = page.split("**Execution allow-list (fail closed, stricter).**", 1)[1].split("\n\n", 1)[0]
+    functions_part = para.split("will call): ", 1)[1].split("; `current_setting` only", 1)[0]
+    casts_part = para.split("typed literals) to ", 1)[1].split("; comparison", 1)[0]
+    assert set(re.findall(r"`([^`]+)`", functions_part)) == set(POSTGRES_FUNCTIONS)
+    assert set(re.findall(r"`([^`]+)`", casts_part)) == set(POSTGRES_CAST_TYPES)

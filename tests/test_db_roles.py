@@ -163,3 +163,48 @@ def test_role_passwords_derive_from_the_admin_secret(pg_server: Server) -> None:
     for role in ("strata_app", "strata_bypass", "strata_owner"):
         assert role_password(external, role) == role_password(pg_server, role)
         assert role_password(pg_server, role) != pg_server.secret
+
+
+@pytest.mark.postgres
+def test_a_non_superuser_admin_gets_the_same_recipe_and_is_told_what_is_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--db with an administrator that has CREATEROLE and CREATEDB but is no superuser: the
+    roles and logins are the same; no role can get BYPASSRLS, and that is said once."""
+    from policystrata.db.server import ExternalServer, ThrowawayServer, find_bindir
+
+    if find_bindir() is None:
+        from tests.conftest import _no_postgres
+
+        _no_postgres("no server binaries")
+    schema = (
+        "CREATE TABLE notes (id int PRIMARY KEY, tenant_id text NOT NULL);\n"
+        "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;\n"
+        "CREATE POLICY p ON notes USING (tenant_id = current_setting('app.tenant_id', true));\n"
+        "GRANT SELECT ON notes TO policystrata_app;\n"
+    )
+    seed = "INSERT INTO notes VALUES (1, 'acme'), (2, 'beta');"
+    with ThrowawayServer() as server, psycopg.connect(server.dsn(), autocommit=True) as su:
+        su.execute("CREATE ROLE lesser LOGIN CREATEROLE CREATEDB PASSWORD 'lesser-pw'")
+        external = ExternalServer(server.dsn(user="lesser", password="lesser-pw"))
+        cluster = Cluster(external)
+        db = cluster.fresh_database(schema, seed)
+        try:
+            assert not cluster.bypass_available
+            assert db.run_app(db.vet("SELECT id FROM notes"), "acme").rows == [[1]]
+            from policystrata.db.evidence import collect_evidence
+
+            ev = collect_evidence(db, None, "SELECT id FROM notes", "acme")
+            assert ev["containment"] == {
+                "checked": False,
+                "reason": "the server has no BYPASSRLS role for the comparison",
+            }
+            attrs = su.execute(
+                "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles "
+                "WHERE rolname LIKE 'strata_%' ORDER BY 1"
+            ).fetchall()
+            assert attrs == [("strata_app", False, False), ("strata_owner", False, False)]
+        finally:
+            db.drop()
+    err = capsys.readouterr().err
+    assert err.count("no role can have BYPASSRLS") == 1

@@ -2,11 +2,14 @@
 
 The domain's schema.sql and seed.sql (or the config's ``database.schema``/``seed``) are loaded
 into a throwaway server (or the given one). For each record that policy authorizes and whose SQL
-the read-only guard accepts, the imported SQL runs as the non-privileged app role under RLS in a
-read-only, rolled-back transaction with a timeout, beside the reference compiler's canonical SQL
-for the same IR under the same tenant (:func:`policystrata.db.collect_evidence`). When no
-canonical SQL exists (no IR, or the reference compiler cannot build it) the imported SQL runs
-alone and owner-context rows are compared with app rows (containment, cross-tenant rows).
+the gate accepts (read-only guard and execution allow-list), the imported SQL runs logged in as
+the non-privileged app role under RLS in a read-only, rolled-back transaction with timeouts,
+beside the reference compiler's canonical SQL for the same IR under the same tenant
+(:func:`policystrata.db.collect_evidence`). When no canonical SQL exists (no IR, or the reference
+compiler cannot build it) the imported SQL runs alone and rows with RLS bypassed are compared
+with app rows (containment, cross-tenant rows). A record whose SQL was refused or stopped gets
+the ``execution.not_executed`` finding (the rule, with its proof); the counts say how many
+records were executed, refused and failed.
 
 Row differences become ``real_db`` findings; the evidence is attached to the record's static
 finding when there is one. ``rls_checks`` and ``state_assertions`` run and are reported (JUnit,
