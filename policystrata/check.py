@@ -234,13 +234,19 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
         facts = FactSet()
         facts.add("db_not_executed", case.id, "no_tenant", reason, prov=source)
         return facts
-    evidence = probe.case_evidence(
-        case.sql,
-        tenant,
-        positional_params(case.params),
-        case.reference_sql,
-        positional_params(case.reference_params),
-    )
+    from policystrata.db.domain import NoDatabase
+
+    try:
+        evidence = probe.case_evidence(
+            case.sql,
+            tenant,
+            positional_params(case.params),
+            case.reference_sql,
+            positional_params(case.reference_params),
+        )
+    except NoDatabase:  # --db auto found no server when first needed (said once): static
+        ctx.rows = None
+        return FactSet()
     # name the DDL in force, not the throwaway database (its name differs run to run)
     evidence["database"] = "schema.sql" if case.ddl is None else f"ddl {_digest(case.ddl)}"
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})

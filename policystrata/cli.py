@@ -396,10 +396,13 @@ def check_record(checker: Any, case: Any) -> Any:
     """One record of a trace file, isolated: whatever goes wrong while judging it (the engine's
     time budget, a proof that does not check, a bug) is an error result for this record at its
     file:line, and the other records are still checked. Ctrl-C still stops the run."""
+    from policystrata.db.domain import DatabaseSetupFailed
     from policystrata.witness import RecordError, SourceRef
 
     try:
         return checker.check(case)
+    except DatabaseSetupFailed:  # the run's problem (a schema that does not load), not the record's
+        raise
     except Exception as exc:  # one record's problem, never the file's
         src = case.origin
         kind = "record_not_judged" if isinstance(exc, StrataError) else "internal_error"

@@ -231,3 +231,55 @@ def test_hostile_corpus_through_strata_scan(logged_server: ThrowawayServer, tmp_
     # nothing of the host leaked into the outputs
     for name in ("scan.json", "findings.jsonl", "report.md"):
         assert "root:x:0:0" not in (tmp_path / "out" / name).read_text()
+
+
+def test_the_acceptance_command_refuses_without_waiting(tmp_path: Path) -> None:
+    """``strata check ... --db auto --sql 'select U&"pg\\005fsleep"(30) limit 1'`` exits 1 with a
+    not_executed finding at once: the gate refuses the call (that no server ever sees it is
+    shown from the statement log by the corpus tests above, whose first line it is)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    exe = Path(sys.executable).parent / "strata"
+    private = Path(tempfile.mkdtemp(prefix="strata-acc-"))
+    private.chmod(0o711)
+    env = {**os.environ, "TMPDIR": str(private)}
+    env.pop("STRATA_DATABASE_URL", None)
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(
+            [
+                str(exe) if exe.exists() else "strata",
+                "check",
+                "--domain",
+                "support_saas",
+                "--principal",
+                "acme_analyst",
+                "--db",
+                "auto",
+                "--ir",
+                "ticket_count during last_month limit 100",
+                "--sql",
+                'select U&"pg\\005fsleep"(30) limit 1',
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        elapsed = time.perf_counter() - t0
+        assert res.returncode == 1, res.stderr
+        assert elapsed < 20  # far from the 30 s the call would sleep (5 s on an idle machine)
+        [result] = json.loads(res.stdout)["results"]
+        checks = {w["check"]: w for w in result["witnesses"]}
+        assert checks["not_executed"]["key"] == "not_read_only"
+        assert 'U&"pg\\005fsleep"' in checks["not_executed"]["message"]
+    finally:
+        import shutil
+
+        shutil.rmtree(private, ignore_errors=True)
