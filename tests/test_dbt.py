@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from policystrata.case import Case, SourceText
 from policystrata.check import Checker, load_rules
 from policystrata.cli import main
-from policystrata.engine import FactLookup, ProofNode, check_proof
+from policystrata.engine import FactLookup, check_proof
 from policystrata.errors import InputErrors
 from policystrata.facts import Fact
 from policystrata.integrations.dbt import (
@@ -63,7 +63,7 @@ def judge(checker: Checker, *texts: tuple[str, str], tmp: Path) -> Any:
 def reverify(w: Any, program: Any) -> None:
     """Re-verify a witness's proof from the witness alone (as `strata explain` does): every rule
     step against the rules, every leaf against the facts the witness cites."""
-    node = w.proof if isinstance(w.proof, ProofNode) else ProofNode.from_json(w.proof)
+    node = w.proof
     leaves = [n.fact for n in node.walk() if n.kind == "fact"]
     derived = [n.fact for n in node.walk() if n.kind == "rule"]
     check_proof(node, program, FactLookup(leaves, derived=derived))
@@ -422,7 +422,7 @@ def test_the_project_fails_when_its_policy_drifts(program: Any, tmp_path: Path) 
     assert ("filter_mismatch", "completed_orders") in got
     (w,) = [w for w in checked.result.witnesses if w.check == "filter_mismatch"]
     reverify(w, program)
-    steps = [n for n in ProofNode.from_json(w.proof).walk() if n.pred == "dbt_filter_differs"]
+    steps = [n for n in w.proof.walk() if n.pred == "dbt_filter_differs"]
     assert {str(n.args[3]) for n in steps} <= {"policy.yaml", "the dbt metric"}
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policystrata.case import Case, SourceText
-from policystrata.engine import ProofNode
 from policystrata.facts import Provenance
 from policystrata.model.yamlsrc import load_yaml_text, read_text_file
 
@@ -107,9 +106,7 @@ def finding_location(witness: Witness, files: Iterable[str]) -> tuple[str, int |
     line in a file of the semantic layer or in policy.yaml (the rules put the fact to fix
     first). ``("policy.yaml", line)`` for a policy entry the semantic layer lacks."""
     names = set(files)
-    proof = witness.proof
-    node = proof if isinstance(proof, ProofNode) else ProofNode.from_json(proof)
-    for step in node.walk():
+    for step in witness.proof.walk() if witness.proof is not None else ():
         if step.kind != "fact":
             continue
         for prov in step.provenance:
