@@ -253,6 +253,25 @@ def test_a_policy_entry_the_layer_lacks_points_at_policy_yaml(
     }
 
 
+def test_a_dbt_model_that_is_not_a_table_is_compared_by_column(
+    checker: Checker, program: Any, tmp_path: Path
+) -> None:
+    """fct_invoices is no table of schema.sql: its columns are compared by name, and a difference
+    found that way has medium confidence (a model may rename what it selects)."""
+    text = MODEL.read_text().replace("model: ref('invoices')", "model: ref('fct_invoices')")
+    assert judge(checker, ("m.yml", text), tmp=tmp_path).result.witnesses == []
+    text = text.replace("agg: sum, expr: gross_amount_cents}", "agg: sum, expr: net_amount_cents}")
+    (w,) = judge(checker, ("m.yml", text), tmp=tmp_path).result.witnesses
+    assert (w.check, w.key, w.severity, w.confidence) == (
+        "expression_mismatch",
+        "gross_revenue",
+        "medium",
+        "medium",
+    )
+    assert "fct_invoices.net_amount_cents" in w.message
+    reverify(w, program)
+
+
 def _drift(tmp_path: Path) -> Path:
     """Several drifts at once (the scan and CLI tests)."""
     text = MODEL.read_text()
@@ -424,6 +443,35 @@ def test_the_project_fails_when_its_policy_drifts(program: Any, tmp_path: Path) 
     reverify(w, program)
     steps = [n for n in w.proof.walk() if n.pred == "dbt_filter_differs"]
     assert {str(n.args[3]) for n in steps} <= {"policy.yaml", "the dbt metric"}
+
+
+def test_the_jaffle_shop_example_of_dbts_docs_reads_and_lowers() -> None:
+    path = SHOP.parent / "jaffle_orders.yml"
+    facts = lower_semantic_layer("c", (SourceText("orders.yml", path.read_text()),))
+    metrics = {f.args[1]: f.args[2] for f in facts.by_pred("dbt_metric")}
+    assert metrics["order_cost"] == "simple"  # create_metric: true
+    assert metrics["food_ratio"] == "ratio" and metrics["revenue_growth_mom"] == "derived"
+    assert Fact("dbt_measure_agg", ("c", "order_count", "count", False, "orders", "*")) in facts
+    assert (
+        Fact(
+            "dbt_metric_filter", ("c", "large_order", "orders", "order_total", ">=", "literal", 20)
+        )
+        in facts
+    )
+    assert (
+        Fact(
+            "dbt_metric_filter",
+            ("c", "food_orders", "orders", "is_food_order", "=", "literal", True),
+        )
+        in facts
+    )
+    unlowered = {(f.args[1], f.args[2]) for f in facts.by_pred("dbt_metric_unlowered")}
+    assert unlowered == {
+        ("order_gross_profit", "expression"),
+        ("revenue_growth_mom", "expression"),
+        ("food_ratio", "expression"),
+        ("cumulative_order_amount_mtd", "window"),
+    }
 
 
 FILTER_BASE = """

@@ -15,8 +15,8 @@ two, the way dbt's parser does:
    ``group`` is ignored;
 3. each item is validated against DSI's JSON schema and parsed into DSI's pydantic objects;
 4. all files form one semantic manifest with a default project configuration (no time spines);
-   as ``dbt parse`` does, the metrics' input measures are filled in and DSI's semantic-manifest
-   validation rules run over it.
+   as ``dbt parse`` does, the metrics of ``create_metric: true`` measures and the metrics' input
+   measures are filled in and DSI's semantic-manifest validation rules run over it.
 
 What DSI rejects (a schema error, a parse error, an ERROR of its manifest validation) is an
 :class:`~policystrata.errors.InputError` at the file and line of the item it names, with DSI's
@@ -399,6 +399,7 @@ def _validate_manifest(layer: SemanticLayer, docs: list[YamlDoc]) -> list[InputE
     from dbt_semantic_interfaces.transformations.add_input_metric_measures import (
         AddInputMetricMeasuresRule,
     )
+    from dbt_semantic_interfaces.transformations.proxy_measure import CreateProxyMeasureRule
     from dbt_semantic_interfaces.validations.semantic_manifest_validator import (
         SemanticManifestValidator,
     )
@@ -410,7 +411,9 @@ def _validate_manifest(layer: SemanticLayer, docs: list[YamlDoc]) -> list[InputE
     )
     first = docs[0] if docs else YamlDoc(None, "semantic layer")
     try:
-        # the metrics' input measures, which dbt's parser fills in before validating
+        # what dbt's parser adds before validating: the metrics of measures with
+        # create_metric: true, and every metric's input measures
+        manifest = CreateProxyMeasureRule.transform_model(manifest)
         manifest = AddInputMetricMeasuresRule.transform_model(manifest)
     except Exception as exc:  # DSI raises on a metric input it cannot follow
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
