@@ -360,7 +360,13 @@ REJECTED = [
     (
         "semantic_models:\n  - name: orders\n    model: ref('orders'\n",
         3,
-        "cannot render \"ref('orders'\"",
+        "cannot read \"ref('orders'\"",
+    ),
+    (  # the model is read, never executed
+        "semantic_models:\n  - name: orders\n"
+        "    model: \"ref('a') }}{% for i in range(9) %}{{ i }}{% endfor %}{{ ''\"\n",
+        3,
+        "expected ref('<model>') or source('<source>', '<table>')",
     ),
     ("semantic_models:\n  - name: [\n", 3, "malformed YAML"),
     ("models:\n  - name: orders\n", 1, "no semantic_models or metrics in this file"),

@@ -8,11 +8,11 @@ manifests) validates one object per document in the semantic-manifest format (``
 two, the way dbt's parser does:
 
 1. each file is parsed by our YAML loader (the line of every key and list item);
-2. each semantic model and metric is translated: ``model: ref('x')`` is rendered with Jinja in a
-   sandbox (``ref`` and ``source`` give the model / table name) into ``node_relation`` alias
-   ``x``; ``meta`` moves into ``config.meta``; a semantic model's ``config.meta`` is inherited by
-   its dimensions, measures and entities; items with ``config: {enabled: false}`` are dropped and
-   ``group`` is ignored;
+2. each semantic model and metric is translated: ``model: ref('x')`` (read with Jinja's parser,
+   not executed: one ``ref`` / ``source`` call of string constants) becomes ``node_relation``
+   alias ``x``; ``meta`` moves into ``config.meta``; a semantic model's ``config.meta`` is
+   inherited by its dimensions, measures and entities; items with ``config: {enabled: false}``
+   are dropped and ``group`` is ignored; metric inputs written as names become ``{name: ...}``;
 3. each item is validated against DSI's JSON schema and parsed into DSI's pydantic objects;
 4. all files form one semantic manifest with a default project configuration (no time spines);
    as ``dbt parse`` does, the metrics of ``create_metric: true`` measures and the metrics' input
@@ -205,32 +205,41 @@ def _config(item: dict[str, Any], inherited: dict[str, Any] | None = None) -> bo
 
 def _ref(model: Any, where: Where) -> str:
     """The model name of ``model: ref('orders')`` (also ``ref('package', 'orders')``,
-    ``ref('orders', v=2)``, ``source('raw', 'orders')``), rendered with Jinja in a sandbox as
-    dbt renders it."""
-    from jinja2 import StrictUndefined, TemplateError
+    ``ref('orders', v=2)``, ``source('raw', 'orders')``): the Jinja expression dbt renders,
+    parsed with Jinja's parser and read, never executed (it must be one such call of string
+    constants).
+
+    >>> where = Where(load_yaml_text("model: x", "s.yml"), ())
+    >>> _ref("ref('jaffle', 'orders', v=2)", where), _ref('source("raw", "events")', where)
+    ('orders', 'events')
+    """
+    from jinja2 import TemplateSyntaxError, nodes
     from jinja2.sandbox import SandboxedEnvironment
 
+    expected = "expected ref('<model>') or source('<source>', '<table>')"
     if not isinstance(model, str):
-        raise where.error(f"expected ref('<model>'), got {type_name(model)}", "model")
-
-    def ref(*args: Any, **_kwargs: Any) -> str:
-        return str(args[-1]) if args else ""
-
-    def source(_source: Any, table: Any) -> str:
-        return str(table)
-
+        raise where.error(f"{expected}, got {type_name(model)}", "model")
     try:
-        name = (
-            SandboxedEnvironment(undefined=StrictUndefined)
-            .from_string("{{ " + model + " }}")
-            .render(ref=ref, source=source)
-            .strip()
-        )
-    except (TemplateError, TypeError) as exc:
-        message = f"cannot render {model!r} (expected ref('<model>')): {exc}"
-        raise where.error(message, "model") from None
+        tree = SandboxedEnvironment().parse("{{ " + model + " }}")
+    except TemplateSyntaxError as exc:
+        raise where.error(f"cannot read {model!r} ({expected}): {exc}", "model") from None
+    body = tree.body
+    call = body[0].nodes[0] if len(body) == 1 and isinstance(body[0], nodes.Output) else None
+    if (
+        not isinstance(call, nodes.Call)
+        or not isinstance(call.node, nodes.Name)
+        or call.node.name not in ("ref", "source")
+        or len(body[0].nodes) != 1  # type: ignore[attr-defined]
+        or call.dyn_args is not None
+        or call.dyn_kwargs is not None
+        or not call.args
+        or not all(isinstance(a, nodes.Const) and isinstance(a.value, str) for a in call.args)
+        or (call.node.name == "source" and len(call.args) != 2)
+    ):
+        raise where.error(f"{model!r}: {expected}", "model")
+    name = str(call.args[-1].value).strip()  # type: ignore[attr-defined]
     if not name:
-        raise where.error(f"{model!r} names no model (expected ref('<model>'))", "model")
+        raise where.error(f"{model!r} names no model ({expected})", "model")
     return name
 
 
