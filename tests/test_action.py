@@ -25,6 +25,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
@@ -169,6 +171,34 @@ def test_database_need() -> None:
     assert h.database_need({"database": {"admin_url": "postgresql://x/y"}}, [])[0] is False
     assert h.database_need(None, [])[0] is False  # an empty file: the scan reports it
     assert h.database_need(db, ["--db", "none", "--db", "auto"])[0] is True  # the last one wins
+
+
+@given(st.lists(st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=12)))
+def test_split_args_reads_what_a_shell_would_quote(args: list[str]) -> None:
+    """Any argument list, quoted for a shell, splits back into exactly those arguments."""
+    import shlex
+
+    assert _helper().split_args(shlex.join(args)) == args
+
+
+_segment = st.text(alphabet="abc._- ", min_size=1, max_size=6).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@given(
+    st.lists(_segment, min_size=1, max_size=3).map("/".join),
+    st.lists(_segment, min_size=1, max_size=3).map("/".join),
+)
+def test_github_paths_put_config_relative_paths_under_the_config_dir(prefix: str, uri: str) -> None:
+    import posixpath
+
+    loc = {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}
+    out = _helper().github_paths({"locations": [loc]}, prefix)
+    new = out["locations"][0]["artifactLocation"]["uri"]
+    assert new == posixpath.normpath(f"{prefix}/{uri}")
+    assert (new + "/").startswith(posixpath.normpath(prefix) + "/")
+    assert loc["artifactLocation"]["uri"] == uri  # the input is not modified
 
 
 def test_find_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
