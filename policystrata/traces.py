@@ -48,6 +48,9 @@ class Skipped:
 
 TraceItem = Case | RecordError | Skipped
 
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""A trace line longer than this is a record error for that line (a per-record budget)."""
+
 
 def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceItem]:
     """Yield one item per non-blank line of a trace file, lazily.
@@ -64,6 +67,14 @@ def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceIt
         for lineno, data in enumerate(handle, start=1):
             if lineno == 1 and data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8) :]
+            if len(data) > MAX_RECORD_BYTES:  # one record's budget, not the file's
+                yield RecordError(
+                    kind="malformed_trace_line",
+                    message=f"the record is {len(data)} bytes long; at most {MAX_RECORD_BYTES} "
+                    "are read per record",
+                    source=SourceRef(file=name, line=lineno),
+                )
+                continue
             try:
                 raw = data.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -143,6 +143,21 @@ def test_sql_beyond_the_per_record_budget_is_a_finding_not_a_stall(tmp_path: Pat
     assert w["check"] == "unanalysable_sql" and "characters long" in w["message"]
 
 
+def test_a_record_beyond_the_size_budget_is_a_finding_for_that_record(tmp_path: Path) -> None:
+    path = _trace(
+        tmp_path / "t.jsonl",
+        [
+            {"id": "big", "principal": "acme_analyst", "sql": GOOD_SQL, "pad": "x" * 5_000_000},
+            {"id": "ok", "principal": "acme_analyst", "sql": GOOD_SQL},
+        ],
+    )
+    result = run("check", "--db", "none", str(path), "--format", "json")
+    assert result.exit_code == 1
+    results = json.loads(result.stdout)["results"]
+    assert [r["verdict"] for r in results] == ["error", "clean"]
+    assert "bytes long" in results[0]["errors"][0]["message"]
+
+
 # ---------------------------------------------------------------- bad input: one line, exit 2
 
 

@@ -279,6 +279,12 @@ def test_the_acceptance_command_refuses_without_waiting(tmp_path: Path) -> None:
         checks = {w["check"]: w for w in result["witnesses"]}
         assert checks["not_executed"]["key"] == "not_read_only"
         assert 'U&"pg\\005fsleep"' in checks["not_executed"]["message"]
+        # the finding is a rule with a proof that strata explain re-verifies
+        saved = tmp_path / "report.json"
+        saved.write_text(res.stdout)
+        explained = CliRunner().invoke(main, ["explain", str(saved)])
+        assert explained.exit_code == 0, explained.output
+        assert "execution.not_executed" in explained.stdout
     finally:
         import shutil
 
