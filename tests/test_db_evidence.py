@@ -105,3 +105,24 @@ def test_evidence_never_executes_a_trace_that_sets_the_tenant(
         ev = collect_evidence(db, None, layer, "acme")  # the project's own guard
         assert "refused" in ev["layer"]
     assert marker not in log.read_text(errors="replace")
+
+
+@pytest.mark.postgres
+def test_denied_and_stopped_queries_become_not_executed_facts(
+    make_db: Callable[..., Database],
+) -> None:
+    """A query the server denies (no grant) or stops (a runaway join) is a db_not_executed
+    fact with its kind, never rows and never a silent pass."""
+    from policystrata.lower.rows import rows_facts
+
+    schema = SCHEMA + "CREATE TABLE secret (id int PRIMARY KEY);\n"  # no grant to strata_app
+    db = make_db(schema, SEED)
+    denied = collect_evidence(db, None, "SELECT id FROM secret", "acme")
+    assert denied["layer"]["error"]["kind"] == "denied"
+    runaway = "SELECT count(*) FROM " + ", ".join(f"items i{n}" for n in range(24))
+    stopped = collect_evidence(db, None, runaway, "acme", timeout_ms=200)
+    assert stopped["layer"]["error"]["kind"] in ("timeout", "limit")
+    facts = rows_facts("c1", denied, {}).to_lines() + rows_facts("c2", stopped, {}).to_lines()
+    assert 'db_not_executed("c1", "denied", "[42501] permission denied for table secret")' in facts
+    assert 'db_not_executed("c2", ' in facts
+    assert "db_evidence" not in facts
