@@ -299,9 +299,14 @@ def load_scan_config(path: Path) -> ScanConfig:
             errors.append(exc)
     if model.domain_path:
         try:
-            cfg.confine_tree(cfg.resolve(model.domain_path, "domain_path"), "domain_path")
-        except InputError as exc:
-            errors.append(exc)
+            domain_dir = cfg.resolve(model.domain_path, "domain_path")
+        except InputError:
+            pass  # reported above
+        else:
+            try:
+                cfg.confine_tree(domain_dir, "domain_path")
+            except InputError as exc:
+                errors.append(exc)
     if errors:
         raise InputErrors(errors)
     return cfg
