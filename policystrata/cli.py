@@ -273,9 +273,11 @@ def expand_rule_paths(paths: tuple[Path, ...]) -> list[Path]:
     "db_spec",
     default=None,
     metavar="auto|none|DSN",
-    help="Real-row evidence: auto (default; start a throwaway PostgreSQL when binaries exist), "
-    "none, or a postgresql:// DSN. Default from $STRATA_DATABASE_URL, else auto. Only SQL the "
-    "read-only guard accepts is executed, as a non-privileged role with RLS in force.",
+    help="Real-row evidence: auto (default; a private throwaway PostgreSQL, started when first "
+    "needed, when binaries exist), none, or a postgresql:// DSN of an admin that can create "
+    "roles. Default from $STRATA_DATABASE_URL, else auto. Only SQL the read-only guard and the "
+    "execution allow-list accept is executed, logged in as a non-privileged role with RLS in "
+    "force; SQL that was not executed is a not_executed finding (docs/database.md).",
 )
 @click.option(
     "--format",

@@ -231,6 +231,10 @@ def test_hostile_corpus_through_strata_scan(logged_server: ThrowawayServer, tmp_
     # nothing of the host leaked into the outputs
     for name in ("scan.json", "findings.jsonl", "report.md"):
         assert "root:x:0:0" not in (tmp_path / "out" / name).read_text()
+    # every not_executed finding is a rule with a proof that strata explain re-verifies
+    explained = CliRunner().invoke(main, ["explain", str(tmp_path / "out" / "scan.json")])
+    assert explained.exit_code == 0, explained.stderr
+    assert explained.stdout.count("execution.not_executed") >= timeouts
 
 
 def test_the_acceptance_command_refuses_without_waiting(tmp_path: Path) -> None:
