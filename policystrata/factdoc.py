@@ -40,6 +40,12 @@ SOURCES = {
         "Per case, only when a database is configured (`--db`): what PostgreSQL really returned "
         "under the case's tenant session (`policystrata.lower.rows`).",
     ),
+    "decl_compat.dl": (
+        "Published-format facts",
+        "The published (policystrata 1.x) surfaces vocabulary mapped onto ours (ground facts in "
+        "`rules/vocabulary.dl`), and what the published policy forms and scan config bring "
+        "(`policystrata.lower.policy`). No case argument.",
+    ),
     "decl_stack.dl": (
         "Stack artifact facts",
         "Per case: extra artifact facts of the reference stack's layers "
