@@ -228,6 +228,8 @@ def check(
     checker = Checker.open(
         domain_ref(domain, domain_path), extra_rule_paths=expand_rule_paths(extra_rules)
     )
+    for warning in checker.domain.warnings:  # published forms the domain holds, read as noted
+        _stderr(f"warning: {warning}")
     with domain_database_for(db_spec, checker.domain) as db:
         if db is not None:
             checker.attach_database(db)
@@ -334,7 +336,7 @@ def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> 
     checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
     checks += [("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters]
     if ir.time_range is not None:
-        labels = list(domain.time_ranges())
+        labels = list(domain.time_range_labels())
         checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
     seen = set()
     for kind, name, known, candidates in checks:

@@ -77,6 +77,8 @@ def execute_run(
         domain_path if domain_path is not None else (domain or "support_saas"),
         extra_rule_paths=expand_rule_paths(extra_rules),
     )
+    for warning in checker.domain.warnings:
+        _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
     source = resolve_suite(checker.domain, suite, suite_file, count, seed)
     metadata: dict[str, Any] = {
         "suite": source.name,

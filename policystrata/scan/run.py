@@ -29,6 +29,7 @@ from policystrata import __version__
 from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.engine import ProofNode, check_proof
+from policystrata.engine.ast import Positive
 from policystrata.engine.proof import render_message
 from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact
@@ -88,6 +89,7 @@ class ScanState:
     database: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "ran": False})
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
+    schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
 
 
@@ -113,6 +115,18 @@ def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]
         if check_id not in out.get(surface, []):
             out.setdefault(surface, []).append(check_id)
     return out, alias
+
+
+def schema_checks(checker: Checker, alias: dict[str, str]) -> set[str]:
+    """Check ids whose rule reads ``schema_known``: they need keys or RLS from schema.sql, so a
+    domain without one leaves them unknown (reported as skipped, never as passed)."""
+    out = set()
+    for rule in checker.program.rules:
+        if rule.head.pred == "layer_fault" and any(
+            isinstance(lit, Positive) and lit.atom.pred == "schema_known" for lit in rule.body
+        ):
+            out.add(alias.get(rule.id, rule.id))
+    return out
 
 
 def _layers_exercised(case: Case) -> list[str]:
@@ -416,17 +430,20 @@ def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
     for w in witnesses:
         for other in w.also_failed:
             failed.setdefault(alias.get(other.rule_id, other.rule_id), [])
+    unknown = set() if checker.domain.schema_known else state.schema_checks
     for layer in _layers_exercised(case):
         for rule_id in state.layer_checks.get(layer, []):
             hit = rule_id in failed
+            skipped = not hit and rule_id in unknown
             state.checks.append(
                 CheckOutcome(
                     layer=layer,
                     check=rule_id,
                     record=case.id,
                     location=loc,
-                    status="failed" if hit else "passed",
+                    status="failed" if hit else ("skipped" if skipped else "passed"),
                     finding_ids=failed.get(rule_id, []),
+                    message="unknown without schema.sql (needs keys or RLS)" if skipped else None,
                 )
             )
     return findings
@@ -545,6 +562,15 @@ def run_scan(
     if progress is not None:
         state.progress = progress
     state.layer_checks, state.check_alias = layer_checks(checker)
+    state.schema_checks = schema_checks(checker, state.check_alias)
+    if not checker.domain.schema_known:
+        state.notes.append(
+            f"the domain has no schema.sql: {len(state.schema_checks)} check(s) that need keys "
+            f"or RLS ({', '.join(sorted(state.schema_checks))}) are reported as skipped, "
+            "unknown without schema.sql"
+        )
+    for w in checker.domain.warnings:
+        state.notes.append(str(w))
     for stage in STAGES:
         stage(state)
     _dedupe_ids(state.findings)
