@@ -434,8 +434,8 @@ def _proof_atoms(node: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], lis
 
 
 def _saved_witnesses(path: Path) -> list[Any]:
-    """Witnesses of a file: one witness, a list of them, a check report, a scan's scan.json
-    (its findings' witnesses) or findings.jsonl."""
+    """Witnesses of a file: one witness, a list of them, a run's witnesses/<task_id>.json, a
+    check report, a scan's scan.json (its findings' witnesses) or findings.jsonl."""
     from policystrata.jsonfile import read_json_documents
     from policystrata.witness import CheckReport, Witness
 
@@ -448,6 +448,9 @@ def _saved_witnesses(path: Path) -> list[Any]:
             elif isinstance(data, dict) and "findings" in data and "gate" in data:
                 findings = data["findings"] if isinstance(data["findings"], list) else []
                 out += [Witness.model_validate(f["witness"]) for f in findings if f.get("witness")]
+            elif isinstance(data, dict) and isinstance(data.get("witnesses"), list):
+                # a run's witnesses/<task_id>.json (published keys + our witnesses)
+                out += [Witness.model_validate(w) for w in data["witnesses"]]
             elif isinstance(data, dict) and "kind" in data and "rule_id" in data:  # a finding
                 if data.get("witness"):
                     out.append(Witness.model_validate(data["witness"]))

@@ -469,7 +469,8 @@ def test_matrix_expansion_width_and_index(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace(" limit {index}0", " limit 10"))
     tasks = load_suite(path).all_tasks()
     assert len(tasks) == 120
-    assert tasks[0].id == "fanout_join_drift_001" and tasks[-1].id == "fanout_join_drift_120"
+    # the published ids: two digits at least (<mutation>_01 .. _99, _100 ..)
+    assert tasks[0].id == "fanout_join_drift_01" and tasks[-1].id == "fanout_join_drift_120"
     assert tasks[41].request == "n=42"
 
 
@@ -483,8 +484,19 @@ def test_suite_errors_have_lines(tmp_path: Path) -> None:
     with pytest.raises(InputErrors) as info:
         load_suite(path)
     msgs = [str(e) for e in info.value.errors]
-    assert msgs[0].startswith(f"{path}:5: tasks[0].semantic_query: unknown key 'dims'")
-    assert msgs[1].startswith(f"{path}:8: tasks[1].expected_witness_class: unknown witness class")
+    assert msgs == [
+        f"{path}:8: tasks[1].expected_witness_class: unknown witness class 'bad' (expected one of "
+        "clean, over_permissive, over_restrictive, lowering_violation, semantic_drift, "
+        "unsafe_release)"
+    ]
+    # a key the published format drops (semantic_query is lenient) is a warning at its line
+    path.write_text(
+        path.read_text()
+        .replace("bad", "clean")
+        .replace("  - id: a\n    principal: p\n    exp", "  - id: b\n    principal: p\n    exp")
+    )
+    [w] = load_suite(path).warnings
+    assert str(w) == f"{path}:5: tasks[0].semantic_query.dims: unknown key, ignored"
 
 
 def test_suite_duplicate_ids(tmp_path: Path) -> None:
@@ -501,15 +513,28 @@ def test_suite_semantic_query_forms_agree(tmp_path: Path) -> None:
         "  - id: a\n    principal: p\n"
         "    semantic_query: {metric: m, dimensions: [d], filters: {plan: pro}, limit: 5}\n"
         "  - id: b\n    principal: p\n"
-        "    semantic_query: \"m by d where plan = 'pro' limit 5\"\n"
+        "    semantic_query: \"m by d during last_month grain month where plan = 'pro' limit 5\"\n"
+        "  - id: c\n    principal: p\n"
+        "    semantic_query: {metric: m}\n"
     )
-    a, b = load_suite(path).all_tasks()
+    a, b, c = load_suite(path).all_tasks()
+    # the mapping form has the published defaults: last_month, grain month, limit 100
     assert a.semantic_query == b.semantic_query
+    assert c.semantic_query is not None
+    assert c.semantic_query.to_text() == "m during last_month grain month limit 100"
 
 
-def test_suite_model_forbids_unknown_keys() -> None:
+def test_suite_unknown_top_level_key_is_a_warning_and_task_keys_are_strict(
+    tmp_path: Path,
+) -> None:
+    """The published loader is lenient at the top level (a typo is a warning with its line and
+    "did you mean") and strict in a task (an error)."""
+    path = tmp_path / "s.yaml"
+    path.write_text("suite: s\ntaks: []\n")
+    [w] = load_suite(path).warnings
+    assert str(w) == f"{path}:2: taks: unknown key, ignored (did you mean 'tasks'?)"
     with pytest.raises(ValueError, match="extra"):
-        Suite.model_validate({"suite": "s", "taks": []})
+        Suite.model_validate({"suite": "s", "tasks": [{"id": "a", "principal": "p", "x": 1}]})
 
 
 # ---- the default calendar ----

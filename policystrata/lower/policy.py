@@ -2,7 +2,8 @@
 
 The passes run in this order, one concern each (``PASSES``): principals, roles, metrics,
 dimensions, time ranges, release thresholds, schema (facts from
-:func:`policystrata.lower.schema.parse_schema`), tenancy, join overrides, surfaces.
+:func:`policystrata.lower.schema.parse_schema`), tenancy, join overrides, surfaces, and the
+facts a caller added (the scan config's gate inputs).
 
 >>> from policystrata.model import load_domain
 >>> facts = compile_domain(load_domain("support_saas"))
@@ -261,8 +262,28 @@ def schema(d: Domain, fs: FactSet) -> None:
 
 
 def tenancy(d: Domain, fs: FactSet) -> None:
-    """tenant_column: ``tenancy`` entries, else a column named tenant_id."""
+    """tenant_column: the scan config's tenancy (every column it names for a table; it wins),
+    ``tenancy`` entries, else a column named tenant_id; canonical_predicate: the scan config's
+    canonical predicates that are not tenant columns."""
+    scan = d.scan_tenancy
+    if scan is not None:
+        for table, cols in scan.tenant_columns.items():
+            for column, where in cols:
+                fs.add("tenant_column", table, column, prov=where)
+        for p in scan.canonical:
+            fs.add(
+                "canonical_predicate",
+                p.key,
+                p.table,
+                p.column,
+                p.op,
+                p.vkind,
+                p.value,
+                prov=p.where,
+            )
     for table, column in d.tenant_columns().items():
+        if scan is not None and table in scan.tenant_columns:
+            continue
         if table in d.policy.tenancy:
             prov = d.where("policy", "tenancy", table)
         else:
@@ -326,6 +347,12 @@ def surfaces(d: Domain, fs: FactSet) -> None:
         fs.add("transition_obligation", ob, prov=d.where("surfaces", "transition_obligations", i))
 
 
+def extra(d: Domain, fs: FactSet) -> None:
+    """Facts the caller added to the domain (the scan config's gate inputs)."""
+    if d.extra_facts is not None:
+        fs.update(d.extra_facts)
+
+
 PASSES: tuple[Pass, ...] = (
     principals,
     roles,
@@ -337,6 +364,7 @@ PASSES: tuple[Pass, ...] = (
     tenancy,
     joins,
     surfaces,
+    extra,
 )
 
 

@@ -89,6 +89,10 @@ class Domain:
     metric_exprs: dict[str, ExprInfo] = field(default_factory=dict)
     dimension_exprs: dict[str, ExprInfo] = field(default_factory=dict)
     warnings: list[InputError] = field(default_factory=list)
+    #: the scan config's tenancy (policystrata.scan.tenancy.ScanTenancy), set by the scan
+    scan_tenancy: Any = None
+    #: facts a caller adds to the policy facts (the scan config's gate inputs), with provenance
+    extra_facts: Any = None
 
     @property
     def schema_known(self) -> bool:
@@ -198,9 +202,15 @@ class Domain:
         return PUBLISHED_TIMEZONES.get(label) if self.published_calendar else None
 
     def tenant_columns(self) -> dict[str, str]:
-        """Table -> tenant column: ``tenancy`` entries, else a column named ``tenant_id``."""
+        """Table -> tenant column: the scan config's tenancy (it wins), ``tenancy`` entries,
+        else a column named ``tenant_id``."""
         out: dict[str, str] = {}
+        scan = self.scan_tenancy.tenant_columns if self.scan_tenancy is not None else {}
+        for name, cols in scan.items():
+            out[name] = cols[0][0]
         for name, table in self.schema.tables.items():
+            if name in out:
+                continue
             if name in self.policy.tenancy:
                 col = self.policy.tenancy[name]
                 if col:

@@ -32,9 +32,9 @@ from policystrata.engine import ProofNode, check_proof
 from policystrata.engine.ast import Positive
 from policystrata.engine.proof import render_message
 from policystrata.errors import InputError, StrataError, did_you_mean
-from policystrata.facts import Fact
+from policystrata.facts import Fact, FactSet
 from policystrata.jsonfile import read_json_documents
-from policystrata.scan.config import CONFIDENCES, ScanConfig
+from policystrata.scan.config import CONFIDENCES, DOCTOR_INPUTS, ScanConfig
 from policystrata.scan.findings import (
     CONFIDENCE_RANK,
     DEFENCE_LAYERS,
@@ -44,6 +44,7 @@ from policystrata.scan.findings import (
     confidence_of,
     content_key,
     probable_fix,
+    publish,
     recheck_command,
     repro_record,
     severity_of,
@@ -545,6 +546,93 @@ def apply_gate(
     )
 
 
+def prepare_domain(config: ScanConfig) -> Callable[[Any], None]:
+    """What the scan config adds to the domain before its facts are compiled: the tenancy
+    section (tenant columns, canonical predicates) and the gate's required inputs."""
+
+    def prepare(domain: Any) -> None:
+        from policystrata.facts import FactSet, Provenance
+        from policystrata.scan.tenancy import ScanTenancy
+
+        m = config.model
+
+        def at(*path: str | int) -> Provenance:
+            return Provenance(config.name, line=config.line(*path))
+
+        if m.tenancy is not None:
+            t = m.tenancy
+            domain.scan_tenancy = ScanTenancy.read(
+                t.canonical_predicates,
+                t.tenant_columns,
+                t.table_tenant_columns,
+                domain,
+                lambda key, i: at("tenancy", key, i),
+            )
+        facts = FactSet()
+        for i, name in enumerate(m.gate.required_inputs):
+            facts.add("scan_required_input", name, prov=at("gate", "required_inputs", i))
+        for input_name, present in config.present_inputs().items():
+            if present:
+                key = "database" if input_name == "state_assertions" else input_name
+                facts.add("scan_input_present", input_name, prov=at(key))
+        domain.extra_facts = facts
+
+    return prepare
+
+
+def gate_findings(state: ScanState) -> None:
+    """Findings about the scan's own inputs (rules/gate.dl): proved like every verdict."""
+    checker, cfg = state.checker, state.config
+    result = checker.engine.evaluate(FactSet())
+    for check, key in result.atoms("input_fault"):
+        proof = result.prove(Fact("input_fault", (check, key)))
+        check_proof(proof, checker.program, result.fact_lookup)
+        rule = checker.program.rule(proof.rule) if proof.rule else None
+        names = [str(n) for n in cfg.model.gate.required_inputs]
+        line = cfg.line("gate", "required_inputs", names.index(str(key))) if key in names else None
+        message = proof.message or f"{check}: {key}"
+        state.findings.append(
+            Finding(
+                id=stable_id(proof.rule or "gate", cfg.name, "gate", key),
+                kind="record_error",
+                rule_id=proof.rule or "gate",
+                check=str(check),
+                key=key,
+                message=message,
+                severity=(rule.severity if rule and rule.severity else "critical"),  # type: ignore[arg-type]
+                confidence="high",
+                surface="input",
+                owner="scan config",
+                witness_class="input_error",
+                location=Location(file=cfg.name, line=line),
+                what_changed=f"{message} ({cfg.name}:{line})",
+                probable_fix=_fix(checker, proof) or message,
+                recheck=f"strata scan --config {cfg.name}",
+                details={"proof": proof.to_json(), "published_id": f"missing_required_{key}"},
+            )
+        )
+
+
+def scan_notes(config: ScanConfig) -> list[str]:
+    """What the scan config asks for that this scan does not do, said once each."""
+    m, notes = config.model, list(config.missing)
+    notes = [f"{n} (listed input file not found; not required)" for n in notes]
+    if m.database is not None and m.database.start_docker:
+        notes.append(
+            "database.start_docker: there is no Docker here; the project starts its own "
+            "throwaway PostgreSQL instead (compose_file / compose_service are not used)"
+        )
+    if "fuzz" in m.model_fields_set and m.fuzz.enabled:
+        notes.append(
+            "fuzz: the published fuzz operators are not run by this version (traces are judged "
+            "as imported); fuzz settings are validated only"
+        )
+    doctor = [k for k in DOCTOR_INPUTS if getattr(m, k) is not None]
+    if doctor:
+        notes.append(f"{', '.join(doctor)}: read by `strata doctor` only, not by the scan")
+    return notes
+
+
 def run_scan(
     config: ScanConfig,
     *,
@@ -557,8 +645,15 @@ def run_scan(
     """Run every stage and return the report (the caller writes the outputs)."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
-    checker = Checker.open(config.domain_ref(), extra_rule_paths=config.rule_paths())
+    checker = Checker.open(
+        config.domain_ref(),
+        extra_rule_paths=config.rule_paths(),
+        prepare=prepare_domain(config),
+    )
     state = ScanState(config=config, checker=checker, db_spec=db_spec)
+    state.notes.extend(scan_notes(config))
+    if checker.domain.scan_tenancy is not None:
+        state.notes.extend(checker.domain.scan_tenancy.notes)
     if progress is not None:
         state.progress = progress
     state.layer_checks, state.check_alias = layer_checks(checker)
@@ -573,7 +668,11 @@ def run_scan(
         state.notes.append(str(w))
     for stage in STAGES:
         stage(state)
+    gate_findings(state)
     _dedupe_ids(state.findings)
+    metas = {case.id: case.meta for case, _found in state.cases}
+    for f in state.findings:
+        publish(f, config.name, metas.get(f.record_id or ""))
     diff = None
     if baseline is not None:
         previous = load_baseline(baseline)
@@ -604,6 +703,12 @@ def run_scan(
         gate=gate,
         checks=state.checks,
         notes=state.notes,
+        inputs=config.present_inputs(),
+        fuzz={
+            **config.model.fuzz.model_dump(),
+            "ran": False,
+            "reason": "the fuzz stage is not implemented yet",
+        },
     )
 
 
