@@ -19,7 +19,6 @@ is a finding at its ``file:line`` and every other record is still scanned.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,39 +27,28 @@ from typing import Any
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.check import Checker
-from policystrata.engine import ProofNode, check_proof
+from policystrata.engine import check_proof
 from policystrata.engine.ast import Positive
-from policystrata.engine.proof import render_message
 from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact, FactSet
 from policystrata.jsonfile import read_json_documents
 from policystrata.scan.config import CONFIDENCES, DOCTOR_INPUTS, ScanConfig
 from policystrata.scan.findings import (
     CONFIDENCE_RANK,
-    DEFENCE_LAYERS,
     SEVERITY_RANK,
     Finding,
     Location,
-    confidence_of,
     content_key,
     probable_fix,
     publish,
     recheck_command,
     repro_record,
-    severity_of,
     stable_id,
     what_changed,
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
 from policystrata.traces import REGRESSION_CASES, Skipped, read_traces
-from policystrata.witness import (
-    Evidence,
-    FaultRef,
-    RecordError,
-    SourceRef,
-    SupportingFact,
-    Witness,
-)
+from policystrata.witness import RecordError, SourceRef, Witness
 
 Progress = Callable[[str], None]
 INPUT_CHECK = "input.trace_record"
@@ -216,7 +204,6 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
     line = case.origin.line if case.origin else None
     where = _where(rel, line)
     repro = repro_record(witness, case.meta)
-    contained = witness.containment_layer is not None
     built_at = case.meta.get("source")
     rules_arg = " ".join(f"--rules {cfg.relative(p)}" for p in cfg.rule_paths())
     return Finding(
@@ -226,8 +213,8 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
         check=witness.check,
         key=witness.key,
         message=witness.message,
-        severity=severity_of(witness.witness_class, witness.check, contained=contained),
-        confidence=confidence_of(witness),
+        severity=witness.severity,
+        confidence=witness.confidence,
         surface=witness.localized_surface,
         owner=witness.localized_surface,
         witness_class=witness.witness_class,
@@ -255,74 +242,6 @@ def _semantic_key(witness: Witness) -> Any:
     """The key a finding id uses: the check's object; for SQL the parser rejected, the kind of
     rejection (the parser's message may change between versions)."""
     return witness.check if witness.rule_id.startswith("input.") else witness.key
-
-
-def defence_witnesses(checker: Checker, case: Case, witnesses: list[Witness]) -> list[Witness]:
-    """Witnesses for faults of a defence layer (database, release) that another layer's
-    violation outranked: proved and checked like the localized one."""
-    wanted: list[tuple[Witness, FaultRef]] = []
-    seen = {(w.localized_surface, w.check, json.dumps(w.key)) for w in witnesses}
-    for w in witnesses:
-        for f in w.also_failed:
-            sig = (f.surface, f.check, json.dumps(f.key))
-            if f.surface in DEFENCE_LAYERS and sig not in seen:
-                seen.add(sig)
-                wanted.append((w, f))
-    if not wanted:
-        return []
-    result = checker.engine.evaluate(checker.case_facts(case))
-    out = []
-    for primary, f in wanted:
-        atom = Fact("layer_fault", (case.id, f.surface, f.witness_class, f.check, f.key))
-        proof = result.prove(atom)
-        check_proof(proof, checker.program, result.fact_lookup)
-        out.append(
-            primary.model_copy(
-                update={
-                    "id": stable_id(f.rule_id, "", case.id, f.key),
-                    "witness_class": f.witness_class,
-                    "localized_surface": f.surface,
-                    "containment_layer": None,
-                    "containment_message": None,
-                    "check": f.check,
-                    "key": f.key,
-                    "rule_id": f.rule_id,
-                    "message": f.message,
-                    "fix": _fix(checker, proof),
-                    "atom": atom.render(),
-                    "also_failed": [],
-                    "proof": proof.to_json(),
-                    "supporting_facts": _supporting(proof),
-                    "evidence": Evidence(level="static"),
-                }
-            )
-        )
-    return out
-
-
-def _fix(checker: Checker, proof: ProofNode) -> str | None:
-    template = checker.program.rule(proof.rule).fix if proof.rule else None
-    return render_message(template, proof.bindings) if template else None
-
-
-def _supporting(proof: ProofNode) -> list[SupportingFact]:
-    """The proof's leaves (its minimal supporting fact set), deduplicated, in proof order."""
-    out: list[SupportingFact] = []
-    seen: set[tuple[str, str]] = set()
-    for leaf in proof.leaves():
-        if leaf.kind == "rule":
-            continue
-        text = leaf.atom_text().lstrip("!")
-        if (leaf.kind, text) not in seen:
-            seen.add((leaf.kind, text))
-            out.append(
-                SupportingFact(
-                    atom=text,
-                    kind=leaf.kind,  # type: ignore[arg-type]
-                    provenance=[str(p) for p in leaf.provenance],
-                )
-            )
-    return out
 
 
 def scan_traces(state: ScanState) -> None:
@@ -403,9 +322,8 @@ def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, i
 def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
     """Check one record; its findings and one check outcome per exercised layer check."""
     checker = state.checker
-    result = checker.check(case)
-    witnesses = list(result.witnesses)
-    witnesses += defence_witnesses(checker, case, witnesses)
+    result = checker.check(case, defence=True)
+    witnesses = result.witnesses
     findings = [witness_finding(state, case, w, rel) for w in witnesses]
     line = case.origin.line if case.origin else None
     for err in result.errors:
@@ -606,7 +524,7 @@ def gate_findings(state: ScanState) -> None:
                 witness_class="input_error",
                 location=Location(file=cfg.name, line=line),
                 what_changed=f"{message} ({cfg.name}:{line})",
-                probable_fix=_fix(checker, proof) or message,
+                probable_fix=checker._fix(proof) or message,
                 recheck=f"strata scan --config {cfg.name}",
                 details={"proof": proof.to_json(), "published_id": f"missing_required_{key}"},
             )
