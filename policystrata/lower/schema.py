@@ -193,6 +193,12 @@ class _Reader:
                 )
             elif first == "ALTER" and second == "TABLE" and _no_fact_alter(stmt.tokens):
                 pass  # OWNER TO, REPLICA IDENTITY, ATTACH PARTITION...: no containment facts
+            elif first == "CREATE" and second == "ROW":
+                self.note(
+                    "CREATE ROW POLICY (a ClickHouse row policy) is not read (noted: the "
+                    "table's containment is unknown)",
+                    stmt.line,
+                )
             elif first == "ALTER" and second == "TABLE":
                 self.note(
                     "ALTER TABLE statement not read (unsupported syntax; noted: its facts, if "

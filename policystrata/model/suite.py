@@ -2,7 +2,7 @@
 
 Every key of the published format (COMPAT.md §3) is accepted with its published default:
 
-- top level: ``suite`` (default: the file name), ``policy_version`` ("v7"),
+- top level: ``suite`` (ignored: a suite is named after its file), ``policy_version`` ("v7"),
   ``surface_versions`` ({}), ``tasks``, ``matrix``, ``suite_metadata``; other top-level keys
   are ignored with a warning (the published loader is lenient there);
 - a task: ``id``, ``principal``, ``request``, ``mutation`` (a fault operator id or ``none``, the
@@ -240,14 +240,15 @@ def _next_free(mutation: str, seen: set[str]) -> str:
 def load_suite(path: Path | str, display: str | None = None) -> Suite:
     """Load one suite file; errors are :class:`InputErrors` with file:line (duplicate explicit
     task ids included). Keys the published format ignores are :attr:`Suite.warnings`; a suite
-    without ``suite:`` is named after its file."""
+    is named after its file."""
     path = Path(path)
     doc = load_yaml_file(path, display)
     suite = validate(Suite, doc)
-    if not suite.suite:
-        suite = suite.model_copy(update={"suite": path.stem})
-    suite._warnings.extend(_ignored_keys(doc))
-    suite._warnings.extend(_check_ids(suite, doc))
+    # the published loader names a suite after its file (``--suite NAME`` reads NAME.yaml) and
+    # ignores a ``suite:`` key; ours agree with their file names
+    suite = suite.model_copy(update={"suite": path.stem})
+    warnings = [*_ignored_keys(doc), *_check_ids(suite, doc)]
+    suite._warnings.extend(sorted(warnings, key=lambda w: w.line or 0))
     return suite
 
 

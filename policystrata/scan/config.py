@@ -336,7 +336,10 @@ class ScanConfig:
             if not p.is_file():
                 if fileset.required:
                     raise self.doc.error((section, "files", i), f"file not found: {rel}")
-                self.missing.append(str(self.doc.error((section, "files", i), f"{rel}: skipped")))
+                where = (section, "files", i)
+                self.missing.append(
+                    str(self.doc.error(where, f"{rel} does not exist (not required: skipped)"))
+                )
                 continue
             out.append(p)
         return out

@@ -533,8 +533,7 @@ def gate_findings(state: ScanState) -> None:
 
 def scan_notes(config: ScanConfig) -> list[str]:
     """What the scan config asks for that this scan does not do, said once each."""
-    m, notes = config.model, list(config.missing)
-    notes = [f"{n} (listed input file not found; not required)" for n in notes]
+    m, notes = config.model, []
     if m.database is not None and m.database.start_docker:
         notes.append(
             "database.start_docker: there is no Docker here; the project starts its own "
@@ -586,6 +585,7 @@ def run_scan(
         state.notes.append(str(w))
     for stage in STAGES:
         stage(state)
+    state.notes.extend(config.missing)
     gate_findings(state)
     _dedupe_ids(state.findings)
     metas = {case.id: case.meta for case, _found in state.cases}
