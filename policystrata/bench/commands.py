@@ -445,7 +445,7 @@ def _demo_pick(out: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
             rec = json.loads(line)
             if rec.get("status") != "killed" or not rec.get("witness"):
                 continue
-            data = json.loads((out / rec["witness"]).read_text(encoding="utf-8"))[0]
+            data = json.loads((out / rec["witness"]).read_text(encoding="utf-8"))["witnesses"][0]
             if rec.get("localized") == "compiler" and rec.get("containment"):
                 return rec, data
             best = best or (rec, data)

@@ -79,6 +79,7 @@ class ScanState:
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
     schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
+    metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
 
 
@@ -106,15 +107,38 @@ def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]
     return out, alias
 
 
-def schema_checks(checker: Checker, alias: dict[str, str]) -> set[str]:
-    """Check ids whose rule reads ``schema_known``: they need keys or RLS from schema.sql, so a
-    domain without one leaves them unknown (reported as skipped, never as passed)."""
+def checks_reading(checker: Checker, alias: dict[str, str], pred: str) -> set[str]:
+    """Check ids whose ``layer_fault`` rule reads ``pred`` (a positive literal of its body)."""
     out = set()
     for rule in checker.program.rules:
         if rule.head.pred == "layer_fault" and any(
-            isinstance(lit, Positive) and lit.atom.pred == "schema_known" for lit in rule.body
+            isinstance(lit, Positive) and lit.atom.pred == pred for lit in rule.body
         ):
             out.add(alias.get(rule.id, rule.id))
+    return out
+
+
+def schema_checks(checker: Checker, alias: dict[str, str]) -> set[str]:
+    """Check ids whose rule reads ``schema_known``: they need keys or RLS from schema.sql, so a
+    domain without one leaves them unknown (reported as skipped, never as passed)."""
+    return checks_reading(checker, alias, "schema_known")
+
+
+def unknown_checks(state: ScanState, case: Case) -> dict[str, str]:
+    """Checks that cannot judge this record, with why: those that need schema.sql when the
+    domain has none, and those that compare the SQL with the declared metric (rules reading
+    ``metric_agg``) when the record's metric has an expression that is not understood."""
+    domain = state.checker.domain
+    out: dict[str, str] = {}
+    if not domain.schema_known:
+        out.update(
+            dict.fromkeys(state.schema_checks, "unknown without schema.sql (needs keys or RLS)")
+        )
+    metric = domain.policy.resolve_metric(case.ir.metric) if case.ir is not None else None
+    reason = domain.metric_unknown(metric) if metric is not None else None
+    if reason is not None:
+        why = f"unknown: the expression of metric {metric} is not understood ({reason})"
+        out.update(dict.fromkeys(state.metric_checks, why))
     return out
 
 
@@ -349,7 +373,7 @@ def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
     for w in witnesses:
         for other in w.also_failed:
             failed.setdefault(alias.get(other.rule_id, other.rule_id), [])
-    unknown = set() if checker.domain.schema_known else state.schema_checks
+    unknown = unknown_checks(state, case)
     for layer in _layers_exercised(case):
         for rule_id in state.layer_checks.get(layer, []):
             hit = rule_id in failed
@@ -362,7 +386,7 @@ def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
                     location=loc,
                     status="failed" if hit else ("skipped" if skipped else "passed"),
                     finding_ids=failed.get(rule_id, []),
-                    message="unknown without schema.sql (needs keys or RLS)" if skipped else None,
+                    message=unknown[rule_id] if skipped else None,
                 )
             )
     return findings
@@ -575,6 +599,7 @@ def run_scan(
         state.progress = progress
     state.layer_checks, state.check_alias = layer_checks(checker)
     state.schema_checks = schema_checks(checker, state.check_alias)
+    state.metric_checks = checks_reading(checker, state.check_alias, "metric_agg")
     if not checker.domain.schema_known:
         state.notes.append(
             f"the domain has no schema.sql: {len(state.schema_checks)} check(s) that need keys "

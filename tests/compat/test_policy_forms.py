@@ -479,3 +479,41 @@ def test_cli_check_on_a_published_policy_domain_is_never_exit_2() -> None:
     )
     assert result.exit_code in (0, 1), result.output
     assert json.loads(result.stdout)["counts"]["error"] == 0
+
+
+def test_a_metric_whose_expression_is_not_understood_is_not_reported_clean(tmp_path: Path) -> None:
+    """The aggregate check cannot judge such a metric: the scan says so (skipped, with why),
+    it never reports it as passed."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    d = tmp_path / "dom"
+    shutil.copytree(RENTALS, d)
+    policy = d / "policy.yaml"
+    policy.write_text(
+        policy.read_text().replace(
+            "expression: average(nightly_rate)", "expression: \"{{ metric('nightly_rate') }}\""
+        )
+    )
+    rec = {
+        "id": "rate",
+        "principal": "ops_lead",
+        "semantic_ir": "avg_nightly_rate during all_time limit 10",
+        "sql": "select avg(r.nightly_rate) as value from reservations r limit 10",
+    }
+    (tmp_path / "t.jsonl").write_text(json.dumps(rec) + "\n")
+    cfg = tmp_path / "policystrata.yaml"
+    cfg.write_text("version: 1\ndomain_path: dom\nsql_traces: {files: [t.jsonl]}\n")
+    result = run("scan", "--config", str(cfg), "--db", "none")
+    assert result.exit_code == 0, result.output
+    junit = ET.parse(tmp_path / "scan-out" / "junit.xml").getroot()
+    [case] = [
+        tc
+        for tc in junit.iter("testcase")
+        if tc.get("name") == "compiler.metric_aggregate_mismatch"
+    ]
+    skipped = case.find("skipped")
+    assert skipped is not None
+    assert "expression of metric avg_nightly_rate is not understood" in (
+        skipped.get("message", "") + (skipped.text or "")
+    )
