@@ -43,8 +43,16 @@ SOURCES = {
     "decl_compat.dl": (
         "Published-format facts",
         "The published (policystrata 1.x) surfaces vocabulary mapped onto ours (ground facts in "
-        "`rules/vocabulary.dl`), and what the published policy forms and scan config bring "
-        "(`policystrata.lower.policy`). No case argument.",
+        "`rules/vocabulary.dl`), and the scan config's gate inputs (`policystrata.scan.run`; "
+        "`rules/gate.dl` reads them). No case argument.",
+    ),
+    "decl_dbt.dl": (
+        "dbt Semantic Layer facts",
+        "Per case, when the case carries a dbt Semantic Layer (`strata check-integration "
+        "dbt-semantic`, the scan's `dbt.files`): its semantic models, dimensions, measures and "
+        "metrics, read and validated with dbt-semantic-interfaces and lowered by "
+        "`policystrata.lower.dbt` (aggregates, filters and dimension columns parsed with the SQL "
+        "parser). Provenance is the dbt file and line.",
     ),
     "decl_stack.dl": (
         "Stack artifact facts",
