@@ -103,6 +103,8 @@ def metric_aggregates(
     filters: list[tuple[str, str, str, str, Const]] = []
     for f in lowered.facts.by_pred("sql_agg"):
         _c, scope, _id, func, distinct, table, column = f.args
+        if (table, column) == ("*", "*"):  # count(*): rows of the metric's table
+            table = m.table
         row = (str(func), bool(distinct), str(table), str(column))
         if scope == "s0" and row not in aggs:
             aggs.append(row)

@@ -101,10 +101,10 @@ def test_every_published_metric_form_loads_without_warnings_and_means_its_sql() 
 def test_clickhouse_forms_mean_their_sql() -> None:
     f = facts_of(ANALYTICS)
     assert f["metric_agg"] == {
-        ("clicks", "count", False, "*", "*"),  # count()
+        ("clicks", "count", False, "clicks", "*"),  # count(): rows of the metric's table
         ("visits", "count", True, "clicks", "visit_id"),  # uniqExact
         ("members", "count", True, "clicks", "member_id"),
-        ("purchases", "count", False, "*", "*"),  # countIf(c) = count(*) FILTER (WHERE c)
+        ("purchases", "count", False, "clicks", "*"),  # countIf(c): count(*) FILTER (WHERE c)
         ("returning_members", "count", True, "clicks", "member_id"),  # uniqExactIf
     }
     assert f["metric_filter"] == {
