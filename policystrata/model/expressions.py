@@ -216,6 +216,18 @@ def _canonical(tree: exp.Expr, rewrites: list[str]) -> exp.Expr:
     return tree.transform(visit, copy=True)
 
 
+def canonical_aggregates(tree: exp.Expr) -> exp.Expr:
+    """A copy of a parsed expression or query with the pseudo-functions and ClickHouse
+    aggregates rewritten to their SQL meaning (what :func:`read_metric` applies): for a SQL
+    lowering that should read ``uniqExact(x)`` in a query as the metric side does.
+
+    >>> from policystrata.lower.sql.adapter import parse_one
+    >>> canonical_aggregates(parse_one("select uniqExact(e.u) from e")).sql()
+    'SELECT COUNT(DISTINCT e.u) FROM e'
+    """
+    return _canonical(tree, [])
+
+
 @lru_cache(maxsize=4096)
 def read_metric(text: str) -> ExprInfo:
     """A metric expression: canonical SQL, columns, aggregate count (see the module doc)."""
@@ -270,4 +282,4 @@ def _read(text: str, *, metric: bool) -> ExprInfo:
     )
 
 
-__all__ = ["TOKEN_TABLE", "ExprInfo", "read_dimension", "read_metric"]
+__all__ = ["TOKEN_TABLE", "ExprInfo", "canonical_aggregates", "read_dimension", "read_metric"]
