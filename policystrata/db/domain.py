@@ -79,7 +79,11 @@ class DomainDatabases:
 def domain_databases(
     spec: str | None, domain: Domain, *, log_statements: bool = False
 ) -> Iterator[DomainDatabases | None]:
-    """Resolve ``--db`` and yield the domain's databases (None when running without one)."""
+    """Resolve ``--db`` and yield the domain's databases (None when running without one, or
+    when the domain has no schema.sql to load)."""
+    if "schema" not in domain.sources:
+        yield None
+        return
     with resolve_database(spec, log_statements=log_statements) as choice:
         if choice.server is None:
             yield None
@@ -161,9 +165,12 @@ def domain_database_for(
     spec: str | None, domain: Domain, *, log_statements: bool = False
 ) -> Iterator[Database | None]:
     """``--db`` (auto, none or a DSN) for one run: the domain's database, set up when it is
-    first needed (a :class:`LazyDatabase`), or None when running without one (``none``, or
-    ``auto`` without server binaries: said once on stderr); everything is cleaned up afterwards
-    (a throwaway server is stopped)."""
+    first needed (a :class:`LazyDatabase`), or None when running without one (``none``,
+    ``auto`` without server binaries: said once on stderr, or a domain without schema.sql to
+    load); everything is cleaned up afterwards (a throwaway server is stopped)."""
+    if "schema" not in domain.sources:
+        yield None
+        return
     spec = spec or os.environ.get(ENV_DATABASE_URL) or "auto"
     if spec == "none":
         yield None
