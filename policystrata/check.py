@@ -29,6 +29,7 @@ from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
+from policystrata.lower.sql.policy_query import RLS_QUERY_FACTS
 from policystrata.model import Domain, load_domain
 from policystrata.paths import rule_files
 from policystrata.witness import (
@@ -57,6 +58,7 @@ DDL_FACTS = {
     "rls_policy_pred": "db_policy_pred",
     "rls_policy_always_true": "db_policy_always_true",
     "table_grant": "db_grant",
+    **RLS_QUERY_FACTS,
 }
 
 
@@ -512,6 +514,7 @@ class Checker:
                     rule_id=step.rule or "",
                     message=step.message or "",
                     fix=self._fix(step),
+                    confidence=self._confidence(proof),
                     atom=Fact("violation", tuple(atom)).render(),
                     also_failed=also,
                     proof=proof.to_json(),
@@ -520,6 +523,20 @@ class Checker:
                 )
             )
         return out
+
+    def _confidence(self, proof: ProofNode) -> Literal["low", "medium", "high"]:
+        """The lowest ``@confidence`` annotation of the rules the proof uses (default high)."""
+        order = {"low": 0, "medium": 1, "high": 2}
+        level = "high"
+        stack = [proof]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.premises)
+            if node.kind == "rule" and node.rule:
+                got = self.program.rule(node.rule).annotations.get("confidence", "high")
+                if order.get(got, 2) < order[level]:
+                    level = got
+        return level  # type: ignore[return-value]
 
     def _fix(self, step: ProofNode) -> str | None:
         template = self.program.rule(step.rule).fix if step.rule else None

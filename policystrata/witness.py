@@ -112,6 +112,11 @@ class Witness(_Model):
     rule_id: str
     message: str
     fix: str | None = None
+    confidence: Literal["low", "medium", "high"] = Field(
+        default="high",
+        description="The lowest @confidence of the rules in the proof (high when none says): "
+        "a finding that rests on unknown keys or schema is not high.",
+    )
     atom: str
     also_failed: list[FaultRef] = Field(default_factory=list)
     proof: dict[str, Any] = Field(default_factory=dict)

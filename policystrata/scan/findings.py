@@ -119,7 +119,8 @@ def severity_of(witness_class: str, check: str, *, contained: bool) -> Severity:
 def confidence_of(witness: Witness) -> Confidence:
     """``high`` when every step is observed; ``medium`` when the localization rests on an
     inferred layer decision (a trace records no validator decision: SQL was produced, so the
-    validator is taken to have allowed the request)."""
+    validator is taken to have allowed the request); never above the witness's own confidence
+    (the lowest ``@confidence`` of its proof's rules, e.g. a fan-out through a keyless table)."""
 
     def rules(node: dict[str, Any]) -> set[str]:
         out = {str(node.get("rule"))} if node.get("kind") == "rule" else set()
@@ -127,7 +128,11 @@ def confidence_of(witness: Witness) -> Confidence:
             out |= rules(p)
         return out
 
-    return "medium" if rules(witness.proof) & set(INFERRED_DECISION_RULES) else "high"
+    inferred: Confidence = (
+        "medium" if rules(witness.proof) & set(INFERRED_DECISION_RULES) else "high"
+    )
+    order = ("low", "medium", "high")
+    return min(inferred, witness.confidence, key=order.index)
 
 
 # ------------------------------------------------------------------------------ proof reading
