@@ -39,7 +39,9 @@ limit 100
 ...     style="exists").sql)
 select sum(invoices.net_amount_cents) as value
 from invoices
-where exists (select 1 from subscriptions as scope_1 where scope_1.id = invoices.subscription_id and exists (select 1 from accounts as scope_2 where scope_2.id = scope_1.account_id and scope_2.tenant_id = 'acme'))
+where exists (select 1 from subscriptions as scope_1 where scope_1.id = invoices.subscription_id
+    and exists (select 1 from accounts as scope_2 where scope_2.id = scope_1.account_id
+    and scope_2.tenant_id = 'acme'))
   and invoices.invoice_date >= date '2026-05-01'
   and invoices.invoice_date < date '2026-06-01'
 limit 10
@@ -551,12 +553,12 @@ def _exists_chain(
         cond = f"{alias}.{j.column} = {prev}.{j.other_column}"
         if i == len(chain) and not knobs.drop_tenant_predicates:
             tc = tenant_cols[j.table]
-            cond += f" and {alias}.{tc} {sql.tenant_value(j.table, tc)}"
+            cond += f"\n    and {alias}.{tc} {sql.tenant_value(j.table, tc)}"
         parts.append(f"exists (select 1 from {j.table} as {alias} where {cond}")
         prev = alias
     text = parts[0]
-    for p in parts[1:]:
-        text += " and " + p
+    for depth, p in enumerate(parts[1:], start=1):
+        text += "\n" + "    " * depth + "and " + p
     return text + ")" * len(parts)
 
 

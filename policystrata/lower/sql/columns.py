@@ -20,7 +20,7 @@ e.g. ``lower(email) = 'x'``).
 >>> r = lower_sql("q", "with c as (select customer_email e, region from accounts) select e from c")
 >>> for f in r.facts.by_pred("sql_column_ref"): print(f.render())
 sql_column_ref("q", "s0", "accounts", "customer_email")
->>> r = lower_sql("q", "select count(*) from accounts a where a.tenant_id = 'acme' group by a.region")
+>>> r = lower_sql("q", "select count(*) from accounts a where a.tenant_id = 'x' group by a.region")
 >>> for f in r.facts.by_pred("sql_column_use"): print(f.render())
 sql_column_use("q", "s0", "accounts", "tenant_id", "predicate")
 sql_column_use("q", "s0", "accounts", "region", "group_by")
