@@ -70,6 +70,7 @@ def test_drift_is_reported(tmp_path: Path) -> None:
             ("expression_mismatch", "bookings"),  # alias of gross_revenue, same measure
             ("stale_metric_alias", "bookings"),
             ("sensitive_column_without_metadata", "customer_email"),
+            ("sensitive_column_without_metadata", "tenant_id"),  # sensitive in the published policy
             ("dimension_missing_from_policy", "coupon_code"),
             ("metric_missing_from_policy", "churn_rate"),
             ("metric_missing_from_dbt", "average_resolution_hours"),

@@ -5,7 +5,10 @@ the SQL parser (through :mod:`policystrata.lower.sql.adapter`). Statements the p
 keep as an opaque command (``ALTER TABLE … ENABLE ROW LEVEL SECURITY``, ``CREATE POLICY``,
 multi-table ``GRANT``) are read token by token; the ``USING`` / ``WITH CHECK`` expressions of a
 policy are parsed as expressions and lowered by the same predicate extractor that lowers
-``WHERE`` clauses. A statement that does not parse is an :class:`InputError` naming
+``WHERE`` clauses; each ``USING`` is also lowered as the query it filters
+(:mod:`policystrata.lower.sql.policy_query`: ``rls_query_*``), so a policy that scopes a table
+through its parents by ``EXISTS`` is followed along foreign keys. UNIQUE constraints and unique
+indexes are keys (``unique_key``). A statement that does not parse is an :class:`InputError` naming
 ``file:line``. Statements that carry no containment information (``CREATE INDEX``,
 ``CREATE ROLE``, ``INSERT``, ``COMMENT``...) are parsed and ignored.
 
@@ -30,6 +33,8 @@ rls_enabled("accounts")
 rls_policy("accounts","iso","select",true)
 rls_policy_pred("accounts","iso","using","tenant_id","=","setting","app.tenant_id","guaranteed")
 rls_policy_role("accounts","iso","strata_app")
+rls_query_pred("accounts","iso","s0","accounts","tenant_id","=","setting","app.tenant_id","guaranteed")
+rls_query_reads("accounts","iso","s0","accounts","accounts")
 table("accounts")
 table("tenants")
 table_column("accounts","id","bigint")

@@ -194,7 +194,10 @@ def _uniqueness(ctx: Ctx, info: ScopeInfo, node: exp.Select, names: list[str]) -
                     ctx.emit("sql_unique_output", info.id, names[0], node=proj)
             return
         keys = list(on.expressions) if isinstance(on, exp.Tuple) else [on]
-    _group_keys(ctx, info, node, keys, group)
+    all_keys: list[exp.Expr] = keys
+    if group is not None:
+        all_keys = list(group.expressions)
+    _group_keys(ctx, info, node, all_keys, group)
     if len(keys) != 1 or isinstance(keys[0], exp.Rollup | exp.Cube | exp.GroupingSets):
         return
     key = keys[0]
