@@ -285,8 +285,9 @@ def test_formats_md_example_trace_loads_and_its_drift_is_reported(tmp_path: Path
     assert result.exit_code == 1, result.output
     assert "skipped 1 non-query record" in result.stderr
     report = json.loads(
-        run("check", "--domain", "support_saas", "--db", "none", str(path), "--format", "json")
-        .stdout
+        run(
+            "check", "--domain", "support_saas", "--db", "none", str(path), "--format", "json"
+        ).stdout
     )
     found = {(w["witness_class"], w["check"], w["key"]) for w in witnesses(report)}
     assert found == {

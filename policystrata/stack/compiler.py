@@ -150,6 +150,18 @@ def _up_path(domain: Domain, start: str, goal: str) -> list[Join] | None:
     return None
 
 
+def _keep_rows(domain: Domain, path: list[Join]) -> list[Join]:
+    """An up path joined without dropping rows: a step along a nullable foreign key (and every
+    step after it, whose other side may then be NULL) is a LEFT JOIN."""
+    out: list[Join] = []
+    left = False
+    for j in path:
+        info = domain.schema.tables.get(j.other)
+        left = left or (info is not None and j.other_column not in info.not_null)
+        out.append(replace(j, kind="left join") if left else j)
+    return out
+
+
 def tenant_chain(domain: Domain, table: str) -> list[Join] | None:
     """The foreign-key path from ``table`` up to the nearest table with a tenant column (empty
     when ``table`` has one itself; None when no such path exists)."""
@@ -189,7 +201,7 @@ def plan_joins(domain: Domain, base: str, needed: list[str], knobs: CompilerKnob
             continue
         up = _up_path(domain, base, table)
         if up is not None:
-            add(up)
+            add(_keep_rows(domain, up))
             continue
         # below the path: ``table`` references a table the path can reach (one-to-many)
         for col, parent, pcol in _parents(domain, table):
@@ -198,7 +210,7 @@ def plan_joins(domain: Domain, base: str, needed: list[str], knobs: CompilerKnob
             reach = _up_path(domain, base, parent)
             if reach is None:
                 continue
-            add(reach)
+            add(_keep_rows(domain, reach))
             kind = "join" if knobs.inner_join_all else "left join"
             add([Join(kind, table, col, parent, pcol, below=True)])
             break
@@ -510,6 +522,15 @@ def _plan(domain: Domain, query: SemanticQuery, knobs: CompilerKnobs, style: str
             if not chain:
                 continue  # its own tenant column, or (None) not tenant-owned
             joined = {base, *(j.table for j in joins)}
+            # the tenancy chain is joined as inner joins: a row without a parent on it belongs
+            # to no tenant (the rules' kept_join knows a nullable FK that is the only way there)
+            on_chain = {(j.table, j.column, j.other, j.other_column) for j in chain}
+            joins = [
+                replace(j, kind="join")
+                if (j.table, j.column, j.other, j.other_column) in on_chain and not j.below
+                else j
+                for j in joins
+            ]
             if all(j.table in joined for j in chain):
                 continue
             if style == "exists":
