@@ -176,7 +176,8 @@ def _policy_using(shape: Shape, table: Table) -> str:
     outer = _q(shape, table.name)
     if shape.exists_style == "in" and len(chain) == 1:
         p = chain[0]
-        return f"{table.parent_fk} IN (SELECT id FROM {_q(shape, p.name)} WHERE {col} = {_setting(shape)})"
+        parent = _q(shape, p.name)
+        return f"{table.parent_fk} IN (SELECT id FROM {parent} WHERE {col} = {_setting(shape)})"
     if shape.exists_style == "nested" and len(chain) > 1:
         text = ""
         prev_alias, prev_fk = outer, table.parent_fk

@@ -108,8 +108,8 @@ def test_unauthorized_metric_reaching_sql_is_a_validator_fault() -> None:
         "select sum(invoices.gross_amount_cents) as value from invoices "
         "join subscriptions on subscriptions.id = invoices.subscription_id "
         "join accounts on subscriptions.account_id = accounts.id where accounts.tenant_id = 'acme' "
-        "and invoices.invoice_date >= date '2026-05-01' and invoices.invoice_date < date '2026-06-01' "
-        "limit 100"
+        "and invoices.invoice_date >= date '2026-05-01' "
+        "and invoices.invoice_date < date '2026-06-01' limit 100"
     )
     report = check_json(sql, ir="gross_revenue during last_month limit 100")
     ws = witnesses(report)

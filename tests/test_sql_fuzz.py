@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
-from policystrata.paths import domains_dir
 
 CORPUS = Path(__file__).parent / "sql_fuzz" / "hostile.txt"
 # the denormalised shape (every tenant-owned table has tenant_id): the oracle below reads it
