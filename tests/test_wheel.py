@@ -71,9 +71,10 @@ def test_installed_wheel_runs_check(wheel: Path, tmp_path: Path) -> None:
     good = (
         "select count(distinct support_tickets.id) as value, accounts.region from accounts "
         "join support_tickets on support_tickets.account_id = accounts.id "
-        "where accounts.tenant_id = 'acme' group by accounts.region limit 100"
+        "where accounts.tenant_id = 'acme' and support_tickets.opened_at >= date '2026-05-01' "
+        "and support_tickets.opened_at < date '2026-06-01' group by accounts.region limit 100"
     )
-    bad = good.replace("where accounts.tenant_id = 'acme' ", "")
+    bad = good.replace("accounts.tenant_id = 'acme' and ", "")
     ok = _run([*base, good], cwd=tmp_path, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     fail = _run([*base, bad], cwd=tmp_path, env=env)
