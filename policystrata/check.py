@@ -14,6 +14,7 @@ reused for every case.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,16 @@ def lower_cost_estimate_artifact(case: Case, ctx: LoweringContext, so_far: FactS
     return lower_cost_estimate(case.id, case.cost_estimate, Provenance("compiler cost estimate"))
 
 
+def lower_semantic_layer_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
+    """The dbt Semantic Layer files, read with dbt-semantic-interfaces, through
+    :func:`policystrata.lower.dbt.lower_semantic_layer` (what dbt rejects raises InputErrors)."""
+    if case.semantic_layer is None:
+        return FactSet()
+    from policystrata.lower.dbt import lower_semantic_layer
+
+    return lower_semantic_layer(case.id, case.semantic_layer)
+
+
 def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """Real rows, when a database is configured: the case's SQL and a containment probe of each
     tenant-owned table it reads, run under the case's tenant (see :mod:`policystrata.lower.rows`).
@@ -265,6 +276,7 @@ CASE_PASSES: tuple[Pass, ...] = (
     lower_cost_estimate_artifact,
     lower_release,
     lower_database,
+    lower_semantic_layer_artifact,
     lower_real_rows,
 )
 
@@ -305,6 +317,7 @@ def _require_messages(program: Program) -> None:
     """A rule deriving a witness predicate without ``@message`` would give a witness (or an
     "also failed" line) that explains nothing: a load error at the rule, like a static check."""
     from policystrata.engine.errors import RuleError, RuleErrors
+    from policystrata.witness import CONFIDENCES, SEVERITIES
 
     errors = [
         RuleError(
@@ -317,6 +330,18 @@ def _require_messages(program: Program) -> None:
         for r in program.rules
         if r.head.pred in WITNESS_PREDICATES and r.body and not r.message
     ]
+    for r in program.rules:
+        for key, allowed in (("severity", SEVERITIES), ("confidence", CONFIDENCES)):
+            value = r.annotations.get(key)
+            if value is not None and value not in allowed:
+                errors.append(
+                    RuleError(
+                        f"@{key} {value!r} is not one of {', '.join(allowed)}",
+                        file=r.file,
+                        line=r.line,
+                        rule_id=r.id,
+                    )
+                )
     if errors:
         raise RuleErrors(errors)
 
@@ -416,11 +441,13 @@ class Checker:
         artifact_facts: FactSet | None = None,
         evaluated: Result | None = None,
         keep: Callable[[tuple[Const, ...]], bool] | None = None,
+        defence: bool = False,
     ) -> CaseResult:
         """Judge the case. ``artifact_facts`` (from :meth:`artifact_facts` for this very case)
         skips lowering the artifacts again, and ``evaluated`` (the engine's evaluation of
         exactly those facts) skips the evaluation when real rows add no fact; ``keep``
-        selects the violation atoms that become witnesses (default: all)."""
+        selects the violation atoms that become witnesses (default: all); ``defence`` adds the
+        witnesses of outranked defence-layer faults (see :meth:`_witnesses`)."""
         if artifact_facts is None:
             facts = self.artifact_facts(case)
             evaluated = None
@@ -433,7 +460,7 @@ class Checker:
             result = evaluated
         else:
             result = self.engine.evaluate(facts)
-        witnesses = self._witnesses(case, result, keep)
+        witnesses = self._witnesses(case, result, keep, defence)
         if self.context.evidence:
             for w in witnesses:
                 w.evidence = Evidence(level="real_db", details=self.context.evidence)
@@ -460,7 +487,11 @@ class Checker:
         case: Case,
         result: Any,
         keep: Callable[[tuple[Const, ...]], bool] | None = None,
+        defence: bool = False,
     ) -> list[Witness]:
+        """One witness per violation atom (``keep`` selects them); with ``defence``, also one per
+        fault of a defence layer (database, release) that an earlier layer's violation outranked:
+        their job is to stop upstream faults, so their failure is a regression of its own."""
         violations = result.atoms("violation")
         if keep is not None:
             violations = [v for v in violations if keep(v)]
@@ -472,10 +503,9 @@ class Checker:
         lookup = result.fact_lookup  # one independent model per case, shared by its proofs
         out = []
         for atom in violations:
-            _, surface, wclass, check, key = atom
+            _, surface, _class, check, key = atom
             proof = result.prove(Fact("violation", tuple(atom)))
             check_proof(proof, self.program, lookup)
-            step = _fault_step(proof)
             containers = sorted(
                 (c for c in contained if c[2] == check and _same(c[3], key)),
                 key=lambda c: rank.get(str(c[1]), 99),
@@ -502,41 +532,64 @@ class Checker:
                     )
                 )
             out.append(
-                Witness(
-                    id=witness_id(step.rule or "", case.id, key),
-                    case=case.info(),
-                    witness_class=wclass,
-                    localized_surface=surface,
-                    containment_layer=containment_layer,  # type: ignore[arg-type]
+                self._witness(
+                    case,
+                    Fact("violation", tuple(atom)),
+                    proof,
+                    containment_layer=containment_layer,
                     containment_message=containment_message,
-                    check=str(check),
-                    key=key,
-                    rule_id=step.rule or "",
-                    message=step.message or "",
-                    fix=self._fix(step),
-                    confidence=self._confidence(proof),
-                    atom=Fact("violation", tuple(atom)).render(),
                     also_failed=also,
-                    proof=proof.to_json(),
-                    supporting_facts=_supporting(proof),
-                    evidence=Evidence(level="static"),
                 )
             )
+        if defence:
+            seen = {(w.localized_surface, w.check, json.dumps(w.key)) for w in out}
+            for f in faults:
+                sig = (f[1], str(f[3]), json.dumps(f[4]))
+                if f[1] not in DEFENCE_LAYERS or sig in seen:
+                    continue
+                seen.add(sig)
+                atom = Fact("layer_fault", tuple(f))
+                proof = result.prove(atom)
+                check_proof(proof, self.program, lookup)
+                out.append(self._witness(case, atom, proof, defence=True))
         return out
 
-    def _confidence(self, proof: ProofNode) -> Literal["low", "medium", "high"]:
-        """The lowest ``@confidence`` annotation of the rules the proof uses (default high)."""
-        order = {"low": 0, "medium": 1, "high": 2}
-        level = "high"
-        stack = [proof]
-        while stack:
-            node = stack.pop()
-            stack.extend(node.premises)
-            if node.kind == "rule" and node.rule:
-                got = self.program.rule(node.rule).annotations.get("confidence", "high")
-                if order.get(got, 2) < order[level]:
-                    level = got
-        return level  # type: ignore[return-value]
+    def _witness(
+        self,
+        case: Case,
+        atom: Fact,
+        proof: ProofNode,
+        *,
+        containment_layer: str | None = None,
+        containment_message: str | None = None,
+        also_failed: list[FaultRef] | None = None,
+        defence: bool = False,
+    ) -> Witness:
+        """The witness of one proved ``violation`` (or defence-layer ``layer_fault``) atom."""
+        _, surface, wclass, check, key = atom.args
+        step = proof.fault_step()
+        severity, confidence = grade(self.program, proof, contained=containment_layer is not None)
+        return Witness(
+            id=witness_id(step.rule or "", case.id, key),
+            case=case.info(),
+            witness_class=wclass,  # type: ignore[arg-type]
+            localized_surface=surface,  # type: ignore[arg-type]
+            containment_layer=containment_layer,  # type: ignore[arg-type]
+            containment_message=containment_message,
+            check=str(check),
+            key=key,
+            rule_id=step.rule or "",
+            message=step.message or "",
+            fix=self._fix(step),
+            severity=severity,  # type: ignore[arg-type]
+            confidence=confidence,  # type: ignore[arg-type]
+            defence=defence,
+            atom=atom.render(),
+            also_failed=also_failed or [],
+            proof=proof,
+            supporting_facts=_supporting(proof),
+            evidence=Evidence(level="static"),
+        )
 
     def _fix(self, step: ProofNode) -> str | None:
         template = self.program.rule(step.rule).fix if step.rule else None
@@ -544,18 +597,59 @@ class Checker:
 
 
 SURFACE_ORDER = ("manifest", "grammar", "validator", "compiler", "database", "release")
+#: Layers whose job is to contain upstream faults: their own faults are witnesses too.
+DEFENCE_LAYERS = ("database", "release")
+
+#: What a rule says when it carries no ``@severity`` / ``@confidence`` annotation.
+DEFAULT_SEVERITY, DEFAULT_CONFIDENCE = "medium", "high"
+#: A violation a later layer contained is at most this severe: its effect was blocked.
+CONTAINED_SEVERITY = "medium"
+
+
+def grade(program: Program, proof: ProofNode, *, contained: bool) -> tuple[str, str]:
+    """(severity, confidence) of a witness, read off the rules its proof applies.
+
+    Severity is the ``@severity`` of the check's own rule (the fault step), capped at
+    :data:`CONTAINED_SEVERITY` when a later layer contained the violation. Confidence is the
+    lowest ``@confidence`` of any rule in the proof: a step that rests on an inferred decision
+    or an unknown key weakens everything built on it.
+
+    >>> from policystrata.engine import parse_program
+    >>> prog = parse_program('''
+    ... .decl q(c)
+    ... @confidence medium
+    ... p(C) :- q(C).
+    ... @severity critical
+    ... r(C) :- p(C).
+    ... ''', source="g.dl")
+    >>> from policystrata.prooftree import ProofNode
+    >>> leaf = ProofNode("fact", pred="q", args=("c",))
+    >>> proof = ProofNode("rule", pred="r", args=("c",), rule="g.r.1",
+    ...     premises=[ProofNode("rule", pred="p", args=("c",), rule="g.p.1", premises=[leaf])])
+    >>> grade(prog, proof, contained=False), grade(prog, proof, contained=True)
+    (('critical', 'medium'), ('medium', 'medium'))
+    """
+    from policystrata.witness import CONFIDENCES, SEVERITIES
+
+    step = proof.fault_step()
+    severity = DEFAULT_SEVERITY
+    if step.rule:
+        severity = program.rule(step.rule).annotations.get("severity", DEFAULT_SEVERITY)
+    if contained and SEVERITIES.index(severity) > SEVERITIES.index(CONTAINED_SEVERITY):
+        severity = CONTAINED_SEVERITY
+    confidence = min(
+        (
+            program.rule(r).annotations.get("confidence", DEFAULT_CONFIDENCE)
+            for r in proof.rule_ids()
+        ),
+        key=CONFIDENCES.index,
+        default=DEFAULT_CONFIDENCE,
+    )
+    return severity, confidence
 
 
 def _same(a: Const, b: Const) -> bool:
     return type(a) is type(b) and a == b
-
-
-def _fault_step(proof: ProofNode) -> ProofNode:
-    """The ``layer_fault`` step under a ``violation`` proof (it names the check's rule)."""
-    for premise in proof.premises:
-        if premise.kind == "rule" and premise.pred == "layer_fault":
-            return premise
-    return proof
 
 
 def _supporting(proof: ProofNode) -> list[SupportingFact]:

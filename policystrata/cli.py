@@ -389,16 +389,18 @@ def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
     """
     from policystrata.check import load_rules
     from policystrata.engine import FactLookup, ProofError, check_proof
-    from policystrata.facts import Fact
     from policystrata.report.terminal import render_witness
 
     witnesses = _saved_witnesses(witness_file)
     program = load_rules(extra_rule_paths=expand_rule_paths(extra_rules))
     bad = 0
     for w in witnesses:
-        leaves, derived = _proof_atoms(w.proof)
+        if w.proof is None:
+            bad += 1
+            _stderr(f"error: {witness_file.name}: witness {w.id} carries no proof")
+            continue
         lookup = FactLookup(
-            [Fact(p, tuple(a)) for p, a in leaves], derived=[Fact(p, tuple(a)) for p, a in derived]
+            [n.fact for n in w.proof.nodes("fact")], derived=[n.fact for n in w.proof.nodes("rule")]
         )
         try:
             check_proof(w.proof, program, lookup)
@@ -411,27 +413,6 @@ def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
         _stderr("no witnesses in this file (clean)")
     if bad:
         sys.exit(EXIT_USAGE)
-
-
-def _proof_atoms(node: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], list[Any]]:
-    """(fact leaves, derived atoms) of a proof's JSON form, as (pred, args)."""
-    leaves: list[tuple[str, list[Any]]] = []
-    derived: list[tuple[str, list[Any]]] = []
-
-    def visit(n: dict[str, Any]) -> None:
-        atom = n.get("atom") or {}
-        pred, args = atom.get("pred"), atom.get("args")
-        if isinstance(pred, str) and isinstance(args, list):
-            if n.get("kind") == "fact":
-                leaves.append((pred, args))
-            elif n.get("kind") == "rule":
-                derived.append((pred, args))
-        for p in n.get("premises") or []:
-            if isinstance(p, dict):
-                visit(p)
-
-    visit(node)
-    return leaves, derived
 
 
 def _saved_witnesses(path: Path) -> list[Any]:

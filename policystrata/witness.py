@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+
+from policystrata.prooftree import PROOF_NODE_SCHEMA, ProofNode
 
 WITNESS_CLASSES = (
     "clean",
@@ -31,6 +33,8 @@ WITNESS_CLASSES = (
 )
 SURFACES = ("manifest", "grammar", "validator", "compiler", "database", "release")
 EVIDENCE_LEVELS = ("static", "deterministic_fixture", "real_db")
+SEVERITIES = ("low", "medium", "high", "critical")
+CONFIDENCES = ("low", "medium", "high")
 
 WitnessClass = Literal[
     "clean",
@@ -41,12 +45,41 @@ WitnessClass = Literal[
     "unsafe_release",
 ]
 Surface = Literal["manifest", "grammar", "validator", "compiler", "database", "release"]
+Severity = Literal["low", "medium", "high", "critical"]
+Confidence = Literal["low", "medium", "high"]
 
 SCHEMA_VERSION = 1
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+def _proof_in(value: Any) -> ProofNode | None:
+    if value is None or isinstance(value, ProofNode):
+        return value
+    if isinstance(value, dict):
+        if not value:
+            return None
+        try:
+            return ProofNode.from_json(value)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a proof node: missing {exc}") from None
+    raise ValueError("a proof is a JSON object (see `strata schema witness`)")
+
+
+def _proof_out(node: ProofNode | None) -> dict[str, Any] | None:
+    return None if node is None else node.to_json()
+
+
+#: The typed proof of a witness: a :class:`~policystrata.prooftree.ProofNode` in Python, its
+#: stable JSON form in files.
+Proof = Annotated[
+    ProofNode | None,
+    PlainValidator(_proof_in),
+    PlainSerializer(_proof_out),
+    WithJsonSchema({"type": ["object", "null"], "title": "Proof"}),  # -> ProofNode, below
+]
 
 
 class SourceRef(_Model):
@@ -112,14 +145,22 @@ class Witness(_Model):
     rule_id: str
     message: str
     fix: str | None = None
-    confidence: Literal["low", "medium", "high"] = Field(
+    severity: Severity = Field(
+        default="medium",
+        description="The check rule's @severity; a contained violation is at most medium.",
+    )
+    confidence: Confidence = Field(
         default="high",
-        description="The lowest @confidence of the rules in the proof (high when none says): "
-        "a finding that rests on unknown keys or schema is not high.",
+        description="The lowest @confidence of any rule the proof applies (default high).",
+    )
+    defence: bool = Field(
+        default=False,
+        description="A fault of a defence layer (database, release) that an earlier layer's "
+        "violation outranked; its proof is rooted at the layer_fault step.",
     )
     atom: str
     also_failed: list[FaultRef] = Field(default_factory=list)
-    proof: dict[str, Any] = Field(default_factory=dict)
+    proof: Proof = None
     supporting_facts: list[SupportingFact] = Field(default_factory=list)
     evidence: Evidence = Field(default_factory=Evidence)
 
@@ -172,23 +213,27 @@ def witness_json_schema(proof_schema: dict[str, Any] | None = None) -> dict[str,
     schema = Witness.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://policystrata.dev/schemas/witness-v1.json"
-    if proof_schema is not None:
-        defs = schema.setdefault("$defs", {})
-        proof_defs = proof_schema.pop("$defs", {})
-        defs.update(proof_defs)
-        defs["ProofNode"] = proof_schema
-        schema["properties"]["proof"] = {"$ref": "#/$defs/ProofNode"}
+    _add_proof_schema(schema, schema, proof_schema)
     return schema
+
+
+def _add_proof_schema(
+    schema: dict[str, Any], witness: dict[str, Any], proof_schema: dict[str, Any] | None
+) -> None:
+    """Point the witness's ``proof`` at the ProofNode schema (a definition of ``schema``)."""
+    defs = schema.setdefault("$defs", {})
+    node = proof_schema if proof_schema is not None else json.loads(json.dumps(PROOF_NODE_SCHEMA))
+    defs.update(node.pop("$defs", {}))
+    defs["ProofNode"] = node
+    witness["properties"]["proof"] = {
+        "anyOf": [{"$ref": "#/$defs/ProofNode"}, {"type": "null"}],
+        "default": None,
+    }
 
 
 def check_report_json_schema(proof_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON Schema of ``strata check --format json`` output."""
     schema = CheckReport.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    if proof_schema is not None:
-        defs = schema.setdefault("$defs", {})
-        proof_defs = proof_schema.pop("$defs", {})
-        defs.update(proof_defs)
-        defs["ProofNode"] = proof_schema
-        defs["Witness"]["properties"]["proof"] = {"$ref": "#/$defs/ProofNode"}
+    _add_proof_schema(schema, schema["$defs"]["Witness"], proof_schema)
     return schema

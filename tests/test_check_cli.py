@@ -164,7 +164,7 @@ def test_json_output_validates_against_published_schema() -> None:
 def test_every_emitted_proof_passes_the_independent_checker() -> None:
     from policystrata.case import Case
     from policystrata.check import Checker
-    from policystrata.engine import ProofNode, check_proof
+    from policystrata.engine import check_proof
     from policystrata.ir import parse_ir
     from policystrata.model import load_domain
 
@@ -176,7 +176,7 @@ def test_every_emitted_proof_passes_the_independent_checker() -> None:
     res = checker.check(case)
     assert res.witnesses
     for w in res.witnesses:
-        check_proof(ProofNode.from_json(w.proof), checker.program, result.fact_lookup)
+        check_proof(w.proof, checker.program, result.fact_lookup)
 
 
 def test_explain_rerenders_a_saved_witness(tmp_path: Path) -> None:

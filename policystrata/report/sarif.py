@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from policystrata.prooftree import ProofNode
 from policystrata.scan.findings import SECURITY_SEVERITY, Finding
 from policystrata.scan.model import ScanReport
 
@@ -47,12 +48,11 @@ def _location(file: str, line: int | None, message: str | None = None) -> dict[s
     return loc
 
 
-def _fact_location(node: dict[str, Any], sources: dict[str, str]) -> tuple[str, int | None] | None:
+def _fact_location(node: ProofNode, sources: dict[str, str]) -> tuple[str, int | None] | None:
     """The file:line a fact leaf came from, mapped onto paths relative to the config."""
-    for prov in node.get("provenance", []):
-        src = prov.get("source")
-        if src in sources and prov.get("line"):
-            return sources[src], int(prov["line"])
+    for prov in node.provenance:
+        if prov.source in sources and prov.line:
+            return sources[prov.source], prov.line
     return None
 
 
@@ -80,30 +80,30 @@ def _flow_steps(f: Finding, sources: dict[str, str]) -> list[dict[str, Any]]:
             )
         return steps
 
-    def visit(node: dict[str, Any], depth: int) -> None:
-        if node.get("kind") == "fact":
+    def visit(node: ProofNode, depth: int) -> None:
+        if node.kind == "fact":
             where = _fact_location(node, sources)
             if where is not None:
                 steps.append(
                     {
-                        "location": _location(where[0], where[1], f"✓ {node.get('text', '')}"),
+                        "location": _location(where[0], where[1], f"✓ {node.atom_text()}"),
                         "nestingLevel": depth,
                         "kinds": ["use"],
                     }
                 )
             return
-        if node.get("kind") != "rule":
+        if node.kind != "rule":
             return
         where = None
-        for p in node.get("premises", []):
-            if p.get("kind") == "fact":
+        for p in node.premises:
+            if p.kind == "fact":
                 where = _fact_location(p, sources)
                 if where:
                     break
-        file, line = where or (node.get("file") or f.location.file, node.get("line"))
-        text = node.get("text", "")
-        if node.get("message"):
-            text = f"{node['message']}  [{node.get('rule')}]"
+        file, line = where or (node.file or f.location.file, node.line)
+        text = node.atom_text()
+        if node.message:
+            text = f"{node.message}  [{node.rule}]"
         steps.append(
             {
                 "location": _location(file, line, text),
@@ -111,10 +111,11 @@ def _flow_steps(f: Finding, sources: dict[str, str]) -> list[dict[str, Any]]:
                 "kinds": ["call"] if depth else ["return"],
             }
         )
-        for p in node.get("premises", []):
+        for p in node.premises:
             visit(p, depth + 1)
 
-    visit(f.witness.proof, 1)
+    if f.witness.proof is not None:
+        visit(f.witness.proof, 1)
     return steps
 
 

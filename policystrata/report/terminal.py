@@ -27,6 +27,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from policystrata.facts import Provenance
+from policystrata.prooftree import ProofNode
 from policystrata.witness import CheckReport, Witness
 
 CLASS_STYLE = {
@@ -46,43 +47,43 @@ def _console(file: Any = None) -> Console:
     return Console(file=file, highlight=False, soft_wrap=False, width=None if file is None else 120)
 
 
-def proof_tree(node: dict[str, Any], tree: Tree | None = None) -> Tree:
-    """Build a rich Tree from a proof node's JSON form."""
+def proof_tree(node: ProofNode | None, tree: Tree | None = None) -> Tree:
+    """Build a rich Tree from a proof."""
+    if node is None:
+        return Tree(Text("(no proof)", style="dim"))
     label = _node_label(node)
     branch = Tree(label) if tree is None else tree.add(label)
-    for premise in node.get("premises", []):
+    for premise in node.premises:
         proof_tree(premise, branch)
     return branch
 
 
-def _node_label(node: dict[str, Any]) -> Text | Group:
-    kind = node["kind"]
+def _node_label(node: ProofNode) -> Text | Group:
     text = Text()
-    if kind == "rule":
-        text.append(node["text"], style="bold")
-        text.append(f"  ⟸ {node.get('rule')}", style="blue")
-        if node.get("file"):
-            text.append(f"  {node['file']}:{node.get('line')}", style="dim")
-        if node.get("message"):
-            text.append("\n" + node["message"], style="italic")
-    elif kind == "fact":
+    if node.kind == "rule":
+        text.append(node.atom_text(), style="bold")
+        text.append(f"  ⟸ {node.rule}", style="blue")
+        if node.file:
+            text.append(f"  {node.file}:{node.line}", style="dim")
+        if node.message:
+            text.append("\n" + node.message, style="italic")
+    elif node.kind == "fact":
         text.append("✓ ", style="green")
-        text.append(node["text"])
-        provs = [provenance_text(p) for p in node.get("provenance", [])]
+        text.append(node.atom_text())
+        provs = [provenance_text(p) for p in node.provenance]
         if provs:
             text.append("  " + "; ".join(provs), style="dim")
-    elif kind == "absent":
+    elif node.kind == "absent":
         text.append("✗ absent ", style="red")
-        text.append(node["text"].lstrip("!"))
+        text.append(node.atom_text().lstrip("!"))
         text.append("  (closed world)", style="dim")
-        why_not = node.get("why_not", [])
         reasons = []
-        for why in why_not[:WHY_NOT_SHOWN]:
+        for why in node.why_not[:WHY_NOT_SHOWN]:
             reason = why.get("failed") or why.get("reason")
             where = f" [{why['rule']}]" if why.get("rule") else ""
             reasons.append(f"why not{where}: {reason}")
-        if len(why_not) > WHY_NOT_SHOWN:
-            more = len(why_not) - WHY_NOT_SHOWN
+        if len(node.why_not) > WHY_NOT_SHOWN:
+            more = len(node.why_not) - WHY_NOT_SHOWN
             reasons.append(f"… {more} more rule(s) (see --format json)")
         if reasons:  # indented as a block, so a wrapped reason stays under its "why not"
             grid = Table.grid()
@@ -93,11 +94,11 @@ def _node_label(node: dict[str, Any]) -> Text | Group:
             return Group(text, grid)
     else:  # builtin
         text.append("= ", style="cyan")
-        text.append(node.get("text", ""))
+        text.append(node.atom_text())
     return text
 
 
-def provenance_text(prov: dict[str, Any]) -> str:
+def provenance_text(prov: Provenance | dict[str, Any]) -> str:
     """Where a fact came from, for people: a span into the SQL of a record is shown as
     ``sql[a:b]`` after the record's location, so it is not read as a span of the file.
 
@@ -106,7 +107,7 @@ def provenance_text(prov: dict[str, Any]) -> str:
     >>> provenance_text({"source": "policy.yaml", "line": 12})
     'policy.yaml:12'
     """
-    p = Provenance.from_json(prov)
+    p = prov if isinstance(prov, Provenance) else Provenance.from_json(prov)
     if p.span is None or p.source == "sql":
         return str(p)
     where = str(Provenance(p.source, line=p.line, column=p.column))
@@ -145,42 +146,12 @@ def sql_excerpt(sql: str, span: tuple[int, int], width: int = 60) -> list[str]:
     ]
 
 
-def _finding_spans(witness: Witness) -> list[tuple[int, int]]:
-    """Spans of the SQL parser's / read-only guard's findings (``sql_finding`` leaves)."""
-    spans: list[tuple[int, int]] = []
-
-    def visit(node: dict[str, Any]) -> None:
-        if node.get("kind") == "fact" and (node.get("atom") or {}).get("pred") == "sql_finding":
-            for prov in node.get("provenance", []):
-                if prov.get("span"):
-                    spans.append((int(prov["span"][0]), int(prov["span"][1])))
-        for p in node.get("premises", []):
-            visit(p)
-
-    visit(witness.proof)
-    return sorted(set(spans))
-
-
 def _highlighted_sql(sql: str, spans: list[tuple[int, int]]) -> Text:
     text = Text(sql)
     for start, end in spans:
         if 0 <= start < end <= len(sql):
             text.stylize("bold white on red", start, end)
     return text
-
-
-def _sql_spans(witness: Witness) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-
-    def visit(node: dict[str, Any]) -> None:
-        for prov in node.get("provenance", []):
-            if prov.get("source") == "sql" and prov.get("span"):
-                spans.append((int(prov["span"][0]), int(prov["span"][1])))
-        for p in node.get("premises", []):
-            visit(p)
-
-    visit(witness.proof)
-    return sorted(set(spans))
 
 
 def _rows(part: dict[str, Any]) -> str:
@@ -242,9 +213,10 @@ def witness_renderable(witness: Witness) -> Panel:
     rows: list[tuple[str, Text]] = []
     if case.ir:
         rows.append(("ir", Text(case.ir)))
+    proof = witness.proof
     if case.sql:
-        rows.append(("sql", _highlighted_sql(case.sql, _sql_spans(witness))))
-        for span in _finding_spans(witness)[:1]:
+        rows.append(("sql", _highlighted_sql(case.sql, proof.sql_spans() if proof else [])))
+        for span in (proof.sql_spans("sql_finding") if proof else [])[:1]:
             if 0 <= span[0] < len(case.sql):
                 head, *excerpt = sql_excerpt(case.sql, span)
                 rows.append(("at", Text(head)))

@@ -11,10 +11,6 @@ whose responsibility failed), plus a finding for every failed *defence* layer (`
 with a separate owner. Other downstream faults (e.g. a compiler fault under a principal the
 validator should have refused) are listed on the localized finding as ``also_failed``.
 
->>> severity_of("unsafe_release", "released_denied_result", contained=False)
-'high'
->>> severity_of("lowering_violation", "tenant_scope_missing", contained=True)
-'medium'
 >>> stable_id("compiler.tenant_scope_missing", "traces.jsonl", "t1", "accounts")
 'compiler.tenant_scope_missing/traces.jsonl#t1/accounts'
 """
@@ -28,22 +24,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policystrata.witness import Witness, witness_id
+from policystrata.prooftree import ProofNode
+from policystrata.witness import Confidence, Severity, Witness, witness_id
 
-Severity = Literal["low", "medium", "high", "critical"]
-Confidence = Literal["low", "medium", "high"]
-FindingKind = Literal["witness", "record_error", "real_db", "database_check", "integration"]
+FindingKind = Literal["witness", "record_error", "real_db", "database_check"]
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
 #: GitHub code scanning reads ``security-severity`` (0.1-10) to bucket alerts.
 SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}
-#: Layers whose job is to contain upstream faults: their own faults are separate findings.
-DEFENCE_LAYERS = ("database", "release")
-TENANT_CHECKS = ("tenant_scope_missing", "wrong_tenant_column", "cross_tenant_literal")
-CROSS_TENANT_CHECKS = ("cross_tenant_binding", "foreign_tenant_obligation", "cross_tenant_rows")
-#: A proof step that infers the validator's decision from the mere presence of SQL.
-INFERRED_DECISION_RULES = ("validator.validator_allowed.2",)
 
 
 class _Model(BaseModel):
@@ -97,84 +86,30 @@ def content_key(text: str) -> str:
     return hashlib.sha256(text.strip().encode()).hexdigest()[:12]
 
 
-def severity_of(witness_class: str, check: str, *, contained: bool) -> Severity:
-    """Severity from the witness class, the check and whether a later layer contained it."""
-    if check == "not_read_only":
-        return "high"
-    if check in ("unparseable_sql", "unanalysable_sql"):
-        return "medium"
-    if check in CROSS_TENANT_CHECKS or check in TENANT_CHECKS:
-        return "medium" if contained else "critical"
-    if witness_class == "unsafe_release":
-        return "high"
-    if witness_class == "over_permissive":
-        return "medium" if contained else "high"
-    if witness_class == "lowering_violation":
-        return "medium" if contained else "high"
-    if witness_class == "semantic_drift":
-        return "medium"
-    return "low"
-
-
-def confidence_of(witness: Witness) -> Confidence:
-    """``high`` when every step is observed; ``medium`` when the localization rests on an
-    inferred layer decision (a trace records no validator decision: SQL was produced, so the
-    validator is taken to have allowed the request); never above the witness's own confidence
-    (the lowest ``@confidence`` of its proof's rules, e.g. a fan-out through a keyless table)."""
-
-    def rules(node: dict[str, Any]) -> set[str]:
-        out = {str(node.get("rule"))} if node.get("kind") == "rule" else set()
-        for p in node.get("premises", []):
-            out |= rules(p)
-        return out
-
-    inferred: Confidence = (
-        "medium" if rules(witness.proof) & set(INFERRED_DECISION_RULES) else "high"
-    )
-    order = ("low", "medium", "high")
-    return min(inferred, witness.confidence, key=order.index)
-
-
 # ------------------------------------------------------------------------------ proof reading
 
 
-def _fault_node(proof: dict[str, Any]) -> dict[str, Any]:
-    if proof.get("atom", {}).get("pred") == "layer_fault":
-        return proof
-    for p in proof.get("premises", []):
-        if p.get("kind") == "rule" and p.get("atom", {}).get("pred") == "layer_fault":
-            return p
-    return proof
-
-
-def _walk(node: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [node]
-    for p in node.get("premises", []):
-        out.extend(_walk(p))
-    return out
-
-
-def record_leaves(witness: Witness, trace_file: str | None) -> list[dict[str, Any]]:
+def record_leaves(witness: Witness, trace_file: str | None) -> list[ProofNode]:
     """Fact leaves of the fault step that came from the record (its trace line or its SQL)."""
+    if witness.proof is None:
+        return []
     out = []
-    for node in _walk(_fault_node(witness.proof)):
-        if node.get("kind") != "fact":
-            continue
-        sources = {p.get("source") for p in node.get("provenance", [])}
+    for node in witness.proof.fault_step().nodes("fact"):
+        sources = {p.source for p in node.provenance}
         if trace_file in sources or "sql" in sources or "ir" in sources:
             out.append(node)
     return out
 
 
-def absent_leaves(witness: Witness) -> list[dict[str, Any]]:
+def absent_leaves(witness: Witness) -> list[ProofNode]:
     """Closed-world leaves of the fault step: what is missing for the layer to be right."""
-    return [n for n in _walk(_fault_node(witness.proof)) if n.get("kind") == "absent"]
+    return witness.proof.fault_step().nodes("absent") if witness.proof else []
 
 
 def what_changed(witness: Witness, trace_file: str | None, where: str) -> str:
     """The layer's artifact that breaks its contract, in the proof's own facts."""
-    seen = [n["text"] for n in record_leaves(witness, trace_file)]
-    missing = [n["text"].lstrip("!") for n in absent_leaves(witness)]
+    seen = [n.atom_text() for n in record_leaves(witness, trace_file)]
+    missing = [n.atom_text().lstrip("!") for n in absent_leaves(witness)]
     text = f"{witness.localized_surface}: {witness.message} (observed at {where})"
     if seen:
         text += "; the record yields " + ", ".join(dict.fromkeys(seen[:4]))
@@ -208,12 +143,11 @@ def probable_fix(
     # the app's behaviour legal is not a fix. Derived bookkeeping atoms are skipped too.
     case_id = witness.case.id
     missing = [
-        n["text"].lstrip("!")
+        n.atom_text().lstrip("!")
         for n in absent_leaves(witness)
-        if (n.get("atom", {}).get("args") or [None])[0] == case_id
-        and n.get("atom", {}).get("pred") not in ("fault_before",)
+        if (n.args or (None,))[0] == case_id and n.pred not in ("fault_before",)
     ]
-    present = [n["text"] for n in record_leaves(witness, trace_file)]
+    present = [n.atom_text() for n in record_leaves(witness, trace_file)]
     if witness.localized_surface == "release":
         hint = next((p for p in present if p.startswith("release_decision")), None)
         tail = f"; remove `{hint}` (the record released it)" if hint else ""
@@ -229,7 +163,7 @@ def repro_record(witness: Witness, case_meta: dict[str, Any]) -> dict[str, Any]:
     """The smallest trace record that reproduces the finding: the required fields, plus the
     optional ones whose facts the proof uses."""
     case = witness.case
-    used = {n.get("atom", {}).get("pred") for n in _walk(witness.proof) if n.get("kind") == "fact"}
+    used = {n.pred for n in witness.proof.nodes("fact")} if witness.proof else set()
     record: dict[str, Any] = {"id": case.id, "principal": case.principal}
     if case.ir is not None and any(p and p.startswith("ir_") for p in used):
         record["semantic_ir"] = case.ir

@@ -19,7 +19,6 @@ is a finding at its ``file:line`` and every other record is still scanned.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,37 +27,24 @@ from typing import Any
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.check import Checker
-from policystrata.engine import ProofNode, check_proof
-from policystrata.engine.proof import render_message
 from policystrata.errors import InputError, StrataError, did_you_mean
-from policystrata.facts import Fact
 from policystrata.jsonfile import read_json_documents
 from policystrata.scan.config import CONFIDENCES, ScanConfig
 from policystrata.scan.findings import (
     CONFIDENCE_RANK,
-    DEFENCE_LAYERS,
     SEVERITY_RANK,
     Finding,
     Location,
-    confidence_of,
     content_key,
     probable_fix,
     recheck_command,
     repro_record,
-    severity_of,
     stable_id,
     what_changed,
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
 from policystrata.traces import REGRESSION_CASES, Skipped, read_traces
-from policystrata.witness import (
-    Evidence,
-    FaultRef,
-    RecordError,
-    SourceRef,
-    SupportingFact,
-    Witness,
-)
+from policystrata.witness import RecordError, SourceRef, Witness
 
 Progress = Callable[[str], None]
 INPUT_CHECK = "input.trace_record"
@@ -196,14 +182,47 @@ def record_error_finding(state: ScanState, error: RecordError, rel: str, raw_lin
 
 
 def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) -> Finding:
-    """A finding from a witness (the localized violation or a defence layer's fault)."""
+    """A finding from a witness (the localized violation or a defence layer's fault). A
+    semantic layer witness points at the dbt item (or the policy entry) its proof names, and is
+    re-checked with ``strata check-integration``."""
     cfg, domain = state.config, state.checker.domain
     line = case.origin.line if case.origin else None
-    where = _where(rel, line)
-    repro = repro_record(witness, case.meta)
-    contained = witness.containment_layer is not None
-    built_at = case.meta.get("source")
     rules_arg = " ".join(f"--rules {cfg.relative(p)}" for p in cfg.rule_paths())
+    owner: str = witness.localized_surface
+    if case.semantic_layer is not None:
+        from policystrata.integrations.dbt import finding_location
+
+        files = [f.name for f in case.semantic_layer]
+        rel, line = finding_location(witness, files)
+        if rel == "policy.yaml" and cfg.model.domain_path:
+            rel = cfg.model.domain_path.rstrip("/") + "/policy.yaml"
+        owner = "dbt semantic layer"
+    where = _where(rel, line)
+    if case.semantic_layer is not None:
+        repro = None
+        paths = " ".join(f"--path {f.name}" for f in case.semantic_layer)
+        recheck = " ".join(
+            p
+            for p in (
+                "strata check-integration dbt-semantic",
+                cfg.domain_display(),
+                rules_arg,
+                paths,
+            )
+            if p
+        )
+        fix = f"{witness.fix or witness.message} ({where})"
+    else:
+        repro = repro_record(witness, case.meta)
+        recheck = recheck_command(cfg.domain_display(), repro, rules_arg)
+        built_at = case.meta.get("source")
+        fix = probable_fix(
+            witness,
+            where=where,
+            built_at=str(built_at) if built_at else None,
+            tenant_columns=domain.tenant_columns(),
+            trace_file=rel,
+        )
     return Finding(
         id=stable_id(witness.rule_id, rel, case.id, _semantic_key(witness)),
         kind="witness",
@@ -211,10 +230,10 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
         check=witness.check,
         key=witness.key,
         message=witness.message,
-        severity=severity_of(witness.witness_class, witness.check, contained=contained),
-        confidence=confidence_of(witness),
+        severity=witness.severity,
+        confidence=witness.confidence,
         surface=witness.localized_surface,
-        owner=witness.localized_surface,
+        owner=owner,
         witness_class=witness.witness_class,
         evidence_level=witness.evidence.level,
         location=Location(file=rel, line=line),
@@ -223,15 +242,9 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
         regression_case=case.meta.get("regression_case"),
         containment_layer=witness.containment_layer,
         what_changed=what_changed(witness, rel, where),
-        probable_fix=probable_fix(
-            witness,
-            where=where,
-            built_at=str(built_at) if built_at else None,
-            tenant_columns=domain.tenant_columns(),
-            trace_file=rel,
-        ),
+        probable_fix=fix,
         repro=repro,
-        recheck=recheck_command(cfg.domain_display(), repro, rules_arg),
+        recheck=recheck,
         witness=witness,
     )
 
@@ -240,74 +253,6 @@ def _semantic_key(witness: Witness) -> Any:
     """The key a finding id uses: the check's object; for SQL the parser rejected, the kind of
     rejection (the parser's message may change between versions)."""
     return witness.check if witness.rule_id.startswith("input.") else witness.key
-
-
-def defence_witnesses(checker: Checker, case: Case, witnesses: list[Witness]) -> list[Witness]:
-    """Witnesses for faults of a defence layer (database, release) that another layer's
-    violation outranked: proved and checked like the localized one."""
-    wanted: list[tuple[Witness, FaultRef]] = []
-    seen = {(w.localized_surface, w.check, json.dumps(w.key)) for w in witnesses}
-    for w in witnesses:
-        for f in w.also_failed:
-            sig = (f.surface, f.check, json.dumps(f.key))
-            if f.surface in DEFENCE_LAYERS and sig not in seen:
-                seen.add(sig)
-                wanted.append((w, f))
-    if not wanted:
-        return []
-    result = checker.engine.evaluate(checker.case_facts(case))
-    out = []
-    for primary, f in wanted:
-        atom = Fact("layer_fault", (case.id, f.surface, f.witness_class, f.check, f.key))
-        proof = result.prove(atom)
-        check_proof(proof, checker.program, result.fact_lookup)
-        out.append(
-            primary.model_copy(
-                update={
-                    "id": stable_id(f.rule_id, "", case.id, f.key),
-                    "witness_class": f.witness_class,
-                    "localized_surface": f.surface,
-                    "containment_layer": None,
-                    "containment_message": None,
-                    "check": f.check,
-                    "key": f.key,
-                    "rule_id": f.rule_id,
-                    "message": f.message,
-                    "fix": _fix(checker, proof),
-                    "atom": atom.render(),
-                    "also_failed": [],
-                    "proof": proof.to_json(),
-                    "supporting_facts": _supporting(proof),
-                    "evidence": Evidence(level="static"),
-                }
-            )
-        )
-    return out
-
-
-def _fix(checker: Checker, proof: ProofNode) -> str | None:
-    template = checker.program.rule(proof.rule).fix if proof.rule else None
-    return render_message(template, proof.bindings) if template else None
-
-
-def _supporting(proof: ProofNode) -> list[SupportingFact]:
-    """The proof's leaves (its minimal supporting fact set), deduplicated, in proof order."""
-    out: list[SupportingFact] = []
-    seen: set[tuple[str, str]] = set()
-    for leaf in proof.leaves():
-        if leaf.kind == "rule":
-            continue
-        text = leaf.atom_text().lstrip("!")
-        if (leaf.kind, text) not in seen:
-            seen.add((leaf.kind, text))
-            out.append(
-                SupportingFact(
-                    atom=text,
-                    kind=leaf.kind,  # type: ignore[arg-type]
-                    provenance=[str(p) for p in leaf.provenance],
-                )
-            )
-    return out
 
 
 def scan_traces(state: ScanState) -> None:
@@ -388,9 +333,8 @@ def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, i
 def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
     """Check one record; its findings and one check outcome per exercised layer check."""
     checker = state.checker
-    result = checker.check(case)
-    witnesses = list(result.witnesses)
-    witnesses += defence_witnesses(checker, case, witnesses)
+    result = checker.check(case, defence=True)
+    witnesses = result.witnesses
     findings = [witness_finding(state, case, w, rel) for w in witnesses]
     line = case.origin.line if case.origin else None
     for err in result.errors:
@@ -446,15 +390,52 @@ def scan_database(state: ScanState) -> None:
 
 
 def scan_integrations(state: ScanState) -> None:
-    """dbt semantic models listed in the config, compared with the policy."""
-    paths = state.config.dbt_paths()
+    """The dbt semantic layer of the config (``dbt.files``, checked together as one layer):
+    one case through the checker, its witnesses turned into findings like a record's."""
+    cfg = state.config
+    paths = cfg.dbt_paths()
     if not paths:
         return
-    from policystrata.integrations.dbt import integration_findings
+    from policystrata.integrations.dbt import check_semantic_layer, semantic_layer_case
 
-    for path in paths:
-        state.progress(f"comparing {state.config.relative(path)} with the policy")
-        state.findings.extend(integration_findings(state.config, state.checker.domain, path))
+    state.progress("comparing the dbt semantic layer with the policy")
+    case = semantic_layer_case([(p, cfg.relative(p)) for p in paths])
+    checked = check_semantic_layer(state.checker, case)
+    findings = [
+        witness_finding(state, case, w, cfg.relative(paths[0])) for w in checked.result.witnesses
+    ]
+    state.findings.extend(findings)
+    state.notes.extend(checked.notes)
+    state.notes.extend(checked.unchecked)
+    failed: dict[str, list[str]] = {}
+    for f in findings:
+        failed.setdefault(f.rule_id, []).append(f.id)
+    checks = sorted(
+        r.id
+        for r in state.checker.program.rules
+        if r.head.pred == "violation" and r.id.startswith("dbt.")
+    )
+    for rule_id in checks:
+        state.checks.append(
+            CheckOutcome(
+                layer="integration",
+                check=rule_id,
+                record=case.id,
+                location=Location(file=cfg.relative(paths[0])),
+                status="failed" if rule_id in failed else "passed",
+                finding_ids=failed.get(rule_id, []),
+            )
+        )
+    for note in checked.unchecked:
+        state.checks.append(
+            CheckOutcome(
+                layer="integration",
+                check="dbt.not_compared",
+                record=case.id,
+                status="skipped",
+                message=note,
+            )
+        )
 
 
 STAGES: tuple[Callable[[ScanState], None], ...] = (scan_traces, scan_database, scan_integrations)
