@@ -59,6 +59,9 @@ class Metric(Strict):
     grain: str | None = None
     cost: int = 0
     time_column: str | None = None  # (new) table.column or column of `table`
+    # (new) predicates the compiler adds to the metric's rows by design (SQL conditions, e.g.
+    # "support_tickets.status <> 'spam'"): expected in the SQL, never semantic drift
+    filters: list[str] = Field(default_factory=list)
 
 
 class Dimension(Strict):
@@ -95,6 +98,13 @@ class Join(Strict):
     cardinality: Literal["many_to_one", "one_to_many", "one_to_one"] = "many_to_one"
 
 
+class TableSpec(Strict):
+    """(new) per-table settings: ``filters`` are default predicates on every read of the table
+    (a soft delete: ``deleted_at is null``), expected in the SQL, never semantic drift."""
+
+    filters: list[str] = Field(default_factory=list)
+
+
 class Release(Strict):
     """(new) release thresholds."""
 
@@ -113,6 +123,7 @@ class Policy(Strict):
     time_ranges: dict[str, TimeRange] = Field(default_factory=dict)  # (new)
     joins: list[Join] = Field(default_factory=list)  # (new)
     release: Release | None = None  # (new)
+    tables: dict[str, TableSpec] = Field(default_factory=dict)  # (new) table -> defaults
 
     @field_validator("version", mode="before")
     @classmethod

@@ -441,6 +441,15 @@ def compile_query(
             f = Filter(dimension=f.dimension, op="in" if len(held) > 1 else "=", values=held)
         filter_preds.append(_filter_sql(f, expr(target), sql))
 
+    # predicates the policy declares the compiler adds: the metric's own filters, and each read
+    # table's default filters (a soft delete)
+    declared = [_condition_sql(text, names, base) for text in metric.filters]
+    for t in tables:
+        spec = pol.tables.get(t)
+        if spec is not None and t not in below:
+            declared += [_condition_sql(text, names, t) for text in spec.filters]
+    filter_preds += declared
+
     limit = query.limit
     if row_budget is not None:
         limit = row_budget if limit is None else min(limit, row_budget)
@@ -610,24 +619,37 @@ def _table_ref(table: str, names: dict[str, str], cte: bool) -> str:
     return f"{table} as {names[table]}"
 
 
+def _condition_sql(text: str, names: dict[str, str], table: str) -> str:
+    """A declared SQL condition with its columns qualified by the query's names for their
+    tables (an unqualified column belongs to ``table``)."""
+    from policystrata.lower.sql.adapter import parse_expression
+
+    return str(parse_expression(text).transform(_qualify(names, table)).sql(dialect="postgres"))
+
+
+def _qualify(names: dict[str, str], default: str):  # type: ignore[no-untyped-def]
+    from policystrata.lower.sql.adapter import exp, ident_name
+
+    def rename(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+            table = ident_name(node.args.get("table")) or default
+            return exp.column(ident_name(node.this), table=names.get(table, table))
+        return node
+
+    return rename
+
+
 def _metric_filter(expression: str, names: dict[str, str], base: str) -> str | None:
     """The condition of the metric expression's ``FILTER (WHERE ...)``, its columns qualified
     with the query's names for their tables (unqualified ones belong to the metric's table)."""
-    from policystrata.lower.sql.adapter import exp, ident_name, parse_expression
+    from policystrata.lower.sql.adapter import exp, parse_expression
 
     tree = parse_expression(expression)
     if not isinstance(tree, exp.Filter):
         return None
     where = tree.expression
     cond = where.this if isinstance(where, exp.Where) else where
-
-    def rename(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
-            table = ident_name(node.args.get("table")) or base
-            return exp.column(ident_name(node.this), table=names.get(table, table))
-        return node
-
-    return str(cond.transform(rename).sql(dialect="postgres"))
+    return str(cond.transform(_qualify(names, base)).sql(dialect="postgres"))
 
 
 def _filter_sql(f: Filter, ref: str, sql: _Sql) -> str:
