@@ -535,8 +535,8 @@ class _Reader:
                 facts.add("rls_policy_always_true", pol.table, pol.name, prov=p)
             if pol.using is not None:
                 columns = {t.name: t.columns for t in self.tables.values()}
-                snippet = Provenance(src, line=pol.line, snippet=pol.using.strip())
-                facts.update(policy_query_facts(pol.table, pol.name, pol.using, columns, snippet))
+                at = Provenance(src, line=pol.line, snippet=pol.using.strip())
+                facts.update(policy_query_facts(pol.table, pol.name, pol.using, columns, at))
         for (t, r, priv), line in self.grants.items():
             facts.add("table_grant", t, r, priv, prov=prov(line))
         return SchemaInfo(

@@ -379,10 +379,10 @@ def compile_query(
     select: list[str] = []
     group: list[str] = []
     for dim in query.dimensions:
-        t = targets[dim]
-        use(t.table, t.column)
-        select.append(f"{expr(t)} as {dim}")
-        group.append(expr(t))
+        target = targets[dim]
+        use(target.table, target.column)
+        select.append(f"{expr(target)} as {dim}")
+        group.append(expr(target))
     agg_table, agg_column = agg.table, agg.column
     if knobs.metric_column:
         agg_table, agg_column = split_column(knobs.metric_column, base)

@@ -139,7 +139,7 @@ def _use_of(col: exp.Column, scope_node: exp.Expr, pred_columns: set[int]) -> st
         return "window"
     if inside_agg:
         return "aggregate"
-    key = child.arg_key if parent is scope_node else ""
+    key = (child.arg_key or "") if parent is scope_node else ""
     if key in _CONDITIONS or isinstance(child, exp.Join):
         return "condition"
     return _CLAUSE_USE.get(key, "condition")
