@@ -220,6 +220,27 @@ def test_a_numeric_tenant_literal_compares_by_the_column_type(tmp_path: Path) ->
     assert "tenant_scope_missing:accounts" in faults(checker, sql.replace("4821", "7310"))
 
 
+def test_a_uuid_tenant_literal_compares_case_blind_only_on_a_uuid_column(tmp_path: Path) -> None:
+    tenant = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    dom = tmp_path / "d"
+    shutil.copytree(domains_dir() / "support_saas", dom)
+    policy = (
+        (dom / "policy.yaml").read_text().replace("tenant_ids: [acme]", f"tenant_ids: ['{tenant}']")
+    )
+    (dom / "policy.yaml").write_text(policy)
+    sql = (SCOPED + WINDOW + GROUP).replace("'acme'", f"'{tenant.upper()}'")
+    text_column = Checker.open(dom)
+    assert "tenant_scope_missing:accounts" in faults(text_column, sql)  # 'ABC' <> 'abc' in text
+    schema = (dom / "schema.sql").read_text()
+    (dom / "schema.sql").write_text(
+        schema.replace(
+            "    tenant_id text NOT NULL REFERENCES tenants (id),\n    legacy",
+            "    tenant_id uuid NOT NULL,\n    legacy",
+        )
+    )
+    assert faults(Checker.open(dom), sql) == set()
+
+
 # ---- sensitive exposure ------------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ Strength is ``guaranteed`` or ``possible`` (see ``predicate_extract``).
 ``sql_col_eq(C, S, A1, Col1, A2, Col2, Strength)`` for each equality between two columns.
 ``sql_literal_text(C, Value, Text)`` for a literal whose value compares equal to a text key
 under the column's type: an integer literal and its decimal text (``c_custkey = 4821`` matches
-tenant ``'4821'`` on an integer column), a UUID literal and its canonical lower-case text.
+tenant ``'4821'`` on an integer column), a UUID literal on a uuid column and its canonical
+lower-case text.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> r = lower_sql("q", "select 1 from accounts a where a.tenant_id = $1 or a.region in ('eu')")
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import POSSIBLE, extract_predicates
-from policystrata.lower.sql.scopes import param_name, resolve
+from policystrata.lower.sql.scopes import base_columns, param_name, resolve
 
 
 def predicates(ctx: Ctx) -> None:
@@ -85,7 +86,7 @@ def emit_condition(
             value = _scope_id_of(ctx, p.value_node)
         elif p.vkind == "literal":
             text = literal_text(value)
-            if text is not None:
+            if text is not None and (isinstance(value, int) or _uuid_column(ctx, info, p.column)):
                 ctx.emit("sql_literal_text", value, text, node=p.node)
         ctx.emit("sql_pred", info.id, alias, column, p.op, p.vkind, value, strength, node=p.node)
     return equalities
@@ -94,6 +95,14 @@ def emit_condition(
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
+
+
+def _uuid_column(ctx: Ctx, info: ScopeInfo, column: exp.Column) -> bool:
+    """The column is of type uuid per the schema (a UUID literal then compares case-blind)."""
+    types = {
+        (ctx.schema_columns or {}).get(t, {}).get(c, "") for t, c in base_columns(ctx, info, column)
+    }
+    return types == {"uuid"}
 
 
 def literal_text(value: object) -> str | None:
