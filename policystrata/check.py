@@ -389,14 +389,19 @@ class Checker:
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
         database: Database | None = None,
+        prepare: Callable[[Domain], None] | None = None,
     ) -> Checker:
         """Load the rules, then the domain, checking the domain's surface contracts against the
-        responsibility and obligation names the rules know (an unknown name is a load error)."""
+        responsibility and obligation names the rules know (an unknown name is a load error).
+        ``prepare`` adds to the loaded domain before its facts are compiled (the scan config's
+        tenancy)."""
         program = load_rules(rule_paths, extra_rule_paths)
         responsibilities, obligations = contract_names(program)
         dom = load_domain(
             domain, known_responsibilities=responsibilities, known_obligations=obligations
         )
+        if prepare is not None:
+            prepare(dom)
         return cls(dom, program=program, timeout=timeout, database=database)
 
     def attach_database(self, database: Database) -> None:

@@ -231,6 +231,8 @@ def check(
     checker = Checker.open(
         domain_ref(domain, domain_path), extra_rule_paths=expand_rule_paths(extra_rules)
     )
+    for warning in checker.domain.warnings:  # published forms the domain holds, read as noted
+        _stderr(f"warning: {warning}")
     with domain_database_for(db_spec, checker.domain) as db:
         if db is not None:
             checker.attach_database(db)
@@ -337,7 +339,7 @@ def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> 
     checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
     checks += [("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters]
     if ir.time_range is not None:
-        labels = list(domain.time_ranges())
+        labels = list(domain.time_range_labels())
         checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
     seen = set()
     for kind, name, known, candidates in checks:
@@ -416,8 +418,8 @@ def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
 
 
 def _saved_witnesses(path: Path) -> list[Any]:
-    """Witnesses of a file: one witness, a list of them, a check report, a scan's scan.json
-    (its findings' witnesses) or findings.jsonl."""
+    """Witnesses of a file: one witness, a list of them, a run's witnesses/<task_id>.json, a
+    check report, a scan's scan.json (its findings' witnesses) or findings.jsonl."""
     from policystrata.jsonfile import read_json_documents
     from policystrata.witness import CheckReport, Witness
 
@@ -430,6 +432,9 @@ def _saved_witnesses(path: Path) -> list[Any]:
             elif isinstance(data, dict) and "findings" in data and "gate" in data:
                 findings = data["findings"] if isinstance(data["findings"], list) else []
                 out += [Witness.model_validate(f["witness"]) for f in findings if f.get("witness")]
+            elif isinstance(data, dict) and isinstance(data.get("witnesses"), list):
+                # a run's witnesses/<task_id>.json (published keys + our witnesses)
+                out += [Witness.model_validate(w) for w in data["witnesses"]]
             elif isinstance(data, dict) and "kind" in data and "rule_id" in data:  # a finding
                 if data.get("witness"):
                     out.append(Witness.model_validate(data["witness"]))

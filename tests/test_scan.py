@@ -386,7 +386,10 @@ def test_notes_on_duplicate_ids_unknown_regression_case_and_an_empty_export(
     result = run("scan", "--config", str(cfg), "--format", "json")
     assert result.exit_code == 0  # notes never change the verdict
     assert "notes" not in json.loads(result.stdout)  # scan.json is unchanged
-    assert result.stderr.splitlines() == [
+    # the outputs go to the published default, <config dir>/scan-out (no --out, no output:)
+    assert result.stderr.splitlines()[0] == f"wrote 5 file(s) to {tmp_path / 'scan-out'}"
+    assert (tmp_path / "scan-out" / "scan.json").is_file()
+    assert result.stderr.splitlines()[1:] == [
         "note: t.jsonl:2: record id 'a' is also used at t.jsonl:1; ids should be unique "
         "(duplicates get ~2, ~3 finding ids, which follow record order)",
         "note: t.jsonl:2: regression_case 'pass_2_pass' is not one of fail_to_pass, "

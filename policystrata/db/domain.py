@@ -70,7 +70,11 @@ class DomainDatabases:
 def domain_databases(
     spec: str | None, domain: Domain, *, log_statements: bool = False
 ) -> Iterator[DomainDatabases | None]:
-    """Resolve ``--db`` and yield the domain's databases (None when running without one)."""
+    """Resolve ``--db`` and yield the domain's databases (None when running without one, or
+    when the domain has no schema.sql to load)."""
+    if "schema" not in domain.sources:
+        yield None
+        return
     with resolve_database(spec, log_statements=log_statements) as choice:
         if choice.server is None:
             yield None
@@ -89,7 +93,11 @@ def domain_database_for(
     spec: str | None, domain: Domain, *, log_statements: bool = False
 ) -> Iterator[Database | None]:
     """Resolve ``--db`` (auto, none or a DSN), load the domain, yield its database (or None when
-    running without one), and clean everything up afterwards (a throwaway server is stopped)."""
+    running without one, or when the domain has no schema.sql to load), and clean everything
+    up afterwards (a throwaway server is stopped)."""
+    if "schema" not in domain.sources:
+        yield None
+        return
     with resolve_database(spec, log_statements=log_statements) as choice:
         if choice.server is None:
             yield None

@@ -104,7 +104,8 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write scan.json, findings.jsonl, summary.json, report.md, scan.sarif, junit.xml here.",
+    help="Write scan.json, findings.jsonl, summary.json, report.md, junit.xml (and scan.sarif "
+    "with sarif: true) here. Default: the config's output, else <config dir>/scan-out.",
 )
 @click.option(
     "--format",
@@ -173,9 +174,11 @@ def scan(
             fail_on_confidence=fail_on_confidence,
         )
     sources = sarif_sources(cfg)
-    if out is not None:
-        written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
-        err.print(f"wrote {len(written)} file(s) to {out}", style="dim", markup=False)
+    target = out if out is not None else cfg.output_dir()  # the config's output, --out wins
+    db = cfg.model.database
+    sarif = cfg.model.sarif or bool(db and db.sarif)
+    written = write_outputs(report, target, sarif=sarif, sources=sources)
+    err.print(f"wrote {len(written)} file(s) to {target}", style="dim", markup=False)
     for note in report.notes:
         err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
     if report.baseline is not None:

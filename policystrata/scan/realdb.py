@@ -16,6 +16,10 @@ summary) whether they pass or fail.
 (True, 'rows of tenants [acme], expected [acme]')
 >>> check_state_rows([["beta"]], expected_rows=None, expect_empty=True, forbidden=None)[0]
 False
+>>> check_state_rows([["acme", "x@acme"]], expected_rows=None, expect_empty=False,
+...     forbidden={"tenant_id": ["beta"]}, columns=["tenant_id", "email"],
+...     forbidden_columns=["email"], allowed={"tenant_id": ["acme"]})
+(False, 'forbidden column(s) present: email')
 """
 
 from __future__ import annotations
@@ -58,18 +62,51 @@ def check_state_rows(
     *,
     expected_rows: int | None,
     expect_empty: bool | None,
-    forbidden: list[Any] | None,
+    forbidden: list[Any] | dict[str, list[Any]] | None,
+    columns: list[str] | None = None,
+    require_columns: list[str] | None = None,
+    forbidden_columns: list[str] | None = None,
+    allowed: dict[str, list[Any]] | None = None,
 ) -> tuple[bool, str]:
-    """Does a state assertion's result hold?"""
+    """Does a state assertion's result hold? ``forbidden`` / ``allowed`` map a result column to
+    values (a bare ``forbidden`` list applies to every column); ``None`` in a list is SQL NULL."""
     problems = []
+    cols = list(columns or [])
     if expect_empty and rows:
         problems.append(f"expected no rows, got {len(rows)}")
     if expected_rows is not None and len(rows) != expected_rows:
         problems.append(f"expected {expected_rows} row(s), got {len(rows)}")
-    if forbidden:
-        bad = sorted({str(c) for r in rows for c in r if c in forbidden or str(c) in forbidden})
-        if bad:
-            problems.append(f"forbidden value(s) present: {', '.join(bad)}")
+    missing = [c for c in require_columns or () if c not in cols]
+    if missing:
+        problems.append(f"required column(s) missing: {', '.join(missing)}")
+    present = [c for c in forbidden_columns or () if c in cols]
+    if present:
+        problems.append(f"forbidden column(s) present: {', '.join(present)}")
+
+    def values(column: str) -> list[Any]:
+        i = cols.index(column) if column in cols else None
+        return [r[i] for r in rows] if i is not None else []
+
+    def member(v: Any, options: list[Any]) -> bool:
+        return v in options or (
+            v is not None and str(v) in [str(o) for o in options if o is not None]
+        )
+
+    if isinstance(forbidden, dict):
+        bad = sorted(
+            {str(v) for c, opts in forbidden.items() for v in values(c) if member(v, opts)}
+        )
+    elif forbidden:
+        bad = sorted({str(c) for r in rows for c in r if member(c, list(forbidden))})
+    else:
+        bad = []
+    if bad:
+        problems.append(f"forbidden value(s) present: {', '.join(bad)}")
+    outside = sorted(
+        {str(v) for c, opts in (allowed or {}).items() for v in values(c) if not member(v, opts)}
+    )
+    if outside:
+        problems.append(f"value(s) outside the allowed ones: {', '.join(outside)}")
     return (not problems), ("; ".join(problems) or f"{len(rows)} row(s), as expected")
 
 
@@ -174,6 +211,13 @@ def run_real_db(state: ScanState) -> None:
     spec = state.db_spec or (dbcfg.admin_url if dbcfg and dbcfg.admin_url else "auto")
     if spec == "none":
         state.database = {"mode": "none", "ran": False, "reason": "--db none"}
+        return
+    if cfg.db_file("schema") is None and "schema" not in state.checker.domain.sources:
+        reason = "no schema to load: the domain has no schema.sql and database.schema is not set"
+        if dbcfg is not None and dbcfg.required:
+            raise cfg.doc.error(("database", "required"), f"database required: {reason}")
+        state.database = {"mode": "none", "ran": False, "reason": reason}
+        state.notes.append(f"database evidence not collected: {reason}")
         return
     state.progress("starting the database")
     choice = None
@@ -348,13 +392,18 @@ def _config_checks(state: ScanState, db: Any, info: dict[str, Any]) -> None:
             if section == "rls_checks":
                 col = item.tenant_column or "tenant_id"
                 tenants = res.column(col) if col in res.columns else [r[0] for r in rows]
-                ok, text = check_rls_rows(tenants, item.expected_tenant_ids, item.expected_rows)
+                expected = list(item.expected_tenant_ids) or None
+                ok, text = check_rls_rows(tenants, expected, item.expected_rows)
             else:
                 ok, text = check_state_rows(
                     rows,
                     expected_rows=item.expected_rows,
                     expect_empty=item.expect_empty,
-                    forbidden=item.forbidden_values,
+                    forbidden=item.forbidden_values or None,
+                    columns=list(res.columns),
+                    require_columns=item.require_columns,
+                    forbidden_columns=item.forbidden_columns,
+                    allowed=item.allowed_values,
                 )
         counts[section]["ran"] += 1
         counts[section]["passed" if ok else "failed"] += 1

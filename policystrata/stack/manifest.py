@@ -75,7 +75,7 @@ def build_manifest(
         metrics.append({"name": knobs.stale_alias[0], "aliases": []})
         metrics.sort(key=lambda m: str(m["name"]))
     dims = role_dimensions(domain, p.role)
-    labels = domain.time_ranges()
+    labels = domain.time_range_labels()
     ranges = sorted(t for t in pol.roles[p.role].allowed_time_ranges if t in labels)
     return {
         "principal": principal,
