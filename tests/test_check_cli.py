@@ -584,7 +584,7 @@ def test_principal_id_differing_from_its_key_is_a_warning(tmp_path: Path) -> Non
     result = run("check", "--domain-path", str(dom), "--principal", "acme_analyst", "--ir", IR)
     assert result.exit_code == 0, result.output
     assert (
-        "warning: policy.yaml:11: principals.beta_analyst.id: principal key 'beta_analyst' and "
+        "warning: policy.yaml:12: principals.beta_analyst.id: principal key 'beta_analyst' and "
         "id 'beta_analyts' differ (lookups use the key)" in result.stderr
     )
 
