@@ -76,6 +76,9 @@ class Skipped:
 
 TraceItem = Case | RecordError | Skipped
 
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""A trace line longer than this is a record error for that line (a per-record budget)."""
+
 
 def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceItem]:
     """Yield one item per non-blank line of a trace file, lazily.
@@ -92,6 +95,14 @@ def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceIt
         for lineno, data in enumerate(handle, start=1):
             if lineno == 1 and data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8) :]
+            if len(data) > MAX_RECORD_BYTES:  # one record's budget, not the file's
+                yield RecordError(
+                    kind="malformed_trace_line",
+                    message=f"the record is {len(data)} bytes long; at most {MAX_RECORD_BYTES} "
+                    "are read per record",
+                    source=SourceRef(file=name, line=lineno),
+                )
+                continue
             try:
                 raw = data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -133,6 +144,10 @@ def parse_trace_line(raw: str, file: str, line: int) -> TraceItem:
             kind="malformed_trace_line",
             message=json_error_message(exc, text),
             source=where,
+        )
+    except RecursionError:
+        return RecordError(
+            kind="malformed_trace_line", message="JSON nested too deeply", source=where
         )
     if not isinstance(record, dict):
         return RecordError(

@@ -205,8 +205,11 @@ def sarif_sources(cfg: object) -> dict[str, str]:
     out = {cfg.name: cfg.name}
     for rel in cfg.model.dbt.files if cfg.model.dbt else []:
         out[rel] = rel
-    if cfg.model.domain_path:
-        base = cfg.model.domain_path.rstrip("/")
+    domain_dir = cfg.model.domain_path or (
+        cfg.model.domain if cfg.model.domain and not cfg.is_builtin_domain() else None
+    )
+    if domain_dir:
+        base = domain_dir.rstrip("/")
         for name in ("policy.yaml", "surfaces.yaml", "schema.sql", "seed.sql"):
             out[name] = f"{base}/{name}"
     return out

@@ -2,7 +2,10 @@
 
 Every key of the published format (COMPAT.md §4) is accepted with its published default;
 unknown keys are errors with ``file:line`` (through :mod:`policystrata.model.yamlsrc`), and
-every input path must stay inside the config file's directory. Our own extra keys stay:
+every input path must stay inside the config file's directory: ``domain:`` is a built-in domain
+name or a directory inside it, no path may be absolute, climb out with ``..``, hold a NUL byte
+or go through a symlink that points out of it, and no symlink inside the domain's directory may
+point out of it either. Our own extra keys stay:
 ``rules``, ``gate.fail_on_severity`` / ``fail_on_confidence`` / ``max_findings``, and a bare
 list as ``state_assertions[].forbidden_values`` (any column).
 
@@ -42,14 +45,26 @@ policystrata.errors.InputErrors: bad.yaml:3: sql_trace: unknown key (did you mea
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from policystrata.errors import InputError, InputErrors
+from policystrata.errors import InputError, InputErrors, did_you_mean
 from policystrata.model.yamlsrc import YamlDoc, load_yaml_file, validate
+from policystrata.paths import domains_dir
+
+
+def _builtin_names() -> list[str]:
+    return sorted(d.name for d in domains_dir().iterdir() if d.is_dir())
+
+
+def _is_builtin(name: str) -> bool:
+    """A bare name (no path separator) of a directory among the built-in domains."""
+    return "/" not in name and "\\" not in name and name in _builtin_names()
+
 
 SEVERITIES = ("low", "medium", "high", "critical")
 CONFIDENCES = ("low", "medium", "high")
@@ -299,11 +314,31 @@ class ScanConfig:
         return self.doc.line(keys)
 
     def resolve(self, rel: str, *keys: str | int) -> Path:
-        """``rel`` relative to the config directory; a path outside it is an error."""
+        """``rel`` relative to the config directory; a path outside it (absolute, ``..``, or
+        through a symlink pointing out) is an error."""
+        if "\x00" in rel:
+            raise self.doc.error(keys, "the path contains a NUL byte")
         target = (self.root / rel).resolve()
         if not target.is_relative_to(self.root):
             raise self.doc.error(keys, f"path {rel!r} leaves the config directory")
         return target
+
+    def confine_tree(self, directory: Path, *keys: str | int) -> None:
+        """No symlink under ``directory`` (a domain) may point out of the config directory:
+        the domain's files are read as the domain's, so they must be what the config holds."""
+        for parent, dirs, files in os.walk(directory, followlinks=False):
+            for name in [*dirs, *files]:
+                entry = Path(parent) / name
+                if entry.is_symlink() and not entry.resolve().is_relative_to(self.root):
+                    shown = entry.relative_to(directory).as_posix()
+                    raise self.doc.error(
+                        keys, f"{shown} in the domain is a symlink out of the config directory"
+                    )
+
+    def is_builtin_domain(self) -> bool:
+        """``domain:`` names a built-in domain (a bare name; built-ins win over a directory)."""
+        name = self.model.domain
+        return bool(name) and _is_builtin(str(name))
 
     def relative(self, path: Path) -> str:
         """A path as written in reports: relative to the config directory, POSIX style."""
@@ -313,11 +348,18 @@ class ScanConfig:
             return path.name
 
     def domain_ref(self) -> str | Path:
+        """A built-in domain's name, or the domain directory inside the config directory."""
         m = self.model
         if m.domain_path:
-            return self.resolve(m.domain_path, "domain_path")
+            path = self.resolve(m.domain_path, "domain_path")
+            self.confine_tree(path, "domain_path")
+            return path
         if m.domain:
-            return m.domain
+            if self.is_builtin_domain():
+                return m.domain
+            path = self.resolve(m.domain, "domain")
+            self.confine_tree(path, "domain")
+            return path
         raise self.doc.error((), "give domain (a built-in name) or domain_path")
 
     def domain_display(self) -> str:
@@ -325,6 +367,8 @@ class ScanConfig:
         m = self.model
         if m.domain_path:
             return f"--domain-path {m.domain_path}"
+        if m.domain and not self.is_builtin_domain():
+            return f"--domain-path {m.domain}"
         return f"--domain {m.domain}"
 
     def _files(self, section: str, fileset: FileSet | None) -> list[Path]:
@@ -427,13 +471,29 @@ def load_scan_config(path: Path) -> ScanConfig:
         errors.append(doc.error(("version",), f"unsupported scan config version {model.version}"))
     if not model.domain and not model.domain_path:
         errors.append(doc.error((), "give domain (a built-in name) or domain_path"))
-    elif model.domain and not model.domain_path:
-        from policystrata.model.domain import resolve_domain_path
-
+    elif model.domain and not model.domain_path and not cfg.is_builtin_domain():
         try:
-            resolve_domain_path(model.domain)
+            path = cfg.resolve(model.domain, "domain")
+            if not path.is_dir():
+                known = ", ".join(_builtin_names())
+                raise doc.error(
+                    ("domain",),
+                    f"unknown domain '{model.domain}'{did_you_mean(model.domain, _builtin_names())}"
+                    f" (built-in: {known}; or a directory inside the config's directory)",
+                )
+            cfg.confine_tree(path, "domain")
         except InputError as exc:
-            errors.append(doc.error(("domain",), exc.message))
+            errors.append(exc)
+    if model.domain_path:
+        try:
+            domain_dir = cfg.resolve(model.domain_path, "domain_path")
+        except InputError:
+            pass  # reported above
+        else:
+            try:
+                cfg.confine_tree(domain_dir, "domain_path")
+            except InputError as exc:
+                errors.append(exc)
     if errors:
         raise InputErrors(errors)
     return cfg
