@@ -406,11 +406,16 @@ def compile_query(
             tc = tenant_cols.get(t)
             if t in below or tc is None:
                 continue  # a derived table is scoped inside; others through their parents
+            ref, value = col(t, tc), sql.tenant_value(t, tc)
             if knobs.swap_tenant_key:
                 key = domain.schema.tables[t].primary_key
                 if len(key) == 1 and key[0] != tc:
-                    tc = key[0]
-            tenant_preds.append((t, f"{col(t, tc)} {sql.tenant_value(t, tc)}"))
+                    typ = domain.schema.column_type(t, key[0]) or ""
+                    ref, value = col(t, key[0]), sql.tenant_value(t, key[0])
+                    if not typ.startswith(("text", "varchar", "char", "uuid")):
+                        # the bug runs: it compares the key's text with the tenant id
+                        ref, value = f"{ref}::text", sql.tenant_value()
+            tenant_preds.append((t, f"{ref} {value}"))
     exists_preds = [
         _exists_chain(domain, names[start], chain, sql, knobs) for start, chain in exists_chains
     ]
