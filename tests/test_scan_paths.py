@@ -98,3 +98,38 @@ def test_domain_path_and_other_paths_are_confined_too(layout: Path) -> None:
         "error: policystrata.yaml:3: sql_traces.files[0]: path '../outside/t.jsonl' leaves the "
         "config directory",
     ]
+
+
+def test_published_paths_may_leave_the_config_directory_but_not_the_work_tree(
+    layout: Path,
+) -> None:
+    """The published line lets domain_path, database.schema/seed and output use ``..``: inside a
+    git work tree they may reach anywhere in it (a published config says
+    ``schema: ../../src/app/schema.sql``), never outside it; traces and dbt files stay in the
+    config's directory."""
+    repo = layout / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "ci" / "scan").mkdir(parents=True)
+    shutil.copytree(domains_dir() / "support_saas", repo / "src" / "dom")
+    (repo / "ci" / "scan" / "t.jsonl").write_text((layout / "cfg" / "t.jsonl").read_text())
+    cfg = repo / "ci" / "scan" / "policystrata.yaml"
+
+    def run(extra: str) -> tuple[int, list[str]]:
+        cfg.write_text(
+            "version: 1\ndomain: support_saas\ndomain_path: ../../src/dom\n"
+            "sql_traces: {files: [t.jsonl]}\n" + extra
+        )
+        result = CliRunner().invoke(main, ["scan", "--config", str(cfg), "--db", "none"])
+        return result.exit_code, [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+
+    code, errors = run("database: {schema: ../../src/dom/schema.sql}\noutput: ../../out\n")
+    assert (code, errors) == (1, [])  # scanned: `select 1` is a finding
+    assert (repo / "out" / "scan.json").is_file()
+    code, errors = run("database: {schema: /etc/passwd}\n")
+    assert code == 2
+    assert errors == [
+        "error: policystrata.yaml:5: database.schema: path '/etc/passwd' leaves the workspace "
+        "(repo, the git work tree)"
+    ]
+    code, errors = run("output: ../../../outside\n")
+    assert code == 2 and "output: path '../../../outside' leaves the workspace" in errors[0]

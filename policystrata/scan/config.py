@@ -1,11 +1,20 @@
 """The scan config (``policystrata.yaml``): the published format, loaded unchanged.
 
 Every key of the published format (COMPAT.md §4) is accepted with its published default;
-unknown keys are errors with ``file:line`` (through :mod:`policystrata.model.yamlsrc`), and
-every input path must stay inside the config file's directory: ``domain:`` is a built-in domain
-name or a directory inside it, no path may be absolute, climb out with ``..``, hold a NUL byte
-or go through a symlink that points out of it, and no symlink inside the domain's directory may
-point out of it either. Our own extra keys stay:
+unknown keys are errors with ``file:line`` (through :mod:`policystrata.model.yamlsrc`).
+
+Paths are relative to the config file's directory and confined (no NUL byte, no symlink that
+points out, no symlink inside a domain's directory that points out either):
+
+- ``domain:`` (a built-in name, or our own path form), ``sql_traces.files``, ``dbt.files`` and
+  ``rules`` stay inside the config's directory (the published line forbids ``..`` there too);
+- the keys where the published line allows ``..`` and absolute paths — ``domain_path``,
+  ``database.schema``/``seed``, ``output`` and the ``strata doctor`` inputs — stay inside the
+  *workspace*: the git work tree holding the config (so ``schema: ../../src/app/schema.sql`` of a
+  published config works), or the config's directory when it is in no work tree. Nothing a scan
+  reads or writes lies outside it (``/etc/passwd`` never reaches a report).
+
+Our own extra keys stay:
 ``rules``, ``gate.fail_on_severity`` / ``fail_on_confidence`` / ``max_findings``, and a bare
 list as ``state_assertions[].forbidden_values`` (any column).
 
@@ -303,6 +312,7 @@ class ScanConfig:
         self.model = model
         self.path = path
         self.root = path.parent.resolve()
+        self.workspace = _workspace(self.root)
         self.doc = doc
         self.missing: list[str] = []  # listed input files that do not exist (not required)
 
@@ -314,25 +324,35 @@ class ScanConfig:
         return self.doc.line(keys)
 
     def resolve(self, rel: str, *keys: str | int) -> Path:
-        """``rel`` relative to the config directory; a path outside it (absolute, ``..``, or
-        through a symlink pointing out) is an error."""
+        """``rel`` relative to the config directory, confined (see the module docstring): to
+        the workspace for the keys the published line lets point elsewhere, else to the config
+        directory. A path outside (absolute, ``..``, a symlink pointing out) is an error."""
         if "\x00" in rel:
             raise self.doc.error(keys, "the path contains a NUL byte")
+        root, what = self._confinement(keys)
         target = (self.root / rel).resolve()
-        if not target.is_relative_to(self.root):
-            raise self.doc.error(keys, f"path {rel!r} leaves the config directory")
+        if not target.is_relative_to(root):
+            raise self.doc.error(keys, f"path {rel!r} leaves the {what}")
         return target
 
+    def _confinement(self, keys: tuple[str | int, ...]) -> tuple[Path, str]:
+        wide = keys and (keys[0] in WORKSPACE_KEYS or tuple(keys[:2]) in WORKSPACE_KEYS)
+        if wide and self.workspace != self.root:
+            return self.workspace, f"workspace ({self.workspace.name}, the git work tree)"
+        return self.root, "config directory"
+
     def confine_tree(self, directory: Path, *keys: str | int) -> None:
-        """No symlink under ``directory`` (a domain) may point out of the config directory:
-        the domain's files are read as the domain's, so they must be what the config holds."""
+        """No symlink under ``directory`` (a domain) may point out of where ``directory`` must
+        stay: the domain's files are read as the domain's, so they must be what the repository
+        holds."""
+        root, what = self._confinement(keys)
         for parent, dirs, files in os.walk(directory, followlinks=False):
             for name in [*dirs, *files]:
                 entry = Path(parent) / name
-                if entry.is_symlink() and not entry.resolve().is_relative_to(self.root):
+                if entry.is_symlink() and not entry.resolve().is_relative_to(root):
                     shown = entry.relative_to(directory).as_posix()
                     raise self.doc.error(
-                        keys, f"{shown} in the domain is a symlink out of the config directory"
+                        keys, f"{shown} in the domain is a symlink out of the {what}"
                     )
 
     def is_builtin_domain(self) -> bool:
@@ -389,9 +409,10 @@ class ScanConfig:
         return out
 
     def output_dir(self) -> Path:
-        """``output`` (relative to the config's directory), default ``<config dir>/scan-out``."""
+        """``output`` (relative to the config's directory, inside the workspace), default
+        ``<config dir>/scan-out``."""
         rel = self.model.output
-        return (self.root / rel) if rel else self.root / "scan-out"
+        return self.resolve(rel, "output") if rel else self.root / "scan-out"
 
     def present_inputs(self) -> dict[str, bool]:
         """Which gate inputs the config provides (the published meaning of "present"):
@@ -439,6 +460,28 @@ class ScanConfig:
         return p
 
 
+#: Keys whose paths may leave the config directory but not the workspace (the published line
+#: allows ``..`` and absolute paths for them).
+WORKSPACE_KEYS: frozenset[str | tuple[str | int, ...]] = frozenset(
+    {
+        "domain_path",
+        "output",
+        ("database", "schema"),
+        ("database", "seed"),
+        *DOCTOR_INPUTS,
+    }
+)
+
+
+def _workspace(config_dir: Path) -> Path:
+    """The git work tree holding ``config_dir`` (its top, where ``.git`` is), else
+    ``config_dir`` itself."""
+    for d in (config_dir, *config_dir.parents):
+        if (d / ".git").exists():
+            return d
+    return config_dir
+
+
 def load_scan_config(path: Path) -> ScanConfig:
     """Load, validate and path-check a scan config; problems raise InputError(s) with lines."""
     if not path.is_file():
@@ -460,6 +503,7 @@ def load_scan_config(path: Path) -> ScanConfig:
     if model.database is not None:
         checks += [(model.database.schema_, ("database", "schema"))]
         checks += [(model.database.seed, ("database", "seed"))]
+    checks += [(model.output, ("output",))]
     for rel, keys in checks:
         if rel is None:
             continue
