@@ -151,7 +151,9 @@ def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
     key = (case.sql, source)
     hit = ctx.sql_cache.get(key)
     if hit is None:
-        facts = lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
+        facts = lower_sql(
+            case.id, case.sql, ctx.domain.dialect, source=source, schema=ctx.domain.schema
+        ).facts
         ctx.sql_cache[key] = (case.id, facts)
         if len(ctx.sql_cache) > 256:
             ctx.sql_cache.pop(next(iter(ctx.sql_cache)))
@@ -176,7 +178,7 @@ def lower_database(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
         return ddl_case_facts(case.id, ctx.reference_ddl)
     ddl = ctx.ddl_cache.get(case.ddl)
     if ddl is None:
-        ddl = parse_schema(case.ddl, source="ddl").facts
+        ddl = parse_schema(case.ddl, source="ddl", dialect=ctx.domain.dialect).facts
         ctx.ddl_cache[case.ddl] = ddl
     return ddl_case_facts(case.id, ddl)
 

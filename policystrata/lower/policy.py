@@ -200,9 +200,11 @@ def declared_filters(d: Domain, fs: FactSet) -> None:
 
 def dimension_units(d: Domain, fs: FactSet) -> None:
     """dimension_time_unit: the calendar unit of a dimension written as a truncation
-    (``date_trunc('month', invoices.invoice_date)`` -> month)."""
+    (``date_trunc('month', invoices.invoice_date)`` -> month, ``toDate(events.event_time,
+    projects.timezone)`` -> day); dimension_timezone: the zone a truncation is taken in (the
+    column ``projects.timezone``, or a literal zone)."""
     from policystrata.lower.sql.adapter import parse_expression
-    from policystrata.lower.sql.aggregates import bucket_of
+    from policystrata.lower.sql.aggregates import bucket_of, bucket_zone, zone_of
 
     for name, dim in d.policy.dimensions.items():
         try:
@@ -212,6 +214,9 @@ def dimension_units(d: Domain, fs: FactSet) -> None:
         if bucket is not None:
             prov = d.where("policy", "dimensions", name, "column")
             fs.add("dimension_time_unit", name, bucket[0], prov=prov)
+            zone = zone_of(bucket_zone(parse_expression(dim.column)))
+            if zone is not None and zone[0] != "default":
+                fs.add("dimension_timezone", name, *zone, prov=prov)
 
 
 def condition_predicates(text: str, table: str) -> list[tuple[str, str, str, str, Const]]:
@@ -302,14 +307,29 @@ def time_ranges(d: Domain, fs: FactSet) -> None:
 
 
 def release(d: Domain, fs: FactSet) -> None:
-    """release_min_cohort."""
+    """release_min_cohort, release_cohort_column, release_sampling_disclosure; metric_sample
+    (a sampled metric's fraction)."""
     rel = d.policy.release
     if rel is not None and rel.min_cohort_size is not None:
-        fs.add(
-            "release_min_cohort",
-            rel.min_cohort_size,
-            prov=d.where("policy", "release", "min_cohort_size"),
+        line = d.line("policy", "release", "min_cohort_size")
+        prov = Provenance(
+            "policy.yaml",
+            line=line or d.line("policy", "release"),
+            note=None if line else "release: default minimum cohort size",
         )
+        fs.add("release_min_cohort", rel.min_cohort_size, prov=prov)
+    if rel is not None and rel.cohort_column:
+        prov = d.where("policy", "release", "cohort_column")
+        for name, m in d.policy.metrics.items():
+            table, column = split_column(rel.cohort_column, m.table)
+            fs.add("release_cohort_column", name, table, column, prov=prov)
+    if rel is not None and rel.sampling_disclosure:
+        fs.add(
+            "release_sampling_disclosure", prov=d.where("policy", "release", "sampling_disclosure")
+        )
+    for name, m in d.policy.metrics.items():
+        if m.sample is not None:
+            fs.add("metric_sample", name, float(m.sample), prov=d.where("policy", "metrics", name))
 
 
 def schema(d: Domain, fs: FactSet) -> None:
@@ -354,14 +374,21 @@ def tenancy(d: Domain, fs: FactSet) -> None:
 
 
 def joins(d: Domain, fs: FactSet) -> None:
-    """fk facts for ``joins`` overrides (the many side first; one_to_one adds both directions)."""
+    """fk facts for ``joins`` overrides (the many side first; one_to_one adds both directions);
+    the one side's column is a key of its table (``unique_key``, key ``join<i>``): a
+    many-to-one path meets at most one row there, which is what the declaration says (schemas
+    without keys, such as ClickHouse's, declare their keys this way)."""
     for i, j in enumerate(d.policy.joins):
         a, b = split_column(j.from_), split_column(j.to)
         prov = d.where("policy", "joins", i)
         if j.cardinality in ("many_to_one", "one_to_one"):
             fs.add("fk", a[0], a[1], b[0], b[1], prov=prov)
+            if not d.schema.tables.get(b[0]) or not d.schema.tables[b[0]].primary_key:
+                fs.add("unique_key", b[0], f"join{i + 1}", b[1], prov=prov)
         if j.cardinality in ("one_to_many", "one_to_one"):
             fs.add("fk", b[0], b[1], a[0], a[1], prov=prov)
+            if not d.schema.tables.get(a[0]) or not d.schema.tables[a[0]].primary_key:
+                fs.add("unique_key", a[0], f"join{i + 1}", a[1], prov=prov)
 
 
 def surfaces(d: Domain, fs: FactSet) -> None:

@@ -43,6 +43,7 @@ from policystrata.errors import InputError
 from policystrata.facts import FactSet, Provenance
 from policystrata.lower.sql.adapter import (
     SqlglotError,
+    clickhouse_type,
     Statement,
     Tok,
     data_type_name,
@@ -61,6 +62,8 @@ from policystrata.lower.sql.predicate_extract import extract_predicates, is_alwa
 __all__ = ["ForeignKey", "RlsPolicy", "SchemaInfo", "TableInfo", "parse_schema"]
 
 PRIVILEGES = ("select", "insert", "update", "delete", "truncate", "references", "trigger")
+#: ClickHouse table privileges (GRANT ALTER covers ALTER UPDATE / DELETE / MOVE PARTITION ...).
+CLICKHOUSE_PRIVILEGES = ("select", "insert", "alter", "create", "drop", "truncate", "optimize")
 POLICY_COMMANDS = ("all", "select", "insert", "update", "delete")
 
 
@@ -126,9 +129,14 @@ class SchemaInfo:
 class _Reader:
     """Builds a SchemaInfo statement by statement."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, dialect: str = "postgres") -> None:
         self.text = text
         self.source = source
+        self.dialect = dialect
+        self.engines: dict[str, tuple[str, int]] = {}  # ClickHouse: table -> (ENGINE, line)
+        self.distributed: dict[str, tuple[str, int]] = {}  # Distributed table -> (local table, line)
+        self.sample_keys: dict[str, int] = {}  # tables declared with SAMPLE BY
+        self.views: list[tuple[str, str, int]] = []  # (view, its SELECT text, line)
         self.tables: dict[str, TableInfo] = {}
         self.pending_fks: list[tuple[str, ForeignKey, int]] = []
         self.enabled: dict[str, int] = {}
@@ -166,7 +174,7 @@ class _Reader:
         first = stmt.tokens[0].upper
         second = stmt.tokens[1].upper if len(stmt.tokens) > 1 else ""
         try:
-            tree = parse_one(stmt.text)
+            tree = parse_one(stmt.text, self.dialect)
         except SqlglotError as e:
             what, span = describe_parse_error(e, stmt.text)
             if span is None:
@@ -181,6 +189,9 @@ class _Reader:
             self.functions |= _function_names(stmt.tokens)
         if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE":
             self.create_table(tree, stmt)
+            self.engine(tree, stmt)
+        elif isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "VIEW":
+            self.create_view(tree, stmt)
         elif isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "INDEX":
             self.unique_index(tree)
         elif isinstance(tree, exp.Alter):
@@ -200,10 +211,13 @@ class _Reader:
                 )
             elif first == "ALTER" and second == "TABLE" and _no_fact_alter(stmt.tokens):
                 pass  # OWNER TO, REPLICA IDENTITY, ATTACH PARTITION...: no containment facts
+            elif first == "CREATE" and second == "ROW" and self.dialect == "clickhouse":
+                self.create_row_policy(stmt)
             elif first == "CREATE" and second == "ROW":
                 self.note(
-                    "CREATE ROW POLICY (a ClickHouse row policy) is not read (noted: the "
-                    "table's containment is unknown)",
+                    "CREATE ROW POLICY (a ClickHouse row policy) is not read in a "
+                    f"{self.dialect} schema (noted: the table's containment is unknown; set "
+                    "dialect: clickhouse in policy.yaml)",
                     stmt.line,
                 )
             elif first == "ALTER" and second == "TABLE":
@@ -224,7 +238,14 @@ class _Reader:
         if not isinstance(schema, exp.Schema):
             table = tree.find(exp.Table)
             name = table_name(table) if table is not None else ""
-            self.tables.setdefault(name, TableInfo(name, line=stmt.line))
+            info = self.tables.setdefault(name, TableInfo(name, line=stmt.line))
+            like = tree.args.get("expression")
+            if self.dialect == "clickhouse" and isinstance(like, exp.Table):
+                # CREATE TABLE d AS src ENGINE = ...: the same columns as src
+                src = self.tables.get(table_name(like))
+                if src is not None:
+                    info.columns.update(src.columns)
+                    info.not_null |= src.not_null
             return
         table = schema.this
         assert isinstance(table, exp.Table)
@@ -243,7 +264,12 @@ class _Reader:
         for item in schema.expressions:
             if isinstance(item, exp.ColumnDef):
                 col = ident_name(item.this)
-                info.columns[col] = data_type_name(item.args.get("kind"))
+                kind = item.args.get("kind")
+                if self.dialect == "clickhouse":
+                    kind, nullable = clickhouse_type(kind)
+                    if not nullable:  # a ClickHouse column holds NULL only if Nullable(...)
+                        info.not_null.add(col)
+                info.columns[col] = data_type_name(kind)
                 for cons in item.args.get("constraints") or []:
                     kind = cons.args.get("kind")
                     if isinstance(kind, exp.PrimaryKeyColumnConstraint):
@@ -307,6 +333,110 @@ class _Reader:
             cols.append(ident_name(c.this))
         if info is not None and cols:
             _add_key(info, cols)
+
+    # -- ClickHouse ---------------------------------------------------------------------------
+    def engine(self, tree: exp.Create, stmt: Statement) -> None:
+        """``ENGINE = MergeTree ...``: the table's engine; ``Distributed(cluster, db, local,
+        ...)`` names the local table it reads; ``SAMPLE BY`` makes a table sampleable."""
+        props = tree.args.get("properties")
+        if props is None or self.dialect != "clickhouse":
+            return
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        if not isinstance(target, exp.Table):
+            return
+        name = table_name(target)
+        for prop in props.expressions:
+            if isinstance(prop, exp.EngineProperty):
+                engine = prop.this
+                ename = engine.name if isinstance(engine, exp.Identifier) else function_name(engine)
+                self.engines[name] = (str(ename), stmt.line)
+                args = list(engine.expressions) if isinstance(engine, exp.Func) else []
+                if str(ename).lower() == "distributed" and len(args) >= 3:
+                    local = args[2]
+                    local_name = (
+                        str(local.this) if isinstance(local, exp.Literal) else ident_name(local)
+                    )
+                    self.distributed[name] = (local_name, stmt.line)
+            elif isinstance(prop, exp.SampleProperty):
+                self.sample_keys[name] = stmt.line
+
+    def create_view(self, tree: exp.Create, stmt: Statement) -> None:
+        """``CREATE [MATERIALIZED] VIEW v [ENGINE ...] AS SELECT ...``: a relation whose columns
+        are its select list's outputs; its lineage (``view_*`` facts) is read in :meth:`finish`
+        with the SQL lowering."""
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        query = tree.args.get("expression")
+        if not isinstance(target, exp.Table) or not isinstance(query, exp.Query):
+            return
+        name = table_name(target)
+        info = self.tables.setdefault(name, TableInfo(name, line=stmt.line))
+        for proj in query.selects if isinstance(query, exp.Select) else []:
+            out = proj.alias_or_name
+            if out and out != "*":
+                info.columns.setdefault(ident_name(out), "unknown")
+        self.views.append((name, query.sql(dialect=self.dialect), stmt.line))
+        if self.dialect == "clickhouse":
+            self.engine(tree, stmt)
+
+    def create_row_policy(self, stmt: Statement) -> None:
+        """ClickHouse ``CREATE ROW POLICY [IF NOT EXISTS] name [ON CLUSTER c] ON [db.]table
+        [AS {PERMISSIVE|RESTRICTIVE}] [FOR SELECT] USING condition [TO role, ... | ALL]``: a
+        row security policy for SELECT (the table is under row security once any policy names
+        it), read token by token; the condition runs to ``TO`` (or the end)."""
+        toks = list(stmt.tokens)
+        i = 3  # CREATE ROW POLICY
+        while i < len(toks) and toks[i].upper in ("IF", "NOT", "EXISTS", "OR", "REPLACE"):
+            i += 1
+        if i >= len(toks):
+            raise self.error("expected a policy name after CREATE ROW POLICY", stmt.line)
+        pname = _tok_name(toks[i])
+        i += 1
+        if i + 1 < len(toks) and toks[i].upper == "ON" and toks[i + 1].upper == "CLUSTER":
+            i += 3
+        if i >= len(toks) or toks[i].upper != "ON":
+            raise self.error("expected ON <table> in CREATE ROW POLICY", stmt.line)
+        table, i = _qualified_name(toks, i + 1)
+        if table is None:
+            raise self.error("expected a table name in CREATE ROW POLICY", stmt.line)
+        table = self.known_table(table, stmt.line)
+        pol = RlsPolicy(table=table, name=pname, command="select", line=stmt.line)
+        while i < len(toks):
+            word = toks[i].upper
+            if word == "AS" and i + 1 < len(toks):
+                pol.permissive = toks[i + 1].upper != "RESTRICTIVE"
+                i += 2
+            elif word == "FOR" and i + 1 < len(toks):
+                i += 2  # FOR SELECT: the only command a row policy has
+            elif word == "USING":
+                depth, j = 0, i + 1
+                while j < len(toks):
+                    if toks[j].type == "L_PAREN":
+                        depth += 1
+                    elif toks[j].type == "R_PAREN":
+                        depth -= 1
+                    elif depth == 0 and toks[j].upper == "TO":
+                        break
+                    j += 1
+                if j == i + 1:
+                    raise self.error("empty USING condition in CREATE ROW POLICY", stmt.line)
+                pol.using = self.text[toks[i + 1].start : toks[j - 1].end]
+                i = j
+            elif word == "TO":
+                i += 1
+                while i < len(toks):
+                    if toks[i].type != "COMMA" and toks[i].upper not in ("ALL", "EXCEPT"):
+                        pol.roles.append(_role_name(toks[i]))
+                    elif toks[i].upper == "ALL":
+                        pol.roles.append("public")
+                    i += 1
+            else:
+                raise self.error(
+                    f"unexpected '{toks[i].text}' in CREATE ROW POLICY", toks[i].line
+                )
+        if pol.using is None:
+            raise self.error("CREATE ROW POLICY without USING condition", stmt.line)
+        self.policies.append(pol)
+        self.enabled.setdefault(table, stmt.line)
 
     def alter_table(self, tree: exp.Alter, stmt: Statement) -> None:
         table = tree.this
@@ -482,11 +612,12 @@ class _Reader:
             if toks[i].type != "COMMA" and toks[i].upper != "GROUP":
                 roles.append(_role_name(toks[i]))
             i += 1
+        known = CLICKHOUSE_PRIVILEGES if self.dialect == "clickhouse" else PRIVILEGES
         expanded: list[str] = []
         for p in privs:
             if p == "all":
-                expanded.extend(PRIVILEGES)
-            elif p in PRIVILEGES:
+                expanded.extend(known)
+            elif p in known:
                 expanded.append(p)
             else:
                 self.note(f"unknown table privilege '{p}' (noted: not granted here)", stmt.line)
@@ -568,7 +699,7 @@ class _Reader:
                 if text is None:
                     continue
                 try:
-                    expr = parse_expression(text)
+                    expr = parse_expression(text, self.dialect)
                 except SqlglotError as e:
                     raise self.error(
                         f"cannot parse policy {clause.upper()} expression: {_short(e)}", pol.line
@@ -581,7 +712,7 @@ class _Reader:
                         "script (noted)",
                         pol.line,
                     )
-                for pred in extract_predicates(expr):
+                for pred in extract_predicates(expr, dialect=self.dialect):
                     snippet = text.strip()
                     facts.add(
                         "rls_policy_pred",
@@ -600,9 +731,24 @@ class _Reader:
             if pol.using is not None:
                 columns = {t.name: t.columns for t in self.tables.values() if not t.partial}
                 at = Provenance(src, line=pol.line, snippet=pol.using.strip())
-                facts.update(policy_query_facts(pol.table, pol.name, pol.using, columns, at))
+                facts.update(
+                    policy_query_facts(
+                        pol.table, pol.name, pol.using, columns, at, dialect=self.dialect
+                    )
+                )
         for (t, r, priv), line in self.grants.items():
             facts.add("table_grant", t, r, priv, prov=prov(line))
+        for t, (engine, line) in self.engines.items():
+            facts.add("table_engine", t, engine, prov=prov(line))
+        for t, (local, line) in self.distributed.items():
+            facts.add("distributed_table", t, local, prov=prov(line))
+        for t, line in self.sample_keys.items():
+            facts.add("table_sample_key", t, prov=prov(line))
+        for view, query, line in self.views:
+            from policystrata.lower.views import view_facts
+
+            columns = {t.name: t.columns for t in self.tables.values() if not t.partial}
+            facts.update(view_facts(view, query, columns, prov(line), dialect=self.dialect))
         return SchemaInfo(
             tables=self.tables,
             facts=facts,
@@ -742,12 +888,12 @@ def _has_sequence(toks: tuple[Tok, ...], words: tuple[str, ...]) -> bool:
     return any(tuple(uppers[k : k + n]) == words for k in range(len(uppers) - n + 1))
 
 
-def parse_schema(text: str, source: str = "schema.sql") -> SchemaInfo:
+def parse_schema(text: str, source: str = "schema.sql", dialect: str = "postgres") -> SchemaInfo:
     """Parse a PostgreSQL schema script into a :class:`SchemaInfo` with schema and RLS facts
     (``rules/decl_policy.dl``), each with provenance ``source:line``."""
-    reader = _Reader(text, source)
+    reader = _Reader(text, source, dialect)
     try:
-        statements = split_statements(text)
+        statements = split_statements(text, dialect)
     except SqlglotError as e:
         what, span = describe_token_error(e, text)
         line = text.count("\n", 0, span[0]) + 1

@@ -95,6 +95,12 @@ class Domain:
     extra_facts: Any = None
 
     @property
+    def dialect(self) -> str:
+        """The SQL dialect of the domain's schema.sql and of its stack's SQL (policy.yaml
+        ``dialect``: postgres unless it says clickhouse)."""
+        return str(self.policy.dialect)
+
+    @property
     def schema_known(self) -> bool:
         """The domain has a schema.sql (tables, keys and RLS come from DDL)."""
         return bool(self.schema.known)
@@ -355,9 +361,10 @@ def load_domain(
             errors.append(exc)
     schema = None
     if sources["schema"].is_file():
+        dialect = models["policy"].dialect if "policy" in models else "postgres"
         try:
             text = read_text_file(sources["schema"], "schema.sql")
-            schema = parse_schema(text, source="schema.sql")
+            schema = parse_schema(text, source="schema.sql", dialect=dialect)
         except InputError as exc:
             errors.append(exc)
     if errors:

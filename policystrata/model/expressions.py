@@ -124,13 +124,17 @@ class _NotSql(ValueError):
 
 
 def _fname(node: exp.Expr) -> str:
-    if isinstance(node, exp.Anonymous):
+    if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc):  # ClickHouse: uniqExact(x)
         this = node.this
         return ident_name(this) if isinstance(this, exp.Identifier) else str(this).lower()
+    if isinstance(node, exp.ApproxDistinct):  # ClickHouse's reader: uniq(x)
+        return "uniq"
     return ""
 
 
 def _args(node: exp.Expr) -> list[exp.Expr]:
+    if isinstance(node, exp.ApproxDistinct):
+        return [node.this]
     return [a for a in node.expressions if a is not None]
 
 

@@ -69,6 +69,10 @@ class Metric(Strict):
     # (new) predicates the compiler adds to the metric's rows by design (SQL conditions, e.g.
     # "support_tickets.status <> 'spam'"): expected in the SQL, never semantic drift
     filters: list[str] = Field(default_factory=list)
+    # (new) a sampled metric: the fraction of its table's rows it reads (ClickHouse
+    # ``SAMPLE 0.1`` on a table declared with SAMPLE BY); its results are approximate and the
+    # release layer must disclose the sampling (release.sampling_disclosure)
+    sample: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -119,14 +123,21 @@ class TableSpec(Strict):
 
 
 class Release(Strict):
-    """(new) release thresholds."""
+    """(new) release thresholds: the minimum cohort size of a released group (``k``; default 10
+    once a ``release:`` section exists), the column whose distinct values are a group's cohort
+    (e.g. ``user_id``: a column of the metric's table, or ``table.column``), and whether
+    results of sampled queries (SQL ``SAMPLE``) must be released with a sampling disclosure."""
 
-    min_cohort_size: int | None = None
+    min_cohort_size: int | None = Field(default=10, ge=1)
+    cohort_column: str | None = None
     sampling_disclosure: bool = False
 
 
 class Policy(Strict):
     version: str | None = None
+    # (new) the SQL dialect of the domain's schema.sql and of the SQL its stack emits: every
+    # statement is parsed with sqlglot's reader of this dialect
+    dialect: Literal["postgres", "clickhouse"] = "postgres"
     as_of: dt.date = DEFAULT_AS_OF  # (new)
     principals: dict[str, Principal] = Field(default_factory=dict)
     roles: dict[str, Role] = Field(default_factory=dict)

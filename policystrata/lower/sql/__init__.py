@@ -24,6 +24,7 @@ from policystrata.facts import Provenance
 from policystrata.lower.sql.aggregates import aggregates
 from policystrata.lower.sql.columns import columns
 from policystrata.lower.sql.context import Ctx, Halt, SqlFinding, SqlLowering
+from policystrata.lower.sql.dialect import dialect_forms
 from policystrata.lower.sql.functions import functions
 from policystrata.lower.sql.guard import DENIED_FUNCTIONS, DENIED_PREFIXES, guard_read_only
 from policystrata.lower.sql.joins import joins
@@ -53,6 +54,7 @@ Pass = Callable[[Ctx], None]
 PASSES: tuple[Pass, ...] = (
     parse_sql,  # one statement, parsed (unparseable_sql / not_read_only)
     guard_read_only,  # fail-closed: only a side-effect-free SELECT goes on
+    dialect_forms,  # ClickHouse aggregates (uniqExact, countIf...) read as their SQL meaning
     build_scopes,  # scopes (root, cte, derived, subquery, union_branch), parameter names
     tables,  # sql_reads, sql_source, sql_table_function, sql_sample
     columns,  # sql_column_ref (and correlation of subqueries)

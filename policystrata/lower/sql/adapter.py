@@ -37,6 +37,7 @@ __all__ = [
     "anonymous_placeholders",
     "branch_scopes",
     "build_scope",
+    "clickhouse_type",
     "data_type_name",
     "exp",
     "ident_name",
@@ -228,6 +229,26 @@ def data_type_name(kind: exp.Expr | None) -> str:
         text = text[: text.index("(")]
     text = text.strip()
     return _TYPE_ALIASES.get(text, text)
+
+
+def clickhouse_type(kind: exp.Expr | None) -> tuple[exp.Expr | None, bool]:
+    """A ClickHouse column type without its wrappers, and whether it holds NULL:
+    ``LowCardinality(String)`` -> ``String``, ``Nullable(DateTime)`` -> ``DateTime``, nullable.
+
+    >>> create = parse_one("CREATE TABLE t (a LowCardinality(Nullable(String)))", "clickhouse")
+    >>> t, nullable = clickhouse_type(create.this.expressions[0].args["kind"])
+    >>> data_type_name(t), nullable
+    ('text', True)
+    """
+    nullable = False
+    while isinstance(kind, exp.DataType):
+        nullable = nullable or bool(kind.args.get("nullable"))
+        wrappers = (exp.DataType.Type.LOWCARDINALITY,)  # Nullable(T) is T, nullable=True
+        if kind.this in wrappers and kind.expressions:
+            kind = kind.expressions[0]
+            continue
+        break
+    return kind, nullable
 
 
 def node_span(

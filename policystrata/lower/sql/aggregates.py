@@ -21,7 +21,7 @@ Column)`` for a GROUP BY item that truncates a base column to a calendar unit
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp
+from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.guard import function_name
 from policystrata.lower.sql.predicate_extract import extract_predicates
@@ -74,11 +74,15 @@ def aggregates(ctx: Ctx) -> None:
             for g in group.expressions:
                 for t, c in sorted(_group_lineage(ctx, info, node, g)):
                     ctx.emit("sql_group_by", info.id, t, c, node=g)
-                bucket = _bucket(_group_item(ctx, info, node, g))
+                item = _group_item(ctx, info, node, g)
+                bucket = _bucket(item)
                 if bucket is not None:
                     unit, arg = bucket
+                    zones = _zones(ctx, info, bucket_zone(item))
                     for t, c in sorted(expr_lineage(ctx, info, arg)):
                         ctx.emit("sql_group_bucket", info.id, unit, t, c, node=g)
+                        for kind, value in zones:
+                            ctx.emit("sql_bucket_zone", info.id, t, c, kind, value, node=g)
         distinct = node.args.get("distinct")
         if distinct is not None:
             on = distinct.args.get("on")
@@ -181,15 +185,77 @@ def bucket_of(node: exp.Expr) -> tuple[str, exp.Expr] | None:
     return _bucket(node)
 
 
-def _bucket(node: exp.Expr) -> tuple[str, exp.Expr] | None:
+#: ClickHouse calendar truncations (``toDate(t[, tz])`` is the day of t in zone tz) -> unit.
+CLICKHOUSE_BUCKETS = {
+    "todate": "day",
+    "tostartofday": "day",
+    "tostartofhour": "hour",
+    "tomonday": "week",
+    "tostartofweek": "week",
+    "tostartofmonth": "month",
+    "tostartofquarter": "quarter",
+    "tostartofyear": "year",
+}
+
+
+def _strip(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Alias | exp.Cast | exp.Paren):
         node = node.this
+    return node
+
+
+def _bucket(node: exp.Expr) -> tuple[str, exp.Expr] | None:
+    node = _strip(node)
     if isinstance(node, exp.TimestampTrunc | exp.DateTrunc | exp.DatetimeTrunc):
         unit = node.args.get("unit")
         arg = node.this
         if unit is not None and arg is not None:
             return (unit.name.lower().strip("'"), arg)
+    if isinstance(node, exp.Anonymous) and node.expressions:
+        unit_name = CLICKHOUSE_BUCKETS.get(function_name(node))
+        if unit_name is not None:
+            return (unit_name, node.expressions[0])
     return None
+
+
+def bucket_zone(node: exp.Expr) -> exp.Expr | None:
+    """The time zone argument of a ClickHouse bucket (``toDate(t, 'Asia/Tokyo')``: the
+    literal; ``toDate(t, projects.timezone)``: the column), else ``None`` (the server's zone).
+
+    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> bucket_zone(parse_expression("toDate(e.t, p.timezone)", "clickhouse")).sql()
+    'p.timezone'
+    """
+    node = _strip(node)
+    if isinstance(node, exp.Anonymous) and function_name(node) in CLICKHOUSE_BUCKETS:
+        args = node.expressions
+        return args[1] if len(args) > 1 else None
+    return None
+
+
+def zone_of(node: exp.Expr | None) -> tuple[str, str] | None:
+    """``(kind, value)`` of a zone argument without a query around it: ``("literal", "UTC")``,
+    ``("column", "projects.timezone")``, ``("default", "")`` for none; None otherwise."""
+    if node is None:
+        return ("default", "")
+    node = _strip(node)
+    if isinstance(node, exp.Literal) and node.is_string:
+        return ("literal", str(node.this))
+    if isinstance(node, exp.Column):
+        qual = node.args.get("table")
+        return ("column", f"{ident_name(qual)}.{ident_name(node.this)}" if qual else node.name)
+    return None
+
+
+def _zones(ctx: Ctx, info: ScopeInfo, node: exp.Expr | None) -> list[tuple[str, str]]:
+    """The zones a bucket is taken in: a literal, none (the server's zone), or the base
+    columns its zone expression reads (through a scalar subquery too)."""
+    plain = zone_of(node)
+    if plain is not None and plain[0] != "column":
+        return [plain]
+    assert node is not None
+    found = sorted(expr_lineage(ctx, info, node))
+    return [("column", f"{t}.{c}") for t, c in found] or [("expr", node.sql(dialect=ctx.dialect))]
 
 
 def _group_lineage(ctx: Ctx, info: ScopeInfo, node: exp.Select, g: exp.Expr) -> set[Base]:

@@ -53,6 +53,7 @@ def policy_query_facts(
     using: str,
     columns: Mapping[str, Mapping[str, str]] | None,
     prov: Provenance,
+    dialect: str = "postgres",
 ) -> FactSet:
     """The ``rls_query_*`` facts of policy ``policy`` on ``table`` with USING text ``using``.
     A USING expression the lowering cannot read yields no facts (the policy then guards only
@@ -61,7 +62,7 @@ def policy_query_facts(
 
     q = f"select 1 from {_quote(table)} where {using}"
     schema = {t: dict(c) for t, c in (columns or {}).items()}
-    lowered = lower_sql("policy", q, schema=schema or None)
+    lowered = lower_sql("policy", q, dialect=dialect, schema=schema or None)
     out = FactSet()
     for f in lowered.facts:
         args = f.args[1:]

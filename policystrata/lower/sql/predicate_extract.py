@@ -100,6 +100,18 @@ def is_setting_call(node: exp.Expr) -> bool:
     return isinstance(node, exp.Anonymous) and node.name.lower() == "current_setting"
 
 
+#: The value of a ClickHouse session's identity, ``currentUser()``: what row policies compare a
+#: tenant column with (``USING project_id = currentUser()``), read as a session setting.
+SESSION_USER = "currentUser()"
+
+
+def is_session_user_call(node: exp.Expr) -> bool:
+    """``currentUser()`` (ClickHouse, any case) without arguments."""
+    return isinstance(node, exp.Anonymous) and node.name.lower() == "currentuser" and not (
+        node.expressions
+    )
+
+
 def literal_value(node: exp.Expr) -> tuple[str, Const] | None:
     """A literal constant (typed: ints stay ints) or ``None``."""
     node = unwrap(node)
@@ -145,6 +157,8 @@ def classify_value(
         return (lit[0], lit[1], None)
     if isinstance(node, exp.Parameter | exp.Placeholder):
         return ("param", param_name(node), node)
+    if is_session_user_call(node):
+        return ("setting", SESSION_USER, node)
     if is_setting_call(node):
         args = node.expressions
         first = literal_value(args[0]) if args else None
