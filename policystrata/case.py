@@ -66,6 +66,10 @@ class Case:
     tenant_ids: tuple[str, ...] | None = None
     params: dict[str, Const] = field(default_factory=dict)
     release_decision: str | None = None  # "release" | "withhold"
+    # the release layer's record beside its decision: the minimum cohort size it enforced on the
+    # groups it released, and the disclosures it attached (``sampling``)
+    release_cohort_threshold: int | None = None
+    release_disclosures: tuple[str, ...] | None = None
     origin: Provenance | None = None  # trace file:line, suite task, or the command line
     # Artifacts of the other layers, as the layers produced them (raw, never pre-lowered facts):
     request_text: str | None = None  # the request as the grammar layer saw it (IR text)

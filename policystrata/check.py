@@ -168,6 +168,12 @@ def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     facts = FactSet()
     if case.release_decision is not None:
         facts.add("release_decision", case.id, case.release_decision, prov=case.origin)
+    if case.release_cohort_threshold is not None:
+        facts.add(
+            "release_cohort_threshold", case.id, case.release_cohort_threshold, prov=case.origin
+        )
+    for kind in case.release_disclosures or ():
+        facts.add("release_disclosed", case.id, kind, prov=case.origin)
     return facts
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from policystrata.bench.cases import BenchCase
 from policystrata.ir import Filter, SemanticQuery
 from policystrata.model import Domain, split_column
-from policystrata.stack.compiler import STYLES
+from policystrata.stack.compiler import styles_for
 from policystrata.stack.faults import OPERATORS, Operator
 from policystrata.stack.manifest import role_dimensions, role_metrics
 from policystrata.stack.pipeline import Request, run_stack
@@ -201,6 +201,7 @@ def generate(
     drawer = _Drawer(domain, rng)
     seen: set[bytes] = set()
     ops: list[Operator] = [OPERATORS[o] for o in (operators or list(OPERATORS))]
+    ops = [op for op in ops if op.fits(domain)]  # operators whose feature the domain lacks: none
     order = list(ops)
     rng.shuffle(order)
     want_bit = {"generated": 0, "heldout_v1": 1}.get(stream)
@@ -209,7 +210,7 @@ def generate(
         stats.draws += 1
         if stream == "clean_controls":
             req = drawer.request(allowed_bias=0.6)
-            style = rng.choice(STYLES)
+            style = rng.choice(styles_for(domain))
             case = BenchCase(
                 index=index,
                 task_id=f"control_{i + 1:04d}",

@@ -325,7 +325,9 @@ def release(d: Domain, fs: FactSet) -> None:
             fs.add("release_cohort_column", name, table, column, prov=prov)
     if rel is not None and rel.sampling_disclosure:
         fs.add(
-            "release_sampling_disclosure", prov=d.where("policy", "release", "sampling_disclosure")
+            "release_requires_disclosure",
+            "sampling",
+            prov=d.where("policy", "release", "sampling_disclosure"),
         )
     for name, m in d.policy.metrics.items():
         if m.sample is not None:

@@ -43,9 +43,9 @@ from policystrata.errors import InputError
 from policystrata.facts import FactSet, Provenance
 from policystrata.lower.sql.adapter import (
     SqlglotError,
-    clickhouse_type,
     Statement,
     Tok,
+    clickhouse_type,
     data_type_name,
     exp,
     ident_name,
@@ -134,7 +134,9 @@ class _Reader:
         self.source = source
         self.dialect = dialect
         self.engines: dict[str, tuple[str, int]] = {}  # ClickHouse: table -> (ENGINE, line)
-        self.distributed: dict[str, tuple[str, int]] = {}  # Distributed table -> (local table, line)
+        self.distributed: dict[
+            str, tuple[str, int]
+        ] = {}  # Distributed table -> (local table, line)
         self.sample_keys: dict[str, int] = {}  # tables declared with SAMPLE BY
         self.views: list[tuple[str, str, int]] = []  # (view, its SELECT text, line)
         self.tables: dict[str, TableInfo] = {}
@@ -430,9 +432,7 @@ class _Reader:
                         pol.roles.append("public")
                     i += 1
             else:
-                raise self.error(
-                    f"unexpected '{toks[i].text}' in CREATE ROW POLICY", toks[i].line
-                )
+                raise self.error(f"unexpected '{toks[i].text}' in CREATE ROW POLICY", toks[i].line)
         if pol.using is None:
             raise self.error("CREATE ROW POLICY without USING condition", stmt.line)
         self.policies.append(pol)

@@ -59,6 +59,15 @@ from policystrata.ir.query import Filter
 from policystrata.model import Domain, split_column
 
 STYLES = ("plain", "aliases", "cte", "params", "exists", "fetch")
+#: The styles a dialect's SQL can be written in (ClickHouse has no $n parameters nor FETCH).
+DIALECT_STYLES = {"clickhouse": ("plain", "aliases", "cte", "exists")}
+
+
+def styles_for(domain: Domain) -> tuple[str, ...]:
+    """The legitimate lowerings of the domain's dialect."""
+    return DIALECT_STYLES.get(domain.dialect, STYLES)
+
+
 TIME_TYPES = ("date", "timestamp", "timestamptz", "datetime")
 
 
@@ -79,6 +88,9 @@ class CompilerKnobs:
     inner_join_all: bool = False  # INNER instead of LEFT for tables below the join path
     calendar_for_fiscal: bool = False  # calendar-month bounds for fiscal labels
     cost_ignores_dimensions: bool = False
+    utc_time: bool = False  # buckets and window bounds in UTC, not in their declared zones
+    count_for_uniq: bool = False  # uniqExact(x) lowered to count() (ClickHouse)
+    view_rewrite: str | None = None  # reads this materialized view's rows as the metric's table
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ class Target:
     table: str
     column: str
     unit: str | None = None
+    zone: tuple[str, str] | None = None  # a bucket's zone: ("column", "projects.timezone")...
 
 
 @dataclass
@@ -116,7 +129,13 @@ def _parents(domain: Domain, table: str) -> list[tuple[str, str, str]]:
     if info is None:
         return []
     fks = [(fk.column, fk.ref_table, fk.ref_column) for fk in info.foreign_keys]
-    return sorted(fks, key=lambda f: f[0] not in info.not_null)
+    for j in domain.policy.joins:  # declared join paths (schemas without foreign keys)
+        (ft, fc), (tt, tc) = split_column(j.from_), split_column(j.to)
+        if j.cardinality in ("many_to_one", "one_to_one") and ft == table:
+            fks.append((fc, tt, tc))
+        if j.cardinality in ("one_to_many", "one_to_one") and tt == table:
+            fks.append((tc, ft, fc))
+    return sorted(dict.fromkeys(fks), key=lambda f: f[0] not in info.not_null)
 
 
 def tenant_roots(domain: Domain) -> set[str]:
@@ -250,7 +269,12 @@ def dimension_target(domain: Domain, dim: str, metric: str | None, grain: str | 
         own = domain.metric_time_column(metric)
         if own is not None:
             table, column = own
-    return Target(table, column, unit)
+    zone = None
+    if node is not None and unit is not None:
+        from policystrata.lower.sql.aggregates import bucket_zone, zone_of
+
+        zone = zone_of(bucket_zone(node))
+    return Target(table, column, unit, zone if zone and zone[0] != "default" else None)
 
 
 # ---- SQL rendering -----------------------------------------------------------------------------
@@ -345,6 +369,9 @@ def compile_query(
     Raises :class:`CompileError` when the domain gives no way to build it."""
     knobs = knobs or CompilerKnobs()
     pol = domain.policy
+    if knobs.view_rewrite:
+        return _view_query(domain, tenants, query, row_budget, knobs)
+    ch = domain.dialect == "clickhouse"
     plan = _plan(domain, query, knobs, style)
     metric_name, base, targets, joins, exists_chains = plan
     metric = pol.metrics[metric_name]
@@ -373,6 +400,8 @@ def compile_query(
 
     def expr(t: Target) -> str:
         ref = col(t.table, t.column)
+        if t.unit and ch:
+            return _ch_bucket(domain, t, ref, tenants, knobs)
         return f"date_trunc('{t.unit}', {ref})" if t.unit else ref
 
     # select list
@@ -394,6 +423,8 @@ def compile_query(
     filt = _metric_filter(metric.expression, names, base)
     if filt:
         value += f" filter (where {filt})"
+    if ch:
+        value = _ch_metric(metric.expression, names, base, knobs)
     select.append(f"{value} as value")
 
     # tenant predicates
@@ -430,6 +461,16 @@ def compile_query(
                 start, end = calendar_bounds(query.time_range, start, end, pol.as_of)
             tc = col(*time_col)
             time_preds = [f"{tc} >= date '{start}'", f"{tc} < date '{end}'"]
+            if ch:
+                zone = (
+                    "UTC"
+                    if knobs.utc_time
+                    else (domain.time_range_timezone(query.time_range) or "UTC")
+                )
+                time_preds = [
+                    f"{tc} >= toDateTime('{start} 00:00:00', '{zone}')",
+                    f"{tc} < toDateTime('{end} 00:00:00', '{zone}')",
+                ]
 
     # the IR's filters
     filter_preds = []
@@ -466,6 +507,8 @@ def compile_query(
     )
     if use_cte:
         inner = f"select * from {base}"
+        if ch and pol.metrics[metric_name].sample is not None:
+            inner += f" sample {pol.metrics[metric_name].sample}"
         if base_preds:
             inner += " where " + " and ".join(p.replace(f"{names[base]}.", "") for p in base_preds)
         lines.append(f"with {names[base]} as ({inner})")
@@ -474,7 +517,11 @@ def compile_query(
     else:
         where = [p for _, p in tenant_preds] + exists_preds + time_preds + filter_preds
     lines.append("select " + ", ".join(select))
-    lines.append(f"from {_table_ref(base, names, use_cte)}")
+    sample = pol.metrics[metric_name].sample
+    base_ref = _table_ref(base, names, use_cte)
+    if ch and sample is not None and not use_cte:
+        base_ref += f" sample {sample}"
+    lines.append(f"from {base_ref}")
     for j in joins:
         if j.below:
             ref = _latest_rows(domain, j, below_cols[j.table], names[j.table], sql, knobs)
@@ -661,3 +708,141 @@ def _filter_sql(f: Filter, ref: str, sql: _Sql) -> str:
     if f.op == "in":
         return f"{ref} in ({', '.join(sql.bind(v) for v in f.values)})"
     return f"{ref} {f.op} {sql.bind(f.values[0])}"
+
+
+# ---- ClickHouse ----------------------------------------------------------------------------------
+
+#: ClickHouse's truncation of a time to a calendar unit (in an optional zone).
+CH_BUCKETS = {
+    "day": "toDate",
+    "week": "toMonday",
+    "month": "toStartOfMonth",
+    "quarter": "toStartOfQuarter",
+    "year": "toStartOfYear",
+    "hour": "toStartOfHour",
+}
+
+
+def _ch_bucket(
+    domain: Domain, t: Target, ref: str, tenants: list[str], knobs: CompilerKnobs
+) -> str:
+    """``toDate(ref, <zone>)``: the bucket in the dimension's zone. A zone column (the
+    tenant's ``projects.timezone``) is read by a scalar subquery of the tenant's row (ClickHouse
+    takes a zone only as a constant); a UTC-bucketing compiler writes ``'UTC'``."""
+    func = CH_BUCKETS.get(t.unit or "day", "toDate")
+    if t.zone is None:
+        return f"{func}({ref})"
+    if knobs.utc_time:
+        return f"{func}({ref}, 'UTC')"
+    kind, value = t.zone
+    if kind == "literal":
+        return f"{func}({ref}, {_lit(value)})"
+    ztable, zcol = split_column(value)
+    tcol = domain.tenant_columns().get(ztable)
+    if tcol is None or len(tenants) != 1:
+        return f"{func}({ref}, {value})"  # the published form (a join to the zone's table)
+    zone = f"(select {ztable}.{zcol} from {ztable} where {ztable}.{tcol} = {_lit(tenants[0])})"
+    return f"{func}({ref}, {zone})"
+
+
+def _ch_metric(expression: str, names: dict[str, str], base: str, knobs: CompilerKnobs) -> str:
+    """The metric's own ClickHouse expression (``uniqExact(events.user_id)``), its columns
+    qualified with the query's names; a faulty compiler lowers ``uniqExact`` to ``count``
+    (``count_for_uniq``: ``count()``; ``drop_distinct``: ``count(x)``)."""
+    from policystrata.lower.sql.adapter import exp, parse_expression
+
+    tree = parse_expression(expression, "clickhouse").transform(_qualify(names, base))
+
+    def fault(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.AnonymousAggFunc | exp.Anonymous):
+            return node
+        name = str(node.this).lower()
+        args = list(node.expressions)
+        if name in ("uniqexact", "uniq") and args:
+            if knobs.count_for_uniq:
+                return exp.Count(this=None)
+            if knobs.drop_distinct:
+                return exp.Count(this=args[0])
+        if name in ("uniqexactif", "uniqif") and len(args) == 2:
+            if knobs.count_for_uniq or knobs.drop_distinct:
+                return exp.CountIf(this=args[1])
+        return node
+
+    if knobs.count_for_uniq or knobs.drop_distinct:
+        tree = tree.transform(fault)
+    return str(tree.sql(dialect="clickhouse"))
+
+
+def _view_query(
+    domain: Domain,
+    tenants: list[str],
+    query: SemanticQuery,
+    row_budget: int | None,
+    knobs: CompilerKnobs,
+) -> Compiled:
+    """The query rewritten onto a materialized view, reading the view's rows as if they were
+    the metric's table's (its aggregate over the view's rows, not a merge of the view's state):
+    what a compiler that drops the view's lineage emits. Dimensions and the window go on the
+    view's columns (its day bucket for the window)."""
+    view = knobs.view_rewrite or ""
+    cols = view_columns(domain, view)
+    metric_name = domain.policy.resolve_metric(query.metric) or ""
+    agg = domain.aggs[metric_name]
+    select: list[str] = []
+    group: list[str] = []
+    for dim in query.dimensions:
+        vcol = cols.get(dimension_target(domain, dim, metric_name, query.grain).column)
+        if vcol is None:
+            raise CompileError(f"view {view} has no column for dimension {dim}")
+        select.append(f"{view}.{vcol} as {dim}")
+        group.append(f"{view}.{vcol}")
+    arg = "*" if agg.column == "*" else f"{view}.{cols.get(agg.column, agg.column)}"
+    select.append(f"{agg.func}({'distinct ' if agg.distinct else ''}{arg}) as value")
+    where = []
+    tcol = domain.tenant_columns().get(view)
+    if tcol is not None:
+        where.append(f"{view}.{tcol} " + _Sql(domain, tenants, "plain").tenant_value(view, tcol))
+    bounds = domain.time_ranges().get(query.time_range or "")
+    day = next((c for c, base in cols.items() if base == "@day"), None)
+    if bounds is not None and day is not None:
+        where += [f"{view}.{day} >= '{bounds[0]}'", f"{view}.{day} < '{bounds[1]}'"]
+    for f in query.filters:
+        vcol = cols.get(dimension_target(domain, f.dimension, metric_name, None).column)
+        if vcol is None:
+            raise CompileError(f"view {view} has no column for filter {f.dimension}")
+        where.append(_filter_sql(f, f"{view}.{vcol}", _Sql(domain, tenants, "plain")))
+    limit = query.limit if row_budget is None else min(query.limit or row_budget, row_budget)
+    lines = ["select " + ", ".join(select), f"from {view}"]
+    if where:
+        lines.append("where " + "\n  and ".join(where))
+    if group:
+        lines.append("group by " + ", ".join(group))
+    if limit is not None:
+        lines.append(f"limit {limit}")
+    pol = domain.policy
+    cost = pol.metrics[metric_name].cost + max(1, (query.limit or 0) // 100)
+    cost += sum(pol.dimensions[d].cost for d in query.dimensions if d in pol.dimensions)
+    return Compiled(sql="\n".join(lines), cost_estimate=cost)
+
+
+def view_columns(domain: Domain, view: str) -> dict[str, str]:
+    """Base column -> the view's column passing it through (``@day`` for its day bucket's
+    base: the view's day column is under key ``@day``... mapped the other way round), read from
+    the schema's view lineage facts."""
+    out: dict[str, str] = {}
+    for f in domain.schema.facts.by_pred("view_column"):
+        v, vcol, _t, col = (str(a) for a in f.args)
+        if v == view:
+            out.setdefault(col, vcol)
+    for f in domain.schema.facts.by_pred("view_bucket"):
+        v, vcol, unit = (str(a) for a in f.args[:3])
+        if v == view and unit == "day":
+            out[vcol] = "@day"
+    return out
+
+
+def materialized_views(domain: Domain, table: str) -> list[str]:
+    """The views built from ``table`` (``view_source`` facts of schema.sql)."""
+    return sorted(
+        str(f.args[0]) for f in domain.schema.facts.by_pred("view_source") if f.args[1] == table
+    )

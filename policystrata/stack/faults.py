@@ -35,6 +35,7 @@ from policystrata.stack.database import DatabaseKnobs
 from policystrata.stack.grammar import GrammarKnobs
 from policystrata.stack.manifest import ManifestKnobs, role_dimensions, role_metrics
 from policystrata.stack.pipeline import Knobs, Request, StackRun
+from policystrata.stack.release import ReleaseKnobs
 from policystrata.stack.validator import ValidatorKnobs, authorize
 
 Applies = Callable[[Domain, Request, StackRun], bool]
@@ -55,6 +56,12 @@ class Operator:
     # mutation point is live); hand-written suites may still inject it anywhere it applies, and
     # a case where it changed no artifact is reported as an equivalent mutant.
     live: Applies | None = None
+    # The domain has what the fault acts on at all (ClickHouse row policies, a release policy,
+    # a materialized view...): generated suites draw only operators that can apply there.
+    feature: Callable[[Domain], bool] | None = None
+
+    def fits(self, domain: Domain) -> bool:
+        return self.feature is None or self.feature(domain)
 
     def live_at(self, domain: Domain, req: Request, canonical: StackRun) -> bool:
         if not self.applies(domain, req, canonical):
@@ -325,8 +332,11 @@ def _op(
     knobs: MakeKnobs,
     new: bool = False,
     live: Applies | None = None,
+    feature: Callable[[Domain], bool] | None = None,
 ) -> Operator:
-    return Operator(id, surface, wclass, containment, description, applies, knobs, new, live)
+    return Operator(
+        id, surface, wclass, containment, description, applies, knobs, new, live, feature
+    )
 
 
 K = Knobs()
@@ -485,20 +495,196 @@ _OPERATORS: list[Operator] = [
     ),
 ]
 
+# ---- ClickHouse controls (COMPAT.md section 3: the published ClickHouse-only operators) ----------
+
+
+def _facts(domain: Domain, pred: str) -> list[tuple[str, ...]]:
+    return [tuple(str(a) for a in f.args) for f in domain.schema.facts.by_pred(pred)]
+
+
+def _row_policy_tables(domain: Domain) -> set[str]:
+    """Tables guarded by ClickHouse row policies (a table with an ENGINE and a row policy)."""
+    engines = {t for t, _e in _facts(domain, "table_engine")}
+    return {p.table for p in domain.schema.policies if p.table in engines}
+
+
+def _metric_table(domain: Domain, req: Request) -> str | None:
+    metric = _metric(domain, req)
+    return domain.policy.metrics[metric].table if metric is not None else None
+
+
+def _policy_on_metric_table(domain: Domain, req: Request, canonical: StackRun) -> bool:
+    return _compiled(canonical) and _metric_table(domain, req) in _row_policy_tables(domain)
+
+
+def _distributed_front(domain: Domain, req: Request) -> str | None:
+    """A Distributed table over the metric's table, guarded by a row policy."""
+    table = _metric_table(domain, req)
+    guarded = _row_policy_tables(domain)
+    fronts = sorted(d for d, local in _facts(domain, "distributed_table") if local == table)
+    return next((d for d in fronts if d in guarded), None)
+
+
+def _releases_aggregate(domain: Domain, req: Request, canonical: StackRun) -> bool:
+    return (
+        _compiled(canonical)
+        and canonical.release == "release"
+        and domain.policy.release is not None
+        and domain.policy.release.min_cohort_size is not None
+    )
+
+
+def _sampled(domain: Domain, req: Request, canonical: StackRun) -> bool:
+    metric = _metric(domain, req)
+    rel = domain.policy.release
+    return (
+        _compiled(canonical)
+        and canonical.release == "release"
+        and metric is not None
+        and domain.policy.metrics[metric].sample is not None
+        and rel is not None
+        and rel.sampling_disclosure
+    )
+
+
+def _view_for(domain: Domain, req: Request) -> str | None:
+    """A materialized view built from the metric's table that has a column for every dimension
+    and filter of the request (and a day bucket for its time range): where a compiler may
+    rewrite the query onto the view."""
+    from policystrata.stack.compiler import dimension_target, materialized_views, view_columns
+
+    metric = _metric(domain, req)
+    if metric is None or metric not in domain.aggs or domain.aggs[metric].column != "*":
+        return None
+    for view in materialized_views(domain, domain.policy.metrics[metric].table):
+        cols = view_columns(domain, view)
+        dims = [*req.query.dimensions, *(f.dimension for f in req.query.filters)]
+        try:
+            reads = [dimension_target(domain, d, metric, None).column for d in dims]
+        except (KeyError, ValueError):
+            return None
+        bounded = req.query.time_range in domain.time_ranges()
+        if all(c in cols for c in reads) and (not bounded or "@day" in cols.values()):
+            return view
+    return None
+
+
+def _zoned(domain: Domain, req: Request, canonical: StackRun) -> bool:
+    """The request has a time dimension bucketed in a declared zone, or a window local to a
+    zone other than UTC (what a UTC-bucketing ClickHouse compiler gets wrong)."""
+    if not _compiled(canonical) or domain.dialect != "clickhouse":
+        return False
+    from policystrata.stack.compiler import dimension_target
+
+    metric = _metric(domain, req)
+    for dim in req.query.dimensions:
+        if dimension_target(domain, dim, metric, req.query.grain).zone is not None:
+            return True
+    zone = domain.time_range_timezone(req.query.time_range or "")
+    return zone is not None and zone != "UTC" and req.query.time_range in domain.time_ranges()
+
+
+def _uniq(domain: Domain, req: Request, canonical: StackRun) -> bool:
+    return domain.dialect == "clickhouse" and _distinct_applies(domain, req, canonical)
+
+
+def _clickhouse(domain: Domain) -> bool:
+    return domain.dialect == "clickhouse"
+
+
+_OPERATORS += [
+    _op(
+        "clickhouse_row_policy_missing_project_filter",
+        "database",
+        "over_permissive",
+        None,
+        "the row policy on the metric's table keeps no project filter (USING 1)",
+        _policy_on_metric_table,
+        lambda d, r: replace(
+            K, database=DatabaseKnobs(unfiltered_policy_table=_metric_table(d, r))
+        ),
+        feature=lambda d: bool(_row_policy_tables(d)),
+    ),
+    _op(
+        "clickhouse_row_policy_readonly_assumption_violation",
+        "database",
+        "over_permissive",
+        None,
+        "the row policy's role may also write the table (INSERT, ALTER): the policy's read-only "
+        "assumption no longer holds",
+        _policy_on_metric_table,
+        lambda d, r: replace(K, database=DatabaseKnobs(writable_policy_table=_metric_table(d, r))),
+        feature=lambda d: bool(_row_policy_tables(d)),
+    ),
+    _op(
+        "distributed_table_policy_gap",
+        "database",
+        "over_permissive",
+        None,
+        "the Distributed table over the metric's table has no row policy: reads through it skip "
+        "the local table's policy",
+        lambda d, r, c: _compiled(c) and _distributed_front(d, r) is not None,
+        lambda d, r: replace(K, database=DatabaseKnobs(drop_policy_table=_distributed_front(d, r))),
+        feature=lambda d: bool(_facts(d, "distributed_table")),
+    ),
+    _op(
+        "aggregate_small_cohort_release",
+        "release",
+        "unsafe_release",
+        None,
+        "the release layer releases every group, small cohorts included (no minimum cohort size)",
+        _releases_aggregate,
+        lambda d, r: replace(K, release=ReleaseKnobs(min_cohort=1)),
+        feature=lambda d: d.policy.release is not None,
+    ),
+    _op(
+        "sample_clause_release_drift",
+        "release",
+        "unsafe_release",
+        None,
+        "the release layer releases the result of a SAMPLE query without the sampling disclosure",
+        _sampled,
+        lambda d, r: replace(K, release=ReleaseKnobs(hide_sampling=True)),
+        feature=lambda d: any(m.sample is not None for m in d.policy.metrics.values()),
+    ),
+    _op(
+        "materialized_view_lineage_drop",
+        "compiler",
+        "semantic_drift",
+        None,
+        "the compiler rewrites the query onto a materialized view and counts the view's rows "
+        "instead of merging its state (the view's lineage to its table is lost)",
+        lambda d, r, c: _compiled(c) and _view_for(d, r) is not None,
+        lambda d, r: replace(K, compiler=CompilerKnobs(view_rewrite=_view_for(d, r))),
+        feature=lambda d: bool(_facts(d, "view_source")),
+    ),
+    _op(
+        "timezone_bucket_drift",
+        "compiler",
+        "semantic_drift",
+        None,
+        "the compiler buckets days and bounds windows in UTC instead of the project's zone",
+        _zoned,
+        lambda d, r: replace(K, compiler=CompilerKnobs(utc_time=True)),
+        feature=_clickhouse,
+    ),
+    _op(
+        "uniq_to_count_drift",
+        "compiler",
+        "semantic_drift",
+        None,
+        "the compiler lowers uniqExact (distinct users / sessions) to count() (events)",
+        _uniq,
+        lambda d, r: replace(K, compiler=CompilerKnobs(count_for_uniq=True)),
+        feature=_clickhouse,
+    ),
+]
+
 #: Operator id -> operator, in pipeline order of the layer they break.
 OPERATORS: dict[str, Operator] = {op.id: op for op in _OPERATORS}
 
-#: FORMATS.md operator ids that target another domain's features (ClickHouse-style analytics).
-OTHER_DOMAIN_OPERATORS = (
-    "clickhouse_row_policy_missing_project_filter",
-    "clickhouse_row_policy_readonly_assumption_violation",
-    "distributed_table_policy_gap",
-    "aggregate_small_cohort_release",
-    "sample_clause_release_drift",
-    "materialized_view_lineage_drop",
-    "timezone_bucket_drift",
-    "uniq_to_count_drift",
-)
+#: Published operator ids without an operator here (none left: the ClickHouse ones are above).
+OTHER_DOMAIN_OPERATORS: tuple[str, ...] = ()
 
 
 def operator(op_id: str) -> Operator | None:

@@ -32,7 +32,7 @@ from policystrata.stack.compiler import CompilerKnobs, compile_query
 from policystrata.stack.database import DatabaseKnobs, ddl_in_force
 from policystrata.stack.grammar import GrammarKnobs, generate_grammar, grammar_decision
 from policystrata.stack.manifest import ManifestKnobs, build_manifest
-from policystrata.stack.release import ReleaseKnobs, release_decision
+from policystrata.stack.release import ReleaseKnobs, release_decision, release_record
 from policystrata.stack.validator import ValidatorKnobs, authorize
 
 #: Which artifact each layer produces (the keys of :meth:`StackRun.digests`).
@@ -81,6 +81,7 @@ class StackRun:
     ddl: str
     ddl_is_schema: bool
     release: str
+    release_record: dict[str, Any] = field(default_factory=dict)
 
     def digests(self) -> dict[str, str]:
         """sha256 (first 16 hex) of each artifact, by artifact name."""
@@ -92,7 +93,12 @@ class StackRun:
             "sql": {"sql": self.sql, "params": self.params, "tenants": self.tenant_ids},
             "cost_estimate": self.cost_estimate,
             "ddl": self.ddl,
-            "release": self.release,
+            "release": self.release
+            if not self.release_record
+            else [
+                self.release,
+                self.release_record,
+            ],
         }
         return {k: _digest(v) for k, v in sorted(parts.items())}
 
@@ -108,6 +114,8 @@ class StackRun:
             tenant_ids=self.tenant_ids,
             params=dict(self.params),
             release_decision=self.release,
+            release_cohort_threshold=self.release_record.get("min_cohort_size"),
+            release_disclosures=tuple(self.release_record.get("disclosures", ())) or None,
             origin=origin,
             request_text=self.request_text,
             manifest=self.manifest,
@@ -158,6 +166,11 @@ def run_stack(domain: Domain, request: Request, knobs: Knobs | None = None) -> S
     schema = schema_text(domain)
     ddl = ddl_in_force(schema, knobs.database)
     release = release_decision(g_decision, verdict.decision, sql is not None, knobs.release)
+    metric = domain.policy.resolve_metric(request.query.metric)
+    sampled = metric is not None and domain.policy.metrics[metric].sample is not None
+    record = release_record(
+        domain, release == "release" and sql is not None, sampled, knobs.release
+    )
     return StackRun(
         manifest=manifest,
         grammar=grammar,
@@ -171,6 +184,7 @@ def run_stack(domain: Domain, request: Request, knobs: Knobs | None = None) -> S
         ddl=ddl,
         ddl_is_schema=ddl == schema,
         release=release,
+        release_record=record,
     )
 
 

@@ -45,6 +45,10 @@ _NAMES = {
 }
 
 
+#: A ClickHouse -Merge combinator (countMerge(state)): the aggregate merges aggregate states.
+MERGE_SUFFIX = "merge"
+
+
 def agg_name(node: exp.Expr) -> str:
     for t, name in _NAMES.items():
         if type(node) is t:
@@ -96,7 +100,8 @@ def aggregates(ctx: Ctx) -> None:
 
 def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
     func = agg_name(agg)
-    arg = agg.this
+    named = isinstance(agg, exp.Anonymous | exp.AnonymousAggFunc)  # `this` is the name
+    arg = None if named else agg.this
     distinct = isinstance(arg, exp.Distinct)
     if isinstance(arg, exp.Distinct):
         args = list(arg.expressions)
@@ -126,6 +131,8 @@ def _emit_agg(ctx: Ctx, info: ScopeInfo, agg: exp.Expr, agg_id: str) -> None:
         bases.add(("?", "?"))
     for t, c in sorted(bases):
         ctx.emit("sql_agg", info.id, agg_id, func, distinct, t, c, node=agg)
+    if func.endswith(MERGE_SUFFIX) and len(func) > len(MERGE_SUFFIX):
+        ctx.emit("sql_agg_merge", info.id, agg_id, node=agg)
     aliases: set[str] = set()
     for a in args:
         if a is None or isinstance(a, exp.Star):

@@ -107,8 +107,10 @@ SESSION_USER = "currentUser()"
 
 def is_session_user_call(node: exp.Expr) -> bool:
     """``currentUser()`` (ClickHouse, any case) without arguments."""
-    return isinstance(node, exp.Anonymous) and node.name.lower() == "currentuser" and not (
-        node.expressions
+    return (
+        isinstance(node, exp.Anonymous)
+        and node.name.lower() == "currentuser"
+        and not (node.expressions)
     )
 
 

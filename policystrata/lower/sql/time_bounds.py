@@ -100,6 +100,8 @@ def constant_time(node: exp.Expr) -> dt.date | dt.datetime | None:
     lit = literal_value(node)
     if lit is not None:
         return parse_time(lit[1])
+    if _zoned(node) is not None:
+        return parse_time(literal_value(node.expressions[0])[1])  # type: ignore[index]
     if isinstance(node, exp.Anonymous) and function_name(node) == "make_date":
         parts = [literal_value(a) for a in node.expressions]
         if len(parts) == 3 and all(p is not None and isinstance(p[1], int) for p in parts):
@@ -118,6 +120,32 @@ def constant_time(node: exp.Expr) -> dt.date | dt.datetime | None:
             return None
         return _shift(start, unwrap(delta), sign)
     return None
+
+
+#: ClickHouse constructors of a time from text, optionally in a zone: toDateTime('...', 'UTC').
+_ZONED = ("todatetime", "todate", "todatetime64")
+
+
+def _zoned(node: exp.Expr) -> str | None:
+    """The zone of ``toDateTime('2026-06-17 00:00:00'[, 'America/Los_Angeles'])`` (``""`` when
+    it names none), else ``None``.
+
+    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> _zoned(parse_expression("toDateTime('2026-06-17 00:00:00', 'Asia/Tokyo')", "clickhouse"))
+    'Asia/Tokyo'
+    """
+    if not isinstance(node, exp.Anonymous) or function_name(node) not in _ZONED:
+        return None
+    args = [unwrap(a) for a in node.expressions]
+    if not args or literal_value(args[0]) is None or parse_time(literal_value(args[0])[1]) is None:  # type: ignore[index]
+        return None
+    zone = args[-1] if len(args) > 1 and function_name(node) != "todatetime64" else None
+    if len(args) == 3:  # toDateTime64(text, precision, zone)
+        zone = args[2]
+    if zone is None:
+        return ""
+    lit = literal_value(zone)
+    return str(lit[1]) if lit is not None and isinstance(lit[1], str) else None
 
 
 def _shift(
@@ -281,8 +309,11 @@ def _bound(
             }.get(op, [])
         else:
             out = [(op, when)] if op != "=" else [(">=", when), ("<=", when)]
+        zone = _zoned(unwrap(value))
         for o, v in out:
             ctx.emit("sql_time_bound", info.id, t, c, o, _iso(v), node=atom)
+            if zone:
+                ctx.emit("sql_time_bound_zone", info.id, t, c, o, zone, node=atom)
 
 
 def _is_time_column(ctx: Ctx, table: str, column: str, when: object) -> bool:
