@@ -275,6 +275,11 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
     probes = {t: probe.table_probe(t, tenant) for t in tables if t in probe.tenant_columns}
     evidence["probes"] = probes
+    cohort = _cohort_column(case, ctx.domain)
+    if cohort is not None and case.release_decision == "release":
+        evidence["cohorts"] = probe.cohort_probe(
+            case.sql, tenant, cohort, case.release_cohort_threshold
+        )
     ctx.evidence = evidence
     from policystrata.lower.rows import rows_facts
 
@@ -345,6 +350,18 @@ def _not_executed_by_guard(case: Case, ctx: LoweringContext, so_far: FactSet) ->
         "reason": f"rejected by the read-only guard ({'; '.join(reasons)})",
     }
     return facts
+
+
+def _cohort_column(case: Case, domain: Domain) -> tuple[str, str] | None:
+    """The (table, column) whose distinct values are a group's cohort for the case's metric
+    (policy.yaml release.cohort_column), when the domain has release thresholds."""
+    rel = domain.policy.release
+    metric = domain.policy.resolve_metric(case.ir.metric) if case.ir is not None else None
+    if rel is None or not rel.cohort_column or metric is None:
+        return None
+    from policystrata.model.domain import split_column
+
+    return split_column(rel.cohort_column, domain.policy.metrics[metric].table)
 
 
 def positional_params(params: dict[str, Any]) -> list[Any]:

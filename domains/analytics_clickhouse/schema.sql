@@ -47,6 +47,12 @@ CREATE TABLE events_sampled (
 ) ENGINE = MergeTree ORDER BY (project_id, cityHash64(user_id), event_time)
   SAMPLE BY cityHash64(user_id);
 
+-- events_sampled is filled from events on insert: its columns are lineage of events' columns
+CREATE MATERIALIZED VIEW events_sampled_feed TO events_sampled AS
+SELECT project_id, legacy_project_id, event_id, session_id, user_id, event_name, cohort_id,
+       country, platform, event_time
+FROM events;
+
 -- the cluster-wide front of events: reads the shards' local events tables
 CREATE TABLE events_distributed AS events
   ENGINE = Distributed(analytics, currentDatabase(), events, cityHash64(project_id));

@@ -3,7 +3,8 @@
 -- of midnight UTC, so a day bucketed in UTC and in the project's zone differ; Iceland (IS) is
 -- a 3-user cohort of project_acme_mobile (below the release threshold k = 10), the other
 -- countries are large cohorts. Some events moved between projects keep their old
--- legacy_project_id. Generated once; loaded by the chdb backend (schema.sql first).
+-- legacy_project_id. events_sampled is filled from events by a materialized view (schema.sql).
+-- Generated once; loaded by the chdb backend after schema.sql.
 
 INSERT INTO projects (id, organization_id, name, timezone) VALUES
     ('project_acme_mobile', 'org_acme', 'Acme Mobile', 'America/Los_Angeles'),
@@ -2988,6 +2989,3 @@ INSERT INTO events (project_id, legacy_project_id, event_id, session_id, user_id
     ('project_gamma_api', 'project_gamma_api', 'e_01382', 's_gamma_0002', 'u_gamma_004', 'click', 'cohort_2026_05', 'JP', 'web', '2026-06-22 18:16:56'),
     ('project_gamma_api', 'project_gamma_api', 'e_01478', 's_gamma_0091', 'u_gamma_003', 'click', 'cohort_2026_03', 'BR', 'android', '2026-06-23 05:28:34'),
     ('project_gamma_api', 'project_acme_mobile', 'e_01395', 's_gamma_0015', 'u_gamma_001', 'return', 'cohort_2026_04', 'BR', 'android', '2026-06-23 15:42:13');
-
--- the sampleable copy of the same events
-INSERT INTO events_sampled (project_id, legacy_project_id, event_id, session_id, user_id, event_name, cohort_id, country, platform, event_time) SELECT project_id, legacy_project_id, event_id, session_id, user_id, event_name, cohort_id, country, platform, event_time FROM events;

@@ -316,7 +316,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         ("false positives", "false_positives"),
     ):
         items = summary.get(key) or []
-        if items:
+        if isinstance(items, list) and items:  # (published keys of the same name are counts)
             con.print(f"[bold]{title}[/bold] ({len(items)}):")
             for item in items[:20]:
                 detail = item.get("reason") or item.get("ir") or ""

@@ -45,6 +45,43 @@ def domain_sql(domain: Domain) -> tuple[str, str]:
     return schema, seed
 
 
+@contextlib.contextmanager
+def clickhouse_databases(
+    spec: str,
+    domain: Domain,
+    schema_sql: str | None,
+    seed_sql: str | None,
+    sources: tuple[str, str],
+) -> Iterator[object]:
+    """A ClickHouse domain's databases: chdb for ``--db auto`` (None, said once, when chdb is
+    not installed); a DSN is refused (ClickHouse domains run on the embedded engine)."""
+    from policystrata.db.clickhouse import ClickHouseDatabases, chdb_available
+
+    if spec != "auto" and not spec.startswith(("chdb", "clickhouse")):
+        raise DatabaseSetupFailed(
+            f"domain {domain.name} is a ClickHouse domain: its rows come from chdb "
+            "(--db auto), not from a PostgreSQL DSN"
+        )
+    if not chdb_available():
+        _say_once(
+            "chdb is not installed: checks run without real ClickHouse rows "
+            "(pip install 'policystrata[clickhouse]')"
+        )
+        yield None
+        return
+    dbs = ClickHouseDatabases(domain, schema_sql=schema_sql, seed_sql=seed_sql, sources=sources)
+    try:
+        yield dbs
+    finally:
+        dbs.close()
+
+
+def _say_once(message: str) -> None:
+    from policystrata.db.server import _warn_once
+
+    _warn_once(message)
+
+
 class NoDatabase(DatabaseUnavailable):
     """``--db auto`` found no server to start when one was first needed (said once on stderr):
     the run goes on without real-database evidence, as if there were no binaries."""
@@ -184,9 +221,15 @@ def domain_databases(
     database (``none``; ``auto`` without server binaries, said once on stderr; no schema to
     load). Everything is dropped and a throwaway server stopped afterwards."""
     has_schema = schema_sql is not None or "schema" in domain.sources
+    given = spec
     spec = spec or os.environ.get(ENV_DATABASE_URL) or "auto"
     if not has_schema or spec == "none":
         yield None
+        return
+    if domain.dialect == "clickhouse":  # embedded ClickHouse (chdb), in this process
+        # $STRATA_DATABASE_URL names a PostgreSQL server: not for a ClickHouse domain
+        with clickhouse_databases(given or "auto", domain, schema_sql, seed_sql, sources) as ch:
+            yield ch  # type: ignore[misc]
         return
     if spec == "auto" and find_bindir() is None:
         resolve_db(spec)  # says why, once

@@ -42,15 +42,18 @@ _OUTPUTS_SIZE = 1024
 
 
 def tenant_output_columns(
-    sql: str, columns: Sequence[str], tenant_columns: Iterable[str | tuple[str, str]]
+    sql: str,
+    columns: Sequence[str],
+    tenant_columns: Iterable[str | tuple[str, str]],
+    dialect: str = "postgres",
 ) -> list[str]:
     """Output columns of ``sql`` that carry a tenant key (see :func:`_tenant_output_columns`);
     remembered per (SQL, columns, tenant columns) in a bounded memo."""
     tcols = tuple(tenant_columns)
-    key = (sql, tuple(columns), tcols)
+    key = (sql, tuple(columns), tcols, dialect)
     hit = _OUTPUTS.get(key)
     if hit is None:
-        hit = _tenant_output_columns(sql, columns, tcols)
+        hit = _tenant_output_columns(sql, columns, tcols, dialect)
         if len(_OUTPUTS) >= _OUTPUTS_SIZE:
             _OUTPUTS.pop(next(iter(_OUTPUTS)))
         _OUTPUTS[key] = hit
@@ -58,7 +61,10 @@ def tenant_output_columns(
 
 
 def _tenant_output_columns(
-    sql: str, columns: Sequence[str], tenant_columns: Iterable[str | tuple[str, str]]
+    sql: str,
+    columns: Sequence[str],
+    tenant_columns: Iterable[str | tuple[str, str]],
+    dialect: str = "postgres",
 ) -> list[str]:
     """Output columns of ``sql`` that carry a tenant key, by output lineage.
 
@@ -82,7 +88,7 @@ def _tenant_output_columns(
     try:
         from policystrata.lower.sql.adapter import exp, parse_one
 
-        tree = parse_one(sql)
+        tree = parse_one(sql, dialect)
     except Exception:  # unparseable here: names only
         return [c for c in columns if c in found]
     plain: dict[str, str] = {}  # output name -> referenced column name, for pass-through outputs
@@ -97,7 +103,7 @@ def _tenant_output_columns(
     lineage: dict[str, set[tuple[str, str]]] = {}
     from policystrata.lower.sql import lower_sql
 
-    for f in lower_sql("evidence", sql).facts.by_pred("sql_output"):
+    for f in lower_sql("evidence", sql, dialect).facts.by_pred("sql_output"):
         lineage.setdefault(str(f.args[1]), set()).add((str(f.args[2]), str(f.args[3])))
     for out, ref in plain.items():
         bases = lineage.get(out)
@@ -123,7 +129,7 @@ def _run(
     timeout_ms: int | None,
 ) -> tuple[QueryResult | None, dict[str, Any]]:
     try:
-        vetted = vet_sql(sql, relations=db.relations, guard=guard)
+        vetted = vet_sql(sql, relations=db.relations, guard=guard, dialect=_dialect(db))
     except UnvettedSQL as e:
         return None, {"refused": e.reason, "refusal": e.to_json()}
     try:
@@ -134,6 +140,11 @@ def _run(
     except QueryFailed as e:
         return None, {"error": e.to_json()}
     return res, res.to_json()
+
+
+def _dialect(db: Any) -> str:
+    """The SQL dialect of a database (a ClickHouse one says so; PostgreSQL otherwise)."""
+    return str(getattr(db, "dialect", "postgres"))
 
 
 def _multiset_minus(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
@@ -229,7 +240,7 @@ def collect_evidence(
         ev["values_match"] = same_rows(canonical.rows, layer.rows)
         ev["row_count_delta"] = layer.row_count - canonical.row_count
     ev["cross_tenant"] = cross_tenant_rows(
-        layer, tenant, tenant_output_columns(layer_sql, layer.columns, tcols)
+        layer, tenant, tenant_output_columns(layer_sql, layer.columns, tcols, _dialect(db))
     )
     if not db.bypass_available:
         reason = "the server has no BYPASSRLS role for the comparison"
@@ -294,6 +305,37 @@ class RowProbe:
             timeout_ms=self.timeout_ms,
         )
 
+    def cohort_probe(
+        self, sql: str, tenant: str, cohort: tuple[str, str], threshold: int | None
+    ) -> dict[str, Any]:
+        """The cohort of every group of ``sql``'s result: the same query with each aggregate
+        output replaced by the number of distinct ``cohort`` values (``table.column``) it is
+        computed from, run under ``tenant``'s session; ``released_min`` is the smallest cohort
+        among the groups a release layer enforcing ``threshold`` lets through (every group
+        when it records none)."""
+        probe = cohort_query(sql, cohort, _dialect(self.database))
+        if probe is None:
+            return {"checked": False, "reason": "no aggregate over the cohort's table"}
+        out: dict[str, Any] = {"sql": probe, "column": ".".join(cohort), "threshold": threshold}
+        try:
+            res = self.database.run_app(
+                self.database.vet(probe), tenant, timeout_ms=self.timeout_ms
+            )
+        except UnvettedSQL as exc:
+            return {**out, "checked": False, "refused": exc.reason}
+        except QueryFailed as exc:
+            return {**out, "checked": False, "error": exc.to_json()}
+        sizes = [int(r[-1]) for r in res.rows if isinstance(r[-1], int)]
+        released = [n for n in sizes if threshold is None or n >= threshold]
+        out.update(
+            checked=True,
+            rows=res.rows[:50],
+            groups=len(sizes),
+            suppressed=len(sizes) - len(released),
+            released_min=min(released) if released else None,
+        )
+        return out
+
     def table_probe(self, table: str, tenant: str) -> dict[str, Any]:
         """Tenant keys of ``table`` visible to the app vs the owner under ``tenant``'s session."""
         key = (table, tenant)
@@ -309,7 +351,7 @@ class RowProbe:
             exp.select(exp.column(column, quoted=True), exp.func("count", exp.Star()))
             .from_(exp.to_table(table, quoted=True))
             .group_by(exp.Literal.number(1))
-            .sql(dialect="postgres")
+            .sql(dialect=_dialect(self.database))
         )
         try:
             vetted = self.database.vet(probe)
@@ -336,3 +378,55 @@ class RowProbe:
             out["bypass_rows_by_tenant"] = dict(sorted(all_keys.items()))
             out["own_hidden"] = all_keys.get(tenant, 0) > app_keys.get(tenant, 0)
         return out
+
+
+def cohort_query(sql: str, cohort: tuple[str, str], dialect: str = "postgres") -> str | None:
+    """``sql`` with every output that aggregates replaced by the count of distinct cohort
+    values (``uniqExact`` in ClickHouse, ``count(distinct ...)`` elsewhere), named ``cohort``;
+    None when the root query does not read the cohort's table or does not aggregate.
+
+    >>> cohort_query("select e.country as country, count() as value from events as e "
+    ...              "where e.p = 'a' group by e.country", ("events", "user_id"), "clickhouse")
+    "SELECT e.country AS country, COUNT(DISTINCT e.user_id) AS cohort FROM events AS e WHERE e.p = 'a' GROUP BY e.country"
+    """
+    from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_one
+
+    try:
+        tree = parse_one(sql, dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select):
+        return None
+    table, column = cohort
+    alias = None
+    for t in tree.find_all(exp.Table):
+        if ident_name(t.this) == table and t.find_ancestor(exp.Select) is tree:
+            alias = ident_name(t.args["alias"].this) if t.args.get("alias") else table
+            break
+    if alias is None:
+        for cte in tree.find_all(exp.CTE):  # the base table read in a CTE (compiler style cte)
+            inner = cte.this
+            if isinstance(inner, exp.Select) and any(
+                ident_name(t.this) == table for t in inner.find_all(exp.Table)
+            ):
+                alias = ident_name(cte.alias)
+                break
+    if alias is None:
+        return None
+    count = exp.Count(this=exp.Distinct(expressions=[exp.column(column, table=alias)]))
+    outputs = []
+    found = False
+    for proj in tree.expressions:
+        if proj.find(exp.AggFunc) is not None:
+            if not found:
+                outputs.append(exp.alias_(count.copy(), "cohort"))
+            found = True
+        else:
+            outputs.append(proj)
+    if not found:
+        return None
+    tree = tree.copy()
+    tree.set("expressions", outputs)
+    tree.set("limit", None)
+    tree.set("order", None)
+    return str(tree.sql(dialect=dialect))

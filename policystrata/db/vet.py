@@ -81,7 +81,7 @@ class VettedSQL:
             raise UnvettedSQL("VettedSQL must be built by vet_sql()")
 
 
-_GUARDED: dict[str, tuple[bool, str, tuple[int, int] | None]] = {}
+_GUARDED: dict[tuple[str, str], tuple[bool, str, tuple[int, int] | None]] = {}
 _GUARDED_SIZE = 1024
 
 
@@ -92,18 +92,18 @@ def lowering_guard(text: str) -> tuple[bool, str]:
     return accepted, reason
 
 
-def _guarded(text: str) -> tuple[bool, str, tuple[int, int] | None]:
-    hit = _GUARDED.get(text)
+def _guarded(text: str, dialect: str = "postgres") -> tuple[bool, str, tuple[int, int] | None]:
+    hit = _GUARDED.get((text, dialect))
     if hit is not None:
         return hit
-    verdict = _lowering_guard(text)
+    verdict = _lowering_guard(text, dialect)
     if len(_GUARDED) >= _GUARDED_SIZE:
         _GUARDED.pop(next(iter(_GUARDED)))
-    _GUARDED[text] = verdict
+    _GUARDED[(text, dialect)] = verdict
     return verdict
 
 
-def _lowering_guard(text: str) -> tuple[bool, str, tuple[int, int] | None]:
+def _lowering_guard(text: str, dialect: str = "postgres") -> tuple[bool, str, tuple[int, int] | None]:
     try:
         from policystrata.lower.sql import lower_sql
     except ImportError as e:  # fail closed: without the guard nothing is vetted
@@ -111,7 +111,7 @@ def _lowering_guard(text: str) -> tuple[bool, str, tuple[int, int] | None]:
             f"the read-only guard (policystrata.lower.sql.lower_sql) is unavailable: {e}",
             kind="not_read_only",
         ) from None
-    result = lower_sql("db_vet", text)
+    result = lower_sql("db_vet", text, dialect)
     if result.read_only:
         return True, "lower_sql.read_only", None
     reasons = "; ".join(
@@ -135,7 +135,7 @@ def vet_sql(
     always applies.
     """
     if guard is None:
-        accepted, reason, span = _guarded(text)
+        accepted, reason, span = _guarded(text, dialect)
     else:
         (accepted, reason), span = guard(text), None
     if not accepted:

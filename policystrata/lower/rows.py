@@ -76,6 +76,12 @@ def rows_facts(
         _failed(facts, case_id, containment["error"], "the RLS-bypassed run: ")
     if evidence.get("values_match") is False:
         facts.add("db_reference_rows_differ", case_id, prov=REFERENCE)
+    released_min = evidence.get("cohorts", {}).get("released_min")
+    if isinstance(released_min, int):
+        note = "real rows: the smallest cohort among the groups the release layer let through"
+        facts.add(
+            "result_min_cohort", case_id, released_min, prov=Provenance("database", note=note)
+        )
     for tenant in evidence.get("cross_tenant", {}).get("foreign_tenants", []):
         facts.add("db_layer_foreign_rows", case_id, str(tenant), prov=PROBE)
     if evidence.get("containment", {}).get("contained"):

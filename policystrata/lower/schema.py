@@ -371,6 +371,14 @@ class _Reader:
         if not isinstance(target, exp.Table) or not isinstance(query, exp.Query):
             return
         name = table_name(target)
+        props = tree.args.get("properties")
+        into = next(
+            (p.this for p in (props.expressions if props else []) if isinstance(p, exp.ToTableProperty)),
+            None,
+        )
+        if isinstance(into, exp.Table):  # MATERIALIZED VIEW v TO t: rows of t come from the query
+            self.views.append((table_name(into), query.sql(dialect=self.dialect), stmt.line))
+            return
         info = self.tables.setdefault(name, TableInfo(name, line=stmt.line))
         for proj in query.selects if isinstance(query, exp.Select) else []:
             out = proj.alias_or_name

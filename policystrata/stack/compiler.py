@@ -269,6 +269,8 @@ def dimension_target(domain: Domain, dim: str, metric: str | None, grain: str | 
         own = domain.metric_time_column(metric)
         if own is not None:
             table, column = own
+    if metric is not None:  # the metric's table fed from the dimension's (events_sampled)
+        table, column = _through_view(domain, domain.policy.metrics[metric].table, table, column)
     zone = None
     if node is not None and unit is not None:
         from policystrata.lower.sql.aggregates import bucket_zone, zone_of
@@ -825,6 +827,19 @@ def _view_query(
     return Compiled(sql="\n".join(lines), cost_estimate=cost)
 
 
+def _through_view(domain: Domain, base: str, table: str, column: str) -> tuple[str, str]:
+    """The base table's column that passes ``table.column`` through (a table filled from
+    ``table`` by a materialized view: ``events_sampled.country`` for ``events.country``), else
+    ``(table, column)``."""
+    if table == base:
+        return table, column
+    for f in domain.schema.facts.by_pred("view_column"):
+        v, vcol, t, col = (str(a) for a in f.args)
+        if v == base and t == table and col == column:
+            return base, vcol
+    return table, column
+
+
 def view_columns(domain: Domain, view: str) -> dict[str, str]:
     """Base column -> the view's column passing it through (``@day`` for its day bucket's
     base: the view's day column is under key ``@day``... mapped the other way round), read from
@@ -843,6 +858,9 @@ def view_columns(domain: Domain, view: str) -> dict[str, str]:
 
 def materialized_views(domain: Domain, table: str) -> list[str]:
     """The views built from ``table`` (``view_source`` facts of schema.sql)."""
+    aggregating = {str(f.args[0]) for f in domain.schema.facts.by_pred("view_state")}
     return sorted(
-        str(f.args[0]) for f in domain.schema.facts.by_pred("view_source") if f.args[1] == table
+        str(f.args[0])
+        for f in domain.schema.facts.by_pred("view_source")
+        if f.args[1] == table and f.args[0] in aggregating
     )

@@ -319,6 +319,28 @@ def _distinct_applies(domain: Domain, req: Request, canonical: StackRun) -> bool
     return _compiled(canonical) and agg is not None and agg.distinct
 
 
+def _has_swappable_key(domain: Domain) -> bool:
+    """Some tenant-column table has a single-column key that is not its tenant column."""
+    for table, col in domain.tenant_columns().items():
+        info = domain.schema.tables.get(table)
+        if info is not None and len(info.primary_key) == 1 and info.primary_key[0] != col:
+            return True
+    return False
+
+
+def _has_foreign_keys(domain: Domain) -> bool:
+    """schema.sql declares foreign keys (join paths below the metric's table can exist)."""
+    return any(info.foreign_keys for info in domain.schema.tables.values())
+
+
+def _has_amount_metric(domain: Domain) -> bool:
+    return any(agg.func in ("sum", "avg") for agg in domain.aggs.values())
+
+
+def _has_fiscal_label(domain: Domain) -> bool:
+    return any(cal == "fiscal" for _s, _e, cal in domain.time_ranges().values())
+
+
 # ---- the operators -----------------------------------------------------------------------------
 
 
@@ -419,6 +441,7 @@ _OPERATORS: list[Operator] = [
         "its tenant column",
         _swap_applies,
         lambda d, r: replace(K, compiler=CompilerKnobs(swap_tenant_key=True)),
+        feature=_has_swappable_key,
     ),
     _op(
         "db_rls_old_ownership_field",
@@ -447,6 +470,7 @@ _OPERATORS: list[Operator] = [
         "the compiler aggregates the gross amount for net revenue (or the net for gross)",
         lambda d, r, c: _compiled(c) and _swap_metric_column(d, r) is not None,
         lambda d, r: replace(K, compiler=CompilerKnobs(metric_column=_swap_metric_column(d, r))),
+        feature=_has_amount_metric,
     ),
     _op(
         "fanout_join_drift",
@@ -456,6 +480,7 @@ _OPERATORS: list[Operator] = [
         "the compiler joins a one-to-many table nothing needs, multiplying the metric's rows",
         lambda d, r, c: _compiled(c) and _fanout_table(d, r) is not None,
         lambda d, r: replace(K, compiler=CompilerKnobs(fanout_table=_fanout_table(d, r))),
+        feature=_has_foreign_keys,
     ),
     _op(
         "compiler_removes_distinct",
@@ -474,6 +499,7 @@ _OPERATORS: list[Operator] = [
         "the compiler inner-joins an optional (one-to-many) dimension table, dropping metric rows",
         lambda d, r, c: _compiled(c) and _has_left_join(c),
         lambda d, r: replace(K, compiler=CompilerKnobs(inner_join_all=True)),
+        feature=_has_foreign_keys,
     ),
     _op(
         "fiscal_calendar_mismatch",
@@ -483,6 +509,7 @@ _OPERATORS: list[Operator] = [
         "the compiler bounds a fiscal time range by calendar months",
         lambda d, r, c: _compiled(c) and _is_fiscal(d, r),
         lambda d, r: replace(K, compiler=CompilerKnobs(calendar_for_fiscal=True)),
+        feature=_has_fiscal_label,
     ),
     _op(
         "cost_estimate_ignores_expansion",

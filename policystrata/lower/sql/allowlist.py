@@ -88,6 +88,9 @@ class AllowList:
     cast_types: frozenset[str]
     relation_schemas: frozenset[str]
     unit_parents: tuple[type[exp.Expr], ...]
+    #: clauses refused wherever they carry a value (ClickHouse: a query's own SETTINGS could
+    #: lift the sandbox's limits; FORMAT changes what is returned)
+    refused_clauses: frozenset[str] = frozenset()
 
 
 def _classes(*names: str) -> tuple[type[exp.Expr], ...]:
@@ -326,8 +329,68 @@ POSTGRES = AllowList(
     unit_parents=_classes("Extract", "Interval", "TimestampTrunc", "DateTrunc", "Trim"),
 )
 
-#: The allow-list of each dialect. A dialect without one executes nothing (ClickHouse: issue 13).
-ALLOW_LISTS: dict[str, AllowList] = {"postgres": POSTGRES}
+#: Function names ClickHouse may execute for trace SQL, lower case (names are matched folded):
+#: pure built-ins that read their arguments and nothing else. Not on it, whatever their case:
+#: table functions that reach outside (url, file, s3, remote, remoteSecure, cluster,
+#: executable, input, mysql, postgresql, jdbc, odbc, hdfs, azureBlobStorage...), dictionary
+#: reads (dictGet: a dictionary may load from anywhere), sleep / sleepEachRow, throwIf, anything
+#: reading server state beyond the session's user and zone.
+CLICKHOUSE_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        # aggregates and their -If / -Merge forms
+        *("count", "sum", "avg", "min", "max", "any", "anylast", "argmin", "argmax"),
+        *("uniq", "uniqexact", "uniqcombined", "uniqcombined64", "uniqhll12", "median"),
+        *("quantile", "quantileexact", "stddevpop", "stddevsamp", "varpop", "varsamp"),
+        *("countif", "sumif", "avgif", "minif", "maxif", "uniqif", "uniqexactif"),
+        *("countmerge", "summerge", "avgmerge", "uniqmerge", "uniqexactmerge", "minmerge"),
+        "maxmerge",
+        # window ranking
+        *("row_number", "rank", "dense_rank"),
+        # arithmetic
+        *("abs", "round", "floor", "ceil", "ceiling", "intdiv", "modulo", "sqrt", "greatest"),
+        *("least", "sign", "plus", "minus", "multiply", "divide"),
+        # conditional and NULL handling
+        *("if", "multiif", "coalesce", "ifnull", "nullif", "isnull", "isnotnull"),
+        # strings
+        *("lower", "upper", "lowerutf8", "upperutf8", "length", "lengthutf8", "concat"),
+        *("substring", "substr", "trim", "trimboth", "trimleft", "trimright", "startswith"),
+        *("endswith", "position", "empty", "notempty", "tostring", "replaceall", "left", "right"),
+        # conversions
+        *("toint8", "toint16", "toint32", "toint64", "touint8", "touint16", "touint32"),
+        *("touint64", "tofloat32", "tofloat64", "todecimal64", "tofixedstring"),
+        # dates and times (a zone only as an argument)
+        *("todate", "todate32", "todatetime", "todatetime64", "totimezone", "tostartofday"),
+        *("tostartofhour", "tostartofweek", "tomonday", "tostartofmonth", "tostartofquarter"),
+        *("tostartofyear", "toyear", "toquarter", "tomonth", "todayofmonth", "todayofweek"),
+        *("todayofyear", "tohour", "tominute", "toyyyymm", "toyyyymmdd", "tounixtimestamp"),
+        *("datediff", "date_diff", "date_trunc", "datetrunc", "adddays", "addhours"),
+        *("addweeks", "addmonths", "subtractdays", "subtracthours", "subtractmonths"),
+        *("formatdatetime", "now", "today", "yesterday", "timezone"),
+        # hashes (sampling keys)
+        *("cityhash64", "siphash64", "inthash32", "inthash64", "xxhash64"),
+        # the session's user: the tenant row policies compare with
+        "currentuser",
+    }
+)
+
+#: Cast target types ClickHouse may execute, as sqlglot renders them (lower case).
+CLICKHOUSE_CAST_TYPES: frozenset[str] = POSTGRES_CAST_TYPES | frozenset(
+    {"uint", "ubigint", "usmallint", "utinyint", "tinyint", "datetime", "double"}
+)
+
+CLICKHOUSE = AllowList(
+    dialect="clickhouse",
+    functions=CLICKHOUSE_FUNCTIONS,
+    syntax=(*POSTGRES.syntax, *_classes("TableSample", "CountIf", "CombinedAggFunc")),
+    keyword_functions=(*POSTGRES.keyword_functions, *_classes("CountIf", "ApproxDistinct")),
+    cast_types=CLICKHOUSE_CAST_TYPES,
+    relation_schemas=frozenset(),
+    unit_parents=POSTGRES.unit_parents,
+    refused_clauses=frozenset({"settings", "format"}),
+)
+
+#: The allow-list of each dialect. A dialect without one executes nothing.
+ALLOW_LISTS: dict[str, AllowList] = {"postgres": POSTGRES, "clickhouse": CLICKHOUSE}
 
 
 def allow_list(dialect: str) -> AllowList | None:
@@ -527,6 +590,15 @@ class _Checker:
 
     def check(self, node: exp.Expr) -> None:
         a = self.allowed
+        for clause in a.refused_clauses:
+            if node.args.get(clause):
+                what = clause.upper()
+                self.refuse(
+                    node,
+                    what,
+                    f"a query's own {what} clause is not on the execution allow-list (the "
+                    "sandbox sets the query's settings)",
+                )
         if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
             name = node.sql(dialect=a.dialect).split("(", 1)[0]
             self.refuse(
