@@ -206,6 +206,7 @@ class ClickHouseDatabase:
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
     ) -> None:
         self.engine = engine
+        self.physical = name.split("#", 1)[0]  # the loaded database (its row policies differ)
         self.name = name
         self.relations = relations
         self.policies = policies
@@ -289,7 +290,7 @@ class ClickHouseDatabase:
         text = vetted.text if bypass else self.scoped(vetted.text, tenant)
         t0 = time.perf_counter()
         try:
-            raw = self.engine.run(self.name, self._bounded(text, timeout_ms))
+            raw = self.engine.run(self.physical, self._bounded(text, timeout_ms))
         except Exception as exc:  # chdb raises its own error type (ChdbError)
             raise _failure(exc) from None
         data = json.loads(str(raw) or "{}")
@@ -404,7 +405,7 @@ class ClickHouseDatabases:
                 policies.setdefault(pol.table, []).append((pol.using, pol.permissive))
         db = ClickHouseDatabase(
             self._engine,  # type: ignore[arg-type]
-            name,
+            f"{name}#{len(self._dbs)}",
             frozenset(info.tables),
             policies,
         )
