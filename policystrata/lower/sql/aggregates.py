@@ -234,6 +234,9 @@ def bucket_zone(node: exp.Expr) -> exp.Expr | None:
     'p.timezone'
     """
     node = _strip(node)
+    if isinstance(node, exp.TimestampTrunc | exp.DateTrunc | exp.DatetimeTrunc):
+        zone = node.args.get("zone")  # toStartOfMonth(t, 'UTC') as sqlglot reads it
+        return zone if isinstance(zone, exp.Expr) else None
     if isinstance(node, exp.Anonymous) and function_name(node) in CLICKHOUSE_BUCKETS:
         args = node.expressions
         return args[1] if len(args) > 1 else None

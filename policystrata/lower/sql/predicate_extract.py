@@ -368,6 +368,9 @@ def is_always_true(node: exp.Expr | None) -> bool:
     node = unwrap(node)
     if isinstance(node, exp.Boolean):
         return bool(node.this)
+    if isinstance(node, exp.Literal) and not node.is_string:
+        lit = literal_value(node)  # ClickHouse: a non-zero number is true (USING 1)
+        return lit is not None and isinstance(lit[1], int | float) and lit[1] != 0
     if isinstance(node, exp.Or):
         return is_always_true(node.this) or is_always_true(node.expression)
     if isinstance(node, exp.And):
