@@ -19,6 +19,9 @@ from policystrata.paths import domains_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXAMPLES = ("basic", "postgres_dbt")
+#: A built-in domain's own example traces (``domains/<d>/traces.jsonl``): ``init-scan
+#: --source-domain <d>`` writes them instead of the basic template's (written for support_saas).
+EXAMPLE_TRACES = "traces.jsonl"
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -38,6 +41,8 @@ def copy_domain(name: str, out: Path, *, force: bool = False) -> list[Path]:
     _check_target(out, force)
     written = []
     for path in sorted(src.rglob("*")):
+        if path.name == EXAMPLE_TRACES and path.parent == src:
+            continue  # the domain's example traces go beside the scan config (scaffold_scan)
         if path.is_file() and "__pycache__" not in path.parts:
             target = out / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +69,9 @@ def scaffold_scan(
             continue
         target = out / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
+        own = domains_dir() / source_domain / EXAMPLE_TRACES
+        if path.relative_to(root) == Path(EXAMPLE_TRACES) and own.is_file():
+            path = own
         text = path.read_text(encoding="utf-8").replace("{{domain}}", source_domain)
         target.write_text(text, encoding="utf-8")
         written.append(target)
