@@ -186,7 +186,10 @@ def test_clickhouse_lowering_reads_generated_queries(
     assert r.read_only and not r.findings, r.findings
     lines = set(r.facts.to_lines().splitlines())
     func, distinct, table, column = AGGS[agg]
-    assert f'sql_agg("q", "s0", "s0.a1", "{func}", {str(distinct).lower()}, "{table}", "{column}")' in lines
+    assert (
+        f'sql_agg("q", "s0", "s0.a1", "{func}", {str(distinct).lower()}, "{table}", "{column}")'
+        in lines
+    )
     assert f'sql_group_bucket("q", "s0", "{BUCKETS[bucket]}", "events", "event_time")' in lines
     kind, value = ZONES[zone]
     assert f'sql_bucket_zone("q", "s0", "events", "event_time", "{kind}", "{value}")' in lines
@@ -226,15 +229,36 @@ def test_reference_compiler_is_clean_in_every_style(checker: Checker, data: st.D
 # ---- the eight ClickHouse operators, killed and localized ---------------------------------
 
 CASES = {
-    "clickhouse_row_policy_missing_project_filter": ("acme_product_viewer", "events by country during last_month limit 100"),
-    "clickhouse_row_policy_readonly_assumption_violation": ("beta_product_viewer", "sessions by platform during last_7_days limit 100"),
-    "distributed_table_policy_gap": ("acme_growth_admin", "conversions by day during last_month limit 100"),
-    "aggregate_small_cohort_release": ("acme_product_viewer", "active_users by country during last_month limit 100"),
-    "sample_clause_release_drift": ("acme_growth_admin", "sampled_events by country during last_month limit 100"),
-    "materialized_view_lineage_drop": ("beta_product_viewer", "events by event_name, day during last_7_days limit 100"),
+    "clickhouse_row_policy_missing_project_filter": (
+        "acme_product_viewer",
+        "events by country during last_month limit 100",
+    ),
+    "clickhouse_row_policy_readonly_assumption_violation": (
+        "beta_product_viewer",
+        "sessions by platform during last_7_days limit 100",
+    ),
+    "distributed_table_policy_gap": (
+        "acme_growth_admin",
+        "conversions by day during last_month limit 100",
+    ),
+    "aggregate_small_cohort_release": (
+        "acme_product_viewer",
+        "active_users by country during last_month limit 100",
+    ),
+    "sample_clause_release_drift": (
+        "acme_growth_admin",
+        "sampled_events by country during last_month limit 100",
+    ),
+    "materialized_view_lineage_drop": (
+        "beta_product_viewer",
+        "events by event_name, day during last_7_days limit 100",
+    ),
     "timezone_bucket_drift": ("acme_product_viewer", "events by day during last_7_days limit 100"),
-    "uniq_to_count_drift": ("acme_growth_admin", "retention by event_name during quarter_to_date limit 10"),
-}  # fmt: skip
+    "uniq_to_count_drift": (
+        "acme_growth_admin",
+        "retention by event_name during quarter_to_date limit 10",
+    ),
+}
 
 
 @pytest.mark.parametrize("op_id", CH_OPERATORS)
@@ -252,7 +276,15 @@ def test_each_clickhouse_operator_is_killed_at_its_layer(checker: Checker, op_id
     assert changed == [layer_artifact]  # only the faulty layer's artifact changed
     witnesses = checker.check(faulted.to_case("c", principal, req.query, None)).witnesses
     assert witnesses
-    first = min(witnesses, key=lambda w: ("manifest grammar validator compiler database release".split().index(w.localized_surface), w.witness_class))
+    first = min(
+        witnesses,
+        key=lambda w: (
+            ["manifest", "grammar", "validator", "compiler", "database", "release"].index(
+                w.localized_surface
+            ),
+            w.witness_class,
+        ),
+    )
     assert (first.localized_surface, first.witness_class) == EXPECTED[op_id]
 
 
@@ -267,9 +299,10 @@ def test_operators_change_the_artifact_as_published(checker: Checker) -> None:
         return run_stack(d, req, OPERATORS[op_id].knobs(d, req))
 
     assert "ON events USING 1 TO" in faulted("clickhouse_row_policy_missing_project_filter").ddl
-    assert "GRANT INSERT, ALTER ON events TO policystrata_readonly" in faulted(
-        "clickhouse_row_policy_readonly_assumption_violation"
-    ).ddl
+    assert (
+        "GRANT INSERT, ALTER ON events TO policystrata_readonly"
+        in faulted("clickhouse_row_policy_readonly_assumption_violation").ddl
+    )
     assert "project_scope_events_distributed" not in faulted("distributed_table_policy_gap").ddl
     tz = faulted("timezone_bucket_drift").sql or ""
     assert "toDate(events.event_time, 'UTC')" in tz and "'America/Los_Angeles'" not in tz
@@ -317,7 +350,7 @@ HOSTILE = [
     "select count() from events settings readonly = 0",
     "select count() from events settings max_execution_time = 100000",
     "select count() from events format JSONEachRow",
-    "select * from events where project_id = 'p' union all select * from url('http://x', CSV, 'a String')",
+    "select * from events union all select * from url('http://x', CSV, 'a String')",
     "with (select 1 from file('/etc/passwd', 'LineAsString')) as x select x",
     "insert into events select * from events",
     "insert into function file('/tmp/x', 'CSV') select * from events",
@@ -350,7 +383,9 @@ def test_allow_list_admits_the_reference_compilers_sql(checker: Checker) -> None
             sql = compile_query(
                 d, list(d.policy.principals[principal].tenant_ids), parse_ir(ir), style=style
             ).sql
-            assert execution_refusals(sql, relations=set(d.schema.tables), dialect="clickhouse") == []
+            assert (
+                execution_refusals(sql, relations=set(d.schema.tables), dialect="clickhouse") == []
+            )
     refusals = execution_refusals(
         "select count() from events settings readonly=0", relations=RELATIONS, dialect="clickhouse"
     )
@@ -383,7 +418,12 @@ def _real(checker: Checker, op_id: str | None, principal: str, ir: str):  # type
 
 
 def test_chdb_evidence_utc_buckets_shift_daily_counts(chdb_checker: Checker) -> None:
-    res = _real(chdb_checker, "timezone_bucket_drift", "acme_product_viewer", "events by day during last_7_days limit 100")
+    res = _real(
+        chdb_checker,
+        "timezone_bucket_drift",
+        "acme_product_viewer",
+        "events by day during last_7_days limit 100",
+    )
     assert res.evidence is not None and res.evidence.level == "real_db"
     ev = res.evidence.details
     assert ev["layer"]["rows"] != ev["canonical"]["rows"]  # shifted daily counts
@@ -393,19 +433,39 @@ def test_chdb_evidence_utc_buckets_shift_daily_counts(chdb_checker: Checker) -> 
 
 
 def test_chdb_evidence_small_cohort_and_foreign_rows(chdb_checker: Checker) -> None:
-    res = _real(chdb_checker, "aggregate_small_cohort_release", "acme_product_viewer", "active_users by country during last_month limit 100")
+    res = _real(
+        chdb_checker,
+        "aggregate_small_cohort_release",
+        "acme_product_viewer",
+        "active_users by country during last_month limit 100",
+    )
     assert ["IS", 3] in res.evidence.details["cohorts"]["rows"]
     assert "small_cohort_released" in {w.check for w in res.witnesses}
-    clean = _real(chdb_checker, None, "acme_product_viewer", "active_users by country during last_month limit 100")
+    clean = _real(
+        chdb_checker,
+        None,
+        "acme_product_viewer",
+        "active_users by country during last_month limit 100",
+    )
     assert clean.witnesses == [] and clean.evidence.details["cohorts"]["released_min"] >= 10
-    leak = _real(chdb_checker, "clickhouse_row_policy_missing_project_filter", "beta_product_viewer", "events by country during last_month limit 100")
+    leak = _real(
+        chdb_checker,
+        "clickhouse_row_policy_missing_project_filter",
+        "beta_product_viewer",
+        "events by country during last_month limit 100",
+    )
     probe = leak.evidence.details["probes"]["events"]
     assert probe["foreign_visible"] == ["project_acme_mobile", "project_gamma_api"]
     assert "foreign_rows_visible" in {w.check for w in leak.witnesses}
 
 
 def test_chdb_row_policies_contain_a_dropped_tenant_predicate(chdb_checker: Checker) -> None:
-    res = _real(chdb_checker, "compiler_drops_tenant_predicate", "acme_product_viewer", "events by platform during last_month limit 100")
+    res = _real(
+        chdb_checker,
+        "compiler_drops_tenant_predicate",
+        "acme_product_viewer",
+        "events by platform during last_month limit 100",
+    )
     assert res.evidence.details["containment"]["contained"] is True
     assert res.witnesses[0].containment_layer == "database"
     assert res.evidence.details["layer"]["rows"] == res.evidence.details["canonical"]["rows"]
@@ -423,9 +483,7 @@ def test_chdb_query_bounds_and_refusals(chdb_checker: Checker) -> None:
     assert db.run_bypass(db.vet("select count() as n from events"), None).rows == [[1560]]
     with pytest.raises(ClickHouseQueryFailed) as exc:  # result bound: max_result_rows
         db.run_bypass(
-            db.vet(
-                "select e.event_id, s.session_id from events as e cross join sessions as s"
-            ),
+            db.vet("select e.event_id, s.session_id from events as e cross join sessions as s"),
             None,
         )
     assert exc.value.kind in ("limit", "timeout")
@@ -440,9 +498,7 @@ def _run(tmp: Path, name: str, db: str) -> dict[str, bytes]:
 
     out = tmp / name
     execute_run(DOMAIN, None, "seeded", None, out, None, None, True, db=db, quiet=True)
-    return {
-        str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def test_two_static_runs_are_byte_identical(tmp_path: Path) -> None:

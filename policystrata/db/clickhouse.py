@@ -119,10 +119,12 @@ def physical_statements(ddl: str) -> list[tuple[int, str]]:
     access management (row policies, roles, users, grants), a ``Distributed`` table created as
     a ``Merge`` table over its local table.
 
-    >>> [s for _l, s in physical_statements('''CREATE TABLE e (a String) ENGINE = MergeTree ORDER BY a;
+    >>> for _line, s in physical_statements('''CREATE TABLE e (a String) ENGINE = Log;
     ... CREATE ROW POLICY p ON e USING a = currentUser() TO r;
-    ... CREATE TABLE d AS e ENGINE = Distributed(c, currentDatabase(), e, rand());''')]
-    ['CREATE TABLE e (a String) ENGINE = MergeTree ORDER BY a', "CREATE TABLE d AS e ENGINE = Merge(currentDatabase(), '^e$')"]
+    ... CREATE TABLE d AS e ENGINE = Distributed(c, currentDatabase(), e, rand());'''):
+    ...     print(s)
+    CREATE TABLE e (a String) ENGINE = Log
+    CREATE TABLE d AS e ENGINE = Merge(currentDatabase(), '^e$')
     """
     from policystrata.lower.sql.adapter import exp, ident_name, parse_one, split_statements
 
@@ -135,9 +137,11 @@ def physical_statements(ddl: str) -> list[tuple[int, str]]:
         if first == "CREATE" and any(t.upper == "DISTRIBUTED" for t in stmt.tokens):
             tree = parse_one(text, DIALECT)
             props = tree.args.get("properties")
-            engine = next(
-                (p.this for p in props.expressions if isinstance(p, exp.EngineProperty)), None
-            ) if props is not None else None
+            engine = (
+                next((p.this for p in props.expressions if isinstance(p, exp.EngineProperty)), None)
+                if props is not None
+                else None
+            )
             args = list(engine.expressions) if isinstance(engine, exp.Func) else []
             target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
             if len(args) >= 3 and isinstance(target, exp.Table):
@@ -253,7 +257,9 @@ class ClickHouseDatabase:
             query = exp.select("*").from_(inner).where(cond)
             alias = node.args.get("alias")
             alias_name = ident_name(alias.this) if alias is not None else name
-            return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias_name)))
+            return exp.Subquery(
+                this=query, alias=exp.TableAlias(this=exp.to_identifier(alias_name))
+            )
 
         tree = tree.transform(scope).transform(bind_user)
         return str(tree.sql(dialect=DIALECT))

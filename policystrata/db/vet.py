@@ -103,7 +103,9 @@ def _guarded(text: str, dialect: str = "postgres") -> tuple[bool, str, tuple[int
     return verdict
 
 
-def _lowering_guard(text: str, dialect: str = "postgres") -> tuple[bool, str, tuple[int, int] | None]:
+def _lowering_guard(
+    text: str, dialect: str = "postgres"
+) -> tuple[bool, str, tuple[int, int] | None]:
     try:
         from policystrata.lower.sql import lower_sql
     except ImportError as e:  # fail closed: without the guard nothing is vetted

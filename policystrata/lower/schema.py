@@ -373,7 +373,11 @@ class _Reader:
         name = table_name(target)
         props = tree.args.get("properties")
         into = next(
-            (p.this for p in (props.expressions if props else []) if isinstance(p, exp.ToTableProperty)),
+            (
+                p.this
+                for p in (props.expressions if props else [])
+                if isinstance(p, exp.ToTableProperty)
+            ),
             None,
         )
         if isinstance(into, exp.Table):  # MATERIALIZED VIEW v TO t: rows of t come from the query

@@ -75,7 +75,7 @@ def view_facts(
             out.add("view_column", view, name, table, column, prov=prov)
         bucket = bucket_of(inner)
         if bucket is not None:
-            unit, arg = bucket
+            unit, _arg = bucket
             for table, column in lineage.get(name, []):
                 out.add("view_bucket", view, name, unit, table, column, prov=prov)
             zone = zone_of(bucket_zone(inner))

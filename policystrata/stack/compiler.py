@@ -765,9 +765,9 @@ def _ch_metric(expression: str, names: dict[str, str], base: str, knobs: Compile
                 return exp.Count(this=None)
             if knobs.drop_distinct:
                 return exp.Count(this=args[0])
-        if name in ("uniqexactif", "uniqif") and len(args) == 2:
-            if knobs.count_for_uniq or knobs.drop_distinct:
-                return exp.CountIf(this=args[1])
+        lowered = knobs.count_for_uniq or knobs.drop_distinct
+        if name in ("uniqexactif", "uniqif") and len(args) == 2 and lowered:
+            return exp.CountIf(this=args[1])
         return node
 
     if knobs.count_for_uniq or knobs.drop_distinct:

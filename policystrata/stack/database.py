@@ -94,7 +94,8 @@ def grant_writes(ddl: str, table: str) -> str:
     """Grant the roles of the table's row policies INSERT and ALTER on it too (after the
     policy): the read-only assumption of a ClickHouse row policy no longer holds.
 
-    >>> print(grant_writes("CREATE ROW POLICY p ON e USING a = currentUser() TO r;\\n", "e"), end="")
+    >>> ddl = "CREATE ROW POLICY p ON e USING a = currentUser() TO r;\\n"
+    >>> print(grant_writes(ddl, "e"), end="")
     CREATE ROW POLICY p ON e USING a = currentUser() TO r;
     GRANT INSERT, ALTER ON e TO r;
     """
@@ -107,7 +108,7 @@ def grant_writes(ddl: str, table: str) -> str:
             if m:
                 roles = [r.strip() for r in m.group(1).split(",") if r.strip()]
                 grant = f"GRANT INSERT, ALTER ON {table} TO {', '.join(roles)};"
-                out.append(grant + ("\n" if stmt.endswith("\n") else "\n"))
+                out.append(grant + "\n")
     return "".join(out)
 
 
