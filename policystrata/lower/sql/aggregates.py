@@ -82,7 +82,10 @@ def aggregates(ctx: Ctx) -> None:
                 bucket = _bucket(item)
                 if bucket is not None:
                     unit, arg = bucket
-                    zones = _zones(ctx, info, bucket_zone(item))
+                    zone = bucket_zone(item)
+                    # a zone is said of a dialect's buckets that take one (ClickHouse toDate)
+                    zoned = ctx.dialect == "clickhouse" or zone is not None
+                    zones = _zones(ctx, info, zone) if zoned else []
                     for t, c in sorted(expr_lineage(ctx, info, arg)):
                         ctx.emit("sql_group_bucket", info.id, unit, t, c, node=g)
                         for kind, value in zones:
