@@ -226,6 +226,7 @@ def run(
       strata run --suite generated --count 500 --seed 1729 --out runs/gen
       strata run --suite clean_controls --count 200 --out runs/controls
       strata run --suite-file my_suite.yaml --domain-path ./domain --out runs/mine
+      strata run --domain analytics_clickhouse --suite seeded --out runs/ch
     """
     name = suite or (suite_file.stem if suite_file else "seeded")
     target = out or Path("runs") / name
@@ -441,6 +442,9 @@ def demo(out: Path) -> None:
         "  strata explain runs/demo/witnesses/<task>.json  any witness's proof\n"
         "  strata run --suite generated --count 500 --seed 1729 --out runs/gen\n"
         "  strata run --suite clean_controls --count 200 --out runs/controls\n"
+        "  strata run --domain analytics_clickhouse --suite seeded --out runs/ch\n"
+        "      the ClickHouse domain: row policies, project time zones, release thresholds,\n"
+        "      real rows from embedded ClickHouse (chdb)\n"
         '  strata check --principal acme_analyst --ir "..." --sql "..."  your own SQL'
     )
 
