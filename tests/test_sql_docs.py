@@ -47,7 +47,11 @@ def test_row_is_true(row: tuple[str, str, str, str, list[str]]) -> None:
     decl = PROGRAM.decls[pred]
     assert f"{pred}({sig})" == str(decl).removeprefix(".decl ")
     assert meaning.replace("\\|", "|") == decl.doc
-    got = {f.render() for f in lower_sql("c", query.replace("\\|", "|"), schema=SCHEMA).facts}
+    dialect = "postgres"
+    if query.startswith("clickhouse: "):  # an example in the ClickHouse dialect
+        dialect, query = "clickhouse", query.removeprefix("clickhouse: ")
+    sql = query.replace("\\|", "|")
+    got = {f.render() for f in lower_sql("c", sql, dialect, schema=SCHEMA).facts}
     for fact in listed:
         assert fact in got, (fact, sorted(g for g in got if g.startswith(pred)))
 
