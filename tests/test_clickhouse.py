@@ -517,3 +517,41 @@ def test_two_chdb_runs_are_byte_identical(tmp_path: Path) -> None:
     assert json.loads(a["metadata.json"])["evidence_level"] == "real_db"
     witness = json.loads(a["witnesses/c11_utc_buckets.json"])
     assert witness["witnesses"][0]["evidence"]["level"] == "real_db"
+
+
+# ---- scaffolds ------------------------------------------------------------------------------
+
+
+def test_init_scan_from_the_clickhouse_domain_scans_clean(tmp_path: Path) -> None:
+    """`strata init-scan --source-domain analytics_clickhouse` writes the domain's own example
+    traces (ClickHouse SQL), and the scan passes, statically and with chdb's real rows."""
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+
+    out = tmp_path / "scan"
+    runner = CliRunner()
+    res = runner.invoke(main, ["init-scan", "--source-domain", DOMAIN, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "uniqExact" in (out / "traces.jsonl").read_text()
+    assert not (out / "domain" / "traces.jsonl").exists()
+    config = str(out / "policystrata.yaml")
+    res = runner.invoke(main, ["scan", "--config", config, "--out", str(tmp_path / "o1")])
+    assert res.exit_code == 0, res.output
+    _chdb_or_skip()
+    res = runner.invoke(
+        main, ["scan", "--config", config, "--out", str(tmp_path / "o2"), "--db", "auto"]
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_init_domain_copies_the_clickhouse_domain(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+    from policystrata.model import load_domain
+
+    res = CliRunner().invoke(main, ["init-domain", DOMAIN, "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    copy = load_domain(tmp_path / "d")
+    assert copy.dialect == "clickhouse" and "events_mv" in copy.schema.tables
