@@ -101,6 +101,11 @@ class Runner:
             if case.mutation in OTHER_DOMAIN_OPERATORS:
                 return canonical, f"stillborn: operator {case.mutation} targets another domain"
             return canonical, f"stillborn: unknown fault operator {case.mutation}"
+        if not op.fits(self.domain):
+            return canonical, (
+                f"stillborn: operator {op.id} acts on what this domain does not have "
+                f"({op.description})"
+            )
         if not op.applies(self.domain, req, canonical):
             return canonical, f"stillborn: no mutation point for {op.id} in this case"
         faulted = run_stack(self.domain, req, op.knobs(self.domain, req))
