@@ -555,3 +555,20 @@ def test_init_domain_copies_the_clickhouse_domain(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     copy = load_domain(tmp_path / "d")
     assert copy.dialect == "clickhouse" and "events_mv" in copy.schema.tables
+
+
+def test_a_role_without_a_row_policy_is_a_database_fault(checker: Checker) -> None:
+    """A role granted SELECT on a table under row policies that no policy binds reads every
+    project's rows (ClickHouse's users_without_row_policies_can_read_rows)."""
+    d = checker.domain
+    req = Request("acme_product_viewer", parse_ir("events by country during last_month limit 100"))
+    run = run_stack(d, req)
+    case = run.to_case("c", "acme_product_viewer", req.query, None)
+    case.ddl = run.ddl + "GRANT SELECT ON events TO analyst_adhoc;\n"
+    witnesses = checker.check(case).witnesses
+    assert [(w.localized_surface, w.check, w.key) for w in witnesses] == [
+        ("database", "role_without_row_policy", "events")
+    ]
+    case.ddl = run.ddl + "CREATE ROW POLICY all_rows ON events USING 1 TO ALL;\n"
+    checks = {w.check for w in checker.check(case).witnesses}
+    assert "tenant_rows_not_contained" in checks  # TO ALL binds every role, and opens the table
