@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from policystrata import __version__
+from policystrata import __version__, profile
 from policystrata.case import Case
 from policystrata.contracts import contract_names
 from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
@@ -416,9 +416,10 @@ class Checker:
         """The facts of the case's artifacts alone (every pass but the real-row probe): what
         :meth:`check` lowers besides real rows, e.g. to reuse for a case checked again."""
         facts = FactSet()
-        for lowering in CASE_PASSES:
-            if lowering is not lower_real_rows:
-                facts.update(lowering(case, self.context, facts))
+        with profile.stage("lowering"):
+            for lowering in CASE_PASSES:
+                if lowering is not lower_real_rows:
+                    facts.update(lowering(case, self.context, facts))
         return facts
 
     def check(
@@ -441,7 +442,8 @@ class Checker:
         else:  # a copy: the caller's facts stay as they were
             facts = artifact_facts.copy()
         self.last_artifact_fact_count = len(facts)
-        rows = lower_real_rows(case, self.context, facts)
+        with profile.stage("database"):
+            rows = lower_real_rows(case, self.context, facts)
         facts.update(rows)
         if evaluated is not None and len(rows) == 0:
             result = evaluated

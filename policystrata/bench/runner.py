@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policystrata import __version__
+from policystrata import __version__, profile
 from policystrata.bench.cases import BenchCase
 from policystrata.bench.minimize import domain_orders, minimize_query
 from policystrata.bench.score import Accumulator
@@ -90,6 +90,12 @@ class Runner:
         return runs
 
     def _stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
+        with profile.stage("stack"):
+            return self._stack_runs_inner(case, query)
+
+    def _stack_runs_inner(
+        self, case: BenchCase, query: SemanticQuery
+    ) -> tuple[StackRun, StackRun | str]:
         req = Request(case.principal, query, case.style)
         canonical = run_stack(self.domain, req)
         if case.is_control:
@@ -169,7 +175,8 @@ class Runner:
         minimized = None
         if witnesses and self.minimize:
             facts_before = self.checker.last_artifact_fact_count
-            minimized = self._minimize(case, witnesses[0], rec, facts_before)
+            with profile.stage("minimization"):
+                minimized = self._minimize(case, witnesses[0], rec, facts_before)
         return Evaluation(rec, witnesses, run, minimized)
 
     def _case(self, case: BenchCase, run: StackRun, query: SemanticQuery, cid: str) -> Any:
@@ -324,20 +331,25 @@ def _write_cases(
                 continue
             ev = runner.evaluate(case)
             rec = ev.record
-            if ev.witnesses:
-                path = out / rec["witness"]
-                path.write_text(
-                    _dump([w.model_dump(mode="json") for w in ev.witnesses]), encoding="utf-8"
-                )
-            if ev.minimized:
-                mpath = rec["witness"].replace(".json", ".min.json")
-                (out / mpath).write_text(
-                    _dump([w.model_dump(mode="json") for w in ev.minimized]), encoding="utf-8"
-                )
-                rec["minimized"]["witness"] = mpath
-            traces.write(_line(rec))
-            traces.flush()
+            with profile.stage("io"):
+                _write_case(out, traces, ev)
             key = hashlib.sha256("\x1f".join(case.key()).encode()).digest()[:16]
             acc.add(rec, key)
             if progress is not None:
                 progress()
+
+
+def _write_case(out: Path, traces: Any, ev: Evaluation) -> None:
+    """One case's witness files and trace record."""
+    rec = ev.record
+    if ev.witnesses:
+        path = out / rec["witness"]
+        path.write_text(_dump([w.model_dump(mode="json") for w in ev.witnesses]), encoding="utf-8")
+    if ev.minimized:
+        mpath = rec["witness"].replace(".json", ".min.json")
+        (out / mpath).write_text(
+            _dump([w.model_dump(mode="json") for w in ev.minimized]), encoding="utf-8"
+        )
+        rec["minimized"]["witness"] = mpath
+    traces.write(_line(rec))
+    traces.flush()

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from policystrata import profile
 from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
 from policystrata.engine.backend import (
     Backend,
@@ -482,6 +483,12 @@ class Engine:
     ) -> Result:
         """Assert the case's facts, materialize every derived predicate (or only ``predicates``
         and what they depend on), retract the facts."""
+        with profile.stage("engine"):
+            return self._evaluate(case_facts, predicates)
+
+    def _evaluate(
+        self, case_facts: FactSet | None = None, predicates: Iterable[str] | None = None
+    ) -> Result:
         case_facts = case_facts if case_facts is not None else FactSet()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         derived: dict[str, list[tuple[Const, ...]]] = {}
@@ -631,11 +638,12 @@ class Result:
 
     def prove(self, fact: Fact) -> Any:
         """A minimal-height proof tree (:class:`~policystrata.engine.proof.ProofNode`)."""
-        if self._prover is None:
-            from policystrata.engine.proof import Prover
+        with profile.stage("proofs"):
+            if self._prover is None:
+                from policystrata.engine.proof import Prover
 
-            self._prover = Prover(self)
-        return self._prover.prove(fact)
+                self._prover = Prover(self)
+            return self._prover.prove(fact)
 
     def why_not(self, fact: Fact) -> list[dict[str, Any]]:
         """One-level explanation of why an atom is not in the model."""

@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from policystrata import profile
 from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
 from policystrata.engine.errors import ProofError
 from policystrata.facts import Const, Fact, FactSet
@@ -405,12 +406,13 @@ def holds(left: Any, op: str, right: Any) -> bool:
 
 def check_proof(proof: Any, program: Program, lookup: FactLookup) -> None:
     """Re-verify ``proof`` (a ProofNode or its JSON dict); raise :class:`ProofError` if wrong."""
-    data = proof if isinstance(proof, dict) else proof.to_json()
-    if data.get("kind") not in ("rule", "fact"):
-        raise ProofError(
-            f"a proof must be rooted at a rule step or a fact, not {data.get('kind')!r}"
-        )
-    _Checker(program, lookup).node(data)
+    with profile.stage("proof_check"):
+        data = proof if isinstance(proof, dict) else proof.to_json()
+        if data.get("kind") not in ("rule", "fact"):
+            raise ProofError(
+                f"a proof must be rooted at a rule step or a fact, not {data.get('kind')!r}"
+            )
+        _Checker(program, lookup).node(data)
 
 
 class _Checker:
