@@ -173,8 +173,11 @@ def scan(
             fail_on_confidence=fail_on_confidence,
         )
     sources = sarif_sources(cfg)
+    from policystrata import profile
+
     if out is not None:
-        written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
+        with profile.stage("io"):
+            written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
         err.print(f"wrote {len(written)} file(s) to {out}", style="dim", markup=False)
     for note in report.notes:
         err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
