@@ -280,7 +280,9 @@ def measure(w: Workload, pairs: int, published: Path | None) -> dict[str, Any]:
     elif w.alt is not None:
         b_cmd_base = [*ours_exe, *w.alt]
         b_label = "ours " + " ".join(
-            f"{w.alt[i - 1]} {b}" for i, (a, b) in enumerate(zip(w.ours, w.alt)) if a != b
+            f"{w.alt[i - 1]} {b}"
+            for i, (a, b) in enumerate(zip(w.ours, w.alt, strict=False))
+            if a != b
         )
     else:
         b_cmd_base = None
@@ -367,25 +369,62 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if not met:
             miss = round(value / goal, 2) if better == "lower" else round(goal / value, 2)
         out.append(
-            {"target": what, "value": value, "goal": goal, "unit": unit, "met": met, "missed_by_x": miss}
+            {
+                "target": what,
+                "value": value,
+                "goal": goal,
+                "unit": unit,
+                "met": met,
+                "missed_by_x": miss,
+            }
         )
 
     def ratio(name: str) -> float | None:
         r = rows.get(name)
         return r.get("ratio_wall") if r else None
 
-    add("run generated 5000 (minimization, proofs checked) / published", ratio("run_generated_5000"), 3.0, "lower", "x")
-    add("run generated 5000 --no-minimize / published", ratio("run_generated_5000_no_minimize"), 1.5, "lower", "x")
+    add(
+        "run generated 5000 (minimization, proofs checked) / published",
+        ratio("run_generated_5000"),
+        3.0,
+        "lower",
+        "x",
+    )
+    add(
+        "run generated 5000 --no-minimize / published",
+        ratio("run_generated_5000_no_minimize"),
+        1.5,
+        "lower",
+        "x",
+    )
     for name, r in rows.items():
         if name.startswith("scan_") and r.get("kind") == "pair" and r["unit_count"] >= 10000:
-            add(f"{name}: traces/s end to end", round(r["unit_count"] / r["ours"]["wall_s"], 1), 1000, "higher", "traces/s")
+            add(
+                f"{name}: traces/s end to end",
+                round(r["unit_count"] / r["ours"]["wall_s"], 1),
+                1000,
+                "higher",
+                "traces/s",
+            )
         if name.startswith("jobs_") and "b" in r:
-            add(f"{name}: --jobs 2 speed-up over --jobs 1", round(r["ours"]["wall_s"] / r["b"]["wall_s"], 2), 1.7, "higher", "x")
+            add(
+                f"{name}: --jobs 2 speed-up over --jobs 1",
+                round(r["ours"]["wall_s"] / r["b"]["wall_s"], 2),
+                1.7,
+                "higher",
+                "x",
+            )
         if name.startswith("rss_"):
             add(f"{name}: peak RSS", r["ours"]["rss_mb"], 300, "lower", "MB")
     proof = rows.get("proof_ms")
     if proof and "median_ms" in proof:
-        add("proof construction + independent check, median per witness", proof["median_ms"], 1.0, "lower", "ms")
+        add(
+            "proof construction + independent check, median per witness",
+            proof["median_ms"],
+            1.0,
+            "lower",
+            "ms",
+        )
     return out
 
 
@@ -435,13 +474,17 @@ def render_md(result: dict[str, Any]) -> str:
             f"| {r['load_average_before']} |"
         )
     lines += ["", "## Where our time goes (median CPU seconds per stage)", ""]
-    names = sorted({n for r in result["workloads"] if r["kind"] == "pair" for n in r["ours"]["stages_cpu_s"]})
+    names = sorted(
+        {n for r in result["workloads"] if r["kind"] == "pair" for n in r["ours"]["stages_cpu_s"]}
+    )
     lines.append("| workload | " + " | ".join(names) + " |")
     lines.append("| --- |" + " --- |" * len(names))
     for r in result["workloads"]:
         if r["kind"] == "pair":
             st = r["ours"]["stages_cpu_s"]
-            lines.append(f"| `{r['name']}` | " + " | ".join(f"{st.get(n, 0):.2f}" for n in names) + " |")
+            lines.append(
+                f"| `{r['name']}` | " + " | ".join(f"{st.get(n, 0):.2f}" for n in names) + " |"
+            )
     proof = next((r for r in result["workloads"] if r["kind"] == "proof"), None)
     if proof:
         lines += [
@@ -450,10 +493,18 @@ def render_md(result: dict[str, Any]) -> str:
             f"median {proof['median_ms']} ms, p90 {proof['p90_ms']} ms (construction median "
             f"{proof['prove_median_ms']} ms, check median {proof['check_median_ms']} ms).",
         ]
-    lines += ["", "## Targets (issue 14)", "", "| target | value | goal | met |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Targets (issue 14)",
+        "",
+        "| target | value | goal | met |",
+        "| --- | --- | --- | --- |",
+    ]
     for t in result["targets"]:
         met = "yes" if t["met"] else f"no (missed by {t['missed_by_x']}×)"
-        lines.append(f"| {t['target']} | {t['value']} {t['unit']} | {t['goal']} {t['unit']} | {met} |")
+        lines.append(
+            f"| {t['target']} | {t['value']} {t['unit']} | {t['goal']} {t['unit']} | {met} |"
+        )
     return "\n".join(lines) + "\n"
 
 
