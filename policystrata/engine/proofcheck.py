@@ -706,8 +706,8 @@ class _Goals:
                     env[t] = p
             elif c:
                 vcons.setdefault(t, []).extend(c)
-        for v, c in vcons.items():
-            if v in env and not _satisfies(env[v], c):
+        for v, cs in vcons.items():
+            if v in env and not _satisfies(env[v], cs):
                 return
         for sol in self._solve(rule, self._plan(rule, env, vcons), 0, env, vcons):
             row = []
