@@ -25,7 +25,7 @@ from policystrata.case import Case
 from policystrata.contracts import contract_names
 from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
 from policystrata.engine.proof import render_message
-from policystrata.facts import Const, Fact, FactSet, Provenance
+from policystrata.facts import SOURCE_SLOT, Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
@@ -70,7 +70,7 @@ class LoweringContext:
     domain: Domain
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
-    sql_cache: dict[tuple[str, Provenance], tuple[str, FactSet]] = field(default_factory=dict)
+    sql_cache: dict[tuple[str, str], FactSet] = field(default_factory=dict)
     rows: RowProbe | None = None
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
@@ -119,24 +119,29 @@ def lower_semantic_ir(case: Case, ctx: LoweringContext, so_far: FactSet) -> Fact
 
 def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The SQL, through :func:`policystrata.lower.sql.lower_sql`. A rejected or unparseable
-    statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception."""
+    statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception.
+
+    A SQL text is lowered once per run whatever record it came from: its facts are made for a
+    placeholder case and source (:data:`~policystrata.facts.SOURCE_SLOT`), remembered by text
+    (bounded, least recently used first out), and re-based onto each record's case id and
+    source, so every fact still points at its own record's file and line."""
     if case.sql is None:
         return FactSet()
-    source = case.origin if case.origin is not None else Provenance("sql")
-    # The same SQL recurs (minimization steps, requests that compile alike): its facts are
-    # remembered by (text, source), bounded, and re-keyed to this case, the case id being only
-    # ever their first argument.
-    key = (case.sql, source)
-    hit = ctx.sql_cache.get(key)
-    if hit is None:
-        facts = lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
-        ctx.sql_cache[key] = (case.id, facts)
-        if len(ctx.sql_cache) > 256:
+    key = (case.sql, "postgres")
+    facts = ctx.sql_cache.get(key)
+    if facts is None:
+        facts = lower_sql(_SLOT_CASE, case.sql, source=SOURCE_SLOT, schema=ctx.domain.schema).facts
+        ctx.sql_cache[key] = facts
+        if len(ctx.sql_cache) > SQL_CACHE_SIZE:
             ctx.sql_cache.pop(next(iter(ctx.sql_cache)))
-        hit = (case.id, facts)
     else:
         ctx.sql_cache[key] = ctx.sql_cache.pop(key)  # most recently used last
-    return hit[1].renamed_case(hit[0], case.id)
+    return facts.rebased(_SLOT_CASE, case.id, case.origin)
+
+
+#: SQL texts whose facts a run remembers (a scan's exports repeat a few hundred queries).
+SQL_CACHE_SIZE = 1024
+_SLOT_CASE = "\x00case"
 
 
 def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
