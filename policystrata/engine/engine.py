@@ -85,6 +85,21 @@ class _Index:
 
 
 _MEMO_SIZE = 256  # remembered input signatures per stratum
+#: Whole evaluations remembered by their case facts up to the case id (a scan's records and a
+#: run's minimization steps repeat). Each holds the derived tuples of one case.
+WHOLE_MEMO_SIZE = 512
+
+
+class _CaseId:
+    """Stands for the case id in remembered tuples."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<case>"
+
+
+_CID = _CaseId()
 
 
 class _CaseMemo:
@@ -191,6 +206,8 @@ class Engine:
         self._constants: set[tuple[Any, ...]] | None = None
         with self.backend.active():
             self._split_recursive()
+        self._whole: OrderedDict[frozenset[tuple[str, Any]], dict[str, list[tuple[Any, ...]]]]
+        self._whole = OrderedDict()
         self._rule_memo: dict[int, Memo] = {
             rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
         }
@@ -518,6 +535,18 @@ class Engine:
             for p in wanted & self._static:
                 derived[p] = self._static_rows[p]
             wanted = wanted - self._static
+        whole = None
+        if case is not None and predicates is None:
+            # the same facts up to the case id: the same model up to the case id
+            whole = frozenset((f.pred, tkey(f.args[1:])) for f in to_assert)
+            hit = self._whole.get(whole)
+            if hit is not None:
+                self._whole.move_to_end(whole)
+                cid = case.cid
+                for p, rows in hit.items():
+                    derived[p] = [tuple(cid if a is _CID else a for a in r) for r in rows]
+                ordered = {p: derived[p] for p, _a in self._idb if p in derived}
+                return Result(self, case_facts, case_index, ordered)
         added: list[Any] = []
         with backend.active():
             try:
@@ -527,6 +556,15 @@ class Engine:
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
+        if whole is not None and case is not None:
+            cid = case.cid
+            self._whole[whole] = {
+                p: [tuple(_CID if type(a) is str and a == cid else a for a in r) for r in rows]
+                for p, rows in derived.items()
+                if p not in self._static
+            }
+            if len(self._whole) > WHOLE_MEMO_SIZE:
+                self._whole.popitem(last=False)
         ordered = {p: derived[p] for p, _a in self._idb if p in derived}
         return Result(self, case_facts, case_index, ordered)
 
