@@ -98,6 +98,12 @@ def report() -> dict[str, dict[str, Any]]:
     return _PROFILER.report() if _PROFILER is not None else {}
 
 
+def reset() -> None:
+    """Start counting afresh (a forked worker process: its parent's counts are the parent's)."""
+    if _PROFILER is not None:
+        _PROFILER.__init__()  # type: ignore[misc]
+
+
 def merge(other: dict[str, dict[str, Any]]) -> None:
     if _PROFILER is not None:
         _PROFILER.merge(other)

@@ -61,6 +61,7 @@ def execute_run(
     partition: tuple[int, int] | None = None,
     db: str | None = "none",
     quiet: bool = False,
+    jobs: int = 1,
 ) -> tuple[dict[str, Any], float]:
     """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
     from policystrata.bench.runner import Runner, write_run
@@ -105,6 +106,13 @@ def execute_run(
     ):
         if databases is not None:
             checker.attach_databases(databases)
+            if jobs > 1:  # database sessions are not shared across processes
+                err.print(
+                    "note: --jobs is 1 with a database (--db none runs in parallel)",
+                    style="yellow",
+                    markup=False,
+                )
+                jobs = 1
         task = bar.add_task("cases", total=source.total)
         summary = write_run(
             runner,
@@ -113,6 +121,7 @@ def execute_run(
             metadata,
             progress=lambda: bar.advance(task),
             partition=partition,
+            jobs=jobs,
         )
     if source.stats is not None:
         st = source.stats
@@ -177,6 +186,14 @@ def execute_run(
     "postgresql:// DSN. Default: $STRATA_DATABASE_URL, else auto. Each case's SQL and the "
     "canonical SQL run under the case's tenant in a database holding the DDL in force.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the number of cores). Output is byte-identical whatever "
+    "the number; with a database the run uses one process.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
 @reports_errors
 def run(
@@ -191,6 +208,7 @@ def run(
     minimize: bool,
     partition: str | None,
     db: str | None,
+    jobs: int | None,
     strict: bool,
 ) -> None:
     """Run a benchmark suite through the reference stack with fault injection and the detector.
@@ -219,6 +237,7 @@ def run(
         extra_rules,
         _partition(partition),
         db,
+        jobs=jobs or default_jobs(),
     )
     c = summary["counts"]
     rate = c["cases"] / elapsed if elapsed else 0.0
@@ -226,6 +245,16 @@ def run(
     print_summary(summary)
     if strict and (c["survived"] or c["false_positive"] or c["error"]):
         sys.exit(EXIT_FINDINGS)
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _fmt(value: Any) -> str:

@@ -1,0 +1,132 @@
+"""Performance work must not change a verdict: parallel runs, the SQL lowering cache, the
+engine's whole-evaluation memo and the goal-directed proof checker, each against the plain
+path."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policystrata.bench.runner import Runner, write_run
+from policystrata.bench.suites import resolve_suite
+from policystrata.case import Case
+from policystrata.check import Checker, lower_sql_text
+from policystrata.engine import Engine, check_proof
+from policystrata.engine import engine as engine_mod
+from policystrata.facts import Fact, Provenance
+from policystrata.lower.sql import lower_sql
+
+
+@pytest.fixture(scope="module")
+def checker() -> Checker:
+    return Checker.open("support_saas")
+
+
+def _same_tree(a: Path, b: Path) -> None:
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+
+
+@pytest.mark.parametrize(("suite", "count", "minimize"), [("seeded", None, True)])
+def test_jobs_give_byte_identical_runs(
+    tmp_path: Path, suite: str, count: int | None, minimize: bool
+) -> None:
+    outs = []
+    for jobs in (1, 2):
+        checker = Checker.open("support_saas")
+        src = resolve_suite(checker.domain, suite, None, count, 1729 if count else None)
+        out = tmp_path / f"jobs{jobs}"
+        write_run(Runner(checker, minimize=minimize), src.cases(), out, {"suite": suite}, jobs=jobs)
+        outs.append(out)
+    _same_tree(*outs)
+
+
+def test_cli_run_jobs_option(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+
+    args = ["run", "--suite", "generated", "--count", "12", "--db", "none", "--no-minimize"]
+    one = CliRunner().invoke(main, [*args, "--jobs", "1", "--out", str(tmp_path / "a")])
+    two = CliRunner().invoke(main, [*args, "-j", "2", "--out", str(tmp_path / "b")])
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    _same_tree(tmp_path / "a", tmp_path / "b")
+    bad = CliRunner().invoke(main, [*args, "--jobs", "0", "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2
+
+
+SQLS = [
+    "select count(*) from accounts where accounts.tenant_id = 'acme' limit 10",
+    "select a.region, count(distinct t.id) from accounts a join support_tickets t "
+    "on t.account_id = a.id group by a.region",
+    "select * from accounts; delete from accounts",
+    "select from where",
+]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sql=st.sampled_from(SQLS),
+    first=st.tuples(st.sampled_from(["a.jsonl", "b.jsonl"]), st.integers(1, 9)),
+    second=st.one_of(
+        st.none(),
+        st.tuples(st.sampled_from(["a.jsonl", "c.jsonl"]), st.integers(1, 9), st.integers(0, 3)),
+    ),
+)
+def test_sql_cache_rebases_each_record(checker: Checker, sql, first, second) -> None:
+    """A SQL text lowered once serves every record: the re-based facts (case id and provenance)
+    equal lowering it afresh for that record."""
+    origin1 = Provenance(first[0], line=first[1])
+    origin2 = None if second is None else Provenance(second[0], line=second[1], column=second[2])
+    for cid, origin in (("r1", origin1), ("r2", origin2), ("r1", origin1)):
+        case = Case(id=cid, principal="acme_analyst", sql=sql, origin=origin)
+        got = lower_sql_text(case, checker.context, None)  # type: ignore[arg-type]
+        fresh = lower_sql(
+            cid,
+            sql,
+            source=origin if origin is not None else Provenance("sql"),
+            schema=checker.domain.schema,
+        ).facts
+        assert list(got) == list(fresh)
+        for fact in fresh:
+            assert got.provenance(fact) == fresh.provenance(fact), fact
+
+
+def test_whole_evaluation_memo_is_the_fresh_model_renamed(
+    checker: Checker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every seeded case evaluated with the memo (under two case ids, the second a hit) derives
+    exactly what an engine without the memo derives, and its proofs check."""
+    src = resolve_suite(checker.domain, "seeded")
+    runner = Runner(checker, minimize=False)
+    fresh_engine = Engine(checker.program, checker.policy_facts)
+    monkeypatch.setattr(engine_mod, "WHOLE_MEMO_SIZE", 10_000)
+    checked = 0
+    for bc in src.cases():
+        if bc.query is None:
+            continue
+        _canonical, run = runner.stack_runs(bc, bc.query)
+        if isinstance(run, str):
+            continue
+        for cid in ("memo_a", "memo_b"):
+            case = run.to_case(cid, bc.principal, bc.query, Provenance("seeded.yaml", line=1))
+            facts = checker.artifact_facts(case)
+            memo = checker.engine.evaluate(facts)
+            fresh_engine._whole.clear()
+            plain = fresh_engine.evaluate(facts)
+            for pred in checker.program.idb_predicates():
+                assert memo.atoms(pred) == plain.atoms(pred), (bc.task_id, pred)
+            lookup = memo.fact_lookup
+            for atom in memo.atoms("violation"):
+                check_proof(memo.prove(Fact("violation", atom)), checker.program, lookup)
+                checked += 1
+    assert checked > 50
