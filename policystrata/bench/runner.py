@@ -42,6 +42,7 @@ from policystrata.stack.pipeline import Request, StackRun, changed_artifacts, ru
 from policystrata.witness import Witness
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+STACK_MEMO_SIZE = 2048  # stack runs remembered across cases
 
 
 def _dump(data: Any) -> str:
@@ -73,9 +74,10 @@ class Runner:
         self.checker = checker
         self.domain: Domain = checker.domain
         self.minimize = minimize
-        # per case (cleared for every case, so memory stays flat): stack runs by request, and
-        # the last surviving minimization candidate (request key, artifact facts, evaluation)
-        self._runs: dict[tuple[str, str], tuple[StackRun, StackRun | str]] = {}
+        # stack runs by (fault, principal, style, request), across cases (the stack is
+        # deterministic; minimization steps of different cases meet), bounded; and per case the
+        # last surviving minimization candidate (request key, artifact facts, evaluation)
+        self._runs: dict[tuple[str, str, str, str], tuple[StackRun, StackRun | str]] = {}
         self._survivor: tuple[str, Any, Any] | None = None
         self._orders: dict[str | None, tuple[list[str], dict[str, int]]] = {}
 
@@ -84,11 +86,15 @@ class Runner:
     def stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
         """(fault-free run, faulted run or the reason the case is stillborn/equivalent); the
         stack is deterministic, so a request already run for this case is not run again."""
-        key = (case.task_id, _query_key(query))
+        key = (case.mutation, case.principal, case.style, _query_key(query))
         runs = self._runs.get(key)
         if runs is None:
             runs = self._stack_runs(case, query)
             self._runs[key] = runs
+            if len(self._runs) > STACK_MEMO_SIZE:
+                self._runs.pop(next(iter(self._runs)))
+        else:
+            self._runs[key] = self._runs.pop(key)  # most recently used last
         return runs
 
     def _stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
@@ -118,12 +124,10 @@ class Runner:
         return canonical, faulted
 
     def evaluate(self, case: BenchCase) -> Evaluation:
-        self._runs.clear()
         self._survivor = None
         try:
             return self._evaluate(case)
         finally:
-            self._runs.clear()
             self._survivor = None
 
     def _evaluate(self, case: BenchCase) -> Evaluation:
