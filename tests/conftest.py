@@ -16,10 +16,10 @@ session, so each starts its own throwaway server. Workers sharing one external s
 
 from __future__ import annotations
 
-import os
 import contextlib
 import fcntl
 import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
