@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,7 +64,9 @@ class Prover:
     """Builds proofs over one :class:`~policystrata.engine.engine.Result`."""
 
     def __init__(self, result: Any) -> None:
-        self.result = result
+        # a weak reference: the result holds its prover, so a strong one would be a reference
+        # cycle keeping every case's model alive until the cyclic GC runs
+        self.result = weakref.proxy(result)
         self.program = result.program
         self.exact: dict[Fact, int] = {}
         self.lower: dict[Fact, int] = {}
