@@ -6,6 +6,8 @@ caller and compared only after detection.
 >>> c = Case(id="t1", principal="acme_analyst", sql="select 1")
 >>> c.release_decision is None
 True
+>>> Case(id="dbt", semantic_layer=(SourceText("models.yml", "metrics: []"),)).semantic_layer[0].name
+'models.yml'
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from policystrata.witness import CaseInfo, SourceRef
 
 if TYPE_CHECKING:
     from policystrata.ir import SemanticQuery
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """An artifact that is a file's text, with the name reports give it (a path relative to the
+    scan config, or the file name given on the command line)."""
+
+    name: str
+    text: str
 
 
 @dataclass
@@ -42,6 +53,8 @@ class Case:
     ddl: str | None = None  # the DDL in force, when it differs from the domain's schema.sql
     reference_sql: str | None = None  # the canonical compiler's SQL: evidence only, never lowered
     reference_params: dict[str, Const] = field(default_factory=dict)  # its bound $n parameters
+    # the dbt Semantic Layer (MetricFlow YAML files) the stack serves metrics through
+    semantic_layer: tuple[SourceText, ...] | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # pass-through (regression_case, source)
 
     def info(self) -> CaseInfo:

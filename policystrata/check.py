@@ -204,6 +204,16 @@ def lower_cost_estimate_artifact(case: Case, ctx: LoweringContext, so_far: FactS
     return lower_cost_estimate(case.id, case.cost_estimate, Provenance("compiler cost estimate"))
 
 
+def lower_semantic_layer_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
+    """The dbt Semantic Layer files, read with dbt-semantic-interfaces, through
+    :func:`policystrata.lower.dbt.lower_semantic_layer` (what dbt rejects raises InputErrors)."""
+    if case.semantic_layer is None:
+        return FactSet()
+    from policystrata.lower.dbt import lower_semantic_layer
+
+    return lower_semantic_layer(case.id, case.semantic_layer)
+
+
 def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """Real rows, when a database is configured: the case's SQL and a containment probe of each
     tenant-owned table it reads, run under the case's tenant (see :mod:`policystrata.lower.rows`).
@@ -269,6 +279,7 @@ CASE_PASSES: tuple[Pass, ...] = (
     lower_cost_estimate_artifact,
     lower_release,
     lower_database,
+    lower_semantic_layer_artifact,
     lower_real_rows,
 )
 

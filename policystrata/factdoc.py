@@ -40,6 +40,14 @@ SOURCES = {
         "Per case, only when a database is configured (`--db`): what PostgreSQL really returned "
         "under the case's tenant session (`policystrata.lower.rows`).",
     ),
+    "decl_dbt.dl": (
+        "dbt Semantic Layer facts",
+        "Per case, when the case carries a dbt Semantic Layer (`strata check-integration "
+        "dbt-semantic`, the scan's `dbt.files`): its semantic models, dimensions, measures and "
+        "metrics, read and validated with dbt-semantic-interfaces and lowered by "
+        "`policystrata.lower.dbt` (aggregates, filters and dimension columns parsed with the SQL "
+        "parser). Provenance is the dbt file and line.",
+    ),
     "decl_stack.dl": (
         "Stack artifact facts",
         "Per case: extra artifact facts of the reference stack's layers "

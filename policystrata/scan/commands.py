@@ -197,11 +197,14 @@ def scan(
 
 
 def sarif_sources(cfg: object) -> dict[str, str]:
-    """Provenance names -> repository paths (the domain's files, when it lives in the repo)."""
+    """Provenance names -> repository paths (the domain's files, when it lives in the repo, and
+    the dbt files)."""
     from policystrata.scan.config import ScanConfig
 
     assert isinstance(cfg, ScanConfig)
     out = {cfg.name: cfg.name}
+    for rel in cfg.model.dbt.files if cfg.model.dbt else []:
+        out[rel] = rel
     if cfg.model.domain_path:
         base = cfg.model.domain_path.rstrip("/")
         for name in ("policy.yaml", "surfaces.yaml", "schema.sql", "seed.sql"):
@@ -265,51 +268,121 @@ def init_domain(name: str, out: Path, force: bool) -> None:
 )
 @click.option(
     "--path",
-    "model_path",
+    "model_paths",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A MetricFlow semantic_models/metrics YAML file.",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A dbt YAML file with semantic_models and/or metrics, or a directory of them (e.g. a "
+    "dbt project's models/). Repeatable: the files are checked together as one semantic layer.",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--rules",
+    "extra_rules",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Extra rule file (.dl) or directory of rule files. Repeatable.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table: one row per finding; json: the witnesses with their proofs (a check report: "
+    "`strata explain` re-verifies and renders it).",
+)
+@click.option(
+    "--strict",
+    "--fail-on-warning",
+    "strict",
+    is_flag=True,
+    help="Also exit 1 when dbt warns or something was not compared.",
+)
 @reports_errors
 def check_integration(
-    kind: str, domain: str | None, domain_path: Path | None, model_path: Path, fmt: str
+    kind: str,
+    domain: str | None,
+    domain_path: Path | None,
+    model_paths: tuple[Path, ...],
+    extra_rules: tuple[Path, ...],
+    fmt: str,
+    strict: bool,
 ) -> None:
-    """Compare a dbt Semantic Layer model with the policy: missing or stale metrics and
-    dimensions, sensitive columns without metadata, expression and aggregation mismatches."""
-    import json
+    """Compare a dbt Semantic Layer (MetricFlow YAML) with the policy.
 
-    from policystrata.cli import domain_ref
-    from policystrata.integrations.dbt import compare, load_semantic_file
-    from policystrata.model import load_domain
+    The files are read and validated with dbt-semantic-interfaces, dbt's own parser: what dbt
+    rejects is an error at its file and line (exit 2). Then rules/dbt.dl compares them with
+    policy.yaml: metrics and dimensions missing on either side, retired aliases, sensitive
+    dimensions without `sensitive: true` meta, and what each metric computes (aggregation,
+    column, filter). Each finding is a witness with a proof.
 
-    dom = load_domain(domain_ref(domain, domain_path))
-    model = load_semantic_file(model_path, display=model_path.name)
-    issues = compare(dom, model)
+    \b
+    Examples:
+      strata check-integration dbt-semantic --domain-path domain \\
+          --path dbt/semantic_models.yml
+      strata check-integration dbt-semantic --domain support_saas --path models/ \\
+          --format json > dbt.json && strata explain dbt.json
+
+    Exit codes: 0 clean, 1 findings (with --strict also dbt warnings or anything not
+    compared), 2 usage or input error.
+    """
+    from policystrata.check import Checker, build_report
+    from policystrata.cli import domain_ref, expand_rule_paths
+    from policystrata.errors import InputError
+    from policystrata.integrations.dbt import (
+        check_semantic_layer,
+        semantic_layer_case,
+        semantic_layer_files,
+    )
+
+    checker = Checker.open(
+        domain_ref(domain, domain_path), extra_rule_paths=expand_rule_paths(extra_rules)
+    )
+    files = semantic_layer_files(model_paths)
+    if not files:
+        raise InputError(
+            "no YAML file with semantic_models or metrics under "
+            + ", ".join(str(p) for p in model_paths)
+        )
+    case = semantic_layer_case(files)
+    checked = check_semantic_layer(checker, case)
+    err = _stderr_console()
+    for note in [*checked.notes, *checked.unchecked]:
+        err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
+    witnesses = checked.result.witnesses
     if fmt == "json":
-        click.echo(json.dumps([i.to_json() for i in issues], indent=2, sort_keys=True))
+        click.echo(build_report(checker, [checked.result]).model_dump_json(indent=2))
     else:
         con = Console(highlight=False)
-        if issues:
-            _print_plain(con, _issues_table(issues))
-        against = str(domain_path) if domain_path is not None else dom.name
-        con.print(
-            Text(f"{len(issues)} issue(s) in {model_path.name} against domain {against}"),
-        )
-    sys.exit(EXIT_FINDINGS if issues else EXIT_CLEAN)
+        policy = str(domain_path / "policy.yaml") if domain_path is not None else "policy.yaml"
+        if witnesses:
+            _print_plain(con, _witness_table(witnesses, [name for _, name in files], policy))
+        against = str(domain_path) if domain_path is not None else checker.domain.name
+        what = files[0][1] if len(files) == 1 else f"{len(files)} files"
+        _print_plain(con, Text(f"{len(witnesses)} finding(s) in {what} against domain {against}"))
+    warned = bool(checked.notes or checked.unchecked)
+    sys.exit(EXIT_FINDINGS if witnesses or (strict and warned) else EXIT_CLEAN)
 
 
-def _issues_table(issues: list[Any]) -> Table:
-    """dbt issues: where (the dbt line, else the policy line), the kind and the message."""
+def _witness_table(witnesses: list[Any], files: list[str], policy: str) -> Table:
+    """Semantic layer witnesses: where (the dbt line, else the policy line) and the finding."""
+    from policystrata.integrations.dbt import finding_location
+
     table = Table(box=box.SIMPLE_HEAD, show_lines=True, show_edge=False, pad_edge=False)
     table.add_column("where", overflow="fold")
-    table.add_column("issue", overflow="fold")
-    for i in issues:
-        where = i.location() if i.line or not i.policy_line else f"policy.yaml:{i.policy_line}"
-        cell = Text.assemble((i.kind, "bold red"), "\n", i.message)
-        if i.line and i.policy_line:
-            cell.append(f"\npolicy: policy.yaml:{i.policy_line}", style="dim")
-        table.add_row(Text(where), cell)
+    table.add_column("finding", overflow="fold")
+    rows = []
+    for w in witnesses:
+        file, line = finding_location(w, files)
+        rows.append((file, line or 0, w))
+    for file, line, w in sorted(rows, key=lambda r: (r[0] == "policy.yaml", r[0], r[1])):
+        if file == "policy.yaml":
+            file = policy
+        cell = Text.assemble((w.check, "bold red"), "\n", w.message)
+        cell.append(f"\n{w.localized_surface} · {w.witness_class} · {w.rule_id}", style="dim")
+        if w.fix:
+            cell.append(f"\nfix: {w.fix}", style="green")
+        table.add_row(Text(file + (f":{line}" if line else "")), cell)
     return table
 
 

@@ -182,13 +182,47 @@ def record_error_finding(state: ScanState, error: RecordError, rel: str, raw_lin
 
 
 def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) -> Finding:
-    """A finding from a witness (the localized violation or a defence layer's fault)."""
+    """A finding from a witness (the localized violation or a defence layer's fault). A
+    semantic layer witness points at the dbt item (or the policy entry) its proof names, and is
+    re-checked with ``strata check-integration``."""
     cfg, domain = state.config, state.checker.domain
     line = case.origin.line if case.origin else None
-    where = _where(rel, line)
-    repro = repro_record(witness, case.meta)
-    built_at = case.meta.get("source")
     rules_arg = " ".join(f"--rules {cfg.relative(p)}" for p in cfg.rule_paths())
+    owner: str = witness.localized_surface
+    if case.semantic_layer is not None:
+        from policystrata.integrations.dbt import finding_location
+
+        files = [f.name for f in case.semantic_layer]
+        rel, line = finding_location(witness, files)
+        if rel == "policy.yaml" and cfg.model.domain_path:
+            rel = cfg.model.domain_path.rstrip("/") + "/policy.yaml"
+        owner = "dbt semantic layer"
+    where = _where(rel, line)
+    if case.semantic_layer is not None:
+        repro = None
+        paths = " ".join(f"--path {f.name}" for f in case.semantic_layer)
+        recheck = " ".join(
+            p
+            for p in (
+                "strata check-integration dbt-semantic",
+                cfg.domain_display(),
+                rules_arg,
+                paths,
+            )
+            if p
+        )
+        fix = f"{witness.fix or witness.message} ({where})"
+    else:
+        repro = repro_record(witness, case.meta)
+        recheck = recheck_command(cfg.domain_display(), repro, rules_arg)
+        built_at = case.meta.get("source")
+        fix = probable_fix(
+            witness,
+            where=where,
+            built_at=str(built_at) if built_at else None,
+            tenant_columns=domain.tenant_columns(),
+            trace_file=rel,
+        )
     return Finding(
         id=stable_id(witness.rule_id, rel, case.id, _semantic_key(witness)),
         kind="witness",
@@ -199,7 +233,7 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
         severity=witness.severity,
         confidence=witness.confidence,
         surface=witness.localized_surface,
-        owner=witness.localized_surface,
+        owner=owner,
         witness_class=witness.witness_class,
         evidence_level=witness.evidence.level,
         location=Location(file=rel, line=line),
@@ -208,15 +242,9 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
         regression_case=case.meta.get("regression_case"),
         containment_layer=witness.containment_layer,
         what_changed=what_changed(witness, rel, where),
-        probable_fix=probable_fix(
-            witness,
-            where=where,
-            built_at=str(built_at) if built_at else None,
-            tenant_columns=domain.tenant_columns(),
-            trace_file=rel,
-        ),
+        probable_fix=fix,
         repro=repro,
-        recheck=recheck_command(cfg.domain_display(), repro, rules_arg),
+        recheck=recheck,
         witness=witness,
     )
 
@@ -362,15 +390,52 @@ def scan_database(state: ScanState) -> None:
 
 
 def scan_integrations(state: ScanState) -> None:
-    """dbt semantic models listed in the config, compared with the policy."""
-    paths = state.config.dbt_paths()
+    """The dbt semantic layer of the config (``dbt.files``, checked together as one layer):
+    one case through the checker, its witnesses turned into findings like a record's."""
+    cfg = state.config
+    paths = cfg.dbt_paths()
     if not paths:
         return
-    from policystrata.integrations.dbt import integration_findings
+    from policystrata.integrations.dbt import check_semantic_layer, semantic_layer_case
 
-    for path in paths:
-        state.progress(f"comparing {state.config.relative(path)} with the policy")
-        state.findings.extend(integration_findings(state.config, state.checker.domain, path))
+    state.progress("comparing the dbt semantic layer with the policy")
+    case = semantic_layer_case([(p, cfg.relative(p)) for p in paths])
+    checked = check_semantic_layer(state.checker, case)
+    findings = [
+        witness_finding(state, case, w, cfg.relative(paths[0])) for w in checked.result.witnesses
+    ]
+    state.findings.extend(findings)
+    state.notes.extend(checked.notes)
+    state.notes.extend(checked.unchecked)
+    failed: dict[str, list[str]] = {}
+    for f in findings:
+        failed.setdefault(f.rule_id, []).append(f.id)
+    checks = sorted(
+        r.id
+        for r in state.checker.program.rules
+        if r.head.pred == "violation" and r.id.startswith("dbt.")
+    )
+    for rule_id in checks:
+        state.checks.append(
+            CheckOutcome(
+                layer="integration",
+                check=rule_id,
+                record=case.id,
+                location=Location(file=cfg.relative(paths[0])),
+                status="failed" if rule_id in failed else "passed",
+                finding_ids=failed.get(rule_id, []),
+            )
+        )
+    for note in checked.unchecked:
+        state.checks.append(
+            CheckOutcome(
+                layer="integration",
+                check="dbt.not_compared",
+                record=case.id,
+                status="skipped",
+                message=note,
+            )
+        )
 
 
 STAGES: tuple[Callable[[ScanState], None], ...] = (scan_traces, scan_database, scan_integrations)
