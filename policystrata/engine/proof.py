@@ -66,7 +66,7 @@ class Prover:
     def __init__(self, result: Any) -> None:
         # a weak reference: the result holds its prover, so a strong one would be a reference
         # cycle keeping every case's model alive until the cyclic GC runs
-        self.result = weakref.proxy(result)
+        self.result: Any = weakref.proxy(result)
         self.program = result.program
         self.exact: dict[Fact, int] = {}
         self.lower: dict[Fact, int] = {}
