@@ -130,3 +130,38 @@ def test_whole_evaluation_memo_is_the_fresh_model_renamed(
                 check_proof(memo.prove(Fact("violation", atom)), checker.program, lookup)
                 checked += 1
     assert checked > 50
+
+
+def test_rule_cache_is_used_and_tamper_safe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program read back from the cache is the one parsed from the texts; a cache file that
+    is not exactly what we wrote (another digest, other classes inside) is ignored, never run."""
+    import os
+    import pickle
+
+    from policystrata.engine import cache
+    from policystrata.engine.parser import load_program
+    from policystrata.paths import rule_files
+
+    monkeypatch.setenv("STRATA_CACHE_DIR", str(tmp_path / "c"))
+    first = load_program(rule_files())
+    files = list((tmp_path / "c").glob("rules-*.pickle"))
+    assert len(files) == 1
+    again = load_program(rule_files())
+    assert again.digest() == first.digest() and again.checked
+    assert [str(r) for r in again.rules] == [str(r) for r in first.rules]
+    assert again.strata == first.strata and again.compiled_order == first.compiled_order
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    files[0].write_bytes(pickle.dumps((files[0].stem.removeprefix("rules-"), Boom())))
+    texts = [(p.name, p.read_text(encoding="utf-8")) for p in rule_files()]
+    assert cache.load([(f"rules/{n}", t) for n, t in texts]) is None
+    reloaded = load_program(rule_files())  # parsed again (and the cache rewritten)
+    assert reloaded.digest() == first.digest()
+    assert not (tmp_path / "pwned").exists()
+    monkeypatch.setenv("STRATA_CACHE_DIR", "off")
+    assert load_program(rule_files()).digest() == first.digest()
