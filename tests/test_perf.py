@@ -165,3 +165,50 @@ def test_rule_cache_is_used_and_tamper_safe(
     assert not (tmp_path / "pwned").exists()
     monkeypatch.setenv("STRATA_CACHE_DIR", "off")
     assert load_program(rule_files()).digest() == first.digest()
+
+
+def _make_traces():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "make_traces.py"
+    spec = importlib.util.spec_from_file_location("make_traces", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scan_jobs_give_byte_identical_outputs(tmp_path: Path) -> None:
+    """strata scan --jobs 1 and --jobs 2 write the same files (records repeat, as in an export;
+    one record is broken and one has SQL that does not parse)."""
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+
+    mt = _make_traces()
+    traces = mt.write_traces(tmp_path / "t" / "traces.jsonl", 45, distinct=20)
+    with traces.open("a", encoding="utf-8") as handle:
+        handle.write("{broken\n")
+        handle.write('{"id": "bad_sql", "principal": "acme_analyst", "sql": "select from"}\n')
+    cfg = mt.write_config(tmp_path / "t", "traces.jsonl")
+    codes = []
+    for jobs in ("1", "2"):
+        res = CliRunner().invoke(
+            main,
+            [
+                "scan",
+                "--config",
+                str(cfg),
+                "--db",
+                "none",
+                "--jobs",
+                jobs,
+                "--out",
+                str(tmp_path / f"out{jobs}"),
+                "--format",
+                "json",
+            ],
+        )
+        codes.append((res.exit_code, res.stdout))
+    assert codes[0] == codes[1] and codes[0][0] == 1
+    _same_tree(tmp_path / "out1", tmp_path / "out2")

@@ -136,6 +136,14 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     type=click.Choice(["low", "medium", "high"]),
     help="Override gate.fail_on_confidence.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes checking records (default: the number of cores). Outputs are "
+    "byte-identical whatever the number.",
+)
 @reports_errors
 def scan(
     config_path: Path,
@@ -145,6 +153,7 @@ def scan(
     db_spec: str | None,
     fail_on_severity: str | None,
     fail_on_confidence: str | None,
+    jobs: int | None,
 ) -> None:
     """Scan imported traces (and dbt models, and a real database) against the policy: the CI gate.
 
@@ -157,6 +166,7 @@ def scan(
 
     Exit codes: 0 pass (or warnings only), 1 gate failure, 2 config or usage error.
     """
+    from policystrata.bench.commands import default_jobs
     from policystrata.scan.config import load_scan_config
     from policystrata.scan.outputs import render, write_outputs
     from policystrata.scan.run import run_scan
@@ -171,6 +181,7 @@ def scan(
             progress=lambda msg: status.update(msg),
             fail_on_severity=fail_on_severity,
             fail_on_confidence=fail_on_confidence,
+            jobs=jobs or default_jobs(),
         )
     sources = sarif_sources(cfg)
     from policystrata import profile

@@ -19,12 +19,14 @@ is a finding at its ``file:line`` and every other record is still scanned.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policystrata import __version__
+from policystrata import __version__, profile
 from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.errors import InputError, StrataError, did_you_mean
@@ -43,8 +45,8 @@ from policystrata.scan.findings import (
     what_changed,
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
-from policystrata.traces import REGRESSION_CASES, Skipped, read_traces
-from policystrata.witness import RecordError, SourceRef, Witness
+from policystrata.traces import REGRESSION_CASES, Skipped, TraceItem, read_traces
+from policystrata.witness import CaseResult, RecordError, SourceRef, Witness
 
 Progress = Callable[[str], None]
 INPUT_CHECK = "input.trace_record"
@@ -75,6 +77,7 @@ class ScanState:
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
+    jobs: int = 1  # processes checking records (see judged_records)
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -264,7 +267,7 @@ def scan_traces(state: ScanState) -> None:
         state.progress(f"scanning {rel}")
         raw_line = _LineReader(path)
         first_seen: dict[str, int] = {}
-        for item in read_traces(path, display_name=rel):
+        for item, judged in judged_records(state, read_traces(path, display_name=rel)):
             if isinstance(item, Case):
                 _note_record(state, item, rel, first_seen)
             if isinstance(item, Skipped):
@@ -289,7 +292,9 @@ def scan_traces(state: ScanState) -> None:
                 continue
             state.records["scanned"] += 1
             try:
-                found = judge_case(state, item, rel)
+                if isinstance(judged, StrataError):
+                    raise judged
+                found = judge_case(state, item, rel, judged)
             except StrataError as exc:  # engine timeout, proof that does not check: this record
                 at = item.origin.line if item.origin else None
                 error = RecordError(
@@ -308,6 +313,72 @@ def scan_traces(state: ScanState) -> None:
             f"no trace records were scanned ({len(paths)} trace file(s) read, "
             f"{r['skipped']} record(s) skipped): is the export empty?"
         )
+
+
+# ------------------------------------------------------------------------- parallel checks
+
+_CHUNK = 16  # records per task
+_WORKER_CHECKER: Checker | None = None
+
+
+def _check_records(cases: list[Case]) -> tuple[list[CaseResult | StrataError], Any]:
+    assert _WORKER_CHECKER is not None
+    out: list[CaseResult | StrataError] = []
+    for case in cases:
+        try:
+            out.append(_WORKER_CHECKER.check(case, defence=True))
+        except StrataError as exc:  # sent back as its message (any subclass pickles so)
+            out.append(StrataError(str(exc)))
+    return out, (os.getpid(), profile.report())
+
+
+def judged_records(
+    state: ScanState, items: Iterable[TraceItem]
+) -> Iterator[tuple[TraceItem, CaseResult | StrataError | None]]:
+    """Each trace item with its check result (None: not a record to check), in file order.
+    With ``state.jobs`` > 1 the records are checked by forked worker processes (the rules,
+    policy and engine loaded once, before the fork), a few chunks in flight at a time; the
+    order, and so every output, is the same whatever the number of jobs."""
+    if state.jobs <= 1:
+        for item in items:
+            yield item, None
+        return
+    global _WORKER_CHECKER
+    import multiprocessing as mp
+
+    _WORKER_CHECKER = state.checker
+    reports: dict[int, Any] = {}
+    pending: deque[tuple[list[TraceItem], Any]] = deque()
+
+    def drain() -> Iterator[tuple[TraceItem, CaseResult | StrataError | None]]:
+        chunk, job = pending.popleft()
+        results, (pid, report) = job.get() if job is not None else ([], (0, None))
+        if report is not None:
+            reports[pid] = report
+        it = iter(results)
+        for item in chunk:
+            yield item, (next(it) if isinstance(item, Case) else None)
+
+    try:
+        with mp.get_context("fork").Pool(state.jobs, initializer=profile.reset) as pool:
+            chunk: list[TraceItem] = []
+            for item in items:
+                chunk.append(item)
+                if len(chunk) == _CHUNK:
+                    cases = [c for c in chunk if isinstance(c, Case)]
+                    pending.append((chunk, pool.apply_async(_check_records, (cases,))))
+                    chunk = []
+                    if len(pending) >= 3 * state.jobs:
+                        yield from drain()
+            if chunk:
+                cases = [c for c in chunk if isinstance(c, Case)]
+                pending.append((chunk, pool.apply_async(_check_records, (cases,))))
+            while pending:
+                yield from drain()
+    finally:
+        _WORKER_CHECKER = None
+    for report in reports.values():
+        profile.merge(report)
 
 
 def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
@@ -330,10 +401,14 @@ def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, i
         )
 
 
-def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
-    """Check one record; its findings and one check outcome per exercised layer check."""
+def judge_case(
+    state: ScanState, case: Case, rel: str, result: CaseResult | None = None
+) -> list[Finding]:
+    """Check one record (or take its ``result``, checked already); its findings and one check
+    outcome per exercised layer check."""
     checker = state.checker
-    result = checker.check(case, defence=True)
+    if result is None:
+        result = checker.check(case, defence=True)
     witnesses = result.witnesses
     findings = [witness_finding(state, case, w, rel) for w in witnesses]
     line = case.origin.line if case.origin else None
@@ -517,12 +592,13 @@ def run_scan(
     progress: Progress | None = None,
     fail_on_severity: str | None = None,
     fail_on_confidence: str | None = None,
+    jobs: int = 1,
 ) -> ScanReport:
     """Run every stage and return the report (the caller writes the outputs)."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
     checker = Checker.open(config.domain_ref(), extra_rule_paths=config.rule_paths())
-    state = ScanState(config=config, checker=checker, db_spec=db_spec)
+    state = ScanState(config=config, checker=checker, db_spec=db_spec, jobs=jobs)
     if progress is not None:
         state.progress = progress
     state.layer_checks, state.check_alias = layer_checks(checker)
