@@ -19,10 +19,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
 import re
 import shutil
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,10 +379,9 @@ CHUNK = 4  # cases per task: a worker's share of scheduling overhead stays small
 _WORKER_RUNNER: Runner | None = None
 
 
-def _work(chunk: list[BenchCase]) -> tuple[list[Outcome], tuple[int, dict[str, Any]]]:
+def _work(chunk: list[BenchCase]) -> list[Outcome]:
     assert _WORKER_RUNNER is not None
-    outs = [_outcome(_WORKER_RUNNER, case) for case in chunk]
-    return outs, (os.getpid(), profile.report())
+    return [_outcome(_WORKER_RUNNER, case) for case in chunk]
 
 
 def _chunks(cases: Iterable[BenchCase], size: int) -> Iterator[list[BenchCase]]:
@@ -399,28 +396,13 @@ def _chunks(cases: Iterable[BenchCase], size: int) -> Iterator[list[BenchCase]]:
 
 
 def _parallel(runner: Runner, cases: Iterable[BenchCase], jobs: int) -> Iterator[Outcome]:
-    """Outcomes in case order from ``jobs`` forked workers, at most a few chunks per worker in
-    flight (memory stays bounded however many cases there are)."""
+    """Outcomes in case order from ``jobs`` forked workers (see :mod:`policystrata.parallel`)."""
     global _WORKER_RUNNER
-    import multiprocessing as mp
+    from policystrata.parallel import ordered_map
 
     _WORKER_RUNNER = runner  # inherited by the forked workers: nothing is loaded again
-    reports: dict[int, dict[str, Any]] = {}
-    ctx = mp.get_context("fork")
-    with ctx.Pool(jobs, initializer=profile.reset) as pool:
-        pending: deque[Any] = deque()
-
-        def drain(one: Any) -> Iterator[Outcome]:
-            outs, (pid, report) = one.get()
-            reports[pid] = report
+    try:
+        for outs in ordered_map(_work, _chunks(cases, CHUNK), jobs):
             yield from outs
-
-        for chunk in _chunks(cases, CHUNK):
-            pending.append(pool.apply_async(_work, (chunk,)))
-            if len(pending) >= 3 * jobs:
-                yield from drain(pending.popleft())
-        while pending:
-            yield from drain(pending.popleft())
-    _WORKER_RUNNER = None
-    for report in reports.values():
-        profile.merge(report)
+    finally:
+        _WORKER_RUNNER = None

@@ -19,14 +19,12 @@ is a finding at its ``file:line`` and every other record is still scanned.
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policystrata import __version__, profile
+from policystrata import __version__
 from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.errors import InputError, StrataError, did_you_mean
@@ -321,64 +319,60 @@ _CHUNK = 16  # records per task
 _WORKER_CHECKER: Checker | None = None
 
 
-def _check_records(cases: list[Case]) -> tuple[list[CaseResult | StrataError], Any]:
+def _check_records(chunk: list[TraceItem]) -> list[CaseResult | StrataError | None]:
     assert _WORKER_CHECKER is not None
-    out: list[CaseResult | StrataError] = []
-    for case in cases:
+    out: list[CaseResult | StrataError | None] = []
+    for item in chunk:
+        if not isinstance(item, Case):
+            out.append(None)
+            continue
         try:
-            out.append(_WORKER_CHECKER.check(case, defence=True))
+            out.append(_WORKER_CHECKER.check(item, defence=True))
         except StrataError as exc:  # sent back as its message (any subclass pickles so)
             out.append(StrataError(str(exc)))
-    return out, (os.getpid(), profile.report())
+    return out
+
+
+def _chunked(items: Iterable[TraceItem]) -> Iterator[list[TraceItem]]:
+    chunk: list[TraceItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def judged_records(
     state: ScanState, items: Iterable[TraceItem]
 ) -> Iterator[tuple[TraceItem, CaseResult | StrataError | None]]:
-    """Each trace item with its check result (None: not a record to check), in file order.
-    With ``state.jobs`` > 1 the records are checked by forked worker processes (the rules,
-    policy and engine loaded once, before the fork), a few chunks in flight at a time; the
-    order, and so every output, is the same whatever the number of jobs."""
+    """Each trace item with its check result, in file order (None: not checked here — a
+    record is then checked by :func:`judge_case`, in this process). With ``state.jobs`` > 1
+    forked worker processes check the records (:mod:`policystrata.parallel`); the order, and
+    so every output, is the same whatever the number of jobs."""
     if state.jobs <= 1:
         for item in items:
             yield item, None
         return
     global _WORKER_CHECKER
-    import multiprocessing as mp
+    from collections import deque
+
+    from policystrata.parallel import ordered_map
+
+    sent: deque[list[TraceItem]] = deque()  # chunks in flight, in order (results come so)
+
+    def chunks() -> Iterator[list[TraceItem]]:
+        for chunk in _chunked(items):
+            sent.append(chunk)
+            yield chunk
 
     _WORKER_CHECKER = state.checker
-    reports: dict[int, Any] = {}
-    pending: deque[tuple[list[TraceItem], Any]] = deque()
-
-    def drain() -> Iterator[tuple[TraceItem, CaseResult | StrataError | None]]:
-        chunk, job = pending.popleft()
-        results, (pid, report) = job.get() if job is not None else ([], (0, None))
-        if report is not None:
-            reports[pid] = report
-        it = iter(results)
-        for item in chunk:
-            yield item, (next(it) if isinstance(item, Case) else None)
-
     try:
-        with mp.get_context("fork").Pool(state.jobs, initializer=profile.reset) as pool:
-            chunk: list[TraceItem] = []
-            for item in items:
-                chunk.append(item)
-                if len(chunk) == _CHUNK:
-                    cases = [c for c in chunk if isinstance(c, Case)]
-                    pending.append((chunk, pool.apply_async(_check_records, (cases,))))
-                    chunk = []
-                    if len(pending) >= 3 * state.jobs:
-                        yield from drain()
-            if chunk:
-                cases = [c for c in chunk if isinstance(c, Case)]
-                pending.append((chunk, pool.apply_async(_check_records, (cases,))))
-            while pending:
-                yield from drain()
+        for results in ordered_map(_check_records, chunks(), state.jobs):
+            yield from zip(sent.popleft(), results, strict=True)
     finally:
         _WORKER_CHECKER = None
-    for report in reports.values():
-        profile.merge(report)
 
 
 def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
