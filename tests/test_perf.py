@@ -254,3 +254,42 @@ def test_peak_rss_does_not_grow_with_the_case_count(tmp_path: Path) -> None:
     ).stdout.split()
     early, late = int(out[1]), int(out[3])  # KB
     assert late - early < 12 * 1024, (early, late)
+
+
+def test_a_record_a_worker_cannot_judge_is_its_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine timeout inside a worker process is that record's record_not_judged finding,
+    exactly as in one process; every other record is still checked."""
+    import json
+
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+    from policystrata.engine import EvaluationTimeout
+
+    mt = _make_traces()
+    mt.write_traces(tmp_path / "t" / "traces.jsonl", 30, distinct=10)
+    cfg = mt.write_config(tmp_path / "t", "traces.jsonl")
+    real = Checker.check
+
+    def slow(self, case, **kw):  # type: ignore[no-untyped-def]
+        if case.id == "trace_000007":
+            raise EvaluationTimeout("evaluation exceeded its time limit")
+        return real(self, case, **kw)
+
+    monkeypatch.setattr(Checker, "check", slow)  # inherited by the forked workers
+    outs = []
+    for jobs in ("1", "2"):
+        res = CliRunner().invoke(
+            main,
+            ["scan", "--config", str(cfg), "--db", "none", "--jobs", jobs, "--format", "json"],
+        )
+        assert res.exit_code == 1, res.output
+        outs.append(res.stdout)
+    assert outs[0] == outs[1]
+    findings = json.loads(outs[0])["findings"]
+    assert [f["record_id"] for f in findings if f["check"] == "record_not_judged"] == [
+        "trace_000007"
+    ]
+    assert len({f["record_id"] for f in findings}) > 1
