@@ -293,3 +293,44 @@ def test_a_record_a_worker_cannot_judge_is_its_finding(
         "trace_000007"
     ]
     assert len({f["record_id"] for f in findings}) > 1
+
+
+def test_order_comparisons_on_the_case_id_are_never_remembered() -> None:
+    """A model that orders the case id against another string differs by case id: it is not
+    remembered up to the case id (nor are its witnesses)."""
+    from policystrata.engine import parse_program
+    from policystrata.facts import FactSet
+
+    prog = parse_program(
+        '.decl seen(c, x)\nearly(C) :- seen(C, _), C < "m".\nlate(C) :- seen(C, _), C > "m".',
+        source="o.dl",
+    )
+    engine = Engine(prog, FactSet())
+    for cid, want in (("a", "early"), ("z", "late"), ("b", "early"), ("y", "late")):
+        facts = FactSet()
+        facts.add("seen", cid, "x")
+        result = engine.evaluate(facts)
+        assert [p for p in ("early", "late") if result.atoms(p)] == [want], cid
+        assert result.memo_key is None
+
+
+def test_repeated_records_get_the_first_ones_proofs_renamed(tmp_path: Path) -> None:
+    """A repeated record's witnesses (remembered proofs, renamed) equal a fresh check of it by
+    a checker that has seen nothing, and they pass the independent proof checker."""
+    from policystrata.traces import read_traces
+
+    mt = _make_traces()
+    path = mt.write_traces(tmp_path / "traces.jsonl", 40, distinct=6)
+    warm = Checker.open("support_saas")
+    cases = [c for c in read_traces(path) if isinstance(c, Case)]
+    hits = 0
+    for case in cases:
+        got = warm.check(case, defence=True)
+        fresh = Checker.open("support_saas").check(case, defence=True)
+        assert got.model_dump(mode="json") == fresh.model_dump(mode="json"), case.id
+        facts = warm.artifact_facts(case)
+        lookup = warm.engine.evaluate(facts).fact_lookup
+        for w in got.witnesses:
+            check_proof(w.proof, warm.program, lookup)
+        hits += bool(got.witnesses)
+    assert hits and len(warm._verdicts) <= 2 * 6

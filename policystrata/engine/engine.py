@@ -29,6 +29,7 @@ from typing import Any
 from policystrata import profile
 from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
 from policystrata.engine.backend import (
+    ORDER_WATCH,
     Backend,
     derived_strata,
     rec_name,
@@ -88,6 +89,28 @@ _MEMO_SIZE = 256  # remembered input signatures per stratum
 #: Whole evaluations remembered by their case facts up to the case id (a scan's records and a
 #: run's minimization steps repeat). Each holds the derived tuples of one case.
 WHOLE_MEMO_SIZE = 512
+
+
+def _order_free(rows: dict[str, list[tuple[Const, ...]]], cid: str) -> bool:
+    """Does no position of any predicate hold the case id in some tuples and another string in
+    others? Then sorting tuples never compares the case id with another constant, and whatever
+    is built from sorted tuples (proofs, witnesses) is the same for any case id, renamed."""
+    for tuples in rows.values():
+        if not tuples:
+            continue
+        width = len(tuples[0])
+        for pos in range(width):
+            has = other = False
+            for r in tuples:
+                v = r[pos]
+                if type(v) is str:
+                    if v == cid:
+                        has = True
+                    else:
+                        other = True
+                    if has and other:
+                        return False
+    return True
 
 
 class _CaseId:
@@ -206,8 +229,9 @@ class Engine:
         self._constants: set[tuple[Any, ...]] | None = None
         with self.backend.active():
             self._split_recursive()
-        self._whole: OrderedDict[frozenset[tuple[str, Any]], dict[str, list[tuple[Any, ...]]]]
-        self._whole = OrderedDict()
+        self._whole: OrderedDict[
+            frozenset[tuple[str, Any]], tuple[dict[str, list[tuple[Any, ...]]], bool]
+        ] = OrderedDict()
         self._rule_memo: dict[int, Memo] = {
             rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
         }
@@ -543,11 +567,20 @@ class Engine:
             if hit is not None:
                 self._whole.move_to_end(whole)
                 cid = case.cid
-                for p, rows in hit.items():
+                for p, rows in hit[0].items():
                     derived[p] = [tuple(cid if a is _CID else a for a in r) for r in rows]
                 ordered = {p: derived[p] for p, _a in self._idb if p in derived}
-                return Result(self, case_facts, case_index, ordered)
+                res = Result(self, case_facts, case_index, ordered)
+                if hit[1]:
+                    res.memo_key = (cid, whole)
+                return res
         added: list[Any] = []
+        watch = ORDER_WATCH
+        saved = watch.cid, watch.seen
+        watch.cid, watch.seen = (
+            (case.cid if whole is not None and case is not None else None),
+            False,
+        )
         with backend.active():
             try:
                 for fact in to_assert:
@@ -556,17 +589,28 @@ class Engine:
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
-        if whole is not None and case is not None:
+                ordered_cid = watch.seen
+                watch.cid, watch.seen = saved
+        order_free = False
+        if whole is not None and case is not None and not ordered_cid:
             cid = case.cid
-            self._whole[whole] = {
-                p: [tuple(_CID if type(a) is str and a == cid else a for a in r) for r in rows]
-                for p, rows in derived.items()
-                if p not in self._static
-            }
+            stored: dict[str, list[tuple[Any, ...]]] = {}
+            order_free = _order_free(case_index.rows, cid)
+            for p, rows in derived.items():
+                if p in self._static:
+                    continue
+                stored[p] = [
+                    tuple(_CID if type(a) is str and a == cid else a for a in r) for r in rows
+                ]
+                order_free = order_free and _order_free({p: rows}, cid)
+            self._whole[whole] = (stored, order_free)
             if len(self._whole) > WHOLE_MEMO_SIZE:
                 self._whole.popitem(last=False)
         ordered = {p: derived[p] for p, _a in self._idb if p in derived}
-        return Result(self, case_facts, case_index, ordered)
+        res = Result(self, case_facts, case_index, ordered)
+        if order_free and whole is not None and case is not None:
+            res.memo_key = (case.cid, whole)
+        return res
 
     def _case_memo(
         self,
@@ -613,6 +657,9 @@ class Result:
         self._derived_keys: dict[str, set[tuple[Any, ...]]] | None = None
         self._sorted: dict[str, list[tuple[Const, ...]]] = {}
         self._prover: Any = None
+        self.memo_key: tuple[str, Any] | None = None
+        """(case id, key): the case's facts up to its id, when everything built from this model
+        is the same for another case with the same key, renamed (see ``_order_free``)."""
 
     # ---- membership -------------------------------------------------------------------------
 
