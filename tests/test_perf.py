@@ -334,3 +334,32 @@ def test_repeated_records_get_the_first_ones_proofs_renamed(tmp_path: Path) -> N
             check_proof(w.proof, warm.program, lookup)
         hits += bool(got.witnesses)
     assert hits and len(warm._verdicts) <= 2 * 6
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+        | st.dictionaries(st.integers(-5, 5), inner, max_size=3)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_json)
+def test_indented_json_is_what_json_dumps_writes(data) -> None:
+    import json
+
+    from policystrata.jsondump import dumps_indented
+
+    assert dumps_indented(data) == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)

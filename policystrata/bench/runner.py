@@ -33,6 +33,7 @@ from policystrata.bench.score import Accumulator
 from policystrata.check import SURFACE_ORDER, Checker
 from policystrata.facts import Provenance
 from policystrata.ir import SemanticQuery
+from policystrata.jsondump import dumps_indented
 from policystrata.model import Domain
 from policystrata.paths import rule_files
 from policystrata.stack.faults import OPERATORS, OTHER_DOMAIN_OPERATORS
@@ -44,7 +45,7 @@ STACK_MEMO_SIZE = 2048  # stack runs remembered across cases
 
 
 def _dump(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(data) + "\n"
 
 
 def _line(data: Any) -> str:
