@@ -363,3 +363,32 @@ def test_indented_json_is_what_json_dumps_writes(data) -> None:
     from policystrata.jsondump import dumps_indented
 
     assert dumps_indented(data) == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
+    """--executor ray on a local Ray runtime (two actors) writes what --jobs 1 writes."""
+    import os
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI=true and Ray is not installed (the dev group installs it)")
+        pytest.skip("Ray is not installed (uv sync installs the dev group)")
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+
+    args = ["run", "--suite", "generated", "--count", "16", "--seed", "7", "--db", "none"]
+    local = CliRunner().invoke(main, [*args, "--jobs", "1", "--out", str(tmp_path / "a")])
+    remote = CliRunner().invoke(
+        main, [*args, "--executor", "ray", "--jobs", "2", "--out", str(tmp_path / "b")]
+    )
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    _same_tree(tmp_path / "a", tmp_path / "b")
+    db = CliRunner().invoke(
+        main,
+        [*args[:-2], "--db", "postgresql://x", "--executor", "ray", "--out", str(tmp_path / "c")],
+    )
+    assert db.exit_code == 2 and "--db none" in db.output

@@ -62,6 +62,8 @@ def execute_run(
     db: str | None = "none",
     quiet: bool = False,
     jobs: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
     from policystrata.bench.runner import Runner, write_run
@@ -73,6 +75,10 @@ def execute_run(
         raise click.UsageError("give --domain or --domain-path, not both")
     if suite and suite_file:
         raise click.UsageError("give --suite or --suite-file, not both")
+    if executor == "ray":  # the actors judge from the artifacts alone
+        if db not in (None, "none"):
+            raise click.UsageError("--executor ray runs without a database: use --db none")
+        db = "none"
     started = time.perf_counter()
     checker = Checker.open(
         domain_path if domain_path is not None else (domain or "support_saas"),
@@ -104,6 +110,17 @@ def execute_run(
             disable=quiet or not err.is_terminal,
         ) as bar,
     ):
+        ray = None
+        if executor == "ray":
+            from policystrata.distributed import RunnerSpec
+
+            ref = domain_path if domain_path is not None else (domain or "support_saas")
+            spec = RunnerSpec(
+                domain=str(Path(ref).resolve()) if domain_path is not None else str(ref),
+                extra_rules=tuple(str(p.resolve()) for p in expand_rule_paths(extra_rules)),
+                minimize=minimize,
+            )
+            ray = (spec, ray_address)
         if databases is not None:
             checker.attach_databases(databases)
             if jobs > 1:  # database sessions are not shared across processes
@@ -122,6 +139,7 @@ def execute_run(
             progress=lambda: bar.advance(task),
             partition=partition,
             jobs=jobs,
+            ray=ray,
         )
     if source.stats is not None:
         st = source.stats
@@ -194,6 +212,20 @@ def execute_run(
     help="Worker processes (default: the number of cores). Output is byte-identical whatever "
     "the number; with a database the run uses one process.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
+    "on a local Ray runtime or the cluster at --ray-address. Output is byte-identical either way.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
 @reports_errors
 def run(
@@ -209,6 +241,8 @@ def run(
     partition: str | None,
     db: str | None,
     jobs: int | None,
+    executor: str,
+    ray_address: str | None,
     strict: bool,
 ) -> None:
     """Run a benchmark suite through the reference stack with fault injection and the detector.
@@ -237,7 +271,9 @@ def run(
         extra_rules,
         _partition(partition),
         db,
-        jobs=jobs or default_jobs(),
+        jobs=jobs or (0 if executor == "ray" and ray_address else default_jobs()),
+        executor=executor,
+        ray_address=ray_address,
     )
     c = summary["counts"]
     rate = c["cases"] / elapsed if elapsed else 0.0

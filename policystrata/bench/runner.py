@@ -285,12 +285,15 @@ def write_run(
     progress: Callable[[], None] | None = None,
     partition: tuple[int, int] | None = None,
     jobs: int = 1,
+    ray: tuple[Any, str | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``cases`` lazily, writing ``out``'s files as results come; return the summary.
 
     With ``jobs`` > 1, worker processes (forked after the rules, policy and engine are loaded,
     so each loads nothing again) evaluate the cases in chunks; results are written in case
-    order, so the files are byte-identical whatever ``jobs`` is."""
+    order, so the files are byte-identical whatever ``jobs`` is. With ``ray`` (a
+    :class:`~policystrata.distributed.RunnerSpec` and a cluster address, None for a local
+    runtime) ``jobs`` Ray actors evaluate them instead (0: one per CPU of the cluster)."""
     out.mkdir(parents=True, exist_ok=True)
     wdir = out / "witnesses"
     if wdir.exists():
@@ -320,7 +323,11 @@ def write_run(
     gc.set_threshold(10_000, *thresholds[1:])
     try:
         selected = (c for c in cases if partition is None or c.index % partition[1] == partition[0])
-        if jobs > 1:
+        if ray is not None:  # (RunnerSpec, cluster address or None for a local runtime)
+            from policystrata.distributed import ray_outcomes
+
+            outcomes = ray_outcomes(ray[0], _chunks(selected, CHUNK), ray[1], jobs)
+        elif jobs > 1:
             outcomes = _parallel(runner, selected, jobs)
         else:
             outcomes = (_outcome(runner, case) for case in selected)
