@@ -392,3 +392,33 @@ def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
         [*args[:-2], "--db", "postgresql://x", "--executor", "ray", "--out", str(tmp_path / "c")],
     )
     assert db.exit_code == 2 and "--db none" in db.output
+
+
+@pytest.mark.parametrize(
+    ("suite", "count"),
+    [("seeded", None), ("clean_controls", 40), ("generated", 40), ("heldout_v1", 40)],
+)
+def test_every_built_in_suite_is_judged_the_same_without_any_memo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite: str, count: int | None
+) -> None:
+    """Each built-in suite's run (verdicts, witness ids, classes, localization, proofs,
+    minimized witnesses) is byte-identical with every cross-case memo off: the memos change
+    how fast, never what."""
+    import policystrata.bench.runner as runner_mod
+    import policystrata.check as check_mod
+
+    outs = []
+    for memo in (True, False):
+        with monkeypatch.context() as m:
+            if not memo:
+                m.setattr(engine_mod, "WHOLE_MEMO_SIZE", -1)
+                m.setattr(engine_mod, "_MEMO_SIZE", -1)
+                m.setattr(check_mod, "VERDICT_MEMO_SIZE", -1)
+                m.setattr(check_mod, "SQL_CACHE_SIZE", -1)
+                m.setattr(runner_mod, "STACK_MEMO_SIZE", -1)
+            checker = Checker.open("support_saas")
+            src = resolve_suite(checker.domain, suite, None, count, None)
+            out = tmp_path / f"memo_{memo}"
+            write_run(Runner(checker, minimize=True), src.cases(), out, {"suite": suite})
+            outs.append(out)
+    _same_tree(*outs)
