@@ -119,6 +119,11 @@ def lower_semantic_ir(case: Case, ctx: LoweringContext, so_far: FactSet) -> Fact
     return lower_ir(case.id, case.ir, ctx.domain, prov)
 
 
+MAX_SQL_CHARS = 50_000
+"""SQL longer than this is not lowered (``unanalysable_sql``): one record's budget, so one huge
+statement cannot stall the check of a whole trace file."""
+
+
 def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The SQL, through :func:`policystrata.lower.sql.lower_sql`. A rejected or unparseable
     statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception.
@@ -129,16 +134,26 @@ def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
     source, so every fact still points at its own record's file and line."""
     if case.sql is None:
         return FactSet()
+    source = case.origin if case.origin is not None else Provenance("sql")
+    if len(case.sql) > MAX_SQL_CHARS:  # a per-record budget: lowering is superlinear in size
+        facts = FactSet()
+        facts.add("sql_present", case.id, prov=source)
+        reason = (
+            f"the SQL is {len(case.sql)} characters long; at most {MAX_SQL_CHARS} are analysed "
+            "per record"
+        )
+        facts.add("sql_finding", case.id, "unanalysable_sql", reason, prov=source)
+        return facts
     key = (case.sql, "postgres")
-    facts = ctx.sql_cache.get(key)
-    if facts is None:
-        facts = lower_sql(_SLOT_CASE, case.sql, source=SOURCE_SLOT, schema=ctx.domain.schema).facts
-        ctx.sql_cache[key] = facts
+    hit = ctx.sql_cache.get(key)
+    if hit is None:
+        hit = lower_sql(_SLOT_CASE, case.sql, source=SOURCE_SLOT, schema=ctx.domain.schema).facts
+        ctx.sql_cache[key] = hit
         if len(ctx.sql_cache) > SQL_CACHE_SIZE:
             ctx.sql_cache.pop(next(iter(ctx.sql_cache)))
     else:
         ctx.sql_cache[key] = ctx.sql_cache.pop(key)  # most recently used last
-    return facts.rebased(_SLOT_CASE, case.id, case.origin)
+    return hit.rebased(_SLOT_CASE, case.id, case.origin)
 
 
 #: SQL texts whose facts a run remembers (a scan's exports repeat a few hundred queries).
@@ -219,24 +234,38 @@ def lower_semantic_layer_artifact(case: Case, ctx: LoweringContext, so_far: Fact
 def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """Real rows, when a database is configured: the case's SQL and a containment probe of each
     tenant-owned table it reads, run under the case's tenant (see :mod:`policystrata.lower.rows`).
-    Only SQL the read-only guard accepted (``sql_read_only``) is executed."""
+
+    Only SQL the read-only guard accepted (``sql_read_only``) and the execution allow-list
+    accepts is executed. Whatever was not executed is a ``db_not_executed`` fact (the guard's
+    or the allow-list's refusal with its span, the server's timeout or error, no tenant), so a
+    rule makes it a finding: not checked is never clean."""
     ctx.evidence = {}
     probe = ctx.row_probe(case.ddl)
     if probe is None or case.sql is None:
         return FactSet()
+    source = case.origin if case.origin is not None else Provenance("sql")
     if not so_far.by_pred("sql_read_only"):
-        ctx.evidence = {"level": "real_db", "executed": False, "reason": "rejected by the guard"}
-        return FactSet()
+        return _not_executed_by_guard(case, ctx, so_far)
     tenant = case_tenant(case, ctx.domain)
     if tenant is None:
+        reason = "the principal has no tenant to run the SQL under"
+        ctx.evidence = {"level": "real_db", "executed": False, "reason": reason}
+        facts = FactSet()
+        facts.add("db_not_executed", case.id, "no_tenant", reason, prov=source)
+        return facts
+    from policystrata.db.domain import NoDatabase
+
+    try:
+        evidence = probe.case_evidence(
+            case.sql,
+            tenant,
+            positional_params(case.params),
+            case.reference_sql,
+            positional_params(case.reference_params),
+        )
+    except NoDatabase:  # --db auto found no server when first needed (said once): static
+        ctx.rows = None
         return FactSet()
-    evidence = probe.case_evidence(
-        case.sql,
-        tenant,
-        positional_params(case.params),
-        case.reference_sql,
-        positional_params(case.reference_params),
-    )
     # name the DDL in force, not the throwaway database (its name differs run to run)
     evidence["database"] = "schema.sql" if case.ddl is None else f"ddl {_digest(case.ddl)}"
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
@@ -245,7 +274,31 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     ctx.evidence = evidence
     from policystrata.lower.rows import rows_facts
 
-    return rows_facts(case.id, evidence, probes)
+    return rows_facts(case.id, evidence, probes, sql=case.sql, source=source)
+
+
+def _not_executed_by_guard(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
+    """SQL the read-only guard rejected (or the parser could not read) is never sent: one
+    ``db_not_executed`` fact per finding of the lowering, at the finding's span."""
+    facts = FactSet()
+    reasons = []
+    for finding in so_far.by_pred("sql_finding"):
+        _, kind, reason = finding.args
+        reasons.append(str(reason))
+        why = "not_read_only" if kind == "not_read_only" else "unparseable"
+        provs: list[Provenance | None] = [*so_far.provenance(finding)] or [None]
+        for prov in provs:
+            facts.add("db_not_executed", case.id, why, str(reason), prov=prov)
+    if not reasons:  # no finding says why: still not executed, and still said
+        reason = "the read-only guard did not accept the statement"
+        facts.add("db_not_executed", case.id, "not_read_only", reason, prov=case.origin)
+        reasons.append(reason)
+    ctx.evidence = {
+        "level": "real_db",
+        "executed": False,
+        "reason": f"rejected by the read-only guard ({'; '.join(reasons)})",
+    }
+    return facts
 
 
 def positional_params(params: dict[str, Any]) -> list[Any]:
@@ -395,14 +448,19 @@ class Checker:
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
         database: Database | None = None,
+        prepare: Callable[[Domain], None] | None = None,
     ) -> Checker:
         """Load the rules, then the domain, checking the domain's surface contracts against the
-        responsibility and obligation names the rules know (an unknown name is a load error)."""
+        responsibility and obligation names the rules know (an unknown name is a load error).
+        ``prepare`` adds to the loaded domain before its facts are compiled (the scan config's
+        tenancy)."""
         program = load_rules(rule_paths, extra_rule_paths)
         responsibilities, obligations = contract_names(program)
         dom = load_domain(
             domain, known_responsibilities=responsibilities, known_obligations=obligations
         )
+        if prepare is not None:
+            prepare(dom)
         return cls(dom, program=program, timeout=timeout, database=database)
 
     def attach_database(self, database: Database) -> None:
@@ -449,12 +507,15 @@ class Checker:
         evaluated: Result | None = None,
         keep: Callable[[tuple[Const, ...]], bool] | None = None,
         defence: bool = False,
+        extra_facts: FactSet | None = None,
     ) -> CaseResult:
         """Judge the case. ``artifact_facts`` (from :meth:`artifact_facts` for this very case)
         skips lowering the artifacts again, and ``evaluated`` (the engine's evaluation of
         exactly those facts) skips the evaluation when real rows add no fact; ``keep``
         selects the violation atoms that become witnesses (default: all); ``defence`` adds the
-        witnesses of outranked defence-layer faults (see :meth:`_witnesses`)."""
+        witnesses of outranked defence-layer faults (see :meth:`_witnesses`). ``extra_facts``:
+        evidence gathered outside the pipeline (the scan's real-database stage), judged with
+        the case's own facts."""
         if artifact_facts is None:
             facts = self.artifact_facts(case)
             evaluated = None
@@ -463,6 +524,8 @@ class Checker:
         self.last_artifact_fact_count = len(facts)
         with profile.stage("database"):
             rows = lower_real_rows(case, self.context, facts)
+        if extra_facts is not None:
+            rows.update(extra_facts)
         facts.update(rows)
         if evaluated is not None and len(rows) == 0:
             result = evaluated

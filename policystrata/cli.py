@@ -1,18 +1,22 @@
 """Command-line interface: one click group, installed as ``strata`` and ``policystrata``.
 
-stdout carries only the report; progress and notes go to stderr. Exit codes: 0 clean, 1 findings,
-2 usage or input error.
+stdout carries only the report; progress and notes go to stderr. Exit codes CI can trust: 0
+clean, 1 findings, 2 usage or input error, and also 2 for an unexpected internal error (one
+line; ``strata --debug ...`` or ``STRATA_DEBUG=1`` shows the traceback), never 1. Ctrl-C exits
+130 after cleaning up (a throwaway database server is stopped).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -22,14 +26,36 @@ from policystrata.errors import InputError, StrataError
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT): 128 + 2, as shells report it."""
+ENV_DEBUG = "STRATA_DEBUG"
+
+_debug = False
+
+
+def debugging() -> bool:
+    """``strata --debug`` or ``STRATA_DEBUG=1``: show the traceback of an internal error."""
+    return _debug or os.environ.get(ENV_DEBUG, "").strip().lower() in ("1", "true", "yes")
 
 
 def _stderr(message: str) -> None:
     click.echo(message, err=True)
 
 
+def os_error_line(exc: OSError) -> str:
+    """An operating-system error in one line, naming the file.
+
+    >>> os_error_line(OSError(30, "Read-only file system", "/out/scan.json"))
+    '/out/scan.json: Read-only file system'
+    """
+    what = exc.strerror or str(exc)
+    name = exc.filename
+    return f"{name}: {what}" if name else what
+
+
 def reports_errors(func: F) -> F:
-    """Turn StrataError (bad input: YAML, rules, IR, arguments) into one line on stderr + exit 2."""
+    """Turn StrataError (bad input: YAML, rules, IR, arguments) and an OS error (an unwritable
+    or full --out, an unreadable file) into one line on stderr + exit 2."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -39,6 +65,16 @@ def reports_errors(func: F) -> F:
             for line in str(exc).splitlines():
                 _stderr(f"error: {line}")
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            _stderr(f"error: {os_error_line(exc)}")
+            if debugging():
+                traceback.print_exc()
+            sys.exit(EXIT_USAGE)
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                raise
+            _stderr("error: a path contains a NUL byte")
+            sys.exit(EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
 
@@ -57,7 +93,45 @@ LAZY_COMMANDS = {
 
 class StrataGroup(click.Group):
     """Keeps command order as declared; loads the commands of LAZY_COMMANDS on demand.
-    Usage errors exit 2 (click's default)."""
+    Usage errors exit 2 (click's default); an unexpected error is one line and exit 2, Ctrl-C
+    is exit 130 (:meth:`main`)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's ``main`` with exit codes CI can trust: click turns Ctrl-C into an ``Abort``
+        that it reports as exit 1, which CI reads as "findings"; here it is 130, and an
+        exception no command expected is exit 2 with one line (the traceback with --debug)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _stderr("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except SystemExit:
+            raise
+        except OSError as exc:  # before a command ran (click reading an argument)
+            _stderr(f"error: {os_error_line(exc)}")
+            sys.exit(EXIT_USAGE)
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                _internal_error(exc, args)
+            _stderr("error: a path contains a NUL byte")
+            sys.exit(EXIT_USAGE)
+        except Exception as exc:  # a bug, not a finding: never exit 1
+            _internal_error(exc, args)
+        sys.exit(rv if isinstance(rv, int) else EXIT_CLEAN)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         lazy = [name for name in LAZY_COMMANDS if self._load(name) is not None]
@@ -81,9 +155,34 @@ class StrataGroup(click.Group):
         return command if isinstance(command, click.Command) else None
 
 
+def _internal_error(exc: BaseException, args: Sequence[str] | None) -> NoReturn:
+    """One line for an exception no command expected, exit 2 (the traceback with --debug)."""
+    where = f" in `strata {' '.join(_command_words(args))}`".rstrip()
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    _stderr(
+        f"error: internal error{where}: {type(exc).__name__}"
+        + (f": {first}" if first else "")
+        + ("" if debugging() else " (run `strata --debug ...` for the traceback)")
+    )
+    if debugging():
+        traceback.print_exception(exc)
+    sys.exit(EXIT_USAGE)
+
+
+def _command_words(args: Sequence[str] | None) -> list[str]:
+    """The command (and subcommand) a user ran, without options: ``['scan']``."""
+    argv = list(sys.argv[1:] if args is None else args)
+    return [a for a in argv[:2] if not a.startswith("-") and "/" not in a][:1]
+
+
 @click.group(cls=StrataGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="strata")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help=f"Show the traceback of an internal error (also ${ENV_DEBUG}=1).",
+)
+def main(debug: bool) -> None:
     """PolicyStrata: a regression gate for LLM data-agent stacks.
 
     Checks whether the layers of a data-agent stack (manifest, grammar, validator, SQL compiler,
@@ -99,8 +198,10 @@ def main() -> None:
       strata check --domain support_saas traces.jsonl
       strata explain witness.json
 
-    Exit codes: 0 clean, 1 findings, 2 usage or input error.
+    Exit codes: 0 clean, 1 findings, 2 usage, input or internal error, 130 interrupted.
     """
+    global _debug
+    _debug = debug
 
 
 def _domain_options(func: F) -> F:
@@ -172,9 +273,11 @@ def expand_rule_paths(paths: tuple[Path, ...]) -> list[Path]:
     "db_spec",
     default=None,
     metavar="auto|none|DSN",
-    help="Real-row evidence: auto (default; start a throwaway PostgreSQL when binaries exist), "
-    "none, or a postgresql:// DSN. Default from $STRATA_DATABASE_URL, else auto. Only SQL the "
-    "read-only guard accepts is executed, as a non-privileged role with RLS in force.",
+    help="Real-row evidence: auto (default; a private throwaway PostgreSQL, started when first "
+    "needed, when binaries exist), none, or a postgresql:// DSN of an admin that can create "
+    "roles. Default from $STRATA_DATABASE_URL, else auto. Only SQL the read-only guard and the "
+    "execution allow-list accept is executed, logged in as a non-privileged role with RLS in "
+    "force; SQL that was not executed is a not_executed finding (docs/database.md).",
 )
 @click.option(
     "--format",
@@ -228,6 +331,8 @@ def check(
     checker = Checker.open(
         domain_ref(domain, domain_path), extra_rule_paths=expand_rule_paths(extra_rules)
     )
+    for warning in checker.domain.warnings:  # published forms the domain holds, read as noted
+        _stderr(f"warning: {warning}")
     with domain_database_for(db_spec, checker.domain) as db:
         if db is not None:
             checker.attach_database(db)
@@ -279,7 +384,7 @@ def _check_cases(
             if isinstance(item, Skipped):
                 skipped += 1
             elif isinstance(item, Case):
-                results.append(checker.check(item))
+                results.append(check_record(checker, item))
             else:
                 results.append(_error_result(item))
         if skipped:
@@ -289,6 +394,35 @@ def _check_cases(
             )
 
     return build_report(checker, results)
+
+
+def check_record(checker: Any, case: Any) -> Any:
+    """One record of a trace file, isolated: whatever goes wrong while judging it (the engine's
+    time budget, a proof that does not check, a bug) is an error result for this record at its
+    file:line, and the other records are still checked. Ctrl-C still stops the run."""
+    from policystrata.db.domain import DatabaseSetupFailed
+    from policystrata.witness import RecordError, SourceRef
+
+    try:
+        return checker.check(case)
+    except DatabaseSetupFailed:  # the run's problem (a schema that does not load), not the record's
+        raise
+    except Exception as exc:  # one record's problem, never the file's
+        src = case.origin
+        kind = "record_not_judged" if isinstance(exc, StrataError) else "internal_error"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not isinstance(exc, StrataError):
+            message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+            if debugging():
+                traceback.print_exc()
+        return _error_result(
+            RecordError(
+                kind=kind,
+                message=f"the record could not be judged: {message}",
+                source=SourceRef(file=src.source, line=src.line) if src else None,
+                case_id=case.id,
+            )
+        )
 
 
 def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> list[str]:
@@ -334,7 +468,7 @@ def request_notes(domain: Any, principal: str | None, ir: Any, ir_text: str) -> 
     checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
     checks += [("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters]
     if ir.time_range is not None:
-        labels = list(domain.time_ranges())
+        labels = list(domain.time_range_labels())
         checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
     seen = set()
     for kind, name, known, candidates in checks:
@@ -413,8 +547,8 @@ def explain(extra_rules: tuple[Path, ...], witness_file: Path) -> None:
 
 
 def _saved_witnesses(path: Path) -> list[Any]:
-    """Witnesses of a file: one witness, a list of them, a check report, a scan's scan.json
-    (its findings' witnesses) or findings.jsonl."""
+    """Witnesses of a file: one witness, a list of them, a run's witnesses/<task_id>.json, a
+    check report, a scan's scan.json (its findings' witnesses) or findings.jsonl."""
     from policystrata.jsonfile import read_json_documents
     from policystrata.witness import CheckReport, Witness
 
@@ -427,6 +561,9 @@ def _saved_witnesses(path: Path) -> list[Any]:
             elif isinstance(data, dict) and "findings" in data and "gate" in data:
                 findings = data["findings"] if isinstance(data["findings"], list) else []
                 out += [Witness.model_validate(f["witness"]) for f in findings if f.get("witness")]
+            elif isinstance(data, dict) and isinstance(data.get("witnesses"), list):
+                # a run's witnesses/<task_id>.json (published keys + our witnesses)
+                out += [Witness.model_validate(w) for w in data["witnesses"]]
             elif isinstance(data, dict) and "kind" in data and "rule_id" in data:  # a finding
                 if data.get("witness"):
                     out.append(Witness.model_validate(data["witness"]))

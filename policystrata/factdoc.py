@@ -40,6 +40,12 @@ SOURCES = {
         "Per case, only when a database is configured (`--db`): what PostgreSQL really returned "
         "under the case's tenant session (`policystrata.lower.rows`).",
     ),
+    "decl_compat.dl": (
+        "Published-format facts",
+        "The published (policystrata 1.x) surfaces vocabulary mapped onto ours (ground facts in "
+        "`rules/vocabulary.dl`), and the scan config's gate inputs (`policystrata.scan.run`; "
+        "`rules/gate.dl` reads them). No case argument.",
+    ),
     "decl_dbt.dl": (
         "dbt Semantic Layer facts",
         "Per case, when the case carries a dbt Semantic Layer (`strata check-integration "

@@ -42,4 +42,10 @@ def read_json_documents(path: Path, what: str = "file") -> list[tuple[int | None
                 line=first + exc.lineno - 1,
                 column=exc.colno,
             ) from None
+        except RecursionError:
+            raise InputError(
+                "not valid JSON here: nested too deeply",
+                file=str(path),
+                line=first if jsonl else None,
+            ) from None
     return out

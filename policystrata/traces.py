@@ -3,7 +3,20 @@
 Each line is judged on its own. A malformed line, a record without ``id``/``principal``/``sql``,
 or an IR that does not parse becomes a :class:`~policystrata.witness.RecordError` for that line,
 and reading goes on. Records of type ``agent_session``, ``tool_execution`` or ``mutation`` without
-SQL are skipped and counted. Unknown keys are ignored (forward compatible).
+SQL are skipped and counted (other record types, e.g. ``sql_trace``, are judged). Unknown keys
+are ignored (forward compatible).
+
+Every field of the published format (COMPAT.md §5) keeps its meaning: ``query.sql`` stands for
+``sql`` and ``trace_id`` for ``id`` when those are absent; ``tenant_ids`` hashed by a recorder
+(``hmac-sha256:…``, ``sha256:…``) are not bindings (they name no tenant) and are ignored;
+``source`` (default ``imported_trace``), ``timestamp``, ``evidence_level`` (default
+``imported_trace``), ``expected_policy`` and ``regression_case`` (default ``unclassified``) are
+carried through to the findings, never judged.
+
+>>> r = record_to_case({"trace_id": "t-9", "principal": "p", "query": {"sql": "select 1"},
+...     "tenant_ids": ["acme", "hmac-sha256:1f2e3d4c5b6a79881f2e3d4c"]}, "t.jsonl", 3)
+>>> r.id, r.sql, r.tenant_ids, r.meta["hashed_tenant_ids"]
+('t-9', 'select 1', ('acme',), 1)
 
 >>> import json, tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
@@ -28,6 +41,21 @@ from policystrata.facts import Const, Provenance
 from policystrata.witness import RecordError, SourceRef
 
 SKIPPED_RECORD_TYPES = ("agent_session", "tool_execution", "mutation")
+#: Prefixes of tenant ids a recorder hashed (never a binding: they name no tenant).
+HASHED_PREFIXES = ("hmac-sha256:", "sha256:")
+EVIDENCE_LEVELS = (
+    "deterministic_fixture",
+    "property_generated",
+    "imported_trace",
+    "real_db",
+    "blinded_suite",
+)
+#: The published defaults of the pass-through fields.
+RECORD_DEFAULTS = {
+    "source": "imported_trace",
+    "evidence_level": "imported_trace",
+    "regression_case": "unclassified",
+}
 REGRESSION_CASES = (
     "fail_to_pass",
     "pass_to_pass",
@@ -48,6 +76,9 @@ class Skipped:
 
 TraceItem = Case | RecordError | Skipped
 
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""A trace line longer than this is a record error for that line (a per-record budget)."""
+
 
 def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceItem]:
     """Yield one item per non-blank line of a trace file, lazily.
@@ -64,6 +95,14 @@ def read_traces(path: Path, display_name: str | None = None) -> Iterator[TraceIt
         for lineno, data in enumerate(handle, start=1):
             if lineno == 1 and data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8) :]
+            if len(data) > MAX_RECORD_BYTES:  # one record's budget, not the file's
+                yield RecordError(
+                    kind="malformed_trace_line",
+                    message=f"the record is {len(data)} bytes long; at most {MAX_RECORD_BYTES} "
+                    "are read per record",
+                    source=SourceRef(file=name, line=lineno),
+                )
+                continue
             try:
                 raw = data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -106,6 +145,10 @@ def parse_trace_line(raw: str, file: str, line: int) -> TraceItem:
             message=json_error_message(exc, text),
             source=where,
         )
+    except RecursionError:
+        return RecordError(
+            kind="malformed_trace_line", message="JSON nested too deeply", source=where
+        )
     if not isinstance(record, dict):
         return RecordError(
             kind="malformed_trace_line",
@@ -132,6 +175,8 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
     if sql is None and record_type in SKIPPED_RECORD_TYPES:
         return Skipped(record_type=str(record_type), line=line)
     case_id = record.get("id")
+    if case_id in (None, "") and isinstance(record.get("trace_id"), str):
+        case_id = record["trace_id"]
     missing = [
         k
         for k, v in (("id", case_id), ("principal", record.get("principal")), ("sql", sql))
@@ -170,6 +215,12 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
             source=where,
             case_id=case_id,
         )
+    hashed = 0
+    if tenant_ids is not None:
+        kept = [t for t in tenant_ids if not t.startswith(HASHED_PREFIXES)]
+        hashed = len(tenant_ids) - len(kept)
+        # a list of hashed ids only says the app bound something; it names no tenant
+        tenant_ids = kept if kept or not hashed else None
     release = record.get("release_allowed")
     if release is not None and not isinstance(release, bool):
         return RecordError(
@@ -191,8 +242,19 @@ def record_to_case(record: dict[str, Any], file: str, line: int) -> TraceItem:
     ir = None
     ir_value = record.get("semantic_ir")
     meta: dict[str, Any] = {
-        k: record[k] for k in ("regression_case", "source", "timestamp") if k in record
+        k: record[k]
+        for k in (
+            "regression_case",
+            "source",
+            "timestamp",
+            "evidence_level",
+            "expected_policy",
+            "record_type",
+        )
+        if k in record and record[k] is not None
     }
+    if hashed:
+        meta["hashed_tenant_ids"] = hashed
     if ir_value is not None:
         try:
             ir = ir_from_value(ir_value, file=file, line=line)

@@ -35,8 +35,13 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
 
 
+def _witnesses(out: Path, rec: dict) -> list[dict]:
+    """The witnesses of a run's witnesses/<task_id>.json (published keys + ``witnesses``)."""
+    return json.loads((out / rec["witness"]).read_text())["witnesses"]
+
+
 def _first_witness(out: Path, rec: dict) -> dict:
-    return json.loads((out / rec["witness"]).read_text())[0]
+    return _witnesses(out, rec)[0]
 
 
 def test_run_metadata_names_the_evidence_it_had(db_run: Path) -> None:
@@ -48,7 +53,7 @@ def test_every_killed_sql_or_ddl_fault_carries_real_rows(db_run: Path) -> None:
     killed = [r for r in _records(db_run) if r["status"] == "killed" and r["mutation"] in OPERATORS]
     assert {r["mutation"] for r in killed} == OPERATORS
     for rec in killed:
-        for w in json.loads((db_run / rec["witness"]).read_text()):
+        for w in _witnesses(db_run, rec):
             assert w["evidence"]["level"] == "real_db", (rec["task"], w["check"])
 
 
@@ -79,6 +84,6 @@ def test_canonical_sql_runs_with_its_own_parameters(db_run: Path) -> None:
 
 def test_rewritten_rls_shows_foreign_rows_to_the_app_role(db_run: Path) -> None:
     rec = next(r for r in _records(db_run) if r["mutation"] == "db_rls_old_ownership_field")
-    witnesses = json.loads((db_run / rec["witness"]).read_text())
+    witnesses = _witnesses(db_run, rec)
     probes = [p for w in witnesses for p in w["evidence"]["details"]["probes"].values()]
     assert any(p["foreign_visible"] for p in probes), probes

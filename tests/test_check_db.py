@@ -116,8 +116,8 @@ def test_witness_carries_real_rows(pg_server: Server) -> None:
     details = legacy["evidence"]["details"]
     assert details["containment"]["contained"] is True
     assert legacy["containment_layer"] == "database"
-    # the owner (RLS bypassed) sees more tickets than the app role under acme's session
-    owner_total = sum(r[0] for r in details["owner_layer"]["rows"])
+    # with RLS bypassed there are more tickets than the app role sees under acme's session
+    owner_total = sum(r[0] for r in details["bypass_layer"]["rows"])
     app_total = sum(r[0] for r in details["layer"]["rows"])
     assert owner_total > app_total
 

@@ -17,7 +17,7 @@ from policystrata.db.catalog import (
 from policystrata.db.session import Cluster, Database, fault_database
 from policystrata.lower.schema import parse_schema
 from policystrata.paths import domains_dir
-from tests.test_db_session import SCHEMA, SEED, vet
+from tests.test_db_session import SCHEMA, SEED
 
 pytestmark = pytest.mark.postgres
 
@@ -152,7 +152,7 @@ def test_fault_old_ownership_field_static_and_dynamic(pg_cluster: Cluster) -> No
         assert _gaps(pg_cluster, db) == [
             ("policy_non_tenant_column", "accounts", "accounts_tenant_isolation")
         ]
-        res = db.run_app(vet("SELECT id, tenant_id FROM accounts"), "acme")
+        res = db.run_app(db.vet("SELECT id, tenant_id FROM accounts"), "acme")
         assert ["acc_beta_2", "beta"] in res.rows  # another tenant's row is visible
         assert ["acc_acme_2", "acme"] not in res.rows  # and an own row is hidden
 
@@ -164,6 +164,6 @@ def test_fault_missing_policy_denies_the_app(pg_cluster: Cluster) -> None:
     with fault_database(pg_cluster, faulty, seed) as db:
         assert [(g.kind, g.table) for g in db.gaps()] == [("rls_no_policy", "support_tickets")]
         assert "support_tickets" not in {f.args[0] for f in db.rls_facts().by_pred("rls_policy")}
-        sql = vet("SELECT count(*) AS n FROM support_tickets")
+        sql = db.vet("SELECT count(*) AS n FROM support_tickets")
         assert db.run_app(sql, "acme").rows == [[0]]
-        assert db.run_owner(sql, "acme").rows[0][0] > 0
+        assert db.run_bypass(sql, "acme").rows[0][0] > 0

@@ -11,19 +11,8 @@ import pytest
 from policystrata.db.evidence import collect_evidence, tenant_output_columns
 from policystrata.db.server import Server
 from policystrata.db.session import Database
-from policystrata.db.vet import UnvettedSQL, vet_sql
 from policystrata.paths import domains_dir
-from tests.test_db_session import SCHEMA, SEED, _test_guard
-
-
-def _guard(text: str) -> tuple[bool, str]:
-    try:
-        vet_sql(text)
-        return True, "lower_sql.read_only"
-    except UnvettedSQL as e:
-        if "unavailable" not in e.reason:
-            return False, e.reason
-    return _test_guard(text)
+from tests.test_db_session import SCHEMA, SEED
 
 
 def test_tenant_output_columns_follow_aliases() -> None:
@@ -41,7 +30,7 @@ def test_canonical_vs_dropped_tenant_predicate(make_db: Callable[..., Database])
     db = make_db(SCHEMA, SEED)
     canonical = "SELECT sum(amount) AS total FROM items WHERE tenant_id = 'acme'"
     layer = "SELECT tenant_id, sum(amount) AS total FROM items GROUP BY tenant_id"
-    ev = collect_evidence(db, canonical, layer, "acme", guard=_guard)
+    ev = collect_evidence(db, canonical, layer, "acme")
     assert ev["level"] == "real_db"
     assert ev["canonical"]["rows"] == [["30.50"]]
     assert ev["layer"]["rows"] == [["acme", "30.50"]]
@@ -58,7 +47,7 @@ def test_cross_tenant_rows_are_reported(make_db: Callable[..., Database]) -> Non
         "USING (old_owner = current_setting('app.tenant_id', true))",
     )
     db = make_db(schema, SEED)
-    ev = collect_evidence(db, None, "SELECT id, tenant_id AS t FROM items", "acme", guard=_guard)
+    ev = collect_evidence(db, None, "SELECT id, tenant_id AS t FROM items", "acme")
     assert ev["cross_tenant"]["visible"] is True
     assert ev["cross_tenant"]["foreign_tenants"] == ["beta"]
     assert ev["cross_tenant"]["rows"] == [[4, "beta"]]
@@ -72,7 +61,6 @@ def test_refused_sql_is_recorded_not_run(make_db: Callable[..., Database]) -> No
         "SELECT count(*) FROM items",
         "SELECT set_config('app.tenant_id', 'beta', true), count(*) FROM items",
         "acme",
-        guard=_guard,
     )
     assert "refused" in ev["layer"]
     assert "containment" not in ev
@@ -92,7 +80,7 @@ def test_support_saas_fan_out_doubles_the_sum(make_db: Callable[..., Database]) 
         "SELECT sum(i.net_amount_cents) AS revenue FROM invoices i "
         "JOIN support_tickets t ON t.account_id = i.account_id WHERE i.tenant_id = 'acme'"
     )
-    ev = collect_evidence(db, canonical, fanout, "acme", guard=_guard)
+    ev = collect_evidence(db, canonical, fanout, "acme")
     [[base]], [[fanned]] = ev["canonical"]["rows"], ev["layer"]["rows"]
     assert int(fanned) > int(base) > 0  # sum(bigint) is numeric: Decimal -> text
     assert ev["values_match"] is False
@@ -111,7 +99,30 @@ def test_evidence_never_executes_a_trace_that_sets_the_tenant(
     for layer in (
         f"SELECT set_config('app.tenant_id', 'beta', true) AS {marker}, count(*) FROM items",
         f"SELECT pg_sleep(5) AS {marker}",
+        f'SELECT U&"pg\\005fsleep"(5) AS {marker}',
+        f"SELECT ts_stat('select 1') AS {marker}",
     ):
         ev = collect_evidence(db, None, layer, "acme")  # the project's own guard
         assert "refused" in ev["layer"]
     assert marker not in log.read_text(errors="replace")
+
+
+@pytest.mark.postgres
+def test_denied_and_stopped_queries_become_not_executed_facts(
+    make_db: Callable[..., Database],
+) -> None:
+    """A query the server denies (no grant) or stops (a runaway join) is a db_not_executed
+    fact with its kind, never rows and never a silent pass."""
+    from policystrata.lower.rows import rows_facts
+
+    schema = SCHEMA + "CREATE TABLE secret (id int PRIMARY KEY);\n"  # no grant to strata_app
+    db = make_db(schema, SEED)
+    denied = collect_evidence(db, None, "SELECT id FROM secret", "acme")
+    assert denied["layer"]["error"]["kind"] == "denied"
+    runaway = "SELECT count(*) FROM " + ", ".join(f"items i{n}" for n in range(24))
+    stopped = collect_evidence(db, None, runaway, "acme", timeout_ms=200)
+    assert stopped["layer"]["error"]["kind"] in ("timeout", "limit")
+    facts = rows_facts("c1", denied, {}).to_lines() + rows_facts("c2", stopped, {}).to_lines()
+    assert 'db_not_executed("c1", "denied", "[42501] permission denied for table secret")' in facts
+    assert 'db_not_executed("c2", ' in facts
+    assert "db_evidence" not in facts

@@ -12,7 +12,7 @@ import pytest
 
 from policystrata.db.server import Server
 from policystrata.db.session import Cluster, Database, QueryFailed
-from policystrata.db.vet import UnvettedSQL, VettedSQL, second_fence, vet_sql
+from policystrata.db.vet import UnvettedSQL, VettedSQL, vet_sql
 from policystrata.errors import StrataError
 
 SCHEMA = """
@@ -38,19 +38,12 @@ INSERT INTO items VALUES
 """
 
 
-def _test_guard(text: str) -> tuple[bool, str]:
-    head = text.lstrip().split(None, 1)[0].lower() if text.strip() else ""
-    return head in ("select", "with"), "test-guard"
+RELATIONS = {"tenants", "items"}
 
 
 def vet(text: str) -> VettedSQL:
-    """The project's read-only guard when it exists; a SELECT-only test guard until then."""
-    try:
-        return vet_sql(text)
-    except UnvettedSQL as e:
-        if "unavailable" not in e.reason:
-            raise
-    return vet_sql(text, guard=_test_guard)
+    """The gate: the read-only guard and the execution allow-list over this schema."""
+    return vet_sql(text, relations=RELATIONS)
 
 
 @pytest.fixture
@@ -61,19 +54,28 @@ def db(make_db: Callable[..., Database]) -> Database:
 # ---------------------------------------------------------------- vetting (no database)
 
 
-def test_second_fence_refuses_session_changes_and_sleeps() -> None:
-    assert second_fence("SELECT set_config('app.tenant_id', 'beta', true)") is not None
-    assert second_fence("SELECT pg_sleep(1)") is not None
-    assert second_fence("SELECT 1; DELETE FROM items") == "more than one statement"
-    assert second_fence("RESET ROLE") is not None
-    assert second_fence("SELECT 'set_config(' AS s") is None  # inside a string literal
-    assert second_fence("WITH x AS (SELECT 1) SELECT * FROM x;") is None
+def test_the_gate_refuses_session_changes_sleeps_and_unknown_relations() -> None:
+    for text in (
+        "SELECT set_config('app.tenant_id', 'beta', true)",
+        "SELECT pg_sleep(1)",
+        "SELECT 1; DELETE FROM items",
+        "RESET ROLE",
+        'SELECT U&"pg\\005fsleep"(1)',
+        "SELECT ts_stat('select 1')",
+        "SELECT * FROM pg_roles",
+    ):
+        with pytest.raises(UnvettedSQL):
+            vet(text)
+    assert vet("SELECT 'set_config(' AS s").text  # inside a string literal
+    assert vet("WITH x AS (SELECT 1 AS a) SELECT * FROM x;").text
+    assert vet("SELECT count(*) FROM items").text
 
 
 def test_without_the_guard_nothing_is_vetted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "policystrata.lower.sql", None)
+    monkeypatch.setattr("policystrata.db.vet._GUARDED", {})
     with pytest.raises(UnvettedSQL, match=r"guard .* unavailable"):
-        vet_sql("SELECT 1")
+        vet_sql("SELECT 1", relations=RELATIONS)
 
 
 def test_vetted_sql_cannot_be_forged() -> None:
@@ -118,7 +120,8 @@ def test_tenant_setting_is_transaction_local(db: Database) -> None:
         (None,),
         ("",),
     )
-    assert conn.execute("SELECT current_setting('statement_timeout')").fetchone() == ("0",)
+    # what is left is the role's own default (ALTER ROLE ... SET), not the transaction's
+    assert conn.execute("SELECT current_setting('statement_timeout')").fetchone() == ("2s",)
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
@@ -127,19 +130,26 @@ def test_read_only_transaction_rejects_a_write(db: Database) -> None:
     with db.transaction("acme") as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute("UPDATE items SET amount = 0")
     with (
-        db.transaction("acme", owner=True) as conn,
+        db.transaction("acme", bypass=True) as conn,
         pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
     ):
         conn.execute("DELETE FROM items")
-    assert db.run_owner(vet("SELECT count(*) FROM items"), "acme").rows == [[5]]
+    assert db.run_bypass(vet("SELECT count(*) FROM items"), "acme").rows == [[5]]
+    with db.transaction("acme", bypass=True) as conn:  # and SELECT is all it was granted
+        privileges = conn.execute(
+            "SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE']) p "
+            "WHERE has_table_privilege('items', p)"
+        ).fetchall()
+    assert privileges == [("SELECT",)]
 
 
 @pytest.mark.postgres
 def test_statement_timeout_fires(db: Database) -> None:
-    sql = vet("SELECT count(*) FROM generate_series(1, 1000000000) a")
+    # a runaway join on the allow-list: 5^12 rows with RLS bypassed
+    sql = vet("SELECT count(*) FROM " + ", ".join(f"items i{n}" for n in range(12)))
     t0 = time.perf_counter()
     with pytest.raises(QueryFailed) as info:
-        db.run_app(sql, "acme", timeout_ms=100)
+        db.run_bypass(sql, "acme", timeout_ms=100)
     assert info.value.sqlstate == "57014"
     assert time.perf_counter() - t0 < 10
     assert db.run_app(vet("SELECT 1 AS one"), "acme").rows == [[1]]  # connection still usable
@@ -155,6 +165,9 @@ def test_unvetted_sql_never_reaches_the_server(db: Database, pg_server: Server) 
         f"SELECT pg_sleep(0.01) AS {marker}",
         f"SELECT set_config('app.tenant_id', 'beta', true) AS {marker}",
         f"SELECT 1 AS {marker}; SELECT * FROM items",
+        f'SELECT U&"pg\\005fsleep"(0.01) AS {marker}',
+        f"SELECT ts_stat('select 1') AS {marker}",
+        f"SELECT rolname AS {marker} FROM pg_roles",
     ]
     for text in bad:
         with pytest.raises(UnvettedSQL):
@@ -175,13 +188,13 @@ def test_parameters_are_bound_not_interpolated(db: Database) -> None:
 
 
 @pytest.mark.postgres
-def test_owner_context_bypasses_rls_for_comparison(db: Database) -> None:
+def test_bypass_role_bypasses_rls_for_comparison(db: Database) -> None:
     sql = vet("SELECT tenant_id, count(*) AS n FROM items GROUP BY tenant_id")
-    owner = db.run_owner(sql, "acme")
+    bypassed = db.run_bypass(sql, "acme")
     app = db.run_app(sql, "acme")
-    assert owner.rows == [["acme", 2], ["beta", 3]]
+    assert bypassed.rows == [["acme", 2], ["beta", 3]]
     assert app.rows == [["acme", 2]]
-    assert owner.role == "strata_owner"
+    assert bypassed.role == "strata_bypass"
 
 
 @pytest.mark.postgres
@@ -193,8 +206,8 @@ def test_each_database_is_a_fresh_copy(
         conn.execute("DELETE FROM items")
     b = make_db(SCHEMA, SEED)
     assert a.name != b.name
-    assert b.run_owner(vet("SELECT count(*) FROM items"), None).rows == [[5]]
-    assert a.run_owner(vet("SELECT count(*) FROM items"), None).rows == [[0]]
+    assert b.run_bypass(vet("SELECT count(*) FROM items"), None).rows == [[5]]
+    assert a.run_bypass(vet("SELECT count(*) FROM items"), None).rows == [[0]]
 
 
 @pytest.mark.postgres
@@ -230,7 +243,7 @@ def test_second_cluster_reuses_a_complete_template(pg_server: Server) -> None:
     assert second.template(schema, "INSERT INTO reuse_probe VALUES (1);") == name
     db = second.clone(name)
     try:
-        assert db.run_owner(vet_sql("SELECT count(*) FROM reuse_probe"), None).rows == [[1]]
+        assert db.run_bypass(db.vet("SELECT count(*) FROM reuse_probe"), None).rows == [[1]]
     finally:
         db.drop()
     second.drop_templates()  # not its own: the template survives

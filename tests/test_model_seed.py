@@ -32,8 +32,6 @@ def documented() -> dict[tuple[str, str], list[str]]:
 
 
 def test_documented_values_match_postgres(make_db: Callable[..., Database]) -> None:
-    from tests.test_db_session import vet
-
     d = load_domain("support_saas")
     db = make_db((d.path / "schema.sql").read_text(), (d.path / "seed.sql").read_text())
     doc = documented()
@@ -48,6 +46,6 @@ def test_documented_values_match_postgres(make_db: Callable[..., Database]) -> N
             f"WHERE {table}.{col} >= DATE '{start}' AND {table}.{col} < DATE '{end}'"
         )
         for tenant, want in zip(TENANTS, expected, strict=True):
-            (value,) = db.run_app(vet(sql), tenant).rows[0]
+            (value,) = db.run_app(db.vet(sql), tenant).rows[0]
             got = Decimal(str(value or 0))
             assert got.quantize(Decimal(want)) == Decimal(want), (metric, label, tenant)

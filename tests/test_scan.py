@@ -141,7 +141,12 @@ def test_recheck_command_reproduces_the_finding(
     again = run(*argv[1:], "--format", "json")
     assert again.exit_code == 1
     witnesses = [w for r in json.loads(again.stdout)["results"] for w in r["witnesses"]]
-    assert [w["check"] for w in witnesses] == ["not_read_only"]
+    # with a database (--db auto finds the server binaries) the rejected SQL is also reported
+    # as not executed against it
+    from policystrata.db.server import find_bindir
+
+    expected = ["not_read_only"] if find_bindir() is None else ["not_executed", "not_read_only"]
+    assert [w["check"] for w in witnesses] == expected
 
 
 def test_gate_thresholds_turn_findings_into_warnings(mixed: Path) -> None:
@@ -386,7 +391,10 @@ def test_notes_on_duplicate_ids_unknown_regression_case_and_an_empty_export(
     result = run("scan", "--config", str(cfg), "--format", "json")
     assert result.exit_code == 0  # notes never change the verdict
     assert "notes" not in json.loads(result.stdout)  # scan.json is unchanged
-    assert result.stderr.splitlines() == [
+    # the outputs go to the published default, <config dir>/scan-out (no --out, no output:)
+    assert result.stderr.splitlines()[0] == f"wrote 5 file(s) to {tmp_path / 'scan-out'}"
+    assert (tmp_path / "scan-out" / "scan.json").is_file()
+    assert result.stderr.splitlines()[1:] == [
         "note: t.jsonl:2: record id 'a' is also used at t.jsonl:1; ids should be unique "
         "(duplicates get ~2, ~3 finding ids, which follow record order)",
         "note: t.jsonl:2: regression_case 'pass_2_pass' is not one of fail_to_pass, "

@@ -35,6 +35,8 @@ class BenchCase:
     source: str = "suite"  # suite file name (never an absolute path)
     line: int | None = None
     invalid: str | None = None  # why the case cannot be built (stillborn)
+    request: str = ""  # the natural-language request, as the suite wrote it (recorded only)
+    policy_version: str | None = None  # the suite's / task's policy_version (recorded only)
 
     def key(self) -> tuple[str, str, str, str]:
         """Identity for de-duplication: fault, principal, IR text and compiler style."""

@@ -64,6 +64,7 @@ def execute_run(
     jobs: int = 1,
     executor: str = "local",
     ray_address: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
     from policystrata.bench.runner import Runner, write_run
@@ -84,6 +85,8 @@ def execute_run(
         domain_path if domain_path is not None else (domain or "support_saas"),
         extra_rule_paths=expand_rule_paths(extra_rules),
     )
+    for warning in checker.domain.warnings:
+        _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
     source = resolve_suite(checker.domain, suite, suite_file, count, seed)
     metadata: dict[str, Any] = {
         "suite": source.name,
@@ -92,12 +95,10 @@ def execute_run(
         "db": db or "auto",
         **source.meta,
     }
-    if source.stats is not None and seed is None:
-        from policystrata.bench.generate import DEFAULT_SEEDS
-
-        metadata["seed"] = DEFAULT_SEEDS.get(source.name)
     runner = Runner(checker, minimize=minimize)
     err = _stderr()
+    for warning in source.meta.get("suite_warnings", []):
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     with (
         domain_databases(db, checker.domain) as databases,
         Progress(
@@ -140,6 +141,7 @@ def execute_run(
             partition=partition,
             jobs=jobs,
             ray=ray,
+            options=options,
         )
     if source.stats is not None:
         st = source.stats
@@ -162,8 +164,10 @@ def execute_run(
 @click.option(
     "--suite",
     metavar="NAME",
-    help="seeded, generated, heldout_v1, clean_controls, or a "
-    "suite file name under the domain's suites/ (default: seeded).",
+    help="seeded, a suite file name under the domain's suites/ or tasks/, or a reserved "
+    "generated suite: generated (500 draws, seed 1729), generated_alt_seed / held_out (50, "
+    "8675309), heldout_v1 (500, 260626), clean_controls (80, 260627), "
+    "adversarial_clean_controls (1000, 260628). Default: seeded.",
 )
 @click.option(
     "--suite-file",
@@ -178,9 +182,9 @@ def execute_run(
 )
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=10000),
     default=None,
-    help="Generated suites: number of draws (duplicates are not repeated).",
+    help="Generated suites: number of draws (duplicates are not repeated; 1..10000).",
 )
 @click.option("--seed", type=int, default=None, help="Generated suites: the seed.")
 @click.option(
@@ -227,6 +231,11 @@ def execute_run(
     help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
+@click.option("--release-candidate", default=None, help="Recorded in metadata.json.")
+@click.option("--commit-sha", default=None, help="Recorded in metadata.json.")
+@click.option("--environment", default=None, help="Recorded in metadata.json.")
+@click.option("--project-id", default=None, help="Recorded in metadata.json.")
+@click.option("--organization-id", default=None, help="Recorded in metadata.json.")
 @reports_errors
 def run(
     domain: str | None,
@@ -244,6 +253,11 @@ def run(
     executor: str,
     ray_address: str | None,
     strict: bool,
+    release_candidate: str | None,
+    commit_sha: str | None,
+    environment: str | None,
+    project_id: str | None,
+    organization_id: str | None,
 ) -> None:
     """Run a benchmark suite through the reference stack with fault injection and the detector.
 
@@ -274,6 +288,13 @@ def run(
         jobs=jobs or (0 if executor == "ray" and ray_address else default_jobs()),
         executor=executor,
         ray_address=ray_address,
+        options={
+            "release_candidate": release_candidate,
+            "commit_sha": commit_sha,
+            "environment": environment,
+            "project_id": project_id,
+            "organization_id": organization_id,
+        },
     )
     c = summary["counts"]
     rate = c["cases"] / elapsed if elapsed else 0.0
@@ -489,7 +510,7 @@ def _demo_pick(out: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
             rec = json.loads(line)
             if rec.get("status") != "killed" or not rec.get("witness"):
                 continue
-            data = json.loads((out / rec["witness"]).read_text(encoding="utf-8"))[0]
+            data = json.loads((out / rec["witness"]).read_text(encoding="utf-8"))["witnesses"][0]
             if rec.get("localized") == "compiler" and rec.get("containment"):
                 return rec, data
             best = best or (rec, data)

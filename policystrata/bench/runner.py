@@ -9,9 +9,10 @@ mutant, counted apart and never judged); then hand the detector the artifacts on
 origin. Fault ids, labels and surface versions stay in this module.
 
 Output (``runs/<id>/``; byte-identical for the same inputs and seed, no timestamps or absolute
-paths): ``traces.jsonl`` (one compact record per case), ``witnesses/<task>.json`` (the case's
-witnesses, as ``strata explain`` reads them; ``<task>.min.json`` for the minimized case),
-``summary.json`` and ``metadata.json``.
+paths): ``traces.jsonl`` (one compact record per case), ``witnesses/<task>.json`` (the published
+run-witness keys and the case's ``witnesses``, as ``strata explain`` reads them;
+``<task>.min.json`` for the minimized case), ``summary.json`` and ``metadata.json``. Every file
+carries the published keys (COMPAT.md §6, :mod:`policystrata.bench.published`) beside ours.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from policystrata import __version__, profile
+from policystrata.bench import published
 from policystrata.bench.cases import BenchCase
 from policystrata.bench.minimize import domain_orders, minimize_query
 from policystrata.bench.score import Accumulator
@@ -124,10 +126,41 @@ class Runner:
 
     def evaluate(self, case: BenchCase) -> Evaluation:
         self._survivor = None
+        self._evidence: dict[str, Any] = {}
         try:
-            return self._evaluate(case)
+            ev = self._evaluate(case)
         finally:
             self._survivor = None
+        ev.record.update(
+            published.trace_keys(
+                self.domain,
+                case,
+                ev.record,
+                ev.run,
+                ev.witnesses,
+                self._evidence,
+                self._canonical_decision(case),
+                self._cost(case),
+            )
+        )
+        return ev
+
+    def _canonical_decision(self, case: BenchCase) -> tuple[bool, list[str]] | None:
+        """The policy's decision on the request (the reference validator, fault-free)."""
+        from policystrata.stack.validator import authorize
+
+        if case.query is None:
+            return None
+        try:
+            verdict = authorize(self.domain, case.principal, case.query)
+        except (KeyError, ValueError):
+            return None
+        return verdict.decision == "allow", list(verdict.reasons)
+
+    def _cost(self, case: BenchCase) -> int | None:
+        from policystrata.lower.ir import ir_cost
+
+        return ir_cost(case.query, self.domain) if case.query is not None else None
 
     def _evaluate(self, case: BenchCase) -> Evaluation:
         rec: dict[str, Any] = {
@@ -163,6 +196,7 @@ class Runner:
         detector_case.reference_sql = canonical.sql  # real-row evidence only; never lowered
         detector_case.reference_params = dict(canonical.params)
         result = self.checker.check(detector_case)
+        self._evidence = dict(self.checker.context.evidence)
         witnesses = sorted(result.witnesses, key=_rank)
         rec["verdict"] = result.verdict
         rec["classes"] = [w.witness_class for w in witnesses]
@@ -286,8 +320,11 @@ def write_run(
     partition: tuple[int, int] | None = None,
     jobs: int = 1,
     ray: tuple[Any, str | None] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``cases`` lazily, writing ``out``'s files as results come; return the summary.
+    ``options`` are the run's identification (release candidate, commit...) recorded in
+    metadata.json under their published keys.
 
     With ``jobs`` > 1, worker processes (forked after the rules, policy and engine are loaded,
     so each loads nothing again) evaluate the cases in chunks; results are written in case
@@ -310,6 +347,8 @@ def write_run(
         "partition": f"{partition[0]}/{partition[1]}" if partition else None,
         **metadata,
     }
+    meta = {**meta, **published.metadata_keys(runner.domain, meta, options)}
+    meta.setdefault("trace_count", None)  # set when the run ends
     (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
     acc = Accumulator()
     # The cyclic GC is tuned for the run (restored when it ends): everything loaded so far
@@ -341,8 +380,15 @@ def write_run(
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-    summary = {"suite": meta.get("suite"), "domain": runner.domain.name, **acc.summary()}
+    summary = {
+        "suite": meta.get("suite"),
+        "domain": runner.domain.name,
+        **acc.summary(),
+        **published.summary_keys({}, acc),
+    }
     (out / "summary.json").write_text(_dump(summary), encoding="utf-8")
+    meta["trace_count"] = acc.cases
+    (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
     return summary
 
 
@@ -363,9 +409,9 @@ def _outcome(runner: Runner, case: BenchCase) -> Outcome:
     with profile.stage("io"):
         wtext = mtext = None
         if ev.witnesses:
-            wtext = _dump([w.model_dump(mode="json") for w in ev.witnesses])
+            wtext = _dump(published.witness_document(runner.domain, rec, ev.witnesses))
         if ev.minimized:
-            mtext = _dump([w.model_dump(mode="json") for w in ev.minimized])
+            mtext = _dump(published.witness_document(runner.domain, rec, ev.minimized))
             rec["minimized"]["witness"] = rec["witness"].replace(".json", ".min.json")
     key = hashlib.sha256("\x1f".join(case.key()).encode()).digest()[:16]
     return Outcome(rec, key, wtext, mtext)

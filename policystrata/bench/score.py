@@ -39,6 +39,8 @@ class Accumulator:
         self.stillborn_examples: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
         self.minimization: list[dict[str, Any]] = []
+        self.contained_kills = 0  # kills whose first witness a later layer contained
+        self.cost_estimated = 0  # sum of the cases' estimated (policy) costs
 
     def add(self, rec: dict[str, Any], key: bytes | None = None) -> None:
         self.cases += 1
@@ -56,6 +58,9 @@ class Accumulator:
             primary = rec["classes"][0]
             self.case_classes[primary] = self.case_classes.get(primary, 0) + 1
         brief = {"task": rec["task"], "mutation": mutation}
+        self.cost_estimated += (rec.get("cost") or {}).get("estimated") or 0
+        if status == "killed" and rec.get("containment"):
+            self.contained_kills += 1
         if status == "killed":
             exp = rec.get("expected") or {}
             if exp.get("surface"):

@@ -129,8 +129,14 @@ ORDER BY 1, 2, 3
 """
 
 
-def live_rls_facts(conn: psycopg.Connection[Any], schemas: Sequence[str] = ("public",)) -> FactSet:
-    """The rls_* and table_grant facts of the live database ``conn`` is connected to."""
+def live_rls_facts(
+    conn: psycopg.Connection[Any],
+    schemas: Sequence[str] = ("public",),
+    own_roles: Sequence[str] = ("strata_bypass",),
+) -> FactSet:
+    """The rls_* and table_grant facts of the live database ``conn`` is connected to. Grants
+    to ``own_roles`` (PolicyStrata's RLS-bypass comparison role, given SELECT after loading)
+    are PolicyStrata's, not the domain's, and are left out."""
     facts = FactSet()
     schemas_list = list(schemas)
     with conn.cursor(binary=False) as cur:
@@ -155,6 +161,8 @@ def live_rls_facts(conn: psycopg.Connection[Any], schemas: Sequence[str] = ("pub
             policy_expression_facts(facts, table, policy, qual, check)
         cur.execute(_sql(cur, _GRANTS_SQL), (schemas_list,))
         for table, grantee, privilege in cur.fetchall():
+            if grantee in own_roles:
+                continue
             facts.add("table_grant", table, grantee, privilege, prov=_prov(table, "relacl"))
     return facts
 

@@ -10,10 +10,19 @@ True
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from policystrata.db.server import (
+    ENV_DATABASE_URL,
+    DatabaseUnavailable,
+    DbChoice,
+    find_bindir,
+    resolve_db,
+)
 from policystrata.db.server import database as resolve_database
+from policystrata.errors import StrataError
 
 if TYPE_CHECKING:  # psycopg loads only when a server is really used
     from policystrata.db.session import Cluster, Database
@@ -70,7 +79,11 @@ class DomainDatabases:
 def domain_databases(
     spec: str | None, domain: Domain, *, log_statements: bool = False
 ) -> Iterator[DomainDatabases | None]:
-    """Resolve ``--db`` and yield the domain's databases (None when running without one)."""
+    """Resolve ``--db`` and yield the domain's databases (None when running without one, or
+    when the domain has no schema.sql to load)."""
+    if "schema" not in domain.sources:
+        yield None
+        return
     with resolve_database(spec, log_statements=log_statements) as choice:
         if choice.server is None:
             yield None
@@ -84,25 +97,90 @@ def domain_databases(
             dbs.close()
 
 
+class NoDatabase(DatabaseUnavailable):
+    """``--db auto`` found no server to start when one was first needed (said once on stderr):
+    the run goes on without real-database evidence, as if there were no binaries."""
+
+
+class DatabaseSetupFailed(StrataError):
+    """The server or the domain's database could not be set up (a schema that does not load):
+    a problem of the run, not of one record."""
+
+
+class LazyDatabase:
+    """The domain's database, set up when it is first needed: a run whose SQL is all refused by
+    the gate (or that has no SQL) never starts a server. Behaves as the
+    :class:`~policystrata.db.session.Database` it becomes."""
+
+    def __init__(self, spec: str, domain: Domain, *, log_statements: bool = False) -> None:
+        self._spec = spec
+        self._domain = domain
+        self._log_statements = log_statements
+        self._choice: DbChoice | None = None
+        self._db: Database | None = None
+        self._failed: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._db is not None
+
+    def _real(self) -> Database:
+        if self._db is not None:
+            return self._db
+        if self._failed is not None:
+            raise NoDatabase(self._failed)
+        try:
+            self._choice = resolve_db(self._spec, log_statements=self._log_statements)
+        except DatabaseUnavailable as exc:
+            raise DatabaseSetupFailed(str(exc)) from None
+        if self._choice.server is None:
+            self._failed = self._choice.reason
+            raise NoDatabase(self._failed)
+        from policystrata.db.session import Cluster
+
+        schema, seed = domain_sql(self._domain)
+        try:
+            self._db = Cluster(self._choice.server).fresh_database(schema, seed)
+        except StrataError as exc:
+            self.close()
+            raise DatabaseSetupFailed(str(exc)) from None
+        return self._db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def close(self) -> None:
+        db, choice = self._db, self._choice
+        self._db = self._choice = None
+        if db is not None:
+            db.close()
+            with contextlib.suppress(Exception):
+                db.drop()
+        if choice is not None:
+            choice.close()
+
+
 @contextlib.contextmanager
 def domain_database_for(
     spec: str | None, domain: Domain, *, log_statements: bool = False
 ) -> Iterator[Database | None]:
-    """Resolve ``--db`` (auto, none or a DSN), load the domain, yield its database (or None when
-    running without one), and clean everything up afterwards (a throwaway server is stopped)."""
-    with resolve_database(spec, log_statements=log_statements) as choice:
-        if choice.server is None:
-            yield None
-            return
-        from policystrata.db.session import Cluster
-
-        cluster = Cluster(choice.server)
-        db = domain_database(cluster, domain)
-        try:
-            yield db
-        finally:
-            db.close()
-            with contextlib.suppress(Exception):
-                db.drop()
-            with contextlib.suppress(Exception):
-                cluster.drop_templates()
+    """``--db`` (auto, none or a DSN) for one run: the domain's database, set up when it is
+    first needed (a :class:`LazyDatabase`), or None when running without one (``none``,
+    ``auto`` without server binaries: said once on stderr, or a domain without schema.sql to
+    load); everything is cleaned up afterwards (a throwaway server is stopped)."""
+    if "schema" not in domain.sources:
+        yield None
+        return
+    spec = spec or os.environ.get(ENV_DATABASE_URL) or "auto"
+    if spec == "none":
+        yield None
+        return
+    if spec == "auto" and find_bindir() is None:
+        resolve_db(spec)  # says why, once
+        yield None
+        return
+    lazy = LazyDatabase(spec, domain, log_statements=log_statements)
+    try:
+        yield lazy  # type: ignore[misc]
+    finally:
+        lazy.close()

@@ -1,17 +1,21 @@
 """Real-row evidence for witnesses (evidence level ``real_db``).
 
 :func:`collect_evidence` runs the canonical SQL and the layer's SQL under the same tenant context
-(the transaction recipe of :mod:`policystrata.db.session`), plus the layer's SQL in the owner
-context (RLS bypassed, rolled back), and reports:
+(the transaction recipe of :mod:`policystrata.db.session`), plus the layer's SQL with RLS
+bypassed (as ``strata_bypass``, rolled back), and reports:
 
 - the values and row counts of both runs, and whether they match;
+- ``bypass_layer``: the layer's SQL run as the RLS-bypass role (``strata_bypass``), when the
+  server has one;
 - ``cross_tenant``: rows of the layer's run whose tenant column (found through output lineage:
   a projected column that is a tenant column, directly or through an alias) carries another
   tenant's key;
-- ``containment``: rows the owner-context run returns that the app run does not, i.e. rows RLS
+- ``containment``: rows the RLS-bypassed run returns that the app run does not, i.e. rows RLS
   removed. A non-empty difference means the database layer contained the query.
 
-SQL the read-only guard refuses is never executed: its entry carries ``refused`` instead of rows.
+SQL the gate refuses (:func:`policystrata.db.vet.vet_sql`) is never executed: its entry carries
+``refused`` (the reason) and ``refusal`` (kind, construct, span) instead of rows; a query the
+server cancelled or rejected carries ``error`` (sqlstate, message, kind).
 Everything is JSON-friendly and deterministic (rows sorted, ``Decimal`` as text).
 
 >>> ev = collect_evidence(db, canonical_sql, layer_sql, tenant="acme")   # doctest: +SKIP
@@ -116,17 +120,17 @@ def _run(
     tenant: str | None,
     params: Sequence[Any],
     *,
-    owner: bool,
+    bypass: bool,
     guard: Guard | None,
     timeout_ms: int | None,
 ) -> tuple[QueryResult | None, dict[str, Any]]:
     try:
-        vetted = vet_sql(sql, guard=guard)
+        vetted = vet_sql(sql, relations=db.relations, guard=guard)
     except UnvettedSQL as e:
-        return None, {"refused": e.reason}
+        return None, {"refused": e.reason, "refusal": e.to_json()}
     try:
-        if owner:
-            res = db.run_owner(vetted, tenant, params, timeout_ms=timeout_ms)
+        if bypass:
+            res = db.run_bypass(vetted, tenant, params, timeout_ms=timeout_ms)
         else:
             res = db.run_app(vetted, tenant, params, timeout_ms=timeout_ms)
     except QueryFailed as e:
@@ -197,12 +201,12 @@ def collect_evidence(
             canonical_sql,
             tenant,
             canonical_params,
-            owner=False,
+            bypass=False,
             guard=guard,
             timeout_ms=timeout_ms,
         )
     layer, ev["layer"] = _run(
-        db, layer_sql, tenant, params, owner=False, guard=guard, timeout_ms=timeout_ms
+        db, layer_sql, tenant, params, bypass=False, guard=guard, timeout_ms=timeout_ms
     )
     if layer is None:
         return _truncate(ev, max_rows)
@@ -212,18 +216,22 @@ def collect_evidence(
     ev["cross_tenant"] = cross_tenant_rows(
         layer, tenant, tenant_output_columns(layer_sql, layer.columns, tcols)
     )
-    owner, owner_json = _run(
-        db, layer_sql, tenant, params, owner=True, guard=guard, timeout_ms=timeout_ms
+    if not db.bypass_available:
+        reason = "the server has no BYPASSRLS role for the comparison"
+        ev["containment"] = {"checked": False, "reason": reason}
+        return _truncate(ev, max_rows)
+    bypassed, bypass_json = _run(
+        db, layer_sql, tenant, params, bypass=True, guard=guard, timeout_ms=timeout_ms
     )
-    if owner is None:
-        ev["containment"] = {"checked": False, **owner_json}
+    if bypassed is None:
+        ev["containment"] = {"checked": False, **bypass_json}
     else:
-        removed = _multiset_minus(owner.rows, layer.rows)
-        ev["owner_layer"] = owner_json
+        removed = _multiset_minus(bypassed.rows, layer.rows)
+        ev["bypass_layer"] = bypass_json
         ev["containment"] = {
             "checked": True,
             "contained": bool(removed),
-            "owner_row_count": owner.row_count,
+            "bypass_row_count": bypassed.row_count,
             "app_row_count": layer.row_count,
             "rows_removed": removed[:20],
             "rows_removed_count": len(removed),
@@ -232,7 +240,7 @@ def collect_evidence(
 
 
 def _truncate(ev: dict[str, Any], max_rows: int) -> dict[str, Any]:
-    for key in ("canonical", "layer", "owner_layer"):
+    for key in ("canonical", "layer", "bypass_layer"):
         part = ev.get(key)
         if isinstance(part, dict) and isinstance(part.get("rows"), list):
             rows = part["rows"]

@@ -1,15 +1,21 @@
-"""A throwaway PostgreSQL server, or a server the user names by DSN.
+"""A private throwaway PostgreSQL server, or a server the user names by DSN.
 
-:class:`ThrowawayServer` runs ``initdb --no-sync`` into a fresh temp dir and starts ``postgres``
-on ``127.0.0.1`` on a free port, with its unix socket in the temp dir and durability off
-(``fsync``, ``full_page_writes``, ``synchronous_commit``). It trusts loopback connections only.
-When the process runs as root the server binaries run as the ``postgres`` OS user (PostgreSQL
-refuses to run as root). Stopping it (context manager exit, ``atexit``, SIGINT/SIGTERM, or an
-error during start) kills the server and removes the temp dir.
+:class:`ThrowawayServer` runs ``initdb --no-sync`` into a fresh ``0700`` temp dir and starts
+``postgres`` with **no TCP listener** (``listen_addresses=''``): its only socket is a unix socket
+in a ``0700`` directory of the temp dir, so no other OS user can even reach it, and every login
+(``scram-sha-256``, never ``trust``) needs a password generated for this run. Durability is off
+(``fsync``, ``full_page_writes``, ``synchronous_commit``). When the process runs as root the
+server binaries run as the ``postgres`` OS user (PostgreSQL refuses to run as root).
+
+It dies with its parent: stopping it (context manager exit, ``atexit``, SIGINT / SIGTERM /
+SIGHUP, or an error during start) kills the server and removes the temp dir, and a watchdog
+process started beside it does the same within a second when the parent dies without cleaning
+up (SIGKILL). ``PR_SET_PDEATHSIG`` would not do: it is cleared when ``setpriv`` changes the
+server's credentials.
 
 >>> with ThrowawayServer() as server:                     # doctest: +SKIP
 ...     server.dsn("postgres")
-'host=127.0.0.1 port=54873 dbname=postgres user=postgres'
+"host='/tmp/strata-pg-x1y2/sock' port=5432 dbname=postgres user=postgres password=..."
 
 :func:`resolve_db` implements ``--db auto|none|<dsn>``.
 """
@@ -20,9 +26,9 @@ import atexit
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,12 +48,33 @@ SUPERUSER = "postgres"
 RUN_AS_USER = "postgres"
 """OS user the server binaries run as when we are root."""
 
+PORT = 5432
+"""The port number of the throwaway server's socket file (``.s.PGSQL.5432``): there is no TCP
+listener, and the socket directory is private to each server, so every server can use it."""
+
 ENV_BINDIR = "PG_BINDIR"
 ENV_DATABASE_URL = "STRATA_DATABASE_URL"
 
 
 class DatabaseUnavailable(StrataError):
     """No PostgreSQL could be found, started or reached."""
+
+
+def conninfo(**params: object) -> str:
+    """A libpq ``key=value`` connection string; values are quoted when they need it.
+
+    >>> conninfo(host="/tmp/a b", port=5432, user="x", password="it's")
+    "host='/tmp/a b' port=5432 user=x password='it\\\\'s'"
+    """
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        text = str(value)
+        if not text or any(c in text for c in " '\\\t\n"):
+            text = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
 
 
 # --------------------------------------------------------------------------- binaries
@@ -105,9 +132,23 @@ def find_bindir() -> Path | None:
 
 
 class Server(Protocol):
-    """Anything that can hand out connection strings: a throwaway server or a user DSN."""
+    """Anything that can hand out connection strings: a throwaway server or a user DSN.
 
-    def dsn(self, dbname: str | None = None, user: str | None = None) -> str: ...
+    ``dsn()`` without a user is the administrator's (it only creates roles and databases);
+    ``dsn(db, user, password)`` is a login of one of PolicyStrata's roles."""
+
+    def dsn(
+        self, dbname: str | None = None, user: str | None = None, password: str | None = None
+    ) -> str: ...
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def secret(self) -> str | None:
+        """The administrator's password, when the connection string has one (our roles'
+        passwords are derived from it, so every process that holds it agrees on them)."""
+        ...
 
     @property
     def statement_log(self) -> Path | None: ...
@@ -117,12 +158,15 @@ class Server(Protocol):
 class ExternalServer:
     """A server the user runs, reached through an admin DSN (libpq URI or key=value string).
 
-    The DSN's user must be able to create roles and databases (ideally a superuser).
-    """
+    The DSN's user must be able to create roles and databases; a superuser can also give the
+    RLS-bypass role BYPASSRLS (without one, the comparison with RLS bypassed is not run, and
+    PolicyStrata says so once)."""
 
     admin_dsn: str
 
-    def dsn(self, dbname: str | None = None, user: str | None = None) -> str:
+    def dsn(
+        self, dbname: str | None = None, user: str | None = None, password: str | None = None
+    ) -> str:
         from psycopg.conninfo import make_conninfo
 
         kwargs: dict[str, Any] = {}
@@ -130,8 +174,28 @@ class ExternalServer:
             kwargs["dbname"] = dbname
         if user is not None:
             kwargs["user"] = user
-            kwargs["password"] = None
+            kwargs["password"] = password
         return make_conninfo(self.admin_dsn, **kwargs)
+
+    @property
+    def identity(self) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(self.admin_dsn)
+        except Exception:  # a malformed DSN fails later, at connect, with psycopg's message
+            return self.admin_dsn
+        return f"{params.get('host') or ''}:{params.get('port') or ''}"
+
+    @property
+    def secret(self) -> str | None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            password = conninfo_to_dict(self.admin_dsn).get("password")
+        except Exception:
+            return None
+        return str(password) if password else None
 
     @property
     def statement_log(self) -> Path | None:
@@ -146,6 +210,11 @@ class ExternalServer:
 _LIVE: set[ThrowawayServer] = set()
 _LIVE_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
+
+#: Signals after which the servers of this process are stopped before the process goes on dying.
+CLEANUP_SIGNALS = tuple(
+    s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
+)
 
 
 def _stop_all() -> None:
@@ -177,7 +246,7 @@ def _install_handlers() -> None:
     atexit.register(_stop_all)
     if threading.current_thread() is not threading.main_thread():
         return
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in CLEANUP_SIGNALS:
         with contextlib.suppress(ValueError, OSError):
             previous = signal.getsignal(sig)
             if previous is signal.SIG_IGN:
@@ -186,13 +255,41 @@ def _install_handlers() -> None:
             signal.signal(sig, _on_signal)
 
 
+# --------------------------------------------------------------------------- the watchdog
+
+#: The watchdog: a separate process (its own session, so a terminal's Ctrl-C or a SIGHUP to
+#: the process group does not reach it) that polls its parent. When the parent is gone (it was
+#: killed before it could stop the server), it shuts the server down (SIGQUIT, then SIGKILL)
+#: and removes the temp dir; when the server is gone (stopped by the parent), it exits.
+WATCHDOG = r"""
+import os, shutil, signal, sys, time
+parent, server, tmpdir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for s in (signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while os.getppid() == parent and alive(server):
+    time.sleep(0.2)
+if os.getppid() != parent:
+    for sig in (signal.SIGQUIT, signal.SIGKILL):
+        if not alive(server):
+            break
+        try:
+            os.kill(server, sig)
+        except OSError:
+            pass
+        deadline = time.monotonic() + 5
+        while alive(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    shutil.rmtree(tmpdir, ignore_errors=True)
+"""
+
+
 # --------------------------------------------------------------------------- throwaway server
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as_prefix() -> tuple[list[str], pwd.struct_passwd | None]:
@@ -228,10 +325,20 @@ def _run_as_prefix() -> tuple[list[str], pwd.struct_passwd | None]:
     raise DatabaseUnavailable("running as root but neither setpriv nor runuser is available")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 class ThrowawayServer:
     """A private PostgreSQL cluster in a temp dir; see the module docstring.
 
-    ``log_statements=True`` sets ``log_statement=all``; the log is :attr:`statement_log`.
+    ``log_statements=True`` sets ``log_statement=all`` and logs connections; each log line
+    names the session's user and database (``log_line_prefix``). The log is
+    :attr:`statement_log`.
     """
 
     def __init__(
@@ -240,7 +347,6 @@ class ThrowawayServer:
         *,
         log_statements: bool = False,
         start_timeout: float = 30.0,
-        port_attempts: int = 5,
     ) -> None:
         found = bindir or find_bindir()
         if found is None:
@@ -251,13 +357,15 @@ class ThrowawayServer:
         self.bindir = found
         self.log_statements = log_statements
         self.start_timeout = start_timeout
-        self.port_attempts = port_attempts
         self.tmpdir: Path | None = None
         self.port: int | None = None
         self.pid: int | None = None
+        self.watchdog_pid: int | None = None
         self.start_seconds: float | None = None
+        self._password = secrets.token_urlsafe(24)
         self._prefix: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- paths
     @property
@@ -281,15 +389,30 @@ class ThrowawayServer:
         return self.log_path if self.log_statements and self.tmpdir else None
 
     @property
+    def identity(self) -> str:
+        return f"{self.socket_dir if self.tmpdir else ''}:{PORT}"
+
+    @property
+    def secret(self) -> str | None:
+        return self._password
+
+    @property
     def running(self) -> bool:
         return self.pid is not None
 
-    def dsn(self, dbname: str | None = None, user: str | None = None) -> str:
+    def dsn(
+        self, dbname: str | None = None, user: str | None = None, password: str | None = None
+    ) -> str:
+        """A connection string over the private socket: the superuser's (with this run's
+        password) when ``user`` is None, else ``user`` with ``password``."""
         if self.port is None:
             raise DatabaseUnavailable("the throwaway server is not running")
-        return (
-            f"host=127.0.0.1 port={self.port} dbname={dbname or 'postgres'} "
-            f"user={user or SUPERUSER}"
+        return conninfo(
+            host=str(self.socket_dir),
+            port=self.port,
+            dbname=dbname or "postgres",
+            user=user or SUPERUSER,
+            password=self._password if user is None else password,
         )
 
     # -- lifecycle
@@ -311,14 +434,14 @@ class ThrowawayServer:
         t0 = time.perf_counter()
         try:
             self._prefix, pw = _run_as_prefix()
-            self.tmpdir = Path(tempfile.mkdtemp(prefix="strata-pg-"))
-            self.socket_dir.mkdir()
+            self.tmpdir = Path(tempfile.mkdtemp(prefix="strata-pg-"))  # mode 0700
+            self.socket_dir.mkdir(mode=0o700)
             if pw is not None:
                 for p in (self.tmpdir, self.socket_dir):
                     os.chown(p, pw.pw_uid, pw.pw_gid)
             with _LIVE_LOCK:
                 _LIVE.add(self)
-            self._initdb()
+            self._initdb(pw)
             self._start_postmaster()
         except BaseException:
             self.stop()
@@ -326,117 +449,150 @@ class ThrowawayServer:
         self.start_seconds = time.perf_counter() - t0
         return self
 
-    def _initdb(self) -> None:
-        res = self._run(
-            [
-                str(self.bindir / "initdb"),
-                "-D",
-                str(self.datadir),
-                "--no-sync",
-                "-U",
-                SUPERUSER,
-                "--auth-local=trust",
-                "--auth-host=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-            timeout=120,
-        )
+    def _initdb(self, pw: pwd.struct_passwd | None) -> None:
+        assert self.tmpdir is not None
+        pwfile = self.tmpdir / "pwfile"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self._password + "\n")
+        if pw is not None:
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        try:
+            res = self._run(
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "--no-sync",
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=reject",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                timeout=120,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if res.returncode != 0:
             raise DatabaseUnavailable(f"initdb failed: {res.stderr.strip() or res.stdout.strip()}")
-        # Loopback only: drop everything initdb wrote except local socket and 127.0.0.1/::1.
-        hba = self.datadir / "pg_hba.conf"
-        hba.write_text(
-            "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
-        )
+        # The unix socket only, and a password for every login.
+        (self.datadir / "pg_hba.conf").write_text("local all all scram-sha-256\n")
 
     def _start_postmaster(self) -> None:
-        last_error = ""
-        for _ in range(self.port_attempts):
-            port = _free_port()
-            args = [
-                str(self.bindir / "postgres"),
-                "-D",
-                str(self.datadir),
-                "-p",
-                str(port),
-                "-k",
-                str(self.socket_dir),
-            ]
-            settings = {
-                "listen_addresses": "127.0.0.1",
-                "fsync": "off",
-                "full_page_writes": "off",
-                "synchronous_commit": "off",
-                "max_connections": "50",
-                "shared_buffers": "32MB",
-                "log_min_messages": "warning",
-                "TimeZone": "UTC",
-                "autovacuum": "off",
-                "log_statement": "all" if self.log_statements else "none",
-            }
-            for key, value in settings.items():
-                args += ["-c", f"{key}={value}"]
-            log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-            try:
-                self._proc = subprocess.Popen(
-                    [*self._prefix, *args],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "LC_ALL": "C", "TZ": "UTC"},
-                    start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server
-                )
-            finally:
-                log.close()
-            if self._wait_ready(port):
-                self.port = port
-                self.pid = self._proc.pid
-                return
+        args = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(PORT)]
+        settings = {
+            "listen_addresses": "",
+            "unix_socket_directories": str(self.socket_dir),
+            "unix_socket_permissions": "0700",
+            "password_encryption": "scram-sha-256",
+            "fsync": "off",
+            "full_page_writes": "off",
+            "synchronous_commit": "off",
+            "max_connections": "50",
+            "shared_buffers": "32MB",
+            "temp_file_limit": "256MB",
+            "log_min_messages": "warning",
+            "log_line_prefix": "%m [%p] %u@%d ",
+            "TimeZone": "UTC",
+            "autovacuum": "off",
+            "log_statement": "all" if self.log_statements else "none",
+            "log_connections": "on" if self.log_statements else "off",
+        }
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self._proc = subprocess.Popen(
+                [*self._prefix, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "LC_ALL": "C", "TZ": "UTC"},
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server
+            )
+        finally:
+            log.close()
+        pid = self._wait_ready()
+        if pid is None:
             self._terminate()
             text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-            last_error = text.strip()
-            if "could not bind" not in text and "already in use" not in text:
-                break
-            self.log_path.unlink(missing_ok=True)
-        raise DatabaseUnavailable(f"could not start PostgreSQL: {last_error[-2000:]}")
+            raise DatabaseUnavailable(f"could not start PostgreSQL: {text.strip()[-2000:]}")
+        self.port = PORT
+        self.pid = pid
+        self._start_watchdog(pid)
 
-    def _wait_ready(self, port: int) -> bool:
-        """Wait until postmaster.pid says ``ready`` (or the process exits)."""
+    def _wait_ready(self) -> int | None:
+        """Wait until postmaster.pid says ``ready``; the postmaster's pid (None if it exited)."""
         assert self._proc is not None
         deadline = time.monotonic() + self.start_timeout
         pidfile = self.datadir / "postmaster.pid"
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                return False
-            with contextlib.suppress(OSError):
+                return None
+            with contextlib.suppress(OSError, ValueError):
                 lines = pidfile.read_text().splitlines()
-                ready = len(lines) >= 8 and lines[7].strip() == "ready"
-                if ready and lines[3].strip() == str(port):
-                    return True
+                if len(lines) >= 8 and lines[7].strip() == "ready":
+                    return int(lines[0])
             time.sleep(0.01)
-        return False
+        return None
+
+    def _start_watchdog(self, server_pid: int) -> None:
+        assert self.tmpdir is not None
+        self._watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                WATCHDOG,
+                str(os.getpid()),
+                str(server_pid),
+                str(self.tmpdir),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+        self.watchdog_pid = self._watchdog.pid
 
     def _terminate(self) -> None:
         """Immediate shutdown (SIGQUIT), then SIGKILL; reap the child."""
         proc = self._proc
         if proc is None:
             return
+        targets = [proc.pid] + ([self.pid] if self.pid and self.pid != proc.pid else [])
         for sig, wait in ((signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
-            if proc.poll() is not None:
+            if proc.poll() is not None and not any(_alive(p) for p in targets[1:]):
                 break
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                proc.send_signal(sig)
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(wait)
         self._proc = None
+
+    def _stop_watchdog(self) -> None:
+        dog = self._watchdog
+        if dog is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            dog.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            dog.wait(5)
+        self._watchdog = None
+        self.watchdog_pid = None
 
     def stop(self) -> None:
         """Stop the server (immediate shutdown) and remove the temp dir. Idempotent."""
         with _LIVE_LOCK:
             _LIVE.discard(self)
         self._terminate()
+        self._stop_watchdog()
         self.pid = None
         self.port = None
         if self.tmpdir is not None:
@@ -450,7 +606,7 @@ class ThrowawayServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"ThrowawayServer(port={self.port}, dir={self.tmpdir})"
+        return f"ThrowawayServer(dir={self.tmpdir})"
 
 
 # --------------------------------------------------------------------------- --db resolver

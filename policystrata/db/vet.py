@@ -1,25 +1,34 @@
-"""The gate in front of execution: only SQL the read-only guard accepted ever reaches a server.
+"""The gate in front of execution: only SQL that passed both checks ever reaches a server.
 
-:func:`vet_sql` runs the SQL lowering's fail-closed read-only guard
-(``policystrata.lower.sql.lower_sql(...).read_only``) and then a second, independent fence of our
-own (one statement; no call of a function that changes session state, sleeps, reads files or
-reaches other servers). It returns a :class:`VettedSQL`, the only thing the execution functions
-accept. When the guard is not importable, nothing is vetted and nothing runs.
+:func:`vet_sql` runs
 
->>> vet_sql("SELECT 1", guard=lambda text: (True, "test"))    # doctest: +ELLIPSIS
-VettedSQL(text='SELECT 1', guard='test')
->>> vet_sql("SELECT pg_sleep(10)", guard=lambda text: (True, "test"))
+1. the SQL lowering's fail-closed read-only guard (``policystrata.lower.sql.lower_sql(...)
+   .read_only``): exactly one SELECT, no write anywhere, no denied function; and
+2. the execution allow-list (:mod:`policystrata.lower.sql.allowlist`): every function, operator,
+   cast and relation of the statement is on the dialect's list, the relations being the
+   database's own tables and views and the statement's CTEs.
+
+It returns a :class:`VettedSQL`, the only thing the execution functions accept; a refusal is an
+:class:`UnvettedSQL` that names the construct and its span. When the guard is not importable,
+nothing is vetted and nothing runs. Behind the gate, the server is the second fence (see
+:mod:`policystrata.db.session`): a prepared single statement, a read-only transaction with
+timeouts, a login that cannot become more.
+
+>>> vet_sql("SELECT count(*) FROM t", relations={"t"}, guard=lambda text: (True, "test"))
+... # doctest: +ELLIPSIS
+VettedSQL(text='SELECT count(*) FROM t', guard='test')
+>>> vet_sql("SELECT ts_stat('x')", relations=set(), guard=lambda text: (True, "test"))
 Traceback (most recent call last):
 ...
-policystrata.db.vet.UnvettedSQL: refused to execute: calls pg_sleep (not allowed against a database)
+policystrata.db.vet.UnvettedSQL: refused to execute: function ts_stat() is not on the execution ...
 """
 
 from __future__ import annotations
 
 import importlib
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from policystrata.errors import StrataError
 
@@ -28,33 +37,41 @@ Guard = Callable[[str], tuple[bool, str]]
 
 
 class UnvettedSQL(StrataError):
-    """SQL that did not pass the read-only guard; it is never sent to a server."""
+    """SQL that did not pass the gate; it is never sent to a server.
 
-    def __init__(self, reason: str) -> None:
+    ``kind``: ``not_read_only`` (the read-only guard rejected it) or ``off_allow_list`` (a
+    construct is not on the execution allow-list); ``construct`` and ``span`` locate the first
+    refused construct in the SQL text when known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        kind: str = "off_allow_list",
+        construct: str | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> None:
         self.reason = reason
+        self.kind = kind
+        self.construct = construct
+        self.span = span
         super().__init__(f"refused to execute: {reason}")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "reason": self.reason}
+        if self.construct is not None:
+            out["construct"] = self.construct
+        if self.span is not None:
+            out["span"] = list(self.span)
+        return out
 
 
 _TOKEN = object()
 
-# Functions a read-only transaction still allows but that break the recipe: set_config can move
-# app.tenant_id to another tenant mid-transaction, the rest sleep, signal, read server files or
-# reach other servers.
-_DENIED_FUNCTIONS = re.compile(
-    r"\b(set_config|pg_sleep(?:_for|_until)?|dblink\w*|pg_read_(?:binary_)?file|pg_ls_\w+|"
-    r"pg_stat_file|lo_\w+|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|"
-    r"pg_advisory\w*|pg_try_advisory\w*|pg_notify|pg_logical_\w+|pg_switch_wal|"
-    r"pg_create_\w+|pg_drop_\w+|query_to_xml\w*|table_to_xml\w*|pg_file_\w+)\s*\(",
-    re.IGNORECASE,
-)
-_LEADING = re.compile(r"^\s*(?:\(\s*)*(select|with|values|table)\b", re.IGNORECASE)
-_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
-_STRING = re.compile(r"'(?:[^']|'')*'")
-
 
 @dataclass(frozen=True)
 class VettedSQL:
-    """SQL text that passed the read-only guard. Build it only through :func:`vet_sql`."""
+    """SQL text that passed the gate. Build it only through :func:`vet_sql`."""
 
     text: str
     guard: str
@@ -65,13 +82,18 @@ class VettedSQL:
             raise UnvettedSQL("VettedSQL must be built by vet_sql()")
 
 
-_GUARDED: dict[str, tuple[bool, str]] = {}
+_GUARDED: dict[str, tuple[bool, str, tuple[int, int] | None]] = {}
 _GUARDED_SIZE = 1024
 
 
 def lowering_guard(text: str) -> tuple[bool, str]:
     """The SQL lowering's fail-closed read-only guard (``lower_sql(...).read_only``); the
     verdict on a text is remembered (a bounded memo: the same SQL is vetted for several runs)."""
+    accepted, reason, _span = _guarded(text)
+    return accepted, reason
+
+
+def _guarded(text: str) -> tuple[bool, str, tuple[int, int] | None]:
     hit = _GUARDED.get(text)
     if hit is not None:
         return hit
@@ -82,52 +104,51 @@ def lowering_guard(text: str) -> tuple[bool, str]:
     return verdict
 
 
-def _lowering_guard(text: str) -> tuple[bool, str]:
+def _lowering_guard(text: str) -> tuple[bool, str, tuple[int, int] | None]:
     try:
         lower_sql = importlib.import_module("policystrata.lower.sql").lower_sql
     except (ImportError, AttributeError) as e:
         raise UnvettedSQL(
-            f"the read-only guard (policystrata.lower.sql.lower_sql) is unavailable: {e}"
+            f"the read-only guard (policystrata.lower.sql.lower_sql) is unavailable: {e}",
+            kind="not_read_only",
         ) from None
     result = lower_sql("db_vet", text)
     if result.read_only:
-        return True, "lower_sql.read_only"
+        return True, "lower_sql.read_only", None
     reasons = "; ".join(
         f"{getattr(f, 'kind', '?')}: {getattr(f, 'reason', f)}" for f in result.findings
     )
-    return False, reasons or "not read-only"
+    span = next((f.span for f in result.findings if getattr(f, "span", None)), None)
+    return False, reasons or "not read-only", span
 
 
-def second_fence(text: str) -> str | None:
-    """Our own independent check; returns the reason to refuse, or None.
+def vet_sql(
+    text: str,
+    *,
+    relations: Collection[str],
+    dialect: str = "postgres",
+    guard: Guard | None = None,
+) -> VettedSQL:
+    """Vet ``text``; raise :class:`UnvettedSQL` unless the read-only guard and the execution
+    allow-list accept it. ``relations``: the tables and views the statement may read.
 
-    >>> second_fence("select 1; select set_config('app.tenant_id', 'beta', true)")
-    'more than one statement'
-    >>> second_fence("SELECT count(*) FROM t WHERE note = 'a;b'") is None
-    True
-    """
-    code = _STRING.sub("''", _COMMENT.sub(" ", text))
-    body = code.strip().rstrip(";").strip()
-    if ";" in body:
-        return "more than one statement"
-    if not _LEADING.match(body):
-        return "not a single SELECT / WITH / VALUES / TABLE statement"
-    m = _DENIED_FUNCTIONS.search(code)
-    if m:
-        return f"calls {m.group(1).lower()} (not allowed against a database)"
-    return None
-
-
-def vet_sql(text: str, *, guard: Guard | None = None) -> VettedSQL:
-    """Vet ``text``; raise :class:`UnvettedSQL` unless the guard and the second fence accept it.
-
-    ``guard`` defaults to :func:`lowering_guard`. Tests may pass their own guard; the second fence
+    ``guard`` defaults to :func:`lowering_guard`. Tests may pass their own guard; the allow-list
     always applies.
     """
-    accepted, reason = (guard or lowering_guard)(text)
+    if guard is None:
+        accepted, reason, span = _guarded(text)
+    else:
+        (accepted, reason), span = guard(text), None
     if not accepted:
-        raise UnvettedSQL(f"the read-only guard rejected it ({reason})")
-    fence = second_fence(text)
-    if fence is not None:
-        raise UnvettedSQL(fence)
+        raise UnvettedSQL(
+            f"the read-only guard rejected it ({reason})", kind="not_read_only", span=span
+        )
+    from policystrata.lower.sql.allowlist import execution_refusals
+
+    refusals = execution_refusals(text, relations=relations, dialect=dialect)
+    if refusals:
+        first = refusals[0]
+        raise UnvettedSQL(
+            str(first), kind="off_allow_list", construct=first.construct, span=first.span
+        )
     return VettedSQL(text, reason, _TOKEN)

@@ -2,7 +2,8 @@
 
 The passes run in this order, one concern each (``PASSES``): principals, roles, metrics,
 dimensions, time ranges, release thresholds, schema (facts from
-:func:`policystrata.lower.schema.parse_schema`), tenancy, join overrides, surfaces.
+:func:`policystrata.lower.schema.parse_schema`), tenancy, join overrides, surfaces, and the
+facts a caller added (the scan config's gate inputs).
 
 >>> from policystrata.model import load_domain
 >>> facts = compile_domain(load_domain("support_saas"))
@@ -16,6 +17,7 @@ dimensions, time ranges, release thresholds, schema (facts from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from policystrata.facts import Const, FactSet, Provenance
@@ -66,41 +68,61 @@ def roles(d: Domain, fs: FactSet) -> None:
             )
 
 
-def metric_filter(expression: str, table: str) -> list[tuple[str, str, str, str, Const]]:
-    """The guaranteed predicates of a metric expression's FILTER (WHERE ...) clause, parsed with
-    the SQL lowering's predicate extractor: ``(table, column, op, vkind, value)``.
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
 
-    >>> metric_filter("count(distinct t.id) filter (where t.escalated)", "t")
-    [('t', 'escalated', '=', 'literal', True)]
+
+def _ident(name: str) -> str:
+    return name if _PLAIN_NAME.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
+def metric_aggregates(
+    d: Domain, name: str
+) -> tuple[list[tuple[str, bool, str, str]], list[tuple[str, str, str, str, Const]]]:
+    """The metric's aggregates ``(func, distinct, table, column)`` and the guaranteed literal
+    predicates of their FILTERs ``(table, column, op, vkind, value)``, read by the SQL lowering
+    itself from ``SELECT <canonical expression> FROM <its tables>``: a metric is understood
+    exactly as the same expression in a query's SQL is (one place for what an aggregate is).
+
+    >>> from policystrata.model import load_domain
+    >>> aggs, filters = metric_aggregates(load_domain("support_saas"), "escalated_tickets")
+    >>> aggs
+    [('count', True, 'support_tickets', 'id')]
+    >>> filters
+    [('support_tickets', 'escalated', '=', 'literal', True)]
     """
-    from policystrata.lower.sql.adapter import exp, ident_name, parse_expression
-    from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+    from policystrata.lower.sql import lower_sql
 
-    tree = parse_expression(expression)
-    if not isinstance(tree, exp.Filter):
-        return []
-    where = tree.expression
-    cond = where.this if isinstance(where, exp.Where) else where
-    out = []
-    for p in extract_predicates(cond):
-        if p.strength == GUARANTEED and p.vkind in ("literal", "null"):
-            qual = p.column.args.get("table")
-            out.append(
-                (
-                    ident_name(qual) if qual else table,
-                    ident_name(p.column.this),
-                    p.op,
-                    p.vkind,
-                    p.value,
-                )
-            )
-    return out
+    m = d.policy.metrics[name]
+    info = d.metric_exprs.get(name)
+    if info is None or info.sql is None or info.aggregates == 0:
+        return [], []
+    tables = [m.table, *(t for t, _ in info.columns if t is not None and t != m.table)]
+    froms = ", ".join(_ident(t) for t in dict.fromkeys(tables))
+    lowered = lower_sql("metric", f"SELECT {info.sql} AS value FROM {froms}", schema=d.schema)
+    aggs: list[tuple[str, bool, str, str]] = []
+    filters: list[tuple[str, str, str, str, Const]] = []
+    for f in lowered.facts.by_pred("sql_agg"):
+        _c, scope, _id, func, distinct, table, column = f.args
+        if (table, column) == ("*", "*"):  # count(*): rows of the metric's table
+            table = m.table
+        row = (str(func), bool(distinct), str(table), str(column))
+        if scope == "s0" and row not in aggs:
+            aggs.append(row)
+    for f in lowered.facts.by_pred("sql_agg_filter_pred"):
+        _c, scope, _id, table, column, op, vkind, value, strength = f.args
+        row5 = (str(table), str(column), str(op), str(vkind), value)
+        guaranteed = strength == "guaranteed" and vkind in ("literal", "null")
+        if scope == "s0" and guaranteed and row5 not in filters:
+            filters.append(row5)
+    return aggs, filters
 
 
 def metrics(d: Domain, fs: FactSet) -> None:
     """metric, metric_role, metric_alias, metric_table, metric_column, metric_agg, metric_filter,
-    metric_grain, metric_cost, metric_time_column. A metric without ``allowed_roles`` admits
-    every role."""
+    metric_uses_metric, metric_expression_unknown, metric_grain, metric_cost,
+    metric_time_column. A metric without
+    ``allowed_roles`` admits every role; without ``columns`` (or with ``[]``) it reads the
+    columns its expression names."""
     for name, m in d.policy.metrics.items():
         here = d.where("policy", "metrics", name)
         fs.add("metric", name, prov=here)
@@ -119,8 +141,8 @@ def metrics(d: Domain, fs: FactSet) -> None:
                 "metric_alias", alias, name, prov=d.where("policy", "metrics", name, "aliases", i)
             )
         fs.add("metric_table", name, m.table, prov=d.where("policy", "metrics", name, "table"))
-        agg = d.aggs.get(name)
-        if m.columns is not None:
+        at_expr = d.where("policy", "metrics", name, "expression")
+        if m.columns:
             for i, col in enumerate(m.columns):
                 table, column = split_column(col, m.table)
                 fs.add(
@@ -130,32 +152,19 @@ def metrics(d: Domain, fs: FactSet) -> None:
                     column,
                     prov=d.where("policy", "metrics", name, "columns", i),
                 )
-        elif agg is not None and agg.column != "*":
-            fs.add(
-                "metric_column",
-                name,
-                agg.table,
-                agg.column,
-                prov=d.where("policy", "metrics", name, "expression"),
-            )
-        if agg is not None:
-            fs.add(
-                "metric_agg",
-                name,
-                *agg.as_tuple(),
-                prov=d.where("policy", "metrics", name, "expression"),
-            )
-            for table, column, op, vkind, value in metric_filter(m.expression, m.table):
-                fs.add(
-                    "metric_filter",
-                    name,
-                    table,
-                    column,
-                    op,
-                    vkind,
-                    value,
-                    prov=d.where("policy", "metrics", name, "expression"),
-                )
+        else:
+            for table, column in d.metric_columns(name):
+                fs.add("metric_column", name, table, column, prov=at_expr)
+        for other in d.metric_refs(name):
+            fs.add("metric_uses_metric", name, other, prov=at_expr)
+        aggs, filters = metric_aggregates(d, name)
+        for agg in aggs:
+            fs.add("metric_agg", name, *agg, prov=at_expr)
+        for table, column, op, vkind, value in filters:
+            fs.add("metric_filter", name, table, column, op, vkind, value, prov=at_expr)
+        unknown = d.metric_unknown(name)
+        if unknown is not None:
+            fs.add("metric_expression_unknown", name, unknown, prov=at_expr)
         if m.grain is not None:
             fs.add("metric_grain", name, m.grain, prov=d.where("policy", "metrics", name, "grain"))
         fs.add("metric_cost", name, m.cost, prov=d.where("policy", "metrics", name, "cost"))
@@ -173,19 +182,20 @@ def metrics(d: Domain, fs: FactSet) -> None:
 
 
 def dimensions(d: Domain, fs: FactSet) -> None:
-    """dimension, dimension_column, dimension_role, dimension_sensitive, dimension_cost.
-    A dimension without ``allowed_roles`` admits every role."""
+    """dimension, dimension_column (each base column of its column or expression),
+    dimension_expression, dimension_role, dimension_sensitive, dimension_cost. A dimension
+    without ``allowed_roles`` admits every role."""
     for name, dim in d.policy.dimensions.items():
         here = d.where("policy", "dimensions", name)
         fs.add("dimension", name, prov=here)
-        table, column = split_column(dim.column)
-        fs.add(
-            "dimension_column",
-            name,
-            table,
-            column,
-            prov=d.where("policy", "dimensions", name, "column"),
-        )
+        at_column = d.where("policy", "dimensions", name, "column")
+        info = d.dimension_exprs.get(name)
+        if info is not None:
+            for table, column in info.columns:
+                if table is not None:
+                    fs.add("dimension_column", name, table, column, prov=at_column)
+            if not info.plain and info.sql is not None:
+                fs.add("dimension_expression", name, info.sql, prov=at_column)
         if dim.allowed_roles is None:
             for role in d.policy.roles:
                 fs.add("dimension_role", name, role, prov=here)
@@ -204,8 +214,10 @@ def dimensions(d: Domain, fs: FactSet) -> None:
 
 
 def time_ranges(d: Domain, fs: FactSet) -> None:
-    """time_range, time_range_bounds, time_range_calendar: the policy's ``time_ranges``, plus
-    the default calendar anchored at ``as_of`` for labels the policy does not define."""
+    """time_range, time_range_bounds, time_range_calendar, time_range_timezone,
+    time_range_unbounded: the policy's ``time_ranges``, plus the default calendar anchored at
+    ``as_of`` (the published calendar without it) for labels the policy does not define, and
+    the unbounded labels (``all_time``)."""
     as_of = d.policy.as_of.isoformat()
     for label, (start, end, calendar) in d.time_ranges().items():
         if label in d.policy.time_ranges:
@@ -215,11 +227,20 @@ def time_ranges(d: Domain, fs: FactSet) -> None:
             prov = Provenance(
                 "policy.yaml",
                 line=line if "as_of" in d.policy.model_fields_set else None,
-                note=f"default calendar at as_of {as_of}",
+                note=f"published calendar (as_of {as_of}, to date 2026-06-24)"
+                if d.published_calendar
+                else f"default calendar at as_of {as_of}",
             )
         fs.add("time_range", label, prov=prov)
         fs.add("time_range_bounds", label, start, end, prov=prov)
         fs.add("time_range_calendar", label, calendar, prov=prov)
+        tz = d.time_range_timezone(label)
+        if tz is not None:
+            fs.add("time_range_timezone", label, tz, prov=prov)
+    for label in d.unbounded_time_ranges():
+        prov = Provenance("policy.yaml", note="unbounded: no time predicate")
+        fs.add("time_range", label, prov=prov)
+        fs.add("time_range_unbounded", label, prov=prov)
 
 
 def release(d: Domain, fs: FactSet) -> None:
@@ -234,13 +255,37 @@ def release(d: Domain, fs: FactSet) -> None:
 
 
 def schema(d: Domain, fs: FactSet) -> None:
-    """table, table_column, primary_key, fk, rls_*, table_grant: from schema.sql's parser."""
+    """table, table_column, primary_key, fk, rls_*, table_grant, table_partial: from
+    schema.sql's parser (without schema.sql: the tables and columns the policy names), and
+    schema_known when the domain has a schema.sql."""
     fs.update(d.schema.facts)
+    if d.schema_known:
+        fs.add("schema_known", "schema.sql", prov=Provenance("schema.sql", line=1))
 
 
 def tenancy(d: Domain, fs: FactSet) -> None:
-    """tenant_column: ``tenancy`` entries, else a column named tenant_id."""
+    """tenant_column: the scan config's tenancy (every column it names for a table; it wins),
+    ``tenancy`` entries, else a column named tenant_id; canonical_predicate: the scan config's
+    canonical predicates that are not tenant columns."""
+    scan = d.scan_tenancy
+    if scan is not None:
+        for table, cols in scan.tenant_columns.items():
+            for column, where in cols:
+                fs.add("tenant_column", table, column, prov=where)
+        for p in scan.canonical:
+            fs.add(
+                "canonical_predicate",
+                p.key,
+                p.table,
+                p.column,
+                p.op,
+                p.vkind,
+                p.value,
+                prov=p.where,
+            )
     for table, column in d.tenant_columns().items():
+        if scan is not None and table in scan.tenant_columns:
+            continue
         if table in d.policy.tenancy:
             prov = d.where("policy", "tenancy", table)
         else:
@@ -304,6 +349,12 @@ def surfaces(d: Domain, fs: FactSet) -> None:
         fs.add("transition_obligation", ob, prov=d.where("surfaces", "transition_obligations", i))
 
 
+def extra(d: Domain, fs: FactSet) -> None:
+    """Facts the caller added to the domain (the scan config's gate inputs)."""
+    if d.extra_facts is not None:
+        fs.update(d.extra_facts)
+
+
 PASSES: tuple[Pass, ...] = (
     principals,
     roles,
@@ -315,6 +366,7 @@ PASSES: tuple[Pass, ...] = (
     tenancy,
     joins,
     surfaces,
+    extra,
 )
 
 

@@ -7,42 +7,36 @@ multi-table ``GRANT``) are read token by token; the ``USING`` / ``WITH CHECK`` e
 policy are parsed as expressions and lowered by the same predicate extractor that lowers
 ``WHERE`` clauses. A statement that does not parse is an :class:`InputError` naming
 ``file:line``. Statements that carry no containment information (``CREATE INDEX``,
-``CREATE ROLE``, ``INSERT``, ``COMMENT``...) are parsed and ignored.
+``CREATE ROLE``, ``CREATE EXTENSION``, ``ALTER TYPE``, ``ALTER PUBLICATION``, a ``DO`` block,
+``INSERT``, ``COMMENT``...) are parsed and ignored.
 
->>> info = parse_schema('''
-... CREATE TABLE tenants (id text PRIMARY KEY);
-... CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL REFERENCES tenants(id));
-... ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
-... CREATE POLICY iso ON accounts FOR SELECT TO strata_app
-...   USING (tenant_id = current_setting('app.tenant_id', true));
-... GRANT SELECT ON accounts TO strata_app;
+Migration-style scripts (COMPAT.md §8: a dump that ALTERs, grants on and writes policies for
+tables it never creates, and calls platform functions such as ``auth.uid()``) load: what parses
+is used, and what refers to something the script does not define is a *note*
+(``SchemaInfo.notes``, ``file:line: message``), never an error. A table the script only refers
+to is *partial* (``SchemaInfo.partial``, fact ``table_partial``): its RLS, grants and the columns
+it adds are known, the rest of its columns are not.
+
+>>> mig = parse_schema('''
+... CREATE TABLE notes (id uuid PRIMARY KEY, team_id uuid REFERENCES teams (id));
+... ALTER TABLE invoices ENABLE ROW LEVEL SECURITY;
+... CREATE POLICY own ON invoices FOR SELECT TO authenticated USING (user_id = auth.uid());
 ... ''')
->>> list(info.tables), info.tables["accounts"].foreign_keys
-(['tenants', 'accounts'], [ForeignKey(column='tenant_id', ref_table='tenants', ref_column='id')])
->>> print(info.facts.to_lines().replace(", ", ","), end="")
-column_not_null("accounts","id")
-column_not_null("accounts","tenant_id")
-column_not_null("tenants","id")
-fk("accounts","tenant_id","tenants","id")
-primary_key("accounts","id")
-primary_key("tenants","id")
-rls_enabled("accounts")
-rls_policy("accounts","iso","select",true)
-rls_policy_pred("accounts","iso","using","tenant_id","=","setting","app.tenant_id","guaranteed")
-rls_policy_role("accounts","iso","strata_app")
-table("accounts")
-table("tenants")
-table_column("accounts","id","bigint")
-table_column("accounts","tenant_id","text")
-table_column("tenants","id","text")
-table_grant("accounts","strata_app","select")
+>>> sorted(mig.partial)
+['invoices', 'teams']
+>>> for n in mig.notes:
+...     print(n)
+schema.sql:2: table 'teams' is referenced but never created here (noted: its columns are unknown)
+schema.sql:3: table 'invoices' is referenced but never created here (noted: its columns are unknown)
+schema.sql:4: policy own on invoices calls auth.uid(), defined outside this script (noted)
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
-from policystrata.errors import InputError, did_you_mean
+from policystrata.errors import InputError
 from policystrata.facts import FactSet, Provenance
 from policystrata.lower.sql.adapter import (
     SqlglotError,
@@ -56,6 +50,7 @@ from policystrata.lower.sql.adapter import (
     split_statements,
     table_name,
 )
+from policystrata.lower.sql.guard import function_name
 from policystrata.lower.sql.parse import describe_parse_error, describe_token_error
 from policystrata.lower.sql.predicate_extract import extract_predicates, is_always_true
 
@@ -82,6 +77,7 @@ class TableInfo:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     line: int = 0
     not_null: set[str] = field(default_factory=set)  # NOT NULL and primary-key columns
+    partial: bool = False  # referenced (ALTER, POLICY, GRANT, FK) but never created here
 
 
 @dataclass
@@ -104,6 +100,18 @@ class SchemaInfo:
     rls_enabled: dict[str, int] = field(default_factory=dict)
     rls_forced: dict[str, int] = field(default_factory=dict)
     source: str = "schema.sql"
+    notes: list[InputError] = field(default_factory=list)
+    known: bool = True  # False: the domain has no schema.sql (tables come from the policy)
+
+    @property
+    def partial(self) -> dict[str, int]:
+        """Tables the script refers to but never creates, with the line first referring."""
+        return {n: t.line for n, t in self.tables.items() if t.partial}
+
+    def complete(self, table: str) -> bool:
+        """Is every column of ``table`` known (created here, in a schema that exists)?"""
+        t = self.tables.get(table)
+        return self.known and t is not None and not t.partial
 
     def column_type(self, table: str, column: str) -> str | None:
         t = self.tables.get(table)
@@ -122,14 +130,30 @@ class _Reader:
         self.forced: dict[str, int] = {}
         self.policies: list[RlsPolicy] = []
         self.grants: dict[tuple[str, str, str], int] = {}
+        self.notes: list[InputError] = []
+        self.functions: set[str] = set()  # functions the script creates (schema.name, name)
 
     # -- helpers -----------------------------------------------------------------------------
     def error(self, message: str, line: int) -> InputError:
         return InputError(message, file=self.source, line=line)
 
+    def note(self, message: str, line: int) -> None:
+        self.notes.append(InputError(message, file=self.source, line=line))
+
     def known_table(self, name: str, line: int) -> str:
+        """A table the statement refers to; one never created here becomes a partial table
+        (noted once, with "did you mean" when a created table has a close name)."""
         if name not in self.tables:
-            raise self.error(f"unknown table '{name}'{did_you_mean(name, self.tables)}", line)
+            created = sorted(t for t, info in self.tables.items() if not info.partial)
+            # a migration refers to tables created elsewhere; a near-identical name is a typo
+            typo = difflib.get_close_matches(name, created, n=1, cutoff=0.85)
+            hint = f" (did you mean '{typo[0]}'?)" if typo else ""
+            self.note(
+                f"table '{name}' is referenced but never created here (noted: its columns are "
+                f"unknown){hint}",
+                line,
+            )
+            self.tables[name] = TableInfo(name, line=line, partial=True)
         return name
 
     # -- statements --------------------------------------------------------------------------
@@ -148,6 +172,8 @@ class _Reader:
             raise InputError(
                 f"cannot parse statement: {what}", file=self.source, line=line, column=column
             ) from None
+        if _creates_function(stmt.tokens):
+            self.functions |= _function_names(stmt.tokens)
         if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE":
             self.create_table(tree, stmt)
         elif isinstance(tree, exp.Alter):
@@ -160,7 +186,25 @@ class _Reader:
             elif first == "ALTER" and _has_sequence(stmt.tokens, ("ROW", "LEVEL", "SECURITY")):
                 self.alter_rls(stmt)
             elif first == "ALTER" and second == "POLICY":
-                raise self.error("ALTER POLICY is not supported; write CREATE POLICY", stmt.line)
+                self.note(
+                    "ALTER POLICY is not read (noted: the policy keeps its CREATE POLICY "
+                    "definition)",
+                    stmt.line,
+                )
+            elif first == "ALTER" and second == "TABLE" and _no_fact_alter(stmt.tokens):
+                pass  # OWNER TO, REPLICA IDENTITY, ATTACH PARTITION...: no containment facts
+            elif first == "CREATE" and second == "ROW":
+                self.note(
+                    "CREATE ROW POLICY (a ClickHouse row policy) is not read (noted: the "
+                    "table's containment is unknown)",
+                    stmt.line,
+                )
+            elif first == "ALTER" and second == "TABLE":
+                self.note(
+                    "ALTER TABLE statement not read (unsupported syntax; noted: its facts, if "
+                    "any, are unknown)",
+                    stmt.line,
+                )
             elif (first, second) in _MUST_PARSE:
                 # the parser gave up on a statement whose facts we need: never skip it silently
                 raise self.error(
@@ -178,9 +222,16 @@ class _Reader:
         table = schema.this
         assert isinstance(table, exp.Table)
         name = table_name(table)
-        if name in self.tables:
+        before = self.tables.get(name)
+        if before is not None and not before.partial:
+            if tree.args.get("exists"):
+                return  # CREATE TABLE IF NOT EXISTS of a table already created: a no-op
             raise self.error(f"table '{name}' is created twice", stmt.line)
         info = TableInfo(name, line=stmt.line)
+        if before is not None:  # referred to before it was created (out-of-order dump)
+            info.columns.update(before.columns)
+            info.primary_key.extend(before.primary_key)
+            info.not_null |= before.not_null
         self.tables[name] = info
         for item in schema.expressions:
             if isinstance(item, exp.ColumnDef):
@@ -408,7 +459,7 @@ class _Reader:
             elif p in PRIVILEGES:
                 expanded.append(p)
             else:
-                raise self.error(f"unknown table privilege '{p}'", stmt.line)
+                self.note(f"unknown table privilege '{p}' (noted: not granted here)", stmt.line)
         for tname in targets:
             for r in roles:
                 for p in expanded:
@@ -426,34 +477,43 @@ class _Reader:
             return Provenance(src, line=line)
 
         for table, fk, line in self.pending_fks:
-            target = self.tables.get(fk.ref_table)
-            if target is None:
-                raise self.error(
-                    f"foreign key references unknown table '{fk.ref_table}'"
-                    f"{did_you_mean(fk.ref_table, self.tables)}",
-                    line,
-                )
+            target = self.tables[self.known_table(fk.ref_table, line)]
             ref_col = fk.ref_column
             if not ref_col:
                 if len(target.primary_key) != 1:
-                    raise self.error(
+                    self.note(
                         f"foreign key to '{fk.ref_table}' names no column and the table has "
-                        "no single-column primary key",
+                        "no known single-column primary key (noted: the key is not used)",
                         line,
                     )
+                    continue
                 ref_col = target.primary_key[0]
             if ref_col not in target.columns:
-                raise self.error(
-                    f"foreign key references unknown column '{fk.ref_table}.{ref_col}'", line
-                )
+                if not target.partial:
+                    self.note(
+                        f"foreign key references unknown column '{fk.ref_table}.{ref_col}' "
+                        "(noted: the key is not used)",
+                        line,
+                    )
+                    continue
+                target.columns[ref_col] = "unknown"
             if fk.column not in self.tables[table].columns:
-                raise self.error(f"foreign key on unknown column '{table}.{fk.column}'", line)
+                if not self.tables[table].partial:
+                    self.note(
+                        f"foreign key on unknown column '{table}.{fk.column}' (noted: the key "
+                        "is not used)",
+                        line,
+                    )
+                    continue
+                self.tables[table].columns[fk.column] = "unknown"
             resolved = ForeignKey(fk.column, fk.ref_table, ref_col)
             if resolved not in self.tables[table].foreign_keys:
                 self.tables[table].foreign_keys.append(resolved)
             facts.add("fk", table, fk.column, fk.ref_table, ref_col, prov=prov(line))
         for tinfo in self.tables.values():
             facts.add("table", tinfo.name, prov=prov(tinfo.line))
+            if tinfo.partial:
+                facts.add("table_partial", tinfo.name, prov=prov(tinfo.line))
             for col, typ in tinfo.columns.items():
                 facts.add("table_column", tinfo.name, col, typ, prov=prov(tinfo.line))
             for col in tinfo.primary_key:
@@ -482,6 +542,12 @@ class _Reader:
                     ) from None
                 if is_always_true(expr) and (clause == "using" or pol.using is None):
                     always_true = True
+                for fn in sorted(_qualified_calls(expr) - self.functions):
+                    self.note(
+                        f"policy {pol.name} on {pol.table} calls {fn}(), defined outside this "
+                        "script (noted)",
+                        pol.line,
+                    )
                 for pred in extract_predicates(expr):
                     snippet = text.strip()
                     facts.add(
@@ -507,6 +573,7 @@ class _Reader:
             rls_enabled=dict(self.enabled),
             rls_forced=dict(self.forced),
             source=src,
+            notes=sorted(self.notes, key=lambda n: n.line or 0),
         )
 
 
@@ -517,6 +584,71 @@ _MUST_PARSE = {
     ("CREATE", "TEMPORARY"),
     ("ALTER", "TABLE"),
 }
+
+
+#: ALTER TABLE actions that carry no containment facts (kept as opaque commands by the parser).
+_NO_FACT_ALTER = (
+    "OWNER",
+    "REPLICA",
+    "CLUSTER",
+    "ATTACH",
+    "DETACH",
+    "INHERIT",
+    "NO",
+    "OF",
+    "NOT",
+    "VALIDATE",
+    "SET",
+    "RESET",
+    "ALTER",
+    "RENAME",
+    "DROP",
+    "ENABLE",
+    "DISABLE",
+)
+
+
+def _no_fact_alter(toks: tuple[Tok, ...]) -> bool:
+    """``ALTER TABLE [IF EXISTS] [ONLY] name <action>`` whose action carries no facts we read
+    (row level security forms are read before this is asked)."""
+    i = 2
+    while i < len(toks) and toks[i].upper in ("IF", "EXISTS", "ONLY"):
+        i += 1
+    _name, i = _qualified_name(list(toks), i)
+    if i < len(toks) and toks[i].type == "STAR":
+        i += 1
+    return i < len(toks) and toks[i].upper in _NO_FACT_ALTER
+
+
+def _creates_function(toks: tuple[Tok, ...]) -> bool:
+    words = [t.upper for t in toks[:5]]
+    return words[:1] == ["CREATE"] and ("FUNCTION" in words or "PROCEDURE" in words)
+
+
+def _function_names(toks: tuple[Tok, ...]) -> set[str]:
+    """``schema.name`` and ``name`` of a CREATE [OR REPLACE] FUNCTION statement."""
+    words = [t.upper for t in toks]
+    at = next((i for i, w in enumerate(words) if w in ("FUNCTION", "PROCEDURE")), None)
+    if at is None:
+        return set()
+    parts: list[str] = []
+    i = at + 1
+    while i < len(toks) and toks[i].type != "L_PAREN":
+        if toks[i].type != "DOT":
+            parts.append(_tok_name(toks[i]))
+        i += 1
+    return {".".join(parts), parts[-1]} if parts else set()
+
+
+def _qualified_calls(expr: exp.Expr) -> set[str]:
+    """Schema-qualified function calls of an expression (``auth.uid()``,
+    ``private.get_teams()``): platform functions a policy relies on."""
+    out = set()
+    for dot in expr.find_all(exp.Dot):
+        if isinstance(dot.expression, exp.Func):
+            name = function_name(dot.expression)
+            out.add(f"{ident_name(dot.this)}.{name}")
+    return out
 
 
 def _error_line(e: Exception, stmt: Statement) -> int:

@@ -4,6 +4,17 @@
 schema.sql with :func:`policystrata.lower.schema.parse_schema`, then checks every reference and
 reports *all* broken ones at once as :class:`~policystrata.errors.InputErrors`.
 
+Domains as users have them (COMPAT.md §8) load too, with :attr:`Domain.warnings` (``file:line:
+message``, printed on stderr) instead of errors where the published tool accepted the file:
+
+- no schema.sql: tables and columns come from the policy (``SchemaInfo.known`` is false; every
+  table is partial); references cannot be checked and checks that need keys or RLS say so;
+- a migration-style schema.sql: tables it only refers to are partial (their columns are not
+  all known), and a policy reference to a table it never mentions is a warning;
+- a metric expression or dimension column that is not understood (COMPAT.md §2 lists the
+  forms that are: :mod:`policystrata.model.expressions`): a warning, never an error;
+- a principal whose ``id`` differs from its key (the key is what lookups use).
+
 >>> d = load_domain("support_saas")
 >>> d.name, sorted(d.policy.principals)[:2], str(d.where("policy", "roles", "analyst", "max_rows"))
 ('support_saas', ['acme_analyst', 'acme_finance_admin'], 'policy.yaml:19')
@@ -13,17 +24,23 @@ reports *all* broken ones at once as :class:`~policystrata.errors.InputErrors`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlglot
-from sqlglot import exp
-
 from policystrata.errors import InputError, InputErrors, did_you_mean
 from policystrata.facts import Provenance
-from policystrata.model.calendar import default_time_ranges
+from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
+from policystrata.model.calendar import (
+    PUBLISHED_AS_OF,
+    PUBLISHED_TIMEZONES,
+    PUBLISHED_TO_DATE,
+    UNBOUNDED_LABELS,
+    default_time_ranges,
+)
+from policystrata.model.expressions import ExprInfo, read_dimension, read_metric
 from policystrata.model.policy import Policy
 from policystrata.model.surfaces import Surfaces
 from policystrata.model.yamlsrc import (
@@ -69,6 +86,54 @@ class Domain:
     sources: dict[str, Path] = field(default_factory=dict)
     docs: dict[str, YamlDoc] = field(default_factory=dict)
     aggs: dict[str, MetricAgg] = field(default_factory=dict)
+    metric_exprs: dict[str, ExprInfo] = field(default_factory=dict)
+    dimension_exprs: dict[str, ExprInfo] = field(default_factory=dict)
+    warnings: list[InputError] = field(default_factory=list)
+    #: the scan config's tenancy (policystrata.scan.tenancy.ScanTenancy), set by the scan
+    scan_tenancy: Any = None
+    #: facts a caller adds to the policy facts (the scan config's gate inputs), with provenance
+    extra_facts: Any = None
+
+    @property
+    def schema_known(self) -> bool:
+        """The domain has a schema.sql (tables, keys and RLS come from DDL)."""
+        return bool(self.schema.known)
+
+    def metric_unknown(self, metric: str) -> str | None:
+        """Why the metric's expression gives its semantic checks nothing to compare with (not
+        SQL, or no aggregate and no other metric), or None when it is understood."""
+        info = self.metric_exprs.get(metric)
+        if info is None:
+            return None
+        if info.problem is not None:
+            return info.problem
+        if info.aggregates == 0 and not self.metric_refs(metric):
+            return "it has no aggregate and names no other metric"
+        return None
+
+    def metric_refs(self, metric: str) -> list[str]:
+        """Other metrics a derived metric's expression names outside any aggregate
+        (``(bookings - ref_bookings) * 1.0 / bookings``, ``c.booking_value_sub_instant + 10``)."""
+        info = self.metric_exprs.get(metric)
+        return _metric_refs(info, self.policy.metrics, metric) if info else []
+
+    def metric_columns(self, metric: str) -> list[tuple[str, str]]:
+        """The (table, column) pairs a metric's expression reads (other metrics excluded;
+        unqualified columns are the metric table's)."""
+        info = self.metric_exprs.get(metric)
+        if info is None:
+            return []
+        return _metric_columns(info, self.policy.metrics, metric, self.policy.metrics[metric].table)
+
+    def dimension_base(self, name: str) -> tuple[str, str] | None:
+        """The (table, column) a dimension reads: its column, or the first column its expression
+        reads (``date_trunc('month', invoices.invoice_date)`` -> invoices.invoice_date); None for
+        a ``query_token`` or an expression that is not understood."""
+        info = self.dimension_exprs.get(name) or read_dimension(self.policy.dimensions[name].column)
+        for table, column in info.columns:
+            if table is not None:
+                return table, column
+        return None
 
     def line(self, kind: str, *path: str | int) -> int | None:
         doc = self.docs.get(kind)
@@ -101,18 +166,51 @@ class Domain:
                 return (m.table, col)
         return None
 
+    @property
+    def published_calendar(self) -> bool:
+        """The policy sets no ``as_of``: labels it does not define get the published calendar's
+        bounds (:mod:`policystrata.model.calendar`)."""
+        return "as_of" not in self.policy.model_fields_set
+
     def time_ranges(self) -> dict[str, tuple[str, str, str]]:
-        """Label -> (start, end, calendar): the default calendar at ``as_of`` overridden by the
-        policy's ``time_ranges``."""
-        out = default_time_ranges(self.policy.as_of)
+        """Label -> (start, end, calendar) of every *bounded* label: the default calendar at
+        ``as_of`` overridden by the policy's ``time_ranges`` (unbounded labels such as
+        ``all_time`` are in :meth:`time_range_labels` only)."""
+        as_of = self.policy.as_of
+        to_date = PUBLISHED_TO_DATE if self.published_calendar else as_of
+        if self.published_calendar and as_of != PUBLISHED_AS_OF:  # pragma: no cover - defensive
+            to_date = as_of
+        out = default_time_ranges(as_of, to_date)
         for label, tr in self.policy.time_ranges.items():
             out[label] = (tr.start.isoformat(), tr.end.isoformat(), tr.calendar)
         return out
 
+    def unbounded_time_ranges(self) -> list[str]:
+        """Labels without bounds (``all_time``): a query over them has no time predicate."""
+        return [label for label in UNBOUNDED_LABELS if label not in self.policy.time_ranges]
+
+    def time_range_labels(self) -> list[str]:
+        """Every time range label the policy knows: bounded and unbounded."""
+        return [*self.time_ranges(), *self.unbounded_time_ranges()]
+
+    def time_range_timezone(self, label: str) -> str | None:
+        """The time zone a label's bounds are local to: the policy's ``time_ranges`` entry, else
+        the published calendar's (``last_7_days``: America/Los_Angeles), else None."""
+        tr = self.policy.time_ranges.get(label)
+        if tr is not None:
+            return tr.timezone
+        return PUBLISHED_TIMEZONES.get(label) if self.published_calendar else None
+
     def tenant_columns(self) -> dict[str, str]:
-        """Table -> tenant column: ``tenancy`` entries, else a column named ``tenant_id``."""
+        """Table -> tenant column: the scan config's tenancy (it wins), ``tenancy`` entries,
+        else a column named ``tenant_id``."""
         out: dict[str, str] = {}
+        scan = self.scan_tenancy.tenant_columns if self.scan_tenancy is not None else {}
+        for name, cols in scan.items():
+            out[name] = cols[0][0]
         for name, table in self.schema.tables.items():
+            if name in out:
+                continue
             if name in self.policy.tenancy:
                 col = self.policy.tenancy[name]
                 if col:
@@ -120,6 +218,24 @@ class Domain:
             elif "tenant_id" in table.columns:
                 out[name] = "tenant_id"
         return out
+
+
+def _metric_refs(info: ExprInfo, metrics: Iterable[str], name: str) -> list[str]:
+    names = set(metrics) - {name}
+    return list(dict.fromkeys(c for _t, c in info.outside if c in names))
+
+
+def _metric_columns(
+    info: ExprInfo, metrics: Iterable[str], name: str, table: str
+) -> list[tuple[str, str]]:
+    refs = set(_metric_refs(info, metrics, name))
+    out = []
+    for t, c in info.columns:
+        if (t, c) in info.outside and c in refs:
+            continue
+        if (t or table, c) not in out:
+            out.append((t or table, c))
+    return out
 
 
 def split_column(ref: str, default_table: str | None = None) -> tuple[str, str]:
@@ -133,40 +249,52 @@ def split_column(ref: str, default_table: str | None = None) -> tuple[str, str]:
 
 
 def parse_metric_agg(expression: str, default_table: str) -> MetricAgg:
-    """Parse a metric expression's aggregate with sqlglot.
+    """The first aggregate of a metric expression (any form of
+    :mod:`policystrata.model.expressions`, read in its canonical SQL): function, DISTINCT and
+    the one column it aggregates (``*`` for rows). Raises ``ValueError`` when the expression is
+    not understood or aggregates no single column.
 
     >>> parse_metric_agg("sum(invoices.net_amount_cents)", "invoices").as_tuple()
     ('sum', False, 'invoices', 'net_amount_cents')
     >>> parse_metric_agg("count(*) filter (where t.x)", "t").as_tuple()
     ('count', False, 't', '*')
+    >>> parse_metric_agg("uniqExact(events.user_id)", "events").as_tuple()
+    ('count', True, 'events', 'user_id')
+    >>> parse_metric_agg(", COALESCE(SUM(1), 0)", "bookings").as_tuple()
+    ('sum', False, 'bookings', '*')
     """
+    info = read_metric(expression)
+    if info.sql is None:
+        raise ValueError(f"cannot read metric expression: {info.problem}")
     try:
-        tree = sqlglot.parse_one(expression, dialect="postgres")
-    except sqlglot.errors.SqlglotError as exc:
-        raise ValueError(f"cannot parse metric expression: {str(exc).splitlines()[0]}") from None
-    if isinstance(tree, exp.Filter):
-        tree = tree.this
-    if isinstance(tree, exp.AggFunc):
-        func = tree.key.lower()
-        arg = tree.this
-    elif isinstance(tree, exp.Anonymous):
-        func = str(tree.name).lower()
-        arg = tree.expressions[0] if tree.expressions else exp.Star()
-    else:
-        raise ValueError(
-            f"metric expression must be one aggregate call, e.g. sum(t.c); got {expression!r}"
-        )
+        tree = parse_expression(info.sql)
+    except SqlglotError as exc:  # pragma: no cover - canonical SQL always parses
+        raise ValueError(f"cannot parse metric expression: {exc}") from None
+    agg = next(iter(tree.find_all(exp.AggFunc)), None)
+    if agg is None:
+        raise ValueError(f"metric expression has no aggregate call: {expression!r}")
+    func = _AGG_NAMES.get(type(agg), agg.key.lower())
+    arg = agg.this
     distinct = isinstance(arg, exp.Distinct)
-    if distinct:
+    if isinstance(arg, exp.Distinct):
         arg = arg.expressions[0] if arg.expressions else exp.Star()
-    if isinstance(arg, exp.Star) or arg is None:
+    if arg is None or isinstance(arg, exp.Star) or not arg.find(exp.Column):
         return MetricAgg(func, distinct, default_table, "*")
-    if isinstance(arg, exp.Column):
-        return MetricAgg(func, distinct, arg.table or default_table, arg.name)
     cols = list(arg.find_all(exp.Column))
-    if len(cols) == 1:
-        return MetricAgg(func, distinct, cols[0].table or default_table, cols[0].name)
+    if len(cols) == 1 or isinstance(arg, exp.Column):
+        qual = cols[0].args.get("table")
+        table = ident_name(qual) if qual is not None else default_table
+        return MetricAgg(func, distinct, table, ident_name(cols[0].this))
     raise ValueError(f"metric aggregate argument must be one column, got {arg.sql()!r}")
+
+
+_AGG_NAMES: dict[type, str] = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "avg",
+    exp.Min: "min",
+    exp.Max: "max",
+}
 
 
 def _names(names: Names) -> set[str] | None:
@@ -211,7 +339,7 @@ def load_domain(
     path = resolve_domain_path(name_or_path)
     sources = {kind: path / fname for kind, fname in FILE_NAMES.items()}
     for kind, src in sources.items():
-        if not src.is_file():
+        if not src.is_file() and kind != "schema":  # published example domains ship none
             raise InputError(f"missing {FILE_NAMES[kind]} in domain {path}", file=str(src))
     docs: dict[str, YamlDoc] = {}
     errors: list[InputError] = []
@@ -225,24 +353,73 @@ def load_domain(
             errors.extend(exc.errors)
         except InputError as exc:
             errors.append(exc)
-    try:
-        schema = parse_schema(read_text_file(sources["schema"], "schema.sql"), source="schema.sql")
-    except InputError as exc:
-        errors.append(exc)
-        schema = None
+    schema = None
+    if sources["schema"].is_file():
+        try:
+            text = read_text_file(sources["schema"], "schema.sql")
+            schema = parse_schema(text, source="schema.sql")
+        except InputError as exc:
+            errors.append(exc)
     if errors:
         raise InputErrors(errors)
+    if schema is None:
+        schema = policy_schema(models["policy"], docs["policy"])
     domain = Domain(
         name=path.name,
         path=path,
         policy=models["policy"],
         surfaces=models["surfaces"],
         schema=schema,
-        sources={k: v for k, v in sources.items()},
+        sources={k: v for k, v in sources.items() if v.is_file()},
         docs=docs,
+        warnings=list(schema.notes),
     )
     check_domain(domain, _names(known_responsibilities), _names(known_obligations))
     return domain
+
+
+def policy_schema(policy: Policy, doc: YamlDoc) -> Any:
+    """A domain without schema.sql: the tables and columns the policy names (metric tables,
+    columns and expressions, dimension columns, tenancy, join overrides), every table partial
+    and every type ``unknown``; ``known`` is false. Facts carry the policy's lines."""
+    from policystrata.facts import FactSet
+    from policystrata.lower.schema import SchemaInfo, TableInfo
+
+    tables: dict[str, TableInfo] = {}
+    facts = FactSet()
+
+    def add(table: str | None, column: str | None, *path: str | int) -> None:
+        if not table:
+            return
+        line = doc.line(path) or 0
+        info = tables.setdefault(table, TableInfo(table, line=line, partial=True))
+        prov = Provenance("policy.yaml", line=line, note="from policy.yaml (no schema.sql)")
+        facts.add("table", table, prov=prov)
+        facts.add("table_partial", table, prov=prov)
+        if column and column != "*" and column not in info.columns:
+            info.columns[column] = "unknown"
+            facts.add("table_column", table, column, "unknown", prov=prov)
+
+    metric_names = set(policy.metrics)
+    for name, m in policy.metrics.items():
+        add(m.table, None, "metrics", name, "table")
+        for i, ref in enumerate(m.columns or ()):
+            t, c = split_column(ref, m.table)
+            add(t, c, "metrics", name, "columns", i)
+        for t, c in _metric_columns(read_metric(m.expression), metric_names, name, m.table):
+            add(t, c, "metrics", name, "expression")
+        if m.time_column:
+            add(*split_column(m.time_column, m.table), "metrics", name, "time_column")
+    for name, dim in policy.dimensions.items():
+        for dtable, dcol in read_dimension(dim.column).columns:
+            add(dtable, dcol, "dimensions", name, "column")
+    for table, col in policy.tenancy.items():
+        add(table, col, "tenancy", table)
+    for i, join in enumerate(policy.joins):
+        for key, ref in (("from", join.from_), ("to", join.to)):
+            if "." in ref:
+                add(*split_column(ref), "joins", i, key)
+    return SchemaInfo(tables=tables, facts=facts, source="policy.yaml", known=False)
 
 
 def check_domain(
@@ -250,14 +427,33 @@ def check_domain(
     known_responsibilities: set[str] | None = None,
     known_obligations: set[str] | None = None,
 ) -> None:
-    """Referential integrity; raises :class:`InputErrors` with every problem found."""
+    """Referential integrity; raises :class:`InputErrors` with every problem found (and records
+    :attr:`Domain.warnings` for what the published format accepts, see the module doc)."""
     pol, pdoc = domain.policy, domain.docs["policy"]
     errors: list[InputError] = []
 
     def err(path: tuple[str | int, ...], msg: str, doc: YamlDoc = pdoc) -> None:
         errors.append(doc.error(path, msg))
 
-    tables = domain.schema.tables
+    def warn(path: tuple[str | int, ...], msg: str) -> None:
+        domain.warnings.append(pdoc.error(path, msg))
+
+    schema = domain.schema
+    tables = schema.tables
+    # a migration-style schema (it refers to tables it never creates) does not list every
+    # table: a policy reference to a table it never mentions is a warning there, not an error
+    migration = bool(schema.partial)
+
+    def check_table(path: tuple[str | int, ...], table: str) -> bool:
+        """Is the table known (created or referred to by schema.sql)?"""
+        if not schema.known or table in tables:
+            return True
+        msg = f"table '{table}' is not in schema.sql{did_you_mean(table, tables)}"
+        if migration:
+            warn(path, msg + " (a migration-style schema.sql: its columns are unknown)")
+        else:
+            err(path, msg)
+        return False
 
     def check_column(
         path: tuple[str | int, ...], ref: str, default_table: str | None = None
@@ -267,9 +463,9 @@ def check_domain(
         except ValueError as exc:
             err(path, str(exc))
             return
-        if table not in tables:
-            err(path, f"table '{table}' is not in schema.sql{did_you_mean(table, tables)}")
-        elif col != "*" and col not in tables[table].columns:
+        if not check_table(path, table) or not schema.complete(table):
+            return
+        if col != "*" and col not in tables[table].columns:
             err(
                 path,
                 f"column '{col}' is not a column of table '{table}' in schema.sql"
@@ -277,14 +473,14 @@ def check_domain(
             )
 
     roles, metrics, dims = pol.roles, pol.metrics, pol.dimensions
-    labels = domain.time_ranges()
+    labels = domain.time_range_labels()
     alias_owner: dict[str, str] = {}
 
     for pname, principal in pol.principals.items():
         if principal.id != pname:
-            err(
+            warn(
                 ("principals", pname, "id"),
-                f"principal key '{pname}' and id '{principal.id}' differ",
+                f"principal key '{pname}' and id '{principal.id}' differ (lookups use the key)",
             )
         if principal.role not in roles:
             err(
@@ -322,22 +518,25 @@ def check_domain(
                     ("metrics", mname, "allowed_roles", i),
                     f"unknown role '{r}'{did_you_mean(r, roles)}",
                 )
-        if metric.table not in tables:
-            err(
-                ("metrics", mname, "table"),
-                f"table '{metric.table}' is not in schema.sql{did_you_mean(metric.table, tables)}",
-            )
+        table_ok = check_table(("metrics", mname, "table"), metric.table)
         for i, c in enumerate(metric.columns or ()):
             check_column(("metrics", mname, "columns", i), c, metric.table)
         if metric.time_column:
             check_column(("metrics", mname, "time_column"), metric.time_column, metric.table)
-        try:
-            agg = parse_metric_agg(metric.expression, metric.table)
-            domain.aggs[mname] = agg
-            if metric.table in tables:
-                check_column(("metrics", mname, "expression"), f"{agg.table}.{agg.column}")
-        except ValueError as exc:
-            err(("metrics", mname, "expression"), str(exc))
+        info = read_metric(metric.expression)
+        domain.metric_exprs[mname] = info
+        if table_ok:
+            for t, c in domain.metric_columns(mname):
+                check_column(("metrics", mname, "expression"), f"{t}.{c}")
+        unknown = domain.metric_unknown(mname)
+        if unknown is not None:
+            warn(
+                ("metrics", mname, "expression"),
+                f"metric expression not understood ({unknown}): the checks of {mname}'s "
+                "semantics have nothing to compare the SQL with",
+            )
+        with contextlib.suppress(ValueError):  # no single aggregate: the stack cannot lower it
+            domain.aggs[mname] = parse_metric_agg(metric.expression, metric.table)
         for i, alias in enumerate(metric.aliases):
             if alias in metrics:
                 err(
@@ -358,15 +557,29 @@ def check_domain(
                     ("dimensions", dname, "allowed_roles", i),
                     f"unknown role '{r}'{did_you_mean(r, roles)}",
                 )
-        check_column(("dimensions", dname, "column"), dim.column)
+        dinfo = read_dimension(dim.column)
+        domain.dimension_exprs[dname] = dinfo
+        if dinfo.problem is not None:
+            warn(
+                ("dimensions", dname, "column"),
+                f"dimension column not understood ({dinfo.problem}): no column is known for "
+                f"{dname}",
+            )
+        elif dinfo.token is None and not dinfo.columns:
+            warn(("dimensions", dname, "column"), f"dimension {dname} reads no column")
+        for dtable, dcol in dinfo.columns:
+            if dtable is None:
+                warn(
+                    ("dimensions", dname, "column"),
+                    f"column '{dcol}' needs a table (table.column): it is not checked",
+                )
+            else:
+                check_column(("dimensions", dname, "column"), f"{dtable}.{dcol}")
 
     for table, col in pol.tenancy.items():
-        if table not in tables:
-            err(
-                ("tenancy", table),
-                f"table '{table}' is not in schema.sql{did_you_mean(table, tables)}",
-            )
-        elif col is not None and col not in tables[table].columns:
+        if not check_table(("tenancy", table), table) or not schema.complete(table):
+            continue
+        if col is not None and col not in tables[table].columns:
             err(
                 ("tenancy", table),
                 f"column '{col}' is not a column of table '{table}' in schema.sql",

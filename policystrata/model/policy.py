@@ -1,8 +1,15 @@
 """Pydantic models of policy.yaml (FORMATS.md), including the optional (new) sections.
 
+Defaults are the published ones (COMPAT.md §2), so a published policy means what it meant: a
+metric costs 10 and a dimension 1 unless they say otherwise, and a role is ``aggregate_only``
+unless it says ``false``. ``columns`` may be a list (possibly empty) or one bare name.
+
 >>> p = Policy.model_validate({"version": "v7", "principals": {}, "roles": {}})
 >>> p.as_of.isoformat(), p.metrics, p.tenancy
 ('2026-06-01', {}, {})
+>>> m = Metric.model_validate({"expression": "count(id)", "table": "t", "columns": "id"})
+>>> m.columns, m.cost, Dimension.model_validate({"column": "t.c"}).cost, Role().aggregate_only
+(['id'], 10, 1, True)
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class Role(Strict):
     allowed_time_ranges: list[str] = Field(default_factory=list)
     max_rows: int | None = None
     max_cost: int | None = None
-    aggregate_only: bool = False
+    aggregate_only: bool = True  # the published default
 
 
 class Metric(Strict):
@@ -56,16 +63,21 @@ class Metric(Strict):
     columns: list[str] | None = None
     allowed_roles: list[str] | None = None
     aliases: list[str] = Field(default_factory=list)
-    grain: str | None = None
-    cost: int = 0
+    grain: str | None = None  # published default "tenant" is never read: no grain fact
+    cost: int = 10  # the published default
     time_column: str | None = None  # (new) table.column or column of `table`
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _bare_column(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
 
 class Dimension(Strict):
-    column: str
+    column: str  # table.column, an SQL expression over columns, or query_token.<name>
     allowed_roles: list[str] | None = None
     sensitive: bool = False
-    cost: int = 0
+    cost: int = 1  # the published default
 
 
 class TimeRange(Strict):
@@ -75,6 +87,7 @@ class TimeRange(Strict):
     end: dt.date
     calendar: Literal["calendar", "fiscal"] = "calendar"
     column_kind: Literal["date", "timestamp", "timestamptz"] = "date"
+    timezone: str | None = None  # the zone the bounds are local to (IANA name, e.g. UTC)
 
     @field_validator("end")
     @classmethod

@@ -96,14 +96,73 @@ def _walk(node: yaml.Node, loader: _LineLoader, path: KeyPath, doc: YamlDoc) -> 
             _walk(item, loader, sub, doc)
 
 
+MAX_DEPTH = 100
+"""YAML nested deeper than this is an input error (no real policy, suite or config is)."""
+MAX_NODES = 100_000
+"""A document whose aliases expand to more nodes than this is an input error (billion laughs)."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuse a node tree that aliases would expand beyond :data:`MAX_NODES` nodes, that is
+    nested deeper than :data:`MAX_DEPTH`, or whose alias refers to a node containing it.
+    Iterative, so the check itself cannot exhaust the stack.
+
+    >>> check_expansion(yaml.compose("a: &x [1, 2]\\nb: *x\\n"), "t.yaml")
+    >>> check_expansion(yaml.compose("a: &x [*x]\\n"), "t.yaml")
+    Traceback (most recent call last):
+    ...
+    policystrata.errors.InputError: t.yaml:1: a YAML alias refers to a node that contains it
+    """
+    weight: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if done:
+            total = 1 + sum(weight[id(c)] for c in _children(node))
+            if total > MAX_NODES:
+                raise InputError(
+                    f"aliases expand this document to more than {MAX_NODES} nodes",
+                    file=file,
+                    line=line,
+                )
+            weight[key] = total
+            on_path.discard(key)
+            continue
+        if key in weight:
+            continue
+        if key in on_path:
+            raise InputError("a YAML alias refers to a node that contains it", file=file, line=line)
+        if depth > MAX_DEPTH:
+            raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=line)
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node))
+
+
 def load_yaml_text(text: str, file: str) -> YamlDoc:
-    """Parse YAML text; malformed YAML raises :class:`InputError` at YAML's own mark."""
+    """Parse YAML text; malformed YAML raises :class:`InputError` at YAML's own mark, and so
+    does YAML nested too deeply or whose aliases expand too far (:func:`check_expansion`)."""
     loader = _LineLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file) from None
         doc = YamlDoc(data=None, file=file)
         if node is None:
             return doc
+        check_expansion(node, file)
         doc.lines[()] = node.start_mark.line + 1
         _walk(node, loader, (), doc)
         doc.data = loader.construct_document(node)

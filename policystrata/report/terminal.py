@@ -175,8 +175,8 @@ def evidence_lines(details: dict[str, Any]) -> list[str]:
         lines.append(f"  canonical SQL: {_rows(details['canonical'])}")
     if "layer" in details:
         lines.append(f"  this SQL:      {_rows(details['layer'])}")
-    if "owner_layer" in details:
-        lines.append(f"  as owner (RLS bypassed): {_rows(details['owner_layer'])}")
+    if "bypass_layer" in details:
+        lines.append(f"  RLS bypassed:  {_rows(details['bypass_layer'])}")
     containment = details.get("containment", {})
     if containment.get("contained"):
         lines.append(f"  RLS removed {containment.get('rows_removed_count')} row(s): contained")

@@ -104,7 +104,8 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write scan.json, findings.jsonl, summary.json, report.md, scan.sarif, junit.xml here.",
+    help="Write scan.json, findings.jsonl, summary.json, report.md, junit.xml (and scan.sarif "
+    "with sarif: true) here. Default: the config's output, else <config dir>/scan-out.",
 )
 @click.option(
     "--format",
@@ -186,10 +187,12 @@ def scan(
     sources = sarif_sources(cfg)
     from policystrata import profile
 
-    if out is not None:
-        with profile.stage("io"):
-            written = write_outputs(report, out, sarif=cfg.model.sarif, sources=sources)
-        err.print(f"wrote {len(written)} file(s) to {out}", style="dim", markup=False)
+    target = out if out is not None else cfg.output_dir()  # the config's output, --out wins
+    db = cfg.model.database
+    sarif = cfg.model.sarif or bool(db and db.sarif)
+    with profile.stage("io"):
+        written = write_outputs(report, target, sarif=sarif, sources=sources)
+    err.print(f"wrote {len(written)} file(s) to {target}", style="dim", markup=False)
     for note in report.notes:
         err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
     if report.baseline is not None:
@@ -216,8 +219,11 @@ def sarif_sources(cfg: object) -> dict[str, str]:
     out = {cfg.name: cfg.name}
     for rel in cfg.model.dbt.files if cfg.model.dbt else []:
         out[rel] = rel
-    if cfg.model.domain_path:
-        base = cfg.model.domain_path.rstrip("/")
+    domain_dir = cfg.model.domain_path or (
+        cfg.model.domain if cfg.model.domain and not cfg.is_builtin_domain() else None
+    )
+    if domain_dir:
+        base = domain_dir.rstrip("/")
         for name in ("policy.yaml", "surfaces.yaml", "schema.sql", "seed.sql"):
             out[name] = f"{base}/{name}"
     return out

@@ -74,6 +74,75 @@ class Finding(_Model):
     details: dict[str, Any] = Field(default_factory=dict)
     gating: bool = Field(default=True, description="Counts against the gate (else a warning).")
     baseline: Literal["new", "unchanged"] | None = None
+    # -- the published finding keys (COMPAT.md section 6), beside ours (see publish()) --
+    title: str | None = None
+    published_severity: Literal["info", "warning", "high", "critical"] | None = Field(
+        default=None,
+        description="severity in the published scale (low->info, medium->warning, "
+        "high, critical); `severity` keeps ours",
+    )
+    reasons: list[str] = Field(default_factory=list)
+    semantic_ir: dict[str, Any] | None = None
+    sql: str | None = None
+    source: str | None = None
+    mutation: str | None = None
+    mutant_status: str | None = None
+    reproducible_command: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    witness_path: str | None = None
+    minimal_repro_trace: dict[str, Any] | None = None
+    ci_gate_command: str | None = None
+
+
+#: Our severities in the published scale.
+PUBLISHED_SEVERITY = {"low": "info", "medium": "warning", "high": "high", "critical": "critical"}
+
+
+def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) -> None:
+    """Fill the published keys of a finding from what it already holds (``meta``: the trace
+    record's pass-through fields: source, regression_case...). Our keys are unchanged; only
+    ``regression_case`` gets the published default ``unclassified``.
+
+    >>> f = Finding(id="x", kind="witness", rule_id="compiler.tenant_scope_missing",
+    ...     check="tenant_scope_missing", key="accounts", message="m", severity="medium",
+    ...     confidence="high", surface="compiler", owner="compiler", witness_class="w",
+    ...     location=Location(file="t.jsonl", line=3), what_changed="c", probable_fix="p",
+    ...     recheck="strata check ...")
+    >>> publish(f, "policystrata.yaml")
+    >>> f.title, f.published_severity, f.regression_case
+    ('tenant scope missing: accounts', 'warning', 'unclassified')
+    >>> f.ci_gate_command
+    'strata scan --config policystrata.yaml'
+    """
+    meta = meta or {}
+    w = f.witness
+    f.title = f"{f.check.replace('_', ' ')}: {f.key}" if f.key not in (None, "") else f.check
+    f.published_severity = PUBLISHED_SEVERITY[f.severity]  # type: ignore[assignment]
+    f.reasons = [f.message, *(a.message for a in (w.also_failed if w else []))]
+    f.regression_case = f.regression_case or str(meta.get("regression_case") or "unclassified")
+    f.source = str(meta.get("source") or "imported_trace")
+    if w is not None:
+        f.sql = w.case.sql
+        if w.case.ir:
+            from policystrata.bench.published import semantic_ir_dict
+            from policystrata.ir import parse_ir
+
+            try:
+                f.semantic_ir = semantic_ir_dict(parse_ir(w.case.ir).to_dict())
+            except ValueError:
+                f.semantic_ir = None
+    elif f.repro:
+        f.sql = f.repro.get("sql")
+    f.reproducible_command = f.recheck
+    f.minimal_repro_trace = f.repro
+    f.ci_gate_command = f"strata scan --config {config_name}"
+    f.metadata = {
+        "rule_id": f.rule_id,
+        "kind": f.kind,
+        "record_id": f.record_id,
+        "location": f.location.model_dump(mode="json", exclude_none=True),
+        **{k: meta[k] for k in ("timestamp", "evidence_level", "expected_policy") if k in meta},
+    }
 
 
 def stable_id(rule_id: str, file: str, record: str, key: Any) -> str:

@@ -69,6 +69,8 @@ class ScanReport(_Model):
     database: dict[str, Any] = Field(default_factory=dict)
     baseline: BaselineDiff | None = None
     gate: GateResult
+    inputs: dict[str, bool] = Field(default_factory=dict)  # which gate inputs the config gives
+    fuzz: dict[str, Any] = Field(default_factory=dict)  # the fuzz settings and whether it ran
     checks: list[CheckOutcome] = Field(default_factory=list, exclude=True)
     notes: list[str] = Field(default_factory=list, exclude=True)  # printed on stderr
 

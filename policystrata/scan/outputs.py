@@ -115,6 +115,9 @@ def write_outputs(
     written = []
     for name, fmt in plan:
         path = out / name
-        path.write_text(render(report, fmt, sources), encoding="utf-8")
+        try:
+            path.write_text(render(report, fmt, sources), encoding="utf-8")
+        except OSError as exc:  # a full disk names no file: say which one
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         written.append(path)
     return written

@@ -2,11 +2,14 @@
 
 The domain's schema.sql and seed.sql (or the config's ``database.schema``/``seed``) are loaded
 into a throwaway server (or the given one). For each record that policy authorizes and whose SQL
-the read-only guard accepts, the imported SQL runs as the non-privileged app role under RLS in a
-read-only, rolled-back transaction with a timeout, beside the reference compiler's canonical SQL
-for the same IR under the same tenant (:func:`policystrata.db.collect_evidence`). When no
-canonical SQL exists (no IR, or the reference compiler cannot build it) the imported SQL runs
-alone and owner-context rows are compared with app rows (containment, cross-tenant rows).
+the gate accepts (read-only guard and execution allow-list), the imported SQL runs logged in as
+the non-privileged app role under RLS in a read-only, rolled-back transaction with timeouts,
+beside the reference compiler's canonical SQL for the same IR under the same tenant
+(:func:`policystrata.db.collect_evidence`). When no canonical SQL exists (no IR, or the reference
+compiler cannot build it) the imported SQL runs alone and rows with RLS bypassed are compared
+with app rows (containment, cross-tenant rows). A record whose SQL was refused or stopped gets
+the ``execution.not_executed`` finding (the rule, with its proof); the counts say how many
+records were executed, refused and failed.
 
 Row differences become ``real_db`` findings; the evidence is attached to the record's static
 finding when there is one. ``rls_checks`` and ``state_assertions`` run and are reported (JUnit,
@@ -16,6 +19,10 @@ summary) whether they pass or fail.
 (True, 'rows of tenants [acme], expected [acme]')
 >>> check_state_rows([["beta"]], expected_rows=None, expect_empty=True, forbidden=None)[0]
 False
+>>> check_state_rows([["acme", "x@acme"]], expected_rows=None, expect_empty=False,
+...     forbidden={"tenant_id": ["beta"]}, columns=["tenant_id", "email"],
+...     forbidden_columns=["email"], allowed={"tenant_id": ["acme"]})
+(False, 'forbidden column(s) present: email')
 """
 
 from __future__ import annotations
@@ -58,18 +65,51 @@ def check_state_rows(
     *,
     expected_rows: int | None,
     expect_empty: bool | None,
-    forbidden: list[Any] | None,
+    forbidden: list[Any] | dict[str, list[Any]] | None,
+    columns: list[str] | None = None,
+    require_columns: list[str] | None = None,
+    forbidden_columns: list[str] | None = None,
+    allowed: dict[str, list[Any]] | None = None,
 ) -> tuple[bool, str]:
-    """Does a state assertion's result hold?"""
+    """Does a state assertion's result hold? ``forbidden`` / ``allowed`` map a result column to
+    values (a bare ``forbidden`` list applies to every column); ``None`` in a list is SQL NULL."""
     problems = []
+    cols = list(columns or [])
     if expect_empty and rows:
         problems.append(f"expected no rows, got {len(rows)}")
     if expected_rows is not None and len(rows) != expected_rows:
         problems.append(f"expected {expected_rows} row(s), got {len(rows)}")
-    if forbidden:
-        bad = sorted({str(c) for r in rows for c in r if c in forbidden or str(c) in forbidden})
-        if bad:
-            problems.append(f"forbidden value(s) present: {', '.join(bad)}")
+    missing = [c for c in require_columns or () if c not in cols]
+    if missing:
+        problems.append(f"required column(s) missing: {', '.join(missing)}")
+    present = [c for c in forbidden_columns or () if c in cols]
+    if present:
+        problems.append(f"forbidden column(s) present: {', '.join(present)}")
+
+    def values(column: str) -> list[Any]:
+        i = cols.index(column) if column in cols else None
+        return [r[i] for r in rows] if i is not None else []
+
+    def member(v: Any, options: list[Any]) -> bool:
+        return v in options or (
+            v is not None and str(v) in [str(o) for o in options if o is not None]
+        )
+
+    if isinstance(forbidden, dict):
+        bad = sorted(
+            {str(v) for c, opts in forbidden.items() for v in values(c) if member(v, opts)}
+        )
+    elif forbidden:
+        bad = sorted({str(c) for r in rows for c in r if member(c, list(forbidden))})
+    else:
+        bad = []
+    if bad:
+        problems.append(f"forbidden value(s) present: {', '.join(bad)}")
+    outside = sorted(
+        {str(v) for c, opts in (allowed or {}).items() for v in values(c) if not member(v, opts)}
+    )
+    if outside:
+        problems.append(f"value(s) outside the allowed ones: {', '.join(outside)}")
     return (not problems), ("; ".join(problems) or f"{len(rows)} row(s), as expected")
 
 
@@ -138,33 +178,6 @@ def _db_finding(
     )
 
 
-def _fresh_database(cluster: Any, schema_sql: str, seed_sql: str) -> Any:
-    """A database of our own, loaded directly (no shared template): on a given server, template
-    names derived from the schema text may belong to another process, so we neither reuse nor
-    drop them. The database is dropped after the scan."""
-    import uuid
-
-    from psycopg import sql as pgsql
-
-    from policystrata.db.session import Database
-
-    cluster.ensure_roles()
-    name = f"strata_scan_{uuid.uuid4().hex[:12]}"
-    with cluster.admin() as conn:
-        conn.execute(
-            pgsql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
-                pgsql.Identifier(name), pgsql.Identifier(cluster.owner_role)
-            )
-        )
-    try:
-        cluster.load(name, schema_sql, seed_sql)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            cluster.drop(name)
-        raise
-    return Database(cluster, name)
-
-
 def run_real_db(state: ScanState) -> None:
     """Load the database, execute authorized imported SQL, run RLS checks / state assertions."""
     from policystrata.db.server import resolve_db
@@ -174,6 +187,13 @@ def run_real_db(state: ScanState) -> None:
     spec = state.db_spec or (dbcfg.admin_url if dbcfg and dbcfg.admin_url else "auto")
     if spec == "none":
         state.database = {"mode": "none", "ran": False, "reason": "--db none"}
+        return
+    if cfg.db_file("schema") is None and "schema" not in state.checker.domain.sources:
+        reason = "no schema to load: the domain has no schema.sql and database.schema is not set"
+        if dbcfg is not None and dbcfg.required:
+            raise cfg.doc.error(("database", "required"), f"database required: {reason}")
+        state.database = {"mode": "none", "ran": False, "reason": reason}
+        state.notes.append(f"database evidence not collected: {reason}")
         return
     state.progress("starting the database")
     choice = None
@@ -204,17 +224,22 @@ def _run_with_server(state: ScanState, choice: Any) -> None:
     schema_sql = schema_path.read_text(encoding="utf-8")
     seed_sql = seed_path.read_text(encoding="utf-8") if seed_path.is_file() else ""
     cluster = Cluster(choice.server, app_dsn=dbcfg.app_url if dbcfg else None)
+    sources = (cfg.relative(schema_path), cfg.relative(seed_path))
     try:
-        db = _fresh_database(cluster, schema_sql, seed_sql)
+        db = cluster.fresh_database(schema_sql, seed_sql, sources=sources)
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(
             f"cannot load schema/seed into PostgreSQL: {exc}", file=cfg.relative(schema_path)
         ) from None
+    state.notes.extend(n for n in cluster.notes if n not in state.notes)
     info: dict[str, Any] = {
         "mode": choice.mode,
         "ran": True,
         "executed": 0,
         "refused": 0,
+        "failed": 0,
         "skipped_unauthorized": 0,
         "canonical": {},
     }
@@ -230,7 +255,8 @@ def _run_with_server(state: ScanState, choice: Any) -> None:
             db.drop()
     info["summary"] = (
         f"{info['executed']} imported quer(ies) executed, {info['refused']} refused by the "
-        f"read-only guard, {info['skipped_unauthorized']} unauthorized not executed"
+        f"gate (read-only guard, execution allow-list), {info['failed']} failed on the server "
+        f"(timeout, denied, error), {info['skipped_unauthorized']} unauthorized not executed"
     )
     state.database = info
 
@@ -262,11 +288,14 @@ def _execute_case(
     )
     ev["canonical_source"] = why
     layer = ev.get("layer", {})
-    if "refused" in layer or "error" in layer:
-        info["refused" if "refused" in layer else "executed"] += 1
-        return
-    info["executed"] += 1
     loc = Location(file=rel, line=case.origin.line if case.origin else None)
+    if "refused" in layer or "error" in layer:
+        info["refused" if "refused" in layer else "failed"] += 1
+    else:
+        info["executed"] += 1
+    _not_executed(state, case, rel, findings, ev, loc)
+    if "rows" not in layer:
+        return
     for f in findings:
         if f.kind == "witness" and f.witness is not None:
             f.evidence_level = "real_db"
@@ -320,9 +349,52 @@ def _execute_case(
         )
 
 
+def _not_executed(
+    state: ScanState,
+    case: Case,
+    rel: str,
+    findings: list[Finding],
+    ev: dict[str, Any],
+    loc: Location,
+) -> None:
+    """What did not run (refused by the gate, cancelled, denied, failed) is a finding on the
+    record, derived by the rule ``execution.not_executed`` with its proof: a record whose SQL
+    was not executed is never clean."""
+    from policystrata.lower.rows import rows_facts
+    from policystrata.scan.run import witness_finding
+
+    facts = rows_facts(case.id, ev, {}, sql=case.sql, source=case.origin)
+    if not facts.by_pred("db_not_executed"):
+        return
+    result = state.checker.check(case, extra_facts=facts)
+    new = [
+        witness_finding(state, case, w, rel) for w in result.witnesses if w.check == "not_executed"
+    ]
+    for f in new:
+        f.evidence_level = "real_db"
+        if f.witness is not None:
+            f.witness.evidence = Evidence(level="real_db", details=ev)
+    if new and not findings:
+        state.records["clean"] -= 1
+        state.records["with_findings"] += 1
+    state.findings.extend(new)
+    findings.extend(new)
+    state.checks.append(
+        CheckOutcome(
+            layer="database",
+            check="execution.not_executed",
+            record=case.id,
+            location=loc,
+            status="failed",
+            finding_ids=[f.id for f in new],
+            message="; ".join(f.message for f in new) or None,
+        )
+    )
+
+
 def _config_checks(state: ScanState, db: Any, info: dict[str, Any]) -> None:
     from policystrata.db.session import QueryFailed
-    from policystrata.db.vet import UnvettedSQL, vet_sql
+    from policystrata.db.vet import UnvettedSQL
 
     cfg = state.config
     dbcfg = cfg.model.database
@@ -340,7 +412,7 @@ def _config_checks(state: ScanState, db: Any, info: dict[str, Any]) -> None:
         loc = Location(file=cfg.name, line=line)
         broken = False  # the check itself could not run: a config problem, not a database fault
         try:
-            res = db.run_app(vet_sql(item.sql), item.tenant_id or None)
+            res = db.run_app(db.vet(item.sql), item.tenant_id or None)
         except (UnvettedSQL, QueryFailed) as exc:
             ok, text, rows, broken = False, f"could not run: {exc}", [], True
         else:
@@ -348,13 +420,18 @@ def _config_checks(state: ScanState, db: Any, info: dict[str, Any]) -> None:
             if section == "rls_checks":
                 col = item.tenant_column or "tenant_id"
                 tenants = res.column(col) if col in res.columns else [r[0] for r in rows]
-                ok, text = check_rls_rows(tenants, item.expected_tenant_ids, item.expected_rows)
+                expected = list(item.expected_tenant_ids) or None
+                ok, text = check_rls_rows(tenants, expected, item.expected_rows)
             else:
                 ok, text = check_state_rows(
                     rows,
                     expected_rows=item.expected_rows,
                     expect_empty=item.expect_empty,
-                    forbidden=item.forbidden_values,
+                    forbidden=item.forbidden_values or None,
+                    columns=list(res.columns),
+                    require_columns=item.require_columns,
+                    forbidden_columns=item.forbidden_columns,
+                    allowed=item.allowed_values,
                 )
         counts[section]["ran"] += 1
         counts[section]["passed" if ok else "failed"] += 1

@@ -27,9 +27,12 @@ from typing import Any
 from policystrata import __version__
 from policystrata.case import Case
 from policystrata.check import Checker
+from policystrata.engine import check_proof
+from policystrata.engine.ast import Positive
 from policystrata.errors import InputError, StrataError, did_you_mean
+from policystrata.facts import Fact, FactSet
 from policystrata.jsonfile import read_json_documents
-from policystrata.scan.config import CONFIDENCES, ScanConfig
+from policystrata.scan.config import CONFIDENCES, DOCTOR_INPUTS, ScanConfig
 from policystrata.scan.findings import (
     CONFIDENCE_RANK,
     SEVERITY_RANK,
@@ -37,6 +40,7 @@ from policystrata.scan.findings import (
     Location,
     content_key,
     probable_fix,
+    publish,
     recheck_command,
     repro_record,
     stable_id,
@@ -74,6 +78,8 @@ class ScanState:
     database: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "ran": False})
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
+    schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
+    metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
     jobs: int = 1  # processes checking records (see judged_records)
 
@@ -100,6 +106,41 @@ def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]
         if check_id not in out.get(surface, []):
             out.setdefault(surface, []).append(check_id)
     return out, alias
+
+
+def checks_reading(checker: Checker, alias: dict[str, str], pred: str) -> set[str]:
+    """Check ids whose ``layer_fault`` rule reads ``pred`` (a positive literal of its body)."""
+    out = set()
+    for rule in checker.program.rules:
+        if rule.head.pred == "layer_fault" and any(
+            isinstance(lit, Positive) and lit.atom.pred == pred for lit in rule.body
+        ):
+            out.add(alias.get(rule.id, rule.id))
+    return out
+
+
+def schema_checks(checker: Checker, alias: dict[str, str]) -> set[str]:
+    """Check ids whose rule reads ``schema_known``: they need keys or RLS from schema.sql, so a
+    domain without one leaves them unknown (reported as skipped, never as passed)."""
+    return checks_reading(checker, alias, "schema_known")
+
+
+def unknown_checks(state: ScanState, case: Case) -> dict[str, str]:
+    """Checks that cannot judge this record, with why: those that need schema.sql when the
+    domain has none, and those that compare the SQL with the declared metric (rules reading
+    ``metric_agg``) when the record's metric has an expression that is not understood."""
+    domain = state.checker.domain
+    out: dict[str, str] = {}
+    if not domain.schema_known:
+        out.update(
+            dict.fromkeys(state.schema_checks, "unknown without schema.sql (needs keys or RLS)")
+        )
+    metric = domain.policy.resolve_metric(case.ir.metric) if case.ir is not None else None
+    reason = domain.metric_unknown(metric) if metric is not None else None
+    if reason is not None:
+        why = f"unknown: the expression of metric {metric} is not understood ({reason})"
+        out.update(dict.fromkeys(state.metric_checks, why))
+    return out
 
 
 def _layers_exercised(case: Case) -> list[str]:
@@ -429,17 +470,20 @@ def judge_case(
     for w in witnesses:
         for other in w.also_failed:
             failed.setdefault(alias.get(other.rule_id, other.rule_id), [])
+    unknown = unknown_checks(state, case)
     for layer in _layers_exercised(case):
         for rule_id in state.layer_checks.get(layer, []):
             hit = rule_id in failed
+            skipped = not hit and rule_id in unknown
             state.checks.append(
                 CheckOutcome(
                     layer=layer,
                     check=rule_id,
                     record=case.id,
                     location=loc,
-                    status="failed" if hit else "passed",
+                    status="failed" if hit else ("skipped" if skipped else "passed"),
                     finding_ids=failed.get(rule_id, []),
+                    message=unknown[rule_id] if skipped else None,
                 )
             )
     return findings
@@ -578,6 +622,92 @@ def apply_gate(
     )
 
 
+def prepare_domain(config: ScanConfig) -> Callable[[Any], None]:
+    """What the scan config adds to the domain before its facts are compiled: the tenancy
+    section (tenant columns, canonical predicates) and the gate's required inputs."""
+
+    def prepare(domain: Any) -> None:
+        from policystrata.facts import FactSet, Provenance
+        from policystrata.scan.tenancy import ScanTenancy
+
+        m = config.model
+
+        def at(*path: str | int) -> Provenance:
+            return Provenance(config.name, line=config.line(*path))
+
+        if m.tenancy is not None:
+            t = m.tenancy
+            domain.scan_tenancy = ScanTenancy.read(
+                t.canonical_predicates,
+                t.tenant_columns,
+                t.table_tenant_columns,
+                domain,
+                lambda key, i: at("tenancy", key, i),
+            )
+        facts = FactSet()
+        for i, name in enumerate(m.gate.required_inputs):
+            facts.add("scan_required_input", name, prov=at("gate", "required_inputs", i))
+        for input_name, present in config.present_inputs().items():
+            if present:
+                key = "database" if input_name == "state_assertions" else input_name
+                facts.add("scan_input_present", input_name, prov=at(key))
+        domain.extra_facts = facts
+
+    return prepare
+
+
+def gate_findings(state: ScanState) -> None:
+    """Findings about the scan's own inputs (rules/gate.dl): proved like every verdict."""
+    checker, cfg = state.checker, state.config
+    result = checker.engine.evaluate(FactSet())
+    for check, key in result.atoms("input_fault"):
+        proof = result.prove(Fact("input_fault", (check, key)))
+        check_proof(proof, checker.program, result.fact_lookup)
+        rule = checker.program.rule(proof.rule) if proof.rule else None
+        names = [str(n) for n in cfg.model.gate.required_inputs]
+        line = cfg.line("gate", "required_inputs", names.index(str(key))) if key in names else None
+        message = proof.message or f"{check}: {key}"
+        state.findings.append(
+            Finding(
+                id=stable_id(proof.rule or "gate", cfg.name, "gate", key),
+                kind="record_error",
+                rule_id=proof.rule or "gate",
+                check=str(check),
+                key=key,
+                message=message,
+                severity=(rule.severity if rule and rule.severity else "critical"),  # type: ignore[arg-type]
+                confidence="high",
+                surface="input",
+                owner="scan config",
+                witness_class="input_error",
+                location=Location(file=cfg.name, line=line),
+                what_changed=f"{message} ({cfg.name}:{line})",
+                probable_fix=checker._fix(proof) or message,
+                recheck=f"strata scan --config {cfg.name}",
+                details={"proof": proof.to_json(), "published_id": f"missing_required_{key}"},
+            )
+        )
+
+
+def scan_notes(config: ScanConfig) -> list[str]:
+    """What the scan config asks for that this scan does not do, said once each."""
+    m, notes = config.model, []
+    if m.database is not None and m.database.start_docker:
+        notes.append(
+            "database.start_docker: there is no Docker here; the project starts its own "
+            "throwaway PostgreSQL instead (compose_file / compose_service are not used)"
+        )
+    if "fuzz" in m.model_fields_set and m.fuzz.enabled:
+        notes.append(
+            "fuzz: the published fuzz operators are not run by this version (traces are judged "
+            "as imported); fuzz settings are validated only"
+        )
+    doctor = [k for k in DOCTOR_INPUTS if getattr(m, k) is not None]
+    if doctor:
+        notes.append(f"{', '.join(doctor)}: read by `strata doctor` only, not by the scan")
+    return notes
+
+
 def run_scan(
     config: ScanConfig,
     *,
@@ -591,14 +721,36 @@ def run_scan(
     """Run every stage and return the report (the caller writes the outputs)."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
-    checker = Checker.open(config.domain_ref(), extra_rule_paths=config.rule_paths())
+    checker = Checker.open(
+        config.domain_ref(),
+        extra_rule_paths=config.rule_paths(),
+        prepare=prepare_domain(config),
+    )
     state = ScanState(config=config, checker=checker, db_spec=db_spec, jobs=jobs)
+    state.notes.extend(scan_notes(config))
+    if checker.domain.scan_tenancy is not None:
+        state.notes.extend(checker.domain.scan_tenancy.notes)
     if progress is not None:
         state.progress = progress
     state.layer_checks, state.check_alias = layer_checks(checker)
+    state.schema_checks = schema_checks(checker, state.check_alias)
+    state.metric_checks = checks_reading(checker, state.check_alias, "metric_agg")
+    if not checker.domain.schema_known:
+        state.notes.append(
+            f"the domain has no schema.sql: {len(state.schema_checks)} check(s) that need keys "
+            f"or RLS ({', '.join(sorted(state.schema_checks))}) are reported as skipped, "
+            "unknown without schema.sql"
+        )
+    for w in checker.domain.warnings:
+        state.notes.append(str(w))
     for stage in STAGES:
         stage(state)
+    state.notes.extend(config.missing)
+    gate_findings(state)
     _dedupe_ids(state.findings)
+    metas = {case.id: case.meta for case, _found in state.cases}
+    for f in state.findings:
+        publish(f, config.name, metas.get(f.record_id or ""))
     diff = None
     if baseline is not None:
         previous = load_baseline(baseline)
@@ -629,6 +781,12 @@ def run_scan(
         gate=gate,
         checks=state.checks,
         notes=state.notes,
+        inputs=config.present_inputs(),
+        fuzz={
+            **config.model.fuzz.model_dump(),
+            "ran": False,
+            "reason": "the fuzz stage is not implemented yet",
+        },
     )
 
 

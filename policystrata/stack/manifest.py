@@ -70,7 +70,7 @@ def build_manifest(
             aliases = [knobs.stale_alias[0]]
         metrics.append({"name": name, "aliases": aliases})
     dims = role_dimensions(domain, p.role)
-    labels = domain.time_ranges()
+    labels = domain.time_range_labels()
     ranges = sorted(t for t in pol.roles[p.role].allowed_time_ranges if t in labels)
     return {
         "principal": principal,

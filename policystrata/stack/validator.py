@@ -97,7 +97,7 @@ def authorize(
         if governed(flt.dimension) and not dimension_ok(flt.dimension):
             reasons.append(f"filter_not_allowed: {flt.dimension}")
 
-    labels = domain.time_ranges()
+    labels = domain.time_range_labels()
     if query.time_range is not None:
         if query.time_range not in labels:
             reasons.append(f"unknown_time_range: {query.time_range}")

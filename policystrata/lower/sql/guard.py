@@ -5,9 +5,10 @@ EXCEPT) with no write node anywhere (INSERT, UPDATE, DELETE, MERGE, also inside 
 ``SELECT … INTO``, no ``FOR UPDATE / SHARE``, no DDL, transaction control, COPY, SET/RESET,
 EXPLAIN, PREPARE/EXECUTE, LISTEN/NOTIFY (the parser keeps most of those as opaque commands,
 which the ``parse`` pass already rejects), and no call to a denied function
-(:data:`DENIED_FUNCTIONS`, :data:`DENIED_PREFIXES`; ``current_setting`` with a second argument
-that is not a literal). Each violation is a ``not_read_only`` finding with its span; the
-statement is then not analysed further. Literals are literals: ``where kind = 'update'`` passes.
+(:data:`DENIED_FUNCTIONS`, :data:`DENIED_PREFIXES`, also when written as a ``U&"..."`` escaped
+name; ``current_setting`` with a second argument that is not a literal). Each violation is a
+``not_read_only`` finding with its span; the statement is then not analysed further. Literals
+are literals: ``where kind = 'update'`` passes.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> r = lower_sql("q", "select set_config('app.tenant_id', 'beta', true)")
@@ -15,11 +16,18 @@ statement is then not analysed further. Literals are literals: ``where kind = 'u
 (False, ['calls denied function set_config()'])
 >>> lower_sql("q", "select 1 from t where kind = 'update; delete'").read_only
 True
+>>> [f.reason for f in lower_sql("q", 'select U&"pg\\\\005fsleep"(30)').findings]
+['calls denied function pg_sleep() as U&"pg\\\\005fsleep"']
+
+This guard decides what is *read-only* (and so what static analysis goes on with); what may be
+*executed* is decided by the allow-list of :mod:`policystrata.lower.sql.allowlist`, which is
+stricter: a read-only statement that uses anything off that list is analysed but never sent.
 """
 
 from __future__ import annotations
 
 from policystrata.lower.sql.adapter import exp
+from policystrata.lower.sql.allowlist import unicode_escapes
 from policystrata.lower.sql.context import Ctx, Halt
 from policystrata.lower.sql.predicate_extract import literal_value
 
@@ -159,12 +167,21 @@ def function_name(node: exp.Expr) -> str:
     return node.key.lower()
 
 
+def is_denied_name(name: str) -> bool:
+    """A function name on the deny list (exact or by family prefix).
+
+    >>> is_denied_name("pg_sleep"), is_denied_name("lo_import"), is_denied_name("upper")
+    (True, True, False)
+    """
+    return name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES)
+
+
 def denied_reason(node: exp.Expr) -> str | None:
     """Why a function call is denied, or ``None``."""
     if not is_call(node):
         return None
     name = function_name(node)
-    if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
+    if is_denied_name(name):
         return f"calls denied function {name}()"
     if name == "current_setting":
         args = node.expressions if isinstance(node, exp.Anonymous) else []
@@ -179,9 +196,14 @@ def guard_read_only(ctx: Ctx) -> None:
     """Reject anything but one side-effect-free SELECT; set ``ctx.read_only``."""
     tree = ctx.tree
     assert tree is not None
-    problems: list[tuple[str, exp.Expr]] = []
+    problems: list[tuple[str, exp.Expr | tuple[int, int]]] = []
     if not isinstance(tree, exp.Select | exp.SetOperation):
         problems.append((f"{tree.key.upper()} statement is not a SELECT", tree))
+    # U&"..." names: the parser reads U&"pg\005fsleep" as a column u and a quoted name, the
+    # server as the escaped name pg_sleep; judge the name the server would call.
+    for u in unicode_escapes(ctx.tokens, ctx.text):
+        if u.identifier and u.decoded is not None and is_denied_name(u.decoded.lower()):
+            problems.append((f"calls denied function {u.decoded.lower()}() as {u.written}", u.span))
     for node in tree.walk():
         if isinstance(node, _WRITE_NODES) and node is not tree:
             if isinstance(node, exp.Lock):
@@ -194,8 +216,11 @@ def guard_read_only(ctx: Ctx) -> None:
         if reason:
             problems.append((reason, node))
     if problems:
-        for reason, node in problems:
-            ctx.finding("not_read_only", reason, node)
+        for reason, where in problems:
+            if isinstance(where, tuple):
+                ctx.finding("not_read_only", reason, span=where)
+            else:
+                ctx.finding("not_read_only", reason, where)
         ctx.read_only = False
         raise Halt
     ctx.read_only = True
