@@ -190,6 +190,7 @@ class Engine:
         self.timeout = timeout
         self._idb = [(p, program.arity(p) or 0) for p in program.idb_predicates()]
         self._arity = {p: program.arity(p) for p in {*program.decls, *dict(self._idb)}}
+        self._valid: set[tuple[str, tuple[type, ...]]] = set()  # fact shapes found valid
         self._policy = _Index()
         for fact in policy_facts:
             self._validate(fact)
@@ -493,6 +494,14 @@ class Engine:
         return rows
 
     def _validate(self, fact: Fact) -> None:
+        """Arity and argument types against the declaration (each shape checked once)."""
+        shape = (fact.pred, tuple(map(type, fact.args)))
+        if shape in self._valid:
+            return
+        self._check_fact(fact)
+        self._valid.add(shape)
+
+    def _check_fact(self, fact: Fact) -> None:
         arity = self._arity.get(fact.pred)
         if arity is not None and arity != len(fact.args):
             raise InputError(

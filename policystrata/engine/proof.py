@@ -392,6 +392,20 @@ def renamed_proof(
         }
         for entry in node.why_not
     ]
+    premises = [renamed_proof(p, old, new, result, program, done) for p in node.premises]
+    if (
+        args == node.args
+        and all(type(a) is type(b) for a, b in zip(args, node.args, strict=True))
+        and bindings == node.bindings
+        and message == node.message
+        and provenance == node.provenance
+        and why_not == node.why_not
+        and all(p is q for p, q in zip(premises, node.premises, strict=True))
+        and ren(node.left) is node.left
+        and ren(node.right) is node.right
+    ):
+        done[id(node)] = node  # nothing of the case in it (e.g. a policy subtree): shared
+        return node
     out = ProofNode(
         node.kind,
         pred=node.pred,
@@ -401,7 +415,7 @@ def renamed_proof(
         line=node.line,
         message=message,
         bindings=bindings,
-        premises=[renamed_proof(p, old, new, result, program, done) for p in node.premises],
+        premises=premises,
         provenance=list(provenance),
         why_not=why_not,
         op=node.op,
