@@ -31,6 +31,29 @@ class SourceText:
     text: str
 
 
+@dataclass(frozen=True)
+class DbCheck:
+    """A database check a scan config declares (``rls_checks``, ``state_assertions``): a query
+    run as the app role under one tenant, and what its rows must be. The rows it returns are
+    the artifact; what they must be are the check's expectations (facts), judged by
+    ``rules/db_checks.dl``. ``None`` in a value list is SQL NULL; a ``forbidden_values`` list
+    under the column ``*`` applies to every column."""
+
+    kind: str  # "rls_check" | "state_assertion"
+    name: str
+    sql: str
+    tenant: str | None = None
+    expected_rows: int | None = None
+    expected_tenants: tuple[str, ...] = ()
+    tenant_column: str = "tenant_id"
+    expect_empty: bool = False
+    require_columns: tuple[str, ...] = ()
+    forbidden_columns: tuple[str, ...] = ()
+    allowed_values: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    forbidden_values: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    required: bool = False
+
+
 @dataclass
 class Case:
     """Artifacts of one request. Every field except ``id`` is optional: a layer that produced
@@ -55,6 +78,8 @@ class Case:
     reference_params: dict[str, Const] = field(default_factory=dict)  # its bound $n parameters
     # the dbt Semantic Layer (MetricFlow YAML files) the stack serves metrics through
     semantic_layer: tuple[SourceText, ...] | None = None
+    # a database check of the scan config (its rows are read when a database is attached)
+    db_check: DbCheck | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # pass-through (regression_case, source)
 
     def info(self) -> CaseInfo:

@@ -48,8 +48,8 @@ from policystrata.witness import (
 
 if TYPE_CHECKING:  # the database modules (psycopg) load only when a database is used
     from policystrata.db.domain import DomainDatabases
+    from policystrata.db.evidence import RowProbe
     from policystrata.db.session import Database
-    from policystrata.lower.rows import RowProbe
 
 #: Schema facts whose per-case copy (``db_*``, case id first) is the DDL in force.
 DDL_FACTS = {
@@ -66,25 +66,31 @@ DDL_FACTS = {
 @dataclass
 class LoweringContext:
     """What the passes may read besides the case: the domain, its reference DDL, and (when a
-    database is configured) a probe of real rows. ``evidence`` keeps the last case's real-row
+    database is configured) the domain's databases. ``evidence`` keeps the last case's real-row
     evidence for its witnesses."""
 
     domain: Domain
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
     sql_cache: dict[tuple[str, str], FactSet] = field(default_factory=dict)
-    rows: RowProbe | None = None
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def row_probe(self, ddl: str | None) -> RowProbe | None:
-        """The probe of the database whose DDL is the case's (one database per DDL variant)."""
+        """The probe of the database whose DDL is the case's (one database per DDL variant);
+        None without a database, or once ``--db auto`` found no server to start (said once)."""
         if self.databases is None:
-            return self.rows
-        db = self.databases.for_ddl(ddl)
+            return None
+        from policystrata.db.domain import NoDatabase
+
+        try:
+            db = self.databases.for_ddl(ddl)
+        except NoDatabase:
+            self.databases = None
+            return None
         if db.name not in self.probes:
-            from policystrata.lower.rows import RowProbe
+            from policystrata.db.evidence import RowProbe
 
             self.probes[db.name] = RowProbe(db, self.domain.tenant_columns())
         return self.probes[db.name]
@@ -240,6 +246,8 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     or the allow-list's refusal with its span, the server's timeout or error, no tenant), so a
     rule makes it a finding: not checked is never clean."""
     ctx.evidence = {}
+    if case.db_check is not None:
+        return _db_check_rows(case, ctx)
     probe = ctx.row_probe(case.ddl)
     if probe is None or case.sql is None:
         return FactSet()
@@ -253,19 +261,13 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
         facts = FactSet()
         facts.add("db_not_executed", case.id, "no_tenant", reason, prov=source)
         return facts
-    from policystrata.db.domain import NoDatabase
-
-    try:
-        evidence = probe.case_evidence(
-            case.sql,
-            tenant,
-            positional_params(case.params),
-            case.reference_sql,
-            positional_params(case.reference_params),
-        )
-    except NoDatabase:  # --db auto found no server when first needed (said once): static
-        ctx.rows = None
-        return FactSet()
+    evidence = probe.case_evidence(
+        case.sql,
+        tenant,
+        positional_params(case.params),
+        case.reference_sql,
+        positional_params(case.reference_params),
+    )
     # name the DDL in force, not the throwaway database (its name differs run to run)
     evidence["database"] = "schema.sql" if case.ddl is None else f"ddl {_digest(case.ddl)}"
     tables = sorted({str(f.args[3]) for f in so_far.by_pred("sql_reads")})
@@ -275,6 +277,48 @@ def lower_real_rows(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSe
     from policystrata.lower.rows import rows_facts
 
     return rows_facts(case.id, evidence, probes, sql=case.sql, source=source)
+
+
+def lower_db_check_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
+    """A scan config's database check: what its rows must be, through
+    :func:`policystrata.lower.dbcheck.lower_db_check` (its rows are read by
+    :func:`lower_real_rows`)."""
+    if case.db_check is None:
+        return FactSet()
+    from policystrata.lower.dbcheck import lower_db_check
+
+    return lower_db_check(case.id, case.db_check, case.origin)
+
+
+def _db_check_rows(case: Case, ctx: LoweringContext) -> FactSet:
+    """The rows of a database check's query, read from the base database as the app role under
+    the check's tenant (only what the gate vets runs); or why they could not be read."""
+    from policystrata.db.domain import NoDatabase
+    from policystrata.db.session import QueryFailed
+    from policystrata.db.vet import UnvettedSQL
+    from policystrata.lower.dbcheck import db_check_not_run_facts, db_check_rows_facts
+
+    check = case.db_check
+    assert check is not None
+    ctx.evidence = {"level": "real_db", "tenant": check.tenant, "sql": check.sql}
+    why: tuple[str, str] | None = None
+    if ctx.databases is None:
+        why = ("no_database", "the scan has no database (--db none, or none could be started)")
+    else:
+        try:
+            db = ctx.databases.for_ddl(None)
+            result = db.run_app(db.vet(check.sql), check.tenant)
+        except NoDatabase as exc:
+            why = ("no_database", str(exc))
+        except UnvettedSQL as exc:
+            why = ("not_read_only" if exc.kind == "not_read_only" else "refused", exc.reason)
+        except QueryFailed as exc:
+            why = (exc.kind, str(exc))
+        else:
+            ctx.evidence["rows"] = result.to_json()
+            return db_check_rows_facts(case.id, check, list(result.columns), result.rows)
+    ctx.evidence.update(executed=False, reason=f"{why[0]}: {why[1]}")
+    return db_check_not_run_facts(case.id, *why)
 
 
 def _not_executed_by_guard(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
@@ -335,6 +379,7 @@ CASE_PASSES: tuple[Pass, ...] = (
     lower_release,
     lower_database,
     lower_semantic_layer_artifact,
+    lower_db_check_artifact,
     lower_real_rows,
 )
 
@@ -424,18 +469,12 @@ class Checker:
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
         program: Program | None = None,
-        database: Database | None = None,
     ) -> None:
         self.domain = domain
         self.program: Program = program or load_rules(rule_paths, extra_rule_paths)
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
-        rows = None
-        if database is not None:
-            from policystrata.lower.rows import RowProbe
-
-            rows = RowProbe(database, domain.tenant_columns())
-        self.context = LoweringContext(domain, _reference_ddl(self.policy_facts), rows=rows)
+        self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
         self._verdicts: OrderedDict[Any, tuple[str, list[WitnessParts]]] = OrderedDict()
         self.last_artifact_fact_count = 0
         """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
@@ -447,7 +486,6 @@ class Checker:
         rule_paths: Sequence[Path] | None = None,
         extra_rule_paths: Sequence[Path] = (),
         timeout: float = 10.0,
-        database: Database | None = None,
         prepare: Callable[[Domain], None] | None = None,
     ) -> Checker:
         """Load the rules, then the domain, checking the domain's surface contracts against the
@@ -461,21 +499,24 @@ class Checker:
         )
         if prepare is not None:
             prepare(dom)
-        return cls(dom, program=program, timeout=timeout, database=database)
+        return cls(dom, program=program, timeout=timeout)
+
+    def attach_databases(self, databases: DomainDatabases | None) -> None:
+        """Collect real-row evidence for every following case from the database whose DDL is
+        the case's DDL in force (None: no database)."""
+        self.context.databases = databases
+        self.context.probes = {}
 
     def attach_database(self, database: Database) -> None:
-        """Collect real-row evidence for every following case from this database."""
-        from policystrata.lower.rows import RowProbe
+        """Collect real-row evidence from this one database, whatever a case's DDL (tests)."""
+        from policystrata.db.domain import DomainDatabases
 
-        self.context.rows = RowProbe(database, self.domain.tenant_columns())
-
-    def attach_databases(self, databases: DomainDatabases) -> None:
-        """Collect real-row evidence from the database whose DDL is each case's DDL in force."""
-        self.context.databases = databases
+        self.attach_databases(DomainDatabases.of(database, self.domain))
 
     @property
     def has_database(self) -> bool:
-        return self.context.rows is not None or self.context.databases is not None
+        """Real rows were collected from a database (one was set up for some case)."""
+        return self.context.databases is not None and self.context.databases.started
 
     @property
     def rules_digest(self) -> str:
@@ -532,9 +573,11 @@ class Checker:
         else:
             result = self.engine.evaluate(facts)
         witnesses = self._witnesses(case, result, keep, defence)
+        evidence = None
         if self.context.evidence:
+            evidence = Evidence(level="real_db", details=self.context.evidence)
             for w in witnesses:
-                w.evidence = Evidence(level="real_db", details=self.context.evidence)
+                w.evidence = evidence
         errors = []
         if "ir_error" in case.meta:
             src = case.origin
@@ -549,7 +592,13 @@ class Checker:
         verdict: Literal["clean", "violation", "error"] = (
             "error" if errors else ("violation" if witnesses else "clean")
         )
-        return CaseResult(case=case.info(), verdict=verdict, witnesses=witnesses, errors=errors)
+        return CaseResult(
+            case=case.info(),
+            verdict=verdict,
+            witnesses=witnesses,
+            errors=errors,
+            evidence=evidence,
+        )
 
     # -- witnesses ---------------------------------------------------------------------------
 
@@ -570,7 +619,7 @@ class Checker:
         consistent renaming of a constant that occurs in no rule and no policy fact maps a
         valid proof to a valid proof of the renamed atom over the renamed facts."""
         memo = None
-        if keep is None and not self.has_database and result.memo_key is not None:
+        if keep is None and self.context.databases is None and result.memo_key is not None:
             cid, key = result.memo_key
             memo = (key, defence)
             hit = self._verdicts.get(memo)

@@ -318,7 +318,7 @@ def check(
       strata check --domain support_saas traces.jsonl --format json > w.json
     """
     from policystrata.check import Checker
-    from policystrata.db.domain import domain_database_for
+    from policystrata.db.domain import domain_databases
     from policystrata.report.terminal import render_check
 
     if traces is not None and (principal or ir_text or sql):
@@ -333,9 +333,8 @@ def check(
     )
     for warning in checker.domain.warnings:  # published forms the domain holds, read as noted
         _stderr(f"warning: {warning}")
-    with domain_database_for(db_spec, checker.domain) as db:
-        if db is not None:
-            checker.attach_database(db)
+    with domain_databases(db_spec, checker.domain) as dbs:
+        checker.attach_databases(dbs)
         report = _check_cases(checker, traces, principal, ir_text, sql, tenants, released, case_id)
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))

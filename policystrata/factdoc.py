@@ -40,6 +40,13 @@ SOURCES = {
         "Per case, only when a database is configured (`--db`): what PostgreSQL really returned "
         "under the case's tenant session (`policystrata.lower.rows`).",
     ),
+    "decl_db_checks.dl": (
+        "Database check facts",
+        "Per case, for each `rls_checks` / `state_assertions` entry of a scan config (one case "
+        "each): what the check states (`policystrata.lower.dbcheck`; provenance: the config's "
+        "line) and what its query returned, logged in as the app role under the check's tenant "
+        "(or why it did not run). `rules/db_checks.dl` judges them.",
+    ),
     "decl_compat.dl": (
         "Published-format facts",
         "The published (policystrata 1.x) surfaces vocabulary mapped onto ours (ground facts in "

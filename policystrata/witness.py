@@ -181,6 +181,11 @@ class CaseResult(_Model):
     verdict: Literal["clean", "violation", "error"]
     witnesses: list[Witness] = Field(default_factory=list)
     errors: list[RecordError] = Field(default_factory=list)
+    evidence: Evidence | None = Field(
+        default=None,
+        description="The case's real-row evidence when a database was attached (what ran, or "
+        "why it did not), also when the case is clean.",
+    )
 
 
 class CheckReport(_Model):

@@ -14,7 +14,7 @@ from policystrata.db.catalog import (
     live_rls_facts,
     rls_subset,
 )
-from policystrata.db.session import Cluster, Database, fault_database
+from policystrata.db.session import Cluster, Database
 from policystrata.lower.schema import parse_schema
 from policystrata.paths import domains_dir
 from tests.test_db_session import SCHEMA, SEED
@@ -148,7 +148,7 @@ def test_fault_old_ownership_field_static_and_dynamic(pg_cluster: Cluster) -> No
     schema, seed = _support_saas()
     faulty, n = re.subn(r"(ON accounts\s+USING \()tenant_id", r"\1legacy_tenant_id", schema)
     assert n == 1
-    with fault_database(pg_cluster, faulty, seed) as db:
+    with pg_cluster.database(faulty, seed) as db:
         assert _gaps(pg_cluster, db) == [
             ("policy_non_tenant_column", "accounts", "accounts_tenant_isolation")
         ]
@@ -161,7 +161,7 @@ def test_fault_missing_policy_denies_the_app(pg_cluster: Cluster) -> None:
     schema, seed = _support_saas()
     faulty, n = re.subn(r"CREATE POLICY support_tickets_tenant_isolation[^;]*;", "", schema)
     assert n == 1
-    with fault_database(pg_cluster, faulty, seed) as db:
+    with pg_cluster.database(faulty, seed) as db:
         assert [(g.kind, g.table) for g in db.gaps()] == [("rls_no_policy", "support_tickets")]
         assert "support_tickets" not in {f.args[0] for f in db.rls_facts().by_pred("rls_policy")}
         sql = db.vet("SELECT count(*) AS n FROM support_tickets")

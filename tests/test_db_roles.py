@@ -188,7 +188,7 @@ def test_a_non_superuser_admin_gets_the_same_recipe_and_is_told_what_is_missing(
         su.execute("CREATE ROLE lesser LOGIN CREATEROLE CREATEDB PASSWORD 'lesser-pw'")
         external = ExternalServer(server.dsn(user="lesser", password="lesser-pw"))
         cluster = Cluster(external)
-        db = cluster.fresh_database(schema, seed)
+        db = cluster.database(schema, seed)
         try:
             assert not cluster.bypass_available
             assert db.run_app(db.vet("SELECT id FROM notes"), "acme").rows == [[1]]

@@ -157,11 +157,15 @@ def test_gate_thresholds_turn_findings_into_warnings(mixed: Path) -> None:
     assert data["gate"]["warnings"] == 4 and not any(f["gating"] for f in data["findings"])
     high = run("scan", "--config", cfg, "--format", "json", "--fail-on-severity", "high")
     assert high.exit_code == 1
-    # unknown principal, unparseable SQL and a write are high (input.sql_rejected's @severity:
-    # SQL that could not be analysed gates, as invalid trace input does in the published line);
-    # the malformed line is a medium record error
+    # unknown principal, unparseable SQL, a write and the malformed line are high: input that
+    # could not be analysed gates, as invalid trace input does in the published line
     gating = sorted(f["check"] for f in json.loads(high.stdout)["findings"] if f["gating"])
-    assert gating == ["not_read_only", "unknown_principal", "unparseable_sql"]
+    assert gating == [
+        "malformed_trace_line",
+        "not_read_only",
+        "unknown_principal",
+        "unparseable_sql",
+    ]
 
 
 def test_unknown_config_key_is_an_error_with_line(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """`strata scan` against a real PostgreSQL: imported SQL beside the reference compiler's SQL
-under RLS, row differences as real_db findings, rls_checks / state_assertions reported."""
+under RLS through the one check pipeline, row differences and failed rls_checks /
+state_assertions as rule findings with proofs that `strata explain` re-verifies."""
 
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ def test_failing_example_with_real_rows(pg_demo: Path, pg_server) -> None:  # ty
     report = json.loads((pg_demo / "out" / "scan.json").read_text())
     assert len(report["findings"]) == 3  # exactly what the README lists
     db = report["database"]
-    assert db["ran"] and db["executed"] == 4 and db["skipped_unauthorized"] == 1
-    assert db["rls_checks"] == {"ran": 2, "passed": 2, "failed": 0}
-    assert db["state_assertions"] == {"ran": 2, "passed": 2, "failed": 0}
+    # every record's SQL ran (the unauthorized one too: evidence, read-only, under its tenant)
+    assert db["ran"] and (db["executed"], db["refused"], db["failed"]) == (5, 0, 0)
+    assert db["rls_checks"] == {"ran": 2, "passed": 2, "failed": 0, "not_run": 0}
+    assert db["state_assertions"] == {"ran": 2, "passed": 2, "failed": 0, "not_run": 0}
     scope = next(f for f in report["findings"] if f["check"] == "tenant_scope_missing")
     assert scope["evidence_level"] == "real_db"
     ev = scope["witness"]["evidence"]["details"]
@@ -50,7 +52,9 @@ def test_failing_example_with_real_rows(pg_demo: Path, pg_server) -> None:  # ty
     summary = json.loads((pg_demo / "out" / "summary.json").read_text())
     checks = summary["evidence_exercised"]["checks"]
     assert checks["rls_checks.acme_sees_only_acme_accounts"] == {"ran": 1, "passed": 1}
-    assert checks["real_db.result_matches_canonical"]["passed"] == 4
+    assert checks["real_db.result_mismatch"] == {"ran": 5, "passed": 5}
+    explained = run("explain", str(pg_demo / "out" / "scan.json"))
+    assert explained.exit_code == 0, explained.output
 
 
 def test_row_differences_and_failing_assertions_are_findings(pg_demo: Path, pg_server) -> None:  # type: ignore[no-untyped-def]
@@ -69,15 +73,19 @@ def test_row_differences_and_failing_assertions_are_findings(pg_demo: Path, pg_s
     result = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "json")
     assert result.stdout, result.stderr
     data = json.loads(result.stdout)
-    kinds = sorted((f["kind"], f["check"]) for f in data["findings"])
-    assert ("database_check", "acme_sees_only_acme_accounts") in kinds
-    assert ("real_db", "result_mismatch") in kinds
+    kinds = sorted((f["rule_id"], f["check"], str(f["key"])) for f in data["findings"])
+    assert ("database.rls_check", "rls_check_failed", "acme_sees_only_acme_accounts") in kinds
+    assert ("real_db.result_mismatch", "result_mismatch", "reference") in kinds
+    assert all(f["kind"] == "witness" and f["witness"]["proof"] for f in data["findings"])
     assert result.exit_code == 1
+    (pg_demo / "scan.json").write_text(result.stdout)
+    explained = run("explain", str(pg_demo / "scan.json"))
+    assert explained.exit_code == 0, explained.output
     sarif_ok = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "sarif")
     assert json.loads(sarif_ok.stdout)["runs"][0]["results"]
 
 
-def test_a_check_that_cannot_run_is_a_config_finding_not_a_database_fault(  # type: ignore[no-untyped-def]
+def test_a_check_that_cannot_run_is_reported_not_run_never_passed(  # type: ignore[no-untyped-def]
     pg_demo: Path, pg_server
 ) -> None:
     cfg = pg_demo / "policystrata.clean.yaml"
@@ -92,9 +100,14 @@ def test_a_check_that_cannot_run_is_a_config_finding_not_a_database_fault(  # ty
     cfg.write_text(text)
     result = run("scan", "--config", str(cfg), "--db", pg_server.dsn(), "--format", "json")
     data = json.loads(result.stdout)
-    (f,) = [f for f in data["findings"] if f["check"] == "typo_sql"]
-    assert f["witness_class"] == "input_error" and f["owner"] == "scan config"
-    assert f["severity"] == "medium"
-    assert "could not run" in f["message"] and "policystrata.clean.yaml:" in f["probable_fix"]
+    (f,) = [f for f in data["findings"] if f["key"] == "typo_sql"]
+    assert (f["rule_id"], f["check"]) == ("database.check_not_run_optional", "check_not_run")
+    assert f["severity"] == "low" and not f["gating"]  # not required: a warning, never a pass
+    assert "did not run" in f["message"] and "policystrata.clean.yaml:" in f["probable_fix"]
     # the other checks still ran
-    assert data["database"]["state_assertions"]["ran"] == 3
+    assert data["database"]["state_assertions"] == {
+        "ran": 2,
+        "passed": 2,
+        "failed": 0,
+        "not_run": 1,
+    }

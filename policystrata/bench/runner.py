@@ -388,6 +388,8 @@ def write_run(
     }
     (out / "summary.json").write_text(_dump(summary), encoding="utf-8")
     meta["trace_count"] = acc.cases
+    # what the run really had: a database is set up only when a case first needs one
+    meta["evidence_level"] = "real_db" if runner.checker.has_database else "static"
     (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
     return summary
 

@@ -1,10 +1,18 @@
-"""A domain loaded into a real database: what ``--db`` gives the commands.
+"""A domain loaded into a real database: what ``--db`` gives ``check``, ``run`` and ``scan``.
+
+:class:`DomainDatabases` is the one way a command gets databases: the server (a throwaway one
+for ``--db auto``, the user's for a DSN) is started, and each database loaded, only when a case
+first needs it — a run whose SQL the gate refuses entirely never starts a server. The base
+database holds the domain's schema.sql and seed.sql (or the texts a scan config names); a case
+whose DDL in force differs (a fault that rewrites row level security) gets a database of its
+own, one per distinct DDL text. Databases are made by
+:meth:`policystrata.db.session.Cluster.database` only.
 
 >>> with domain_databases("none", domain) as dbs:     # doctest: +SKIP
 ...     dbs is None                                    # --db none: no real rows
 True
 >>> with domain_databases("auto", domain) as dbs:     # doctest: +SKIP
-...     dbs.base, dbs.for_ddl(rewritten_schema)         # schema.sql, and a fault's DDL variant
+...     dbs.for_ddl(None), dbs.for_ddl(rewritten_schema)   # schema.sql, and a fault's variant
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from policystrata.db.server import (
     ENV_DATABASE_URL,
@@ -21,7 +29,6 @@ from policystrata.db.server import (
     find_bindir,
     resolve_db,
 )
-from policystrata.db.server import database as resolve_database
 from policystrata.errors import StrataError
 
 if TYPE_CHECKING:  # psycopg loads only when a server is really used
@@ -30,71 +37,12 @@ if TYPE_CHECKING:  # psycopg loads only when a server is really used
 
 
 def domain_sql(domain: Domain) -> tuple[str, str]:
-    """The domain's schema.sql and seed.sql texts (seed is optional)."""
-    schema = domain.sources["schema"].read_text(encoding="utf-8")
+    """The domain's schema.sql and seed.sql texts (seed is optional; no schema: empty)."""
+    schema_path = domain.sources.get("schema")
+    schema = schema_path.read_text(encoding="utf-8") if schema_path is not None else ""
     seed_path = domain.path / "seed.sql"
     seed = seed_path.read_text(encoding="utf-8") if seed_path.is_file() else ""
     return schema, seed
-
-
-def domain_database(cluster: Cluster, domain: Domain, schema_sql: str | None = None) -> Database:
-    """A fresh database with the domain's schema (or a rewritten ``schema_sql``) and seed,
-    cloned from a template built once per distinct schema text."""
-    schema, seed = domain_sql(domain)
-    return cluster.database(schema_sql if schema_sql is not None else schema, seed)
-
-
-class DomainDatabases:
-    """The domain's database, plus one fresh database per distinct DDL variant (a fault that
-    rewrites RLS), each cloned from a template built once per schema text."""
-
-    def __init__(self, cluster: Cluster, domain: Domain) -> None:
-        self.cluster = cluster
-        self.domain = domain
-        self.schema, self.seed = domain_sql(domain)
-        self.base = cluster.database(self.schema, self.seed)
-        self.base.cache_results = True  # ours alone, and only ever read
-        self._variants: dict[str, Database] = {}
-
-    def for_ddl(self, ddl: str | None) -> Database:
-        """The database whose DDL is ``ddl`` (None or the schema text itself: the base)."""
-        if ddl is None or ddl == self.schema:
-            return self.base
-        if ddl not in self._variants:
-            db = self.cluster.database(ddl, self.seed)
-            db.cache_results = True
-            self._variants[ddl] = db
-        return self._variants[ddl]
-
-    def close(self) -> None:
-        for db in [self.base, *self._variants.values()]:
-            db.close()
-            with contextlib.suppress(Exception):
-                db.drop()
-        with contextlib.suppress(Exception):
-            self.cluster.drop_templates()
-
-
-@contextlib.contextmanager
-def domain_databases(
-    spec: str | None, domain: Domain, *, log_statements: bool = False
-) -> Iterator[DomainDatabases | None]:
-    """Resolve ``--db`` and yield the domain's databases (None when running without one, or
-    when the domain has no schema.sql to load)."""
-    if "schema" not in domain.sources:
-        yield None
-        return
-    with resolve_database(spec, log_statements=log_statements) as choice:
-        if choice.server is None:
-            yield None
-            return
-        from policystrata.db.session import Cluster
-
-        dbs = DomainDatabases(Cluster(choice.server), domain)
-        try:
-            yield dbs
-        finally:
-            dbs.close()
 
 
 class NoDatabase(DatabaseUnavailable):
@@ -107,26 +55,88 @@ class DatabaseSetupFailed(StrataError):
     a problem of the run, not of one record."""
 
 
-class LazyDatabase:
-    """The domain's database, set up when it is first needed: a run whose SQL is all refused by
-    the gate (or that has no SQL) never starts a server. Behaves as the
-    :class:`~policystrata.db.session.Database` it becomes."""
+class DomainDatabases:
+    """The domain's databases on one server, set up when first needed (see the module
+    docstring). ``spec`` is ``auto`` or a DSN; ``schema_sql``/``seed_sql`` replace the domain's
+    texts (``sources`` names them in load errors); ``app_dsn`` is the app role's own DSN on a
+    user's server."""
 
-    def __init__(self, spec: str, domain: Domain, *, log_statements: bool = False) -> None:
+    def __init__(
+        self,
+        spec: str,
+        domain: Domain,
+        *,
+        schema_sql: str | None = None,
+        seed_sql: str | None = None,
+        sources: tuple[str, str] = ("schema.sql", "seed.sql"),
+        app_dsn: str | None = None,
+        log_statements: bool = False,
+    ) -> None:
+        schema, seed = domain_sql(domain)
+        self.schema = schema if schema_sql is None else schema_sql
+        self.seed = seed if seed_sql is None else seed_sql
+        self.sources = sources
         self._spec = spec
-        self._domain = domain
+        self._app_dsn = app_dsn
         self._log_statements = log_statements
         self._choice: DbChoice | None = None
-        self._db: Database | None = None
+        self._cluster: Cluster | None = None
         self._failed: str | None = None
+        self._dbs: dict[str | None, Database] = {}
+        self._fixed: Database | None = None
+
+    @classmethod
+    def of(cls, database: Database, domain: Domain) -> DomainDatabases:
+        """One database made elsewhere (a test's), used for every case whatever its DDL."""
+        out = cls("", domain)
+        out._cluster = database.cluster
+        out._dbs[None] = database
+        out._fixed = database
+        return out
 
     @property
     def started(self) -> bool:
-        return self._db is not None
+        """A database was set up (so there is real-row evidence to speak of)."""
+        return bool(self._dbs)
 
-    def _real(self) -> Database:
-        if self._db is not None:
-            return self._db
+    @property
+    def mode(self) -> str:
+        """``throwaway``, ``external`` or ``none`` (not started, or no server)."""
+        return self._choice.mode if self._choice is not None else "none"
+
+    @property
+    def notes(self) -> list[str]:
+        """What the server lacks or what loading mapped (each also said once on stderr)."""
+        return list(self._cluster.notes) if self._cluster is not None else []
+
+    @property
+    def failure(self) -> str | None:
+        """Why no database could be had, once that is known."""
+        return self._failed
+
+    def for_ddl(self, ddl: str | None) -> Database:
+        """The database whose DDL is ``ddl`` (None or the schema text itself: the base one).
+        Raises :class:`NoDatabase` when ``--db auto`` has no server to start and
+        :class:`DatabaseSetupFailed` when the server or the schema fails."""
+        if self._fixed is not None:
+            return self._fixed
+        key = None if ddl is None or ddl == self.schema else ddl
+        db = self._dbs.get(key)
+        if db is None:
+            cluster = self._server()
+            try:
+                db = cluster.database(
+                    self.schema if key is None else key, self.seed, sources=self.sources
+                )
+            except StrataError as exc:
+                raise DatabaseSetupFailed(str(exc)) from None
+            db.cache_results = True  # ours alone, and only ever read
+            self._dbs[key] = db
+        return db
+
+    def _server(self) -> Cluster:
+        if self._cluster is not None:
+            return self._cluster
         if self._failed is not None:
             raise NoDatabase(self._failed)
         try:
@@ -138,49 +148,60 @@ class LazyDatabase:
             raise NoDatabase(self._failed)
         from policystrata.db.session import Cluster
 
-        schema, seed = domain_sql(self._domain)
-        try:
-            self._db = Cluster(self._choice.server).fresh_database(schema, seed)
-        except StrataError as exc:
-            self.close()
-            raise DatabaseSetupFailed(str(exc)) from None
-        return self._db
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real(), name)
+        self._cluster = Cluster(self._choice.server, app_dsn=self._app_dsn)
+        return self._cluster
 
     def close(self) -> None:
-        db, choice = self._db, self._choice
-        self._db = self._choice = None
-        if db is not None:
+        """Drop every database made here and stop a throwaway server. Idempotent."""
+        if self._fixed is not None:
+            return
+        dbs, self._dbs = list(self._dbs.values()), {}
+        for db in dbs:
             db.close()
             with contextlib.suppress(Exception):
                 db.drop()
-        if choice is not None:
-            choice.close()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.drop_templates()
+        if self._choice is not None:
+            self._choice.close()
+        self._choice = self._cluster = None
 
 
 @contextlib.contextmanager
-def domain_database_for(
-    spec: str | None, domain: Domain, *, log_statements: bool = False
-) -> Iterator[Database | None]:
-    """``--db`` (auto, none or a DSN) for one run: the domain's database, set up when it is
-    first needed (a :class:`LazyDatabase`), or None when running without one (``none``,
-    ``auto`` without server binaries: said once on stderr, or a domain without schema.sql to
-    load); everything is cleaned up afterwards (a throwaway server is stopped)."""
-    if "schema" not in domain.sources:
-        yield None
-        return
+def domain_databases(
+    spec: str | None,
+    domain: Domain,
+    *,
+    schema_sql: str | None = None,
+    seed_sql: str | None = None,
+    sources: tuple[str, str] = ("schema.sql", "seed.sql"),
+    app_dsn: str | None = None,
+    log_statements: bool = False,
+) -> Iterator[DomainDatabases | None]:
+    """``--db`` (``auto``, ``none`` or a DSN; default ``$STRATA_DATABASE_URL``, else ``auto``)
+    for one command: the domain's :class:`DomainDatabases`, or None when running without a
+    database (``none``; ``auto`` without server binaries, said once on stderr; no schema to
+    load). Everything is dropped and a throwaway server stopped afterwards."""
+    has_schema = schema_sql is not None or "schema" in domain.sources
     spec = spec or os.environ.get(ENV_DATABASE_URL) or "auto"
-    if spec == "none":
+    if not has_schema or spec == "none":
         yield None
         return
     if spec == "auto" and find_bindir() is None:
         resolve_db(spec)  # says why, once
         yield None
         return
-    lazy = LazyDatabase(spec, domain, log_statements=log_statements)
+    dbs = DomainDatabases(
+        spec,
+        domain,
+        schema_sql=schema_sql,
+        seed_sql=seed_sql,
+        sources=sources,
+        app_dsn=app_dsn,
+        log_statements=log_statements,
+    )
     try:
-        yield lazy  # type: ignore[misc]
+        yield dbs
     finally:
-        lazy.close()
+        dbs.close()

@@ -25,9 +25,9 @@ Everything is JSON-friendly and deterministic (rows sorted, ``Decimal`` as text)
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from policystrata.db.session import Database, QueryFailed, QueryResult
@@ -95,12 +95,10 @@ def _tenant_output_columns(
             if isinstance(inner, exp.Column):
                 plain[proj.alias_or_name] = inner.name.lower()
     lineage: dict[str, set[tuple[str, str]]] = {}
-    try:
-        lower_sql = importlib.import_module("policystrata.lower.sql").lower_sql
-        for f in lower_sql("evidence", sql).facts.by_pred("sql_output"):
-            lineage.setdefault(str(f.args[1]), set()).add((str(f.args[2]), str(f.args[3])))
-    except Exception:  # lowering unavailable: direct references only
-        lineage = {}
+    from policystrata.lower.sql import lower_sql
+
+    for f in lower_sql("evidence", sql).facts.by_pred("sql_output"):
+        lineage.setdefault(str(f.args[1]), set()).add((str(f.args[2]), str(f.args[3])))
     for out, ref in plain.items():
         bases = lineage.get(out)
         if bases:
@@ -152,6 +150,23 @@ def _multiset_minus(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
 
 def _hashable(value: Any) -> Any:
     return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def same_rows(a: list[list[Any]], b: list[list[Any]]) -> bool:
+    """The same rows, whatever the order of the rows and of the columns: two queries that
+    compute the same thing may project their outputs in another order (``region, value`` vs
+    ``value, region``), so each row is compared as the multiset of its values.
+
+    >>> same_rows([[3, "apac"], [4, "na"]], [["na", 4], ["apac", 3]])
+    True
+    >>> same_rows([[3, "apac"]], [[6, "apac"]]), same_rows([[1]], [[1], [1]])
+    (False, False)
+    """
+
+    def key(row: list[Any]) -> tuple[str, ...]:
+        return tuple(sorted(repr(_hashable(v)) for v in row))
+
+    return Counter(key(r) for r in a) == Counter(key(r) for r in b)
 
 
 def cross_tenant_rows(
@@ -211,7 +226,7 @@ def collect_evidence(
     if layer is None:
         return _truncate(ev, max_rows)
     if canonical is not None:
-        ev["values_match"] = canonical.rows == layer.rows
+        ev["values_match"] = same_rows(canonical.rows, layer.rows)
         ev["row_count_delta"] = layer.row_count - canonical.row_count
     ev["cross_tenant"] = cross_tenant_rows(
         layer, tenant, tenant_output_columns(layer_sql, layer.columns, tcols)
@@ -248,3 +263,76 @@ def _truncate(ev: dict[str, Any], max_rows: int) -> dict[str, Any]:
                 part["rows"] = rows[:max_rows]
                 part["rows_truncated"] = True
     return ev
+
+
+@dataclass
+class RowProbe:
+    """Runs probes against one database; caches per (table, tenant) since data does not change."""
+
+    database: Database
+    tenant_columns: dict[str, str]
+    timeout_ms: int = 5000
+    _cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def case_evidence(
+        self,
+        sql: str,
+        tenant: str,
+        params: list[Any],
+        reference_sql: str | None,
+        reference_params: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        """Evidence for the case's SQL (and the reference SQL, for comparison only)."""
+        return collect_evidence(
+            self.database,
+            reference_sql,
+            sql,
+            tenant,
+            params=params,
+            canonical_params=reference_params or (),
+            tenant_columns=sorted(set(self.tenant_columns.values())),
+            timeout_ms=self.timeout_ms,
+        )
+
+    def table_probe(self, table: str, tenant: str) -> dict[str, Any]:
+        """Tenant keys of ``table`` visible to the app vs the owner under ``tenant``'s session."""
+        key = (table, tenant)
+        if key not in self._cache:
+            self._cache[key] = self._probe(table, tenant)
+        return self._cache[key]
+
+    def _probe(self, table: str, tenant: str) -> dict[str, Any]:
+        from policystrata.lower.sql.adapter import exp
+
+        column = self.tenant_columns[table]
+        probe = (
+            exp.select(exp.column(column, quoted=True), exp.func("count", exp.Star()))
+            .from_(exp.to_table(table, quoted=True))
+            .group_by(exp.Literal.number(1))
+            .sql(dialect="postgres")
+        )
+        try:
+            vetted = self.database.vet(probe)
+            app = self.database.run_app(vetted, tenant, timeout_ms=self.timeout_ms)
+            bypassed = (
+                self.database.run_bypass(vetted, tenant, timeout_ms=self.timeout_ms)
+                if self.database.bypass_available
+                else None
+            )
+        except UnvettedSQL as exc:
+            return {"table": table, "sql": probe, "refused": exc.reason}
+        except QueryFailed as exc:
+            return {"table": table, "sql": probe, "error": exc.to_json()}
+        app_keys = {str(r[0]): int(r[1]) for r in app.rows if r[0] is not None}
+        out: dict[str, Any] = {
+            "table": table,
+            "sql": probe,
+            "tenant": tenant,
+            "app_rows_by_tenant": dict(sorted(app_keys.items())),
+            "foreign_visible": sorted(k for k in app_keys if k != tenant),
+        }
+        if bypassed is not None:
+            all_keys = {str(r[0]): int(r[1]) for r in bypassed.rows if r[0] is not None}
+            out["bypass_rows_by_tenant"] = dict(sorted(all_keys.items()))
+            out["own_hidden"] = all_keys.get(tenant, 0) > app_keys.get(tenant, 0)
+        return out

@@ -341,6 +341,9 @@ class ThrowawayServer:
     :attr:`statement_log`.
     """
 
+    private = True
+    """Nobody else can reach this server (see :attr:`policystrata.db.session.Cluster.private`)."""
+
     def __init__(
         self,
         bindir: Path | None = None,

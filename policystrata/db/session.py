@@ -391,18 +391,22 @@ class Cluster:
                 conn.execute(pgsql.SQL("GRANT {} TO CURRENT_USER").format(_ident(self.owner_role)))
 
     # -- templates and databases
-    def template(self, schema_sql: str, seed_sql: str = "") -> str:
+    def template(
+        self, schema_sql: str, seed_sql: str = "", sources: tuple[str, str] | None = None
+    ) -> str:
         """The name of the template database for this (schema, seed) text; built on first use."""
         key = hashlib.sha256((schema_sql + "\0" + seed_sql).encode()).hexdigest()[:16]
         with self._lock:
             name = self._templates.get(key)
             if name is None:
                 name = f"strata_tpl_{key}"
-                self._build_template(name, schema_sql, seed_sql)
+                self._build_template(name, schema_sql, seed_sql, sources)
                 self._templates[key] = name
             return name
 
-    def _build_template(self, name: str, schema_sql: str, seed_sql: str) -> None:
+    def _build_template(
+        self, name: str, schema_sql: str, seed_sql: str, sources: tuple[str, str] | None
+    ) -> None:
         """Build the template, or reuse it: the name is a digest of the (schema, seed) text and
         a database is flagged IS_TEMPLATE only after a complete load, so a flagged one with this
         name (left by another cluster on the same server) has exactly this content."""
@@ -423,7 +427,9 @@ class Cluster:
                 )
             )
         try:
-            self._relations[name] = self.load(name, schema_sql, seed_sql)
+            self._relations[name] = self.load(
+                name, schema_sql, seed_sql, sources=sources or ("schema.sql", "seed.sql")
+            )
             with self.admin() as conn:
                 conn.execute(
                     pgsql.SQL(
@@ -505,16 +511,25 @@ class Cluster:
                     time.sleep(0.05)
         return Database(self, name, relations=self.relations(template))
 
-    def database(self, schema_sql: str, seed_sql: str = "", name: str | None = None) -> Database:
-        """A fresh database holding ``schema_sql`` + ``seed_sql`` (template built once)."""
-        return self.clone(self.template(schema_sql, seed_sql), name)
+    @property
+    def private(self) -> bool:
+        """The server is ours alone (a throwaway server): templates named after the schema
+        text are safe to build, reuse and drop there."""
+        return bool(getattr(self.server, "private", False))
 
-    def fresh_database(
+    def database(
         self, schema_sql: str, seed_sql: str = "", *, sources: tuple[str, str] | None = None
     ) -> Database:
-        """A database of our own, loaded directly (no shared template): on a given server,
-        template names derived from the schema text may belong to another process, so they are
-        neither reused nor dropped. The caller drops it."""
+        """A new database holding ``schema_sql`` + ``seed_sql``, loaded by the owner role (the
+        one way every database is made; the caller drops it). On a private server it is cloned
+        from a template built once per (schema, seed) text (a clone takes milliseconds); on a
+        server the user gives, template names could belong to another process, so it is loaded
+        directly. ``sources`` name the two texts in load errors."""
+        if self.private:
+            return self.clone(self.template(schema_sql, seed_sql, sources))
+        return self._fresh(schema_sql, seed_sql, sources)
+
+    def _fresh(self, schema_sql: str, seed_sql: str, sources: tuple[str, str] | None) -> Database:
         self.ensure_roles()
         name = f"strata_scan_{uuid.uuid4().hex[:12]}"
         with self.admin() as conn:
@@ -798,12 +813,3 @@ def _copy_result(res: QueryResult) -> QueryResult:
         tenant=res.tenant,
         elapsed_ms=res.elapsed_ms,
     )
-
-
-def fault_database(cluster: Cluster, schema_sql: str, seed_sql: str = "") -> Database:
-    """A fresh database for a fault variant's rewritten DDL (one template per variant text).
-
-    The stack's fault operators (``db_rls_old_ownership_field``, ``app_deny_missing_db_policy``)
-    produce rewritten schema text; this loads it with the same seed and the same roles.
-    """
-    return cluster.database(schema_sql, seed_sql)

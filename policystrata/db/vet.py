@@ -25,7 +25,6 @@ policystrata.db.vet.UnvettedSQL: refused to execute: function ts_stat() is not o
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,8 +105,8 @@ def _guarded(text: str) -> tuple[bool, str, tuple[int, int] | None]:
 
 def _lowering_guard(text: str) -> tuple[bool, str, tuple[int, int] | None]:
     try:
-        lower_sql = importlib.import_module("policystrata.lower.sql").lower_sql
-    except (ImportError, AttributeError) as e:
+        from policystrata.lower.sql import lower_sql
+    except ImportError as e:  # fail closed: without the guard nothing is vetted
         raise UnvettedSQL(
             f"the read-only guard (policystrata.lower.sql.lower_sql) is unavailable: {e}",
             kind="not_read_only",

@@ -1,12 +1,15 @@
 """Real rows -> facts: what the database really returned, under the case's tenant context.
 
-Two probes, both run through :mod:`policystrata.db` (only SQL the gate vetted, logged in as
-the non-privileged app role, in a read-only rolled-back transaction with timeouts):
+Pure: the evidence is gathered by :class:`policystrata.db.evidence.RowProbe` (only SQL the gate
+vetted, logged in as the non-privileged app role, in a read-only rolled-back transaction with
+timeouts); this module turns it into facts. Two probes:
 
 1. **The case's SQL** (when the read-only guard and the execution allow-list accept it): run as
    the app role and as the RLS-bypass role. Rows of another tenant in the app run (found through
    output lineage to a tenant column) become ``db_layer_foreign_rows``; rows RLS removed become
-   ``db_rls_removed_rows`` (the database contained the query).
+   ``db_rls_removed_rows`` (the database contained the query). Beside the canonical compiler's
+   SQL for the same request (the reference, when the caller has one), rows that differ become
+   ``db_reference_rows_differ``.
 2. **A containment probe per tenant-owned table the SQL reads**: ``SELECT <tenant column>,
    count(*) FROM <table> GROUP BY 1`` under the tenant's session, as app and with RLS bypassed.
    Keys of other tenants visible to the app -> ``db_probe_foreign_rows``; own rows the app cannot
@@ -31,87 +34,14 @@ the rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from policystrata.db.evidence import collect_evidence
-from policystrata.db.session import Database, QueryFailed
-from policystrata.db.vet import UnvettedSQL
 from policystrata.facts import FactSet, Provenance
-from policystrata.lower.sql.adapter import exp
 
 PROBE = Provenance("database", note="real rows, probed under the case's tenant")
-
-
-@dataclass
-class RowProbe:
-    """Runs probes against one database; caches per (table, tenant) since data does not change."""
-
-    database: Database
-    tenant_columns: dict[str, str]
-    timeout_ms: int = 5000
-    _cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-    def case_evidence(
-        self,
-        sql: str,
-        tenant: str,
-        params: list[Any],
-        reference_sql: str | None,
-        reference_params: list[Any] | None = None,
-    ) -> dict[str, Any]:
-        """Evidence for the case's SQL (and the reference SQL, for comparison only)."""
-        return collect_evidence(
-            self.database,
-            reference_sql,
-            sql,
-            tenant,
-            params=params,
-            canonical_params=reference_params or (),
-            tenant_columns=sorted(set(self.tenant_columns.values())),
-            timeout_ms=self.timeout_ms,
-        )
-
-    def table_probe(self, table: str, tenant: str) -> dict[str, Any]:
-        """Tenant keys of ``table`` visible to the app vs the owner under ``tenant``'s session."""
-        key = (table, tenant)
-        if key not in self._cache:
-            self._cache[key] = self._probe(table, tenant)
-        return self._cache[key]
-
-    def _probe(self, table: str, tenant: str) -> dict[str, Any]:
-        column = self.tenant_columns[table]
-        probe = (
-            exp.select(exp.column(column, quoted=True), exp.func("count", exp.Star()))
-            .from_(exp.to_table(table, quoted=True))
-            .group_by(exp.Literal.number(1))
-            .sql(dialect="postgres")
-        )
-        try:
-            vetted = self.database.vet(probe)
-            app = self.database.run_app(vetted, tenant, timeout_ms=self.timeout_ms)
-            bypassed = (
-                self.database.run_bypass(vetted, tenant, timeout_ms=self.timeout_ms)
-                if self.database.bypass_available
-                else None
-            )
-        except UnvettedSQL as exc:
-            return {"table": table, "sql": probe, "refused": exc.reason}
-        except QueryFailed as exc:
-            return {"table": table, "sql": probe, "error": exc.to_json()}
-        app_keys = {str(r[0]): int(r[1]) for r in app.rows if r[0] is not None}
-        out: dict[str, Any] = {
-            "table": table,
-            "sql": probe,
-            "tenant": tenant,
-            "app_rows_by_tenant": dict(sorted(app_keys.items())),
-            "foreign_visible": sorted(k for k in app_keys if k != tenant),
-        }
-        if bypassed is not None:
-            all_keys = {str(r[0]): int(r[1]) for r in bypassed.rows if r[0] is not None}
-            out["bypass_rows_by_tenant"] = dict(sorted(all_keys.items()))
-            out["own_hidden"] = all_keys.get(tenant, 0) > app_keys.get(tenant, 0)
-        return out
+REFERENCE = Provenance(
+    "database", note="real rows of the SQL and of the canonical compiler's SQL, same tenant"
+)
 
 
 def rows_facts(
@@ -144,6 +74,8 @@ def rows_facts(
     containment = evidence.get("containment", {})
     if "error" in containment:
         _failed(facts, case_id, containment["error"], "the RLS-bypassed run: ")
+    if evidence.get("values_match") is False:
+        facts.add("db_reference_rows_differ", case_id, prov=REFERENCE)
     for tenant in evidence.get("cross_tenant", {}).get("foreign_tenants", []):
         facts.add("db_layer_foreign_rows", case_id, str(tenant), prov=PROBE)
     if evidence.get("containment", {}).get("contained"):

@@ -175,6 +175,8 @@ def evidence_lines(details: dict[str, Any]) -> list[str]:
         lines.append(f"  canonical SQL: {_rows(details['canonical'])}")
     if "layer" in details:
         lines.append(f"  this SQL:      {_rows(details['layer'])}")
+    if isinstance(details.get("rows"), dict):  # a database check's query
+        lines.append(f"  the check's query: {_rows(details['rows'])}")
     if "bypass_layer" in details:
         lines.append(f"  RLS bypassed:  {_rows(details['bypass_layer'])}")
     containment = details.get("containment", {})

@@ -268,18 +268,20 @@ class Gate(_Strict):
     """When the scan fails (exit 1).
 
     ``fail_on_high_confidence`` (published, default true): findings at or above the thresholds
-    fail the gate; ``false`` makes every finding a warning. **(new)** ``fail_on_severity``
-    (default ``low``) and ``fail_on_confidence`` (default ``medium``): findings below either
-    threshold are warnings. **(new)** ``max_findings`` (default 0): how many gating findings
-    are tolerated.
+    fail the gate; ``false`` makes every finding a warning. The default thresholds are the
+    published gate's: a finding fails it when it is high or critical **and** of high
+    confidence (over-restrictive findings are low by their rules' ``@severity``, so they warn,
+    as in the published line). **(new)** ``fail_on_severity`` (default ``high``) and
+    ``fail_on_confidence`` (default ``high``) move the thresholds; ``max_findings`` (default 0)
+    is how many gating findings are tolerated.
     """
 
     fail_on_high_confidence: bool = True
     required_inputs: list[Literal["dbt", "sql_traces", "database", "state_assertions"]] = Field(
         default_factory=list
     )
-    fail_on_severity: Literal["low", "medium", "high", "critical"] = "low"
-    fail_on_confidence: Literal["low", "medium", "high"] = "medium"
+    fail_on_severity: Literal["low", "medium", "high", "critical"] = "high"
+    fail_on_confidence: Literal["low", "medium", "high"] = "high"
     max_findings: int = 0
 
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from policystrata.prooftree import ProofNode
 from policystrata.witness import Confidence, Severity, Witness, witness_id
 
-FindingKind = Literal["witness", "record_error", "real_db", "database_check"]
+FindingKind = Literal["witness", "record_error"]
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}

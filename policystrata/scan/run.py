@@ -33,6 +33,12 @@ from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact, FactSet
 from policystrata.jsonfile import read_json_documents
 from policystrata.scan.config import CONFIDENCES, DOCTOR_INPUTS, ScanConfig
+from policystrata.scan.database import (
+    ExecutionCounts,
+    db_check_cases,
+    reference_sql,
+    scan_databases,
+)
 from policystrata.scan.findings import (
     CONFIDENCE_RANK,
     SEVERITY_RANK,
@@ -75,9 +81,13 @@ class ScanState:
     )
     regression_cases: dict[str, str] = field(default_factory=dict)  # finding/record -> class
     cases: list[tuple[Case, list[Finding]]] = field(default_factory=list)
-    database: dict[str, Any] = field(default_factory=lambda: {"mode": "none", "ran": False})
+    database: dict[str, Any] = field(default_factory=dict)  # the database checks' counts
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
+    databases: Any = None  # the scan's DomainDatabases, when it has a database
+    database_why: str = ""  # why it has none
+    execution: ExecutionCounts = field(default_factory=ExecutionCounts)
+    canonical: dict[str, int] = field(default_factory=dict)  # why each record had a reference
     schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
     metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
@@ -205,7 +215,7 @@ def record_error_finding(state: ScanState, error: RecordError, rel: str, raw_lin
         check=error.kind,
         key=error.kind,
         message=error.message,
-        severity="medium",
+        severity="high",  # unreadable trace input gates, as in the published line
         confidence="high",
         surface="input",
         owner="trace exporter",
@@ -226,7 +236,8 @@ def record_error_finding(state: ScanState, error: RecordError, rel: str, raw_lin
 def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) -> Finding:
     """A finding from a witness (the localized violation or a defence layer's fault). A
     semantic layer witness points at the dbt item (or the policy entry) its proof names, and is
-    re-checked with ``strata check-integration``."""
+    re-checked with ``strata check-integration``; a database check's at the check in the
+    config, re-checked by the scan."""
     cfg, domain = state.config, state.checker.domain
     line = case.origin.line if case.origin else None
     rules_arg = " ".join(f"--rules {cfg.relative(p)}" for p in cfg.rule_paths())
@@ -253,6 +264,10 @@ def witness_finding(state: ScanState, case: Case, witness: Witness, rel: str) ->
             )
             if p
         )
+        fix = f"{witness.fix or witness.message} ({where})"
+    elif case.db_check is not None:
+        repro = None
+        recheck = f"strata scan --config {cfg.name} --db auto"
         fix = f"{witness.fix or witness.message} ({where})"
     else:
         repro = repro_record(witness, case.meta)
@@ -392,7 +407,8 @@ def judged_records(
     record is then checked by :func:`judge_case`, in this process). With ``state.jobs`` > 1
     forked worker processes check the records (:mod:`policystrata.parallel`); the order, and
     so every output, is the same whatever the number of jobs."""
-    if state.jobs <= 1:
+    if state.jobs <= 1 or state.checker.context.databases is not None:
+        # one process with a database: its sessions are not shared across processes
         for item in items:
             yield item, None
         return
@@ -442,8 +458,13 @@ def judge_case(
     """Check one record (or take its ``result``, checked already); its findings and one check
     outcome per exercised layer check."""
     checker = state.checker
+    if checker.has_database or checker.context.databases is not None:
+        _sql, why = reference_sql(checker.domain, case)
+        state.canonical[why] = state.canonical.get(why, 0) + 1
     if result is None:
         result = checker.check(case, defence=True)
+    if result.evidence is not None:
+        state.execution.add(result.evidence.details)
     witnesses = result.witnesses
     findings = [witness_finding(state, case, w, rel) for w in witnesses]
     line = case.origin.line if case.origin else None
@@ -489,17 +510,51 @@ def judge_case(
     return findings
 
 
-def scan_database(state: ScanState) -> None:
-    """Real-database evidence when ``database:`` is configured or ``--db`` given."""
-    if state.db_spec == "none":
-        state.database = {"mode": "none", "ran": False, "reason": "--db none"}
-        return
-    if state.config.model.database is None and state.db_spec is None:
-        state.database = {"mode": "none", "ran": False, "reason": "no database configured"}
-        return
-    from policystrata.scan.realdb import run_real_db
-
-    run_real_db(state)
+def scan_database_checks(state: ScanState) -> None:
+    """The config's ``rls_checks`` and ``state_assertions``: each a case of its own (its query's
+    rows against what the check states), judged by ``rules/db_checks.dl``."""
+    cfg, checker = state.config, state.checker
+    checker.attach_databases(state.databases)
+    counts: dict[str, dict[str, int]] = {}
+    for case in db_check_cases(cfg):
+        section = case.id.split(".", 1)[0]
+        if state.databases is None:  # no database by choice or circumstance: said, not judged
+            bucket = counts.setdefault(section, {"ran": 0, "passed": 0, "failed": 0, "not_run": 0})
+            bucket["not_run"] += 1
+            state.checks.append(
+                CheckOutcome(
+                    layer="database",
+                    check=case.id,
+                    record=case.id.split(".", 1)[1],
+                    location=Location(
+                        file=cfg.name, line=case.origin.line if case.origin else None
+                    ),
+                    status="skipped",
+                    message=f"not run: {state.database_why}",
+                )
+            )
+            continue
+        state.progress(f"database check {case.id}")
+        result = checker.check(case)
+        findings = [witness_finding(state, case, w, cfg.name) for w in result.witnesses]
+        state.findings.extend(findings)
+        not_run = any(w.check == "check_not_run" for w in result.witnesses)
+        bucket = counts.setdefault(section, {"ran": 0, "passed": 0, "failed": 0, "not_run": 0})
+        bucket["not_run" if not_run else "ran"] += 1
+        if not not_run:
+            bucket["failed" if findings else "passed"] += 1
+        state.checks.append(
+            CheckOutcome(
+                layer="database",
+                check=case.id,
+                record=case.id.split(".", 1)[1],
+                location=Location(file=cfg.name, line=case.origin.line if case.origin else None),
+                status="skipped" if not_run else ("failed" if findings else "passed"),
+                finding_ids=[f.id for f in findings],
+                message="; ".join(w.message for w in result.witnesses) or None,
+            )
+        )
+    state.database.update(counts)
 
 
 def scan_integrations(state: ScanState) -> None:
@@ -551,7 +606,11 @@ def scan_integrations(state: ScanState) -> None:
         )
 
 
-STAGES: tuple[Callable[[ScanState], None], ...] = (scan_traces, scan_database, scan_integrations)
+STAGES: tuple[Callable[[ScanState], None], ...] = (
+    scan_traces,
+    scan_database_checks,
+    scan_integrations,
+)
 
 
 # ------------------------------------------------------------------------------- the verdict
@@ -689,6 +748,28 @@ def gate_findings(state: ScanState) -> None:
         )
 
 
+def database_summary(state: ScanState, why: str) -> dict[str, Any]:
+    """What the database did for the scan (scan.json ``database``, the summary's real_db)."""
+    dbs = state.databases
+    if dbs is None or not dbs.started:
+        reason = why or (dbs.failure if dbs is not None and dbs.failure else "not needed")
+        return {"mode": "none", "ran": False, "reason": reason, **state.database}
+    state.notes.extend(n for n in dbs.notes if n not in state.notes)
+    counts = state.execution.as_dict()
+    return {
+        "mode": dbs.mode,
+        "ran": True,
+        **counts,
+        "canonical": dict(sorted(state.canonical.items())),
+        **state.database,
+        "summary": (
+            f"{counts['executed']} imported quer(ies) executed, {counts['refused']} refused by "
+            "the gate (read-only guard, execution allow-list), "
+            f"{counts['failed']} not executed (timeout, denied, error, no tenant)"
+        ),
+    }
+
+
 def scan_notes(config: ScanConfig) -> list[str]:
     """What the scan config asks for that this scan does not do, said once each."""
     m, notes = config.model, []
@@ -743,8 +824,14 @@ def run_scan(
         )
     for w in checker.domain.warnings:
         state.notes.append(str(w))
-    for stage in STAGES:
-        stage(state)
+    with scan_databases(config, checker.domain, db_spec, state.notes) as (dbs, why):
+        state.databases, state.database_why = dbs, why
+        dbcfg = config.model.database
+        if dbcfg is None or dbcfg.execute_imported_sql:
+            checker.attach_databases(dbs)
+        for stage in STAGES:
+            stage(state)
+        state.database = database_summary(state, why)
     state.notes.extend(config.missing)
     gate_findings(state)
     _dedupe_ids(state.findings)

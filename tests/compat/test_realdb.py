@@ -54,11 +54,11 @@ def test_rls_checks_and_state_assertions_with_every_key(tmp_path: Path, pg_serve
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     db = report["database"]
-    assert db["rls_checks"] == {"ran": 2, "passed": 2, "failed": 0}
-    assert db["state_assertions"] == {"ran": 2, "passed": 1, "failed": 1}
-    [failed] = [f for f in report["findings"] if f["kind"] == "database_check"]
-    assert failed["check"] == "emails_not_exposed"
-    assert "forbidden column(s) present: customer_email" in failed["message"]
+    assert db["rls_checks"] == {"ran": 2, "passed": 2, "failed": 0, "not_run": 0}
+    assert db["state_assertions"] == {"ran": 2, "passed": 1, "failed": 1, "not_run": 0}
+    [failed] = [f for f in report["findings"] if f["rule_id"] == "database.state_assertion"]
+    assert failed["key"] == "emails_not_exposed"
+    assert "forbidden_column_present (customer_email)" in failed["message"]
 
 
 def test_run_db_result_comes_from_real_rows(tmp_path: Path, pg_server) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from policystrata.cli import main
 from policystrata.errors import InputErrors
 from policystrata.scan.config import load_scan_config
-from policystrata.scan.realdb import check_state_rows
 from policystrata.scan.run import run_scan
 from policystrata.traces import read_traces
 from tests.compat.conftest import FIXTURES
@@ -148,21 +147,34 @@ def test_validation_rules_name_file_and_line(
 
 
 def test_state_assertion_conditions() -> None:
+    """Each published condition of a state assertion, judged by rules/db_checks.dl over the
+    facts of the check and of its rows (NULL included)."""
+    from policystrata.case import DbCheck
+    from policystrata.check import Checker
+    from policystrata.lower.dbcheck import db_check_rows_facts, lower_db_check
+
+    checker = Checker.open("support_saas")
     rows = [["acme", "completed"], ["acme", None]]
     cols = ["tenant_id", "status"]
 
     def ok(**kw: Any) -> bool:
-        kw.setdefault("expected_rows", None)
-        kw.setdefault("expect_empty", False)
-        kw.setdefault("forbidden", None)
-        return check_state_rows(rows, columns=cols, **kw)[0]
+        for key in ("allowed_values", "forbidden_values"):
+            if isinstance(kw.get(key), dict):
+                kw[key] = tuple((c, tuple(v)) for c, v in kw[key].items())
+        check = DbCheck("state_assertion", "a", "select 1", "acme", **kw)
+        facts = lower_db_check("c", check)
+        facts.update(db_check_rows_facts("c", check, cols, rows))
+        return not checker.engine.evaluate(facts).atoms("violation")
 
-    assert ok(require_columns=["tenant_id"]) and not ok(require_columns=["email"])
-    assert ok(forbidden_columns=["email"]) and not ok(forbidden_columns=["status"])
-    assert ok(allowed={"status": ["completed", None]}) and not ok(allowed={"status": ["open"]})
-    assert ok(forbidden={"tenant_id": ["beta"]}) and not ok(forbidden={"status": [None]})
-    assert not ok(forbidden=["acme"])  # our bare-list form: any column
-    assert ok(expected_rows=2) and not ok(expect_empty=True)
+    assert ok(require_columns=("tenant_id",)) and not ok(require_columns=("email",))
+    assert ok(forbidden_columns=("email",)) and not ok(forbidden_columns=("status",))
+    assert ok(allowed_values={"status": ["completed", None]})
+    assert not ok(allowed_values={"status": ["open"]})
+    assert not ok(allowed_values={"status": ["completed"]})  # NULL is not among them
+    assert ok(forbidden_values={"tenant_id": ["beta"]})
+    assert not ok(forbidden_values={"status": [None]})
+    assert not ok(forbidden_values={"*": ["acme"]})  # our bare-list form: any column
+    assert ok(expected_rows=2) and not ok(expected_rows=3) and not ok(expect_empty=True)
 
 
 # ---- imported traces: every field and alias ----
