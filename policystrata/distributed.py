@@ -1,11 +1,12 @@
-"""``--executor ray``: case partitions evaluated by Ray actors, on a local runtime or a cluster.
+"""``--executor ray``: a run's cases or a scan's records evaluated by Ray actors, on a local
+runtime or a cluster.
 
-Each actor loads the rules, the domain and the engine once (:class:`RunnerSpec`, what it needs
-to rebuild them), then takes chunks of cases; the driver keeps a few chunks per actor in flight
-and collects results in submission order, so the run's files are byte-identical to
-``--jobs 1``'s. On a cluster every node needs this package (and the same version) installed:
-``pip install 'policystrata[ray]'``; a domain given by path must be readable at the same path on
-every node.
+Each actor loads the rules, the domain and the engine once (:class:`RunnerSpec` /
+:class:`ScanSpec`: what it needs to rebuild them), then takes chunks of cases or records; the
+driver keeps a few chunks per actor in flight and collects results in submission order, so the
+files written are byte-identical to ``--jobs 1``'s. On a cluster every node needs this package
+(the same version) installed, ``pip install 'policystrata[ray]'``, and a domain, rule file or
+scan config given by path must be readable at the same path on every node.
 
 Use ``--jobs N`` on one machine (forked workers, no startup cost) and Ray across machines, for
 runs large enough to amortize the runtime's start (several seconds) and the transfer of cases
@@ -42,6 +43,31 @@ class RunnerSpec:
         checker = Checker.open(domain, extra_rule_paths=[Path(p) for p in self.extra_rules])
         return Runner(checker, minimize=self.minimize)
 
+    def worker(self) -> Any:
+        from policystrata.bench.runner import _outcome
+
+        runner = self.runner()
+        return lambda chunk: [_outcome(runner, case) for case in chunk]
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """What a remote worker needs to check a scan's records: the scan config (its domain, rules
+    and tenancy), read again from its path."""
+
+    config: str
+
+    def worker(self) -> Any:
+        from policystrata.check import Checker
+        from policystrata.scan.config import load_scan_config
+        from policystrata.scan.run import check_records, prepare_domain
+
+        cfg = load_scan_config(Path(self.config))
+        checker = Checker.open(
+            cfg.domain_ref(), extra_rule_paths=cfg.rule_paths(), prepare=prepare_domain(cfg)
+        )
+        return lambda chunk: check_records(checker, chunk)
+
 
 def _ray() -> Any:
     try:
@@ -53,11 +79,12 @@ def _ray() -> Any:
     return ray
 
 
-def ray_outcomes(
-    spec: RunnerSpec, chunks: Iterable[list[Any]], address: str | None, workers: int
-) -> Iterator[Any]:
-    """Outcomes of every chunk, in order, from ``workers`` Ray actors (a local runtime with that
-    many CPUs when ``address`` is None, else the cluster at ``address``)."""
+def ray_map(
+    spec: RunnerSpec | ScanSpec, chunks: Iterable[list[Any]], address: str | None, workers: int
+) -> Iterator[list[Any]]:
+    """Each chunk's results, in order, from ``workers`` Ray actors, each built once from
+    ``spec`` (a local runtime with that many CPUs when ``address`` is None, else the cluster at
+    ``address``; ``workers`` 0: one actor per CPU of the cluster)."""
     import os
 
     # Under `uv run` Ray would rebuild the uv environment on its workers from the working
@@ -84,14 +111,11 @@ def ray_outcomes(
 
         @ray.remote(num_cpus=1)
         class _Worker:
-            def __init__(self, spec: RunnerSpec) -> None:
-                from policystrata.bench.runner import _outcome
-
-                self._outcome = _outcome
-                self.runner = spec.runner()
+            def __init__(self, spec: RunnerSpec | ScanSpec) -> None:
+                self.fn: Any = spec.worker()
 
             def run(self, chunk: list[Any]) -> list[Any]:
-                return [self._outcome(self.runner, case) for case in chunk]
+                return self.fn(chunk)
 
         if workers <= 0:
             workers = int(ray.cluster_resources().get("CPU", 1))
@@ -100,9 +124,9 @@ def ray_outcomes(
         for turn, chunk in enumerate(chunks):
             pending.append(actors[turn % len(actors)].run.remote(chunk))
             if len(pending) >= 3 * len(actors):
-                yield from ray.get(pending.popleft())
+                yield ray.get(pending.popleft())
         while pending:
-            yield from ray.get(pending.popleft())
+            yield ray.get(pending.popleft())
         for actor in actors:
             ray.kill(actor)
     finally:

@@ -167,8 +167,7 @@ def test_a_record_a_worker_cannot_judge_is_its_finding(
     assert len({f["record_id"] for f in findings}) > 1
 
 
-def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
-    """--executor ray on a local Ray runtime (two actors) writes what --jobs 1 writes."""
+def _need_ray() -> None:
     import os
 
     try:
@@ -177,6 +176,12 @@ def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("CI=true and Ray is not installed (the dev group installs it)")
         pytest.skip("Ray is not installed (uv sync installs the dev group)")
+
+
+def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
+    """--executor ray on a local Ray runtime (two actors) writes what --jobs 1 writes, for a
+    run and for a scan."""
+    _need_ray()
     from click.testing import CliRunner
 
     from policystrata.cli import main
@@ -194,3 +199,15 @@ def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
         [*args[:-2], "--db", "postgresql://x", "--executor", "ray", "--out", str(tmp_path / "c")],
     )
     assert db.exit_code == 2 and "--db none" in db.output
+    mt = make_traces()
+    mt.write_traces(tmp_path / "t" / "traces.jsonl", 40, distinct=12)
+    cfg = mt.write_config(tmp_path / "t", "traces.jsonl")
+    scans = []
+    for extra in (["--jobs", "1"], ["--executor", "ray", "--jobs", "2"]):
+        out = tmp_path / f"scan{len(scans)}"
+        res = CliRunner().invoke(
+            main, ["scan", "--config", str(cfg), "--db", "none", "--out", str(out), *extra]
+        )
+        assert res.exit_code == 1, res.output
+        scans.append(out)
+    _same_tree(*scans)

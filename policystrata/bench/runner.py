@@ -363,9 +363,11 @@ def write_run(
     try:
         selected = (c for c in cases if partition is None or c.index % partition[1] == partition[0])
         if ray is not None:  # (RunnerSpec, cluster address or None for a local runtime)
-            from policystrata.distributed import ray_outcomes
+            from policystrata.distributed import ray_map
 
-            outcomes = ray_outcomes(ray[0], _chunks(selected, CHUNK), ray[1], jobs)
+            outcomes: Iterator[Outcome] = (
+                o for outs in ray_map(ray[0], _chunks(selected, CHUNK), ray[1], jobs) for o in outs
+            )
         elif jobs > 1:
             outcomes = _parallel(runner, selected, jobs)
         else:

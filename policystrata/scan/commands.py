@@ -145,6 +145,20 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     help="Processes checking records (default: the number of cores). Outputs are "
     "byte-identical whatever the number.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
+    "on a local Ray runtime or the cluster at --ray-address. Outputs are byte-identical.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
+)
 @reports_errors
 def scan(
     config_path: Path,
@@ -155,6 +169,8 @@ def scan(
     fail_on_severity: str | None,
     fail_on_confidence: str | None,
     jobs: int | None,
+    executor: str,
+    ray_address: str | None,
 ) -> None:
     """Scan imported traces (and dbt models, and a real database) against the policy: the CI gate.
 
@@ -182,7 +198,8 @@ def scan(
             progress=lambda msg: status.update(msg),
             fail_on_severity=fail_on_severity,
             fail_on_confidence=fail_on_confidence,
-            jobs=jobs or default_jobs(),
+            jobs=jobs or (0 if executor == "ray" and ray_address else default_jobs()),
+            ray=(ray_address,) if executor == "ray" else None,
         )
     sources = sarif_sources(cfg)
     from policystrata import profile

@@ -92,6 +92,7 @@ class ScanState:
     metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
     jobs: int = 1  # processes checking records (see judged_records)
+    ray: tuple[str | None] | None = None  # --executor ray: (cluster address or None)
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -375,18 +376,25 @@ _CHUNK = 16  # records per task
 _WORKER_CHECKER: Checker | None = None
 
 
-def _check_records(chunk: list[TraceItem]) -> list[CaseResult | StrataError | None]:
-    assert _WORKER_CHECKER is not None
+def check_records(
+    checker: Checker, chunk: list[TraceItem]
+) -> list[CaseResult | StrataError | None]:
+    """The check result of each record of the chunk (None for what is not a record)."""
     out: list[CaseResult | StrataError | None] = []
     for item in chunk:
         if not isinstance(item, Case):
             out.append(None)
             continue
         try:
-            out.append(_WORKER_CHECKER.check(item, defence=True))
+            out.append(checker.check(item, defence=True))
         except StrataError as exc:  # sent back as its message (any subclass pickles so)
             out.append(StrataError(str(exc)))
     return out
+
+
+def _check_records(chunk: list[TraceItem]) -> list[CaseResult | StrataError | None]:
+    assert _WORKER_CHECKER is not None
+    return check_records(_WORKER_CHECKER, chunk)
 
 
 def _chunked(items: Iterable[TraceItem]) -> Iterator[list[TraceItem]]:
@@ -407,7 +415,7 @@ def judged_records(
     record is then checked by :func:`judge_case`, in this process). With ``state.jobs`` > 1
     forked worker processes check the records (:mod:`policystrata.parallel`); the order, and
     so every output, is the same whatever the number of jobs."""
-    if state.jobs <= 1 or state.checker.context.databases is not None:
+    if (state.jobs <= 1 and state.ray is None) or state.checker.context.databases is not None:
         # one process with a database: its sessions are not shared across processes
         for item in items:
             yield item, None
@@ -426,7 +434,14 @@ def judged_records(
 
     _WORKER_CHECKER = state.checker
     try:
-        for results in ordered_map(_check_records, chunks(), state.jobs):
+        if state.ray is not None:  # (cluster address or None for a local runtime)
+            from policystrata.distributed import ScanSpec, ray_map
+
+            spec = ScanSpec(str(state.config.path.resolve()))
+            mapped = ray_map(spec, chunks(), state.ray[0], state.jobs)
+        else:
+            mapped = ordered_map(_check_records, chunks(), state.jobs)
+        for results in mapped:
             yield from zip(sent.popleft(), results, strict=True)
     finally:
         _WORKER_CHECKER = None
@@ -798,8 +813,11 @@ def run_scan(
     fail_on_severity: str | None = None,
     fail_on_confidence: str | None = None,
     jobs: int = 1,
+    ray: tuple[str | None] | None = None,
 ) -> ScanReport:
-    """Run every stage and return the report (the caller writes the outputs)."""
+    """Run every stage and return the report (the caller writes the outputs). ``jobs``
+    processes check the records; with ``ray`` (a cluster address, or None for a local runtime)
+    ``jobs`` Ray actors do."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
     checker = Checker.open(
@@ -807,7 +825,7 @@ def run_scan(
         extra_rule_paths=config.rule_paths(),
         prepare=prepare_domain(config),
     )
-    state = ScanState(config=config, checker=checker, db_spec=db_spec, jobs=jobs)
+    state = ScanState(config=config, checker=checker, db_spec=db_spec, jobs=jobs, ray=ray)
     state.notes.extend(scan_notes(config))
     if checker.domain.scan_tenancy is not None:
         state.notes.extend(checker.domain.scan_tenancy.notes)
