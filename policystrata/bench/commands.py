@@ -305,13 +305,14 @@ def run(
 
 
 def default_jobs() -> int:
-    """The cores this process may use."""
+    """The cores this process may use (on Linux; elsewhere 1: workers are forked, and forking
+    is only dependable on Linux; ``--jobs N`` still asks for N)."""
     import os
 
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        return 1
 
 
 def _fmt(value: Any) -> str:
