@@ -44,7 +44,7 @@ def _call(chunk: Any) -> tuple[Any, tuple[int, dict[str, Any]]]:
 def ordered_map(fn: Callable[[T], R], chunks: Iterable[T], jobs: int) -> Iterator[R]:
     """``fn`` over ``chunks`` in ``jobs`` forked processes (in this process when ``jobs`` is 1),
     results in order. ``fn`` may use anything loaded before the call (it is inherited)."""
-    if jobs <= 1:
+    if jobs <= 1 or "fork" not in mp.get_all_start_methods():  # no fork (Windows): in here
         for chunk in chunks:
             yield fn(chunk)
         return
