@@ -185,9 +185,21 @@ def published_venv() -> Path:
     return exe
 
 
+def _generator_digest() -> str:
+    """What the trace files depend on: the generator, the reference stack and the domain."""
+    h = hashlib.sha256()
+    files = [ROOT / "benchmarks" / "make_traces.py"]
+    files += sorted((ROOT / "policystrata" / "stack").glob("*.py"))
+    files += sorted(p for p in (ROOT / "domains" / "support_saas").rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def trace_config(n: int) -> Path:
-    """A scan config over ``n`` generated trace records (written once, deterministically)."""
-    directory = CACHE / f"traces-{n}"
+    """A scan config over ``n`` generated trace records (written once per version of the
+    generator, the reference stack and the domain, deterministically)."""
+    directory = CACHE / f"traces-{n}-{_generator_digest()}"
     cfg = directory / "policystrata.yaml"
     if cfg.exists():
         return cfg
