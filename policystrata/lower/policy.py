@@ -2,7 +2,7 @@
 
 The passes run in this order, one concern each (``PASSES``): principals, roles, metrics,
 dimensions, time ranges, release thresholds, schema (facts from
-:func:`policystrata.lower.schema.parse_schema`), tenancy, join overrides, surfaces, and the
+:func:`policystrata.lower.schema.schema_facts`), tenancy, join overrides, surfaces, and the
 facts a caller added (the scan config's gate inputs).
 
 >>> from policystrata.model import load_domain
@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 
 from policystrata.facts import Const, FactSet, Provenance
+from policystrata.lower.schema import schema_facts
 from policystrata.model.calendar import DEFAULT_LABELS
 from policystrata.model.domain import Domain, split_column
 from policystrata.model.surfaces import DEFAULT_MODE, SURFACE_RANK, SURFACES
@@ -201,8 +202,8 @@ def declared_filters(d: Domain, fs: FactSet) -> None:
 def dimension_units(d: Domain, fs: FactSet) -> None:
     """dimension_time_unit: the calendar unit of a dimension written as a truncation
     (``date_trunc('month', invoices.invoice_date)`` -> month)."""
-    from policystrata.lower.sql.adapter import parse_expression
     from policystrata.lower.sql.aggregates import bucket_of
+    from policystrata.sql.adapter import parse_expression
 
     for name, dim in d.policy.dimensions.items():
         try:
@@ -220,8 +221,8 @@ def condition_predicates(text: str, table: str) -> list[tuple[str, str, str, str
     >>> condition_predicates("deleted_at is null and t.kind <> 'spam'", "t")
     [('t', 'deleted_at', 'is_null', 'null', 'null'), ('t', 'kind', '!=', 'literal', 'spam')]
     """
-    from policystrata.lower.sql.adapter import ident_name, parse_expression
     from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+    from policystrata.sql.adapter import ident_name, parse_expression
 
     out = []
     for p in extract_predicates(parse_expression(text)):
@@ -316,7 +317,7 @@ def schema(d: Domain, fs: FactSet) -> None:
     """table, table_column, primary_key, fk, rls_*, table_grant, table_partial: from
     schema.sql's parser (without schema.sql: the tables and columns the policy names), and
     schema_known when the domain has a schema.sql."""
-    fs.update(d.schema.facts)
+    fs.update(schema_facts(d.schema))
     if d.schema_known:
         fs.add("schema_known", "schema.sql", prov=Provenance("schema.sql", line=1))
 

@@ -1,7 +1,7 @@
 """A domain: policy.yaml + surfaces.yaml + schema.sql, loaded and cross-checked.
 
 ``load_domain`` validates each file against its pydantic model (errors carry file:line), parses
-schema.sql with :func:`policystrata.lower.schema.parse_schema`, then checks every reference and
+schema.sql with :func:`policystrata.sql.ddl.read_ddl`, then checks every reference and
 reports *all* broken ones at once as :class:`~policystrata.errors.InputErrors`.
 
 Domains as users have them (COMPAT.md §8) load too, with :attr:`Domain.warnings` (``file:line:
@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 from policystrata.errors import InputError, InputErrors, did_you_mean
 from policystrata.facts import Provenance
-from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 from policystrata.model.calendar import (
     PUBLISHED_AS_OF,
     PUBLISHED_TIMEZONES,
@@ -51,6 +50,7 @@ from policystrata.model.yamlsrc import (
     validate,
 )
 from policystrata.paths import domains_dir
+from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 
 FileKind = Literal["policy", "surfaces", "schema"]
 FILE_NAMES: dict[str, str] = {
@@ -82,7 +82,7 @@ class Domain:
     path: Path
     policy: Policy
     surfaces: Surfaces
-    schema: Any  # policystrata.lower.schema.SchemaInfo
+    schema: Any  # policystrata.sql.ddl.SchemaInfo
     sources: dict[str, Path] = field(default_factory=dict)
     docs: dict[str, YamlDoc] = field(default_factory=dict)
     aggs: dict[str, MetricAgg] = field(default_factory=dict)
@@ -334,7 +334,7 @@ def load_domain(
     (an iterable, or a callable returning one); surfaces.yaml names outside them are errors.
     ``None`` skips that check.
     """
-    from policystrata.lower.schema import parse_schema
+    from policystrata.sql.ddl import read_ddl
 
     path = resolve_domain_path(name_or_path)
     sources = {kind: path / fname for kind, fname in FILE_NAMES.items()}
@@ -357,7 +357,7 @@ def load_domain(
     if sources["schema"].is_file():
         try:
             text = read_text_file(sources["schema"], "schema.sql")
-            schema = parse_schema(text, source="schema.sql")
+            schema = read_ddl(text, source="schema.sql")
         except InputError as exc:
             errors.append(exc)
     if errors:
@@ -383,7 +383,7 @@ def policy_schema(policy: Policy, doc: YamlDoc) -> Any:
     columns and expressions, dimension columns, tenancy, join overrides), every table partial
     and every type ``unknown``; ``known`` is false. Facts carry the policy's lines."""
     from policystrata.facts import FactSet
-    from policystrata.lower.schema import SchemaInfo, TableInfo
+    from policystrata.sql.ddl import SchemaInfo, TableInfo
 
     tables: dict[str, TableInfo] = {}
     facts = FactSet()
@@ -474,7 +474,7 @@ def check_domain(
 
     def check_condition(path: tuple[str | int, ...], text: str, table: str) -> None:
         """A declared filter must be a SQL condition on known columns."""
-        from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
+        from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 
         try:
             tree = parse_expression(text)
