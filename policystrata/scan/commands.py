@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from policystrata.cli import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
-from policystrata.scan.model import ScanReport
+from policystrata.results import ScanReport
 
 FORMATS = ("table", "json", "jsonl", "sarif", "junit")
 
