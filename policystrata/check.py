@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from policystrata.case import Case
 from policystrata.contracts import contract_names
 from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
 from policystrata.engine.proof import render_message
+from policystrata.errors import StrataError, debugging
 from policystrata.facts import Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
@@ -591,6 +593,51 @@ class Checker:
             evidence=evidence,
         )
 
+    def check_record(self, case: Case) -> CaseResult:
+        """One record of a trace file, isolated: whatever goes wrong while judging it (the
+        engine's time budget, a proof that does not check, a bug) is an error result for this
+        record at its file:line, and the other records are still checked. Ctrl-C still stops
+        the run."""
+        from policystrata.db.domain import DatabaseSetupFailed
+        from policystrata.witness import RecordError, SourceRef
+
+        try:
+            return self.check(case)
+        except (
+            DatabaseSetupFailed
+        ):  # the run's problem (a schema that does not load), not the record's
+            raise
+        except Exception as exc:  # one record's problem, never the file's
+            src = case.origin
+            kind = "record_not_judged" if isinstance(exc, StrataError) else "internal_error"
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if not isinstance(exc, StrataError):
+                message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+                if debugging():
+                    traceback.print_exc()
+            return CaseResult.from_error(
+                RecordError(
+                    kind=kind,
+                    message=f"the record could not be judged: {message}",
+                    source=SourceRef(file=src.source, line=src.line) if src else None,
+                    case_id=case.id,
+                )
+            )
+
+    def policy_verdict(self, case: Case) -> str:
+        """What policy says about a request given with no layer artifact (no --sql, no
+        decision): nothing shows a layer let it through, so no layer can be at fault; say what
+        policy decides."""
+        result = self.engine.evaluate(self.case_facts(case))
+        reasons = sorted({f"{r[1]}: {r[2]}" for r in result.atoms("deny_reason")})
+        verdict = "policy allows this request"
+        if reasons:
+            verdict = f"policy denies this request ({'; '.join(reasons)})"
+        return (
+            f"{verdict}; with no --sql and no --release/--withhold there is no layer output to "
+            "judge, so no layer is at fault"
+        )
+
     # -- witnesses ---------------------------------------------------------------------------
 
     def _witnesses(
@@ -780,6 +827,23 @@ def _supporting(proof: ProofNode) -> list[SupportingFact]:
             )
         )
     return out
+
+
+def verify_witness(witness: Witness, program: Program) -> None:
+    """Re-verify a saved witness's proof with the independent proof checker against
+    ``program``, from what the witness cites: every rule step must instantiate its rule at the
+    cited file:line, every fact leaf must be a cited fact, every comparison must hold (absent
+    leaves are checked against the witness's own facts: the case's full fact set is not part of
+    a witness). Raises :class:`~policystrata.engine.ProofError`."""
+    from policystrata.engine import FactLookup, ProofError
+
+    if witness.proof is None:
+        raise ProofError("the witness carries no proof")
+    proof = witness.proof
+    lookup = FactLookup(
+        [n.fact for n in proof.nodes("fact")], derived=[n.fact for n in proof.nodes("rule")]
+    )
+    check_proof(proof, program, lookup)
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, int]:

@@ -219,6 +219,63 @@ class Domain:
                 out[name] = "tenant_id"
         return out
 
+    def request_notes(self, principal: str | None, ir: Any, ir_text: str) -> list[str]:
+        """Names in a command-line request that policy.yaml does not know, with the closest known
+        name. They are notes, not errors: the request is checked as given (an unknown metric that
+        reached SQL is exactly what the validator must deny), but a typo should not pass unnoticed.
+
+        >>> from policystrata.ir import parse_ir
+        >>> from policystrata.model import load_domain
+        >>> for n in load_domain("support_saas").request_notes("acme_analyts",
+        ...         parse_ir("ticket_cnt by regio during last_month"),
+        ...         "ticket_cnt by regio during last_month"):
+        ...     print(n)
+        --principal: 'acme_analyts' is not a principal of policy.yaml (did you mean 'acme_analyst'?)
+        --ir:1:1: 'ticket_cnt' is not a metric of policy.yaml (did you mean 'ticket_count'?)
+        --ir:1:15: 'regio' is not a dimension of policy.yaml (did you mean 'region'?)
+        """
+        import re
+
+        from policystrata.errors import did_you_mean
+
+        pol = self.policy
+        notes = []
+        if principal and principal not in pol.principals:
+            notes.append(
+                f"--principal: '{principal}' is not a principal of policy.yaml"
+                + did_you_mean(principal, pol.principals)
+            )
+        if ir is None:
+            return notes
+
+        def at(name: str) -> str:
+            m = re.search(rf"(?<![\w\"]){re.escape(name)}(?![\w\"])", ir_text)
+            if m is None:
+                return "--ir"
+            line = ir_text.count("\n", 0, m.start()) + 1
+            column = m.start() - (ir_text.rfind("\n", 0, m.start()) + 1) + 1
+            return f"--ir:{line}:{column}"
+
+        metrics = [*pol.metrics, *(a for m in pol.metrics.values() for a in m.aliases)]
+        checks = [("metric", ir.metric, pol.resolve_metric(ir.metric) is not None, metrics)]
+        dims = list(pol.dimensions)
+        checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
+        checks += [
+            ("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters
+        ]
+        if ir.time_range is not None:
+            labels = list(self.time_range_labels())
+            checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
+        seen = set()
+        for kind, name, known, candidates in checks:
+            if not known and (kind, name) not in seen:
+                seen.add((kind, name))
+                notes.append(
+                    f"{at(name)}: '{name}' is not a {kind} of policy.yaml"
+                    + did_you_mean(name, candidates)
+                )
+        return notes
+
 
 def _metric_refs(info: ExprInfo, metrics: Iterable[str], name: str) -> list[str]:
     names = set(metrics) - {name}

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from policystrata.cli import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
+from policystrata.cli.common import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
 from policystrata.results import ScanReport
 
 FORMATS = ("table", "json", "jsonl", "sarif", "junit")
@@ -330,7 +330,7 @@ def check_integration(
     compared), 2 usage or input error.
     """
     from policystrata.check import Checker, build_report
-    from policystrata.cli import domain_ref, expand_rule_paths
+    from policystrata.cli.common import domain_ref, expand_rule_paths
     from policystrata.errors import InputError
     from policystrata.integrations.dbt import (
         check_semantic_layer,

@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from policystrata.cli import (
+from policystrata.cli.common import (
     EXIT_FINDINGS,
-    _domain_options,
-    _rules_option,
+    domain_options,
     expand_rule_paths,
     reports_errors,
+    rules_option,
 )
 from policystrata.errors import InputError, StrataError
 
@@ -140,8 +140,8 @@ def execute_run(
 
 
 @click.command()
-@_domain_options
-@_rules_option
+@domain_options
+@rules_option
 @click.option(
     "--suite",
     metavar="NAME",
