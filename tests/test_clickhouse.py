@@ -494,7 +494,7 @@ def test_chdb_query_bounds_and_refusals(chdb_checker: Checker) -> None:
 
 
 def _run(tmp: Path, name: str, db: str) -> dict[str, bytes]:
-    from policystrata.bench.commands import execute_run
+    from policystrata.cli.bench import execute_run
 
     out = tmp / name
     execute_run(DOMAIN, None, "seeded", None, out, None, None, True, db=db, quiet=True)

@@ -126,7 +126,7 @@ def physical_statements(ddl: str) -> list[tuple[int, str]]:
     CREATE TABLE e (a String) ENGINE = Log
     CREATE TABLE d AS e ENGINE = Merge(currentDatabase(), '^e$')
     """
-    from policystrata.lower.sql.adapter import exp, ident_name, parse_one, split_statements
+    from policystrata.sql.adapter import exp, ident_name, parse_one, split_statements
 
     out: list[tuple[int, str]] = []
     for stmt in split_statements(ddl, DIALECT):
@@ -227,7 +227,7 @@ class ClickHouseDatabase:
         policies let the session's project see, and ``currentUser()`` bound to the project.
 
         The rewrite is ours, on the parsed query (the text was vetted as written)."""
-        from policystrata.lower.sql.adapter import exp, ident_name, parse_expression, parse_one
+        from policystrata.sql.adapter import exp, ident_name, parse_expression, parse_one
 
         user = exp.Literal.string(tenant or "")
         tree = parse_one(text, DIALECT)

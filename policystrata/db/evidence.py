@@ -86,7 +86,7 @@ def _tenant_output_columns(
     names |= {c for _t, c in pairs}
     found = {c for c in columns if c.lower() in names}
     try:
-        from policystrata.lower.sql.adapter import exp, parse_one
+        from policystrata.sql.adapter import exp, parse_one
 
         tree = parse_one(sql, dialect)
     except Exception:  # unparseable here: names only
@@ -344,7 +344,7 @@ class RowProbe:
         return self._cache[key]
 
     def _probe(self, table: str, tenant: str) -> dict[str, Any]:
-        from policystrata.lower.sql.adapter import exp
+        from policystrata.sql.adapter import exp
 
         column = self.tenant_columns[table]
         probe = (
@@ -389,7 +389,7 @@ def cohort_query(sql: str, cohort: tuple[str, str], dialect: str = "postgres") -
     ...              "group by e.country limit 5", ("events", "user_id"), "clickhouse"))
     SELECT e.country AS c, COUNT(DISTINCT e.user_id) AS cohort FROM events AS e GROUP BY e.country
     """
-    from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_one
+    from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_one
 
     try:
         tree = parse_one(sql, dialect)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from policystrata.facts import FactSet, Provenance
-from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_one
+from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_one
 
 #: The aggregate-state combinator suffix (ClickHouse ``countState``, ``uniqExactState``).
 STATE_SUFFIX = "state"

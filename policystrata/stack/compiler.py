@@ -53,7 +53,7 @@ import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from policystrata.facts import Const
+from policystrata.facts import Const, FactSet
 from policystrata.ir import SemanticQuery
 from policystrata.ir.query import Filter
 from policystrata.model import Domain, split_column
@@ -248,8 +248,8 @@ def dimension_target(domain: Domain, dim: str, metric: str | None, grain: str | 
     (a ``date_trunc`` expression, or a date / timestamp column) buckets the metric's own time
     column (the dimension's column when the metric has none) at the expression's unit, else the
     request's grain, else month."""
-    from policystrata.lower.sql.adapter import exp, ident_name, parse_expression
     from policystrata.lower.sql.aggregates import bucket_of
+    from policystrata.sql.adapter import exp, ident_name, parse_expression
 
     spec = domain.policy.dimensions[dim].column
     unit: str | None = None
@@ -676,13 +676,13 @@ def _table_ref(table: str, names: dict[str, str], cte: bool) -> str:
 def _condition_sql(text: str, names: dict[str, str], table: str) -> str:
     """A declared SQL condition with its columns qualified by the query's names for their
     tables (an unqualified column belongs to ``table``)."""
-    from policystrata.lower.sql.adapter import parse_expression
+    from policystrata.sql.adapter import parse_expression
 
     return str(parse_expression(text).transform(_qualify(names, table)).sql(dialect="postgres"))
 
 
 def _qualify(names: dict[str, str], default: str):  # type: ignore[no-untyped-def]
-    from policystrata.lower.sql.adapter import exp, ident_name
+    from policystrata.sql.adapter import exp, ident_name
 
     def rename(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
@@ -696,7 +696,7 @@ def _qualify(names: dict[str, str], default: str):  # type: ignore[no-untyped-de
 def _metric_filter(expression: str, names: dict[str, str], base: str) -> str | None:
     """The condition of the metric expression's ``FILTER (WHERE ...)``, its columns qualified
     with the query's names for their tables (unqualified ones belong to the metric's table)."""
-    from policystrata.lower.sql.adapter import exp, parse_expression
+    from policystrata.sql.adapter import exp, parse_expression
 
     tree = parse_expression(expression)
     if not isinstance(tree, exp.Filter):
@@ -751,7 +751,7 @@ def _ch_metric(expression: str, names: dict[str, str], base: str, knobs: Compile
     """The metric's own ClickHouse expression (``uniqExact(events.user_id)``), its columns
     qualified with the query's names; a faulty compiler lowers ``uniqExact`` to ``count``
     (``count_for_uniq``: ``count()``; ``drop_distinct``: ``count(x)``)."""
-    from policystrata.lower.sql.adapter import exp, parse_expression
+    from policystrata.sql.adapter import exp, parse_expression
 
     tree = parse_expression(expression, "clickhouse").transform(_qualify(names, base))
 
@@ -827,13 +827,21 @@ def _view_query(
     return Compiled(sql="\n".join(lines), cost_estimate=cost)
 
 
+def _schema_facts(domain: Domain) -> FactSet:
+    """The facts of the domain's schema.sql (view lineage: what a materialized view computes
+    from which base columns), lowered once per domain."""
+    from policystrata.lower.schema import schema_facts
+
+    return schema_facts(domain.schema)
+
+
 def _through_view(domain: Domain, base: str, table: str, column: str) -> tuple[str, str]:
     """The base table's column that passes ``table.column`` through (a table filled from
     ``table`` by a materialized view: ``events_sampled.country`` for ``events.country``), else
     ``(table, column)``."""
     if table == base:
         return table, column
-    for f in domain.schema.facts.by_pred("view_column"):
+    for f in _schema_facts(domain).by_pred("view_column"):
         v, vcol, t, col = (str(a) for a in f.args)
         if v == base and t == table and col == column:
             return base, vcol
@@ -845,11 +853,11 @@ def view_columns(domain: Domain, view: str) -> dict[str, str]:
     base: the view's day column is under key ``@day``... mapped the other way round), read from
     the schema's view lineage facts."""
     out: dict[str, str] = {}
-    for f in domain.schema.facts.by_pred("view_column"):
+    for f in _schema_facts(domain).by_pred("view_column"):
         v, vcol, _t, col = (str(a) for a in f.args)
         if v == view:
             out.setdefault(col, vcol)
-    for f in domain.schema.facts.by_pred("view_bucket"):
+    for f in _schema_facts(domain).by_pred("view_bucket"):
         v, vcol, unit = (str(a) for a in f.args[:3])
         if v == view and unit == "day":
             out[vcol] = "@day"
@@ -858,9 +866,9 @@ def view_columns(domain: Domain, view: str) -> dict[str, str]:
 
 def materialized_views(domain: Domain, table: str) -> list[str]:
     """The views built from ``table`` (``view_source`` facts of schema.sql)."""
-    aggregating = {str(f.args[0]) for f in domain.schema.facts.by_pred("view_state")}
+    aggregating = {str(f.args[0]) for f in _schema_facts(domain).by_pred("view_state")}
     return sorted(
         str(f.args[0])
-        for f in domain.schema.facts.by_pred("view_source")
+        for f in _schema_facts(domain).by_pred("view_source")
         if f.args[1] == table and f.args[0] in aggregating
     )

@@ -526,7 +526,9 @@ _OPERATORS: list[Operator] = [
 
 
 def _facts(domain: Domain, pred: str) -> list[tuple[str, ...]]:
-    return [tuple(str(a) for a in f.args) for f in domain.schema.facts.by_pred(pred)]
+    from policystrata.lower.schema import schema_facts
+
+    return [tuple(str(a) for a in f.args) for f in schema_facts(domain.schema).by_pred(pred)]
 
 
 def _row_policy_tables(domain: Domain) -> set[str]:
