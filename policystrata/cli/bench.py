@@ -215,7 +215,8 @@ def execute_run(
     metavar="auto|none|DSN",
     help="Real-row evidence: auto (start a throwaway PostgreSQL when binaries exist), none, or a "
     "postgresql:// DSN. Default: $STRATA_DATABASE_URL, else auto. Each case's SQL and the "
-    "canonical SQL run under the case's tenant in a database holding the DDL in force.",
+    "canonical SQL run under the case's tenant in a database holding the DDL in force. A "
+    "ClickHouse domain (dialect: clickhouse) gets embedded ClickHouse (chdb) for auto.",
 )
 @click.option(
     "--jobs",

@@ -53,7 +53,8 @@ from policystrata.cli.common import (
     "needed, when binaries exist), none, or a postgresql:// DSN of an admin that can create "
     "roles. Default from $STRATA_DATABASE_URL, else auto. Only SQL the read-only guard and the "
     "execution allow-list accept is executed, logged in as a non-privileged role with RLS in "
-    "force; SQL that was not executed is a not_executed finding (docs/database.md).",
+    "force; SQL that was not executed is a not_executed finding (docs/database.md). A "
+    "ClickHouse domain (dialect: clickhouse) gets embedded ClickHouse (chdb) for auto.",
 )
 @click.option(
     "--format",
