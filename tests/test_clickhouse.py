@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -275,6 +276,11 @@ def test_each_clickhouse_operator_is_killed_at_its_layer(checker: Checker, op_id
     layer_artifact = {"database": "ddl", "release": "release", "compiler": "sql"}[op.surface]
     assert changed == [layer_artifact]  # only the faulty layer's artifact changed
     witnesses = checker.check(faulted.to_case("c", principal, req.query, None)).witnesses
+    assert _first_layer(witnesses) == EXPECTED[op_id]
+
+
+def _first_layer(witnesses: list[Any]) -> tuple[str, str]:
+    """The (layer, class) of the witness at the earliest layer: where the run localizes."""
     assert witnesses
     first = min(
         witnesses,
@@ -285,7 +291,62 @@ def test_each_clickhouse_operator_is_killed_at_its_layer(checker: Checker, op_id
             w.witness_class,
         ),
     )
-    assert (first.localized_surface, first.witness_class) == EXPECTED[op_id]
+    return first.localized_surface, first.witness_class
+
+
+#: Names a user's ClickHouse schema may give the same shape: (the domain's word, choices).
+RENAMES = (
+    ("projects", ("workspaces", "orgs", "tenant_set")),
+    ("project_id", ("workspace_id", "org_key", "owner_ref")),
+    ("events", ("hits", "activity", "log_rows")),
+    ("sessions", ("trips", "visit_log", "sess")),
+    ("event_time", ("hit_at", "occurred_at", "ts_utc")),
+    ("timezone", ("tz_name", "zone_name", "tzid")),
+    ("user_id", ("member_id", "actor_id", "uid")),
+)
+
+
+def _renamed(mapping: dict[str, str], text: str) -> str:
+    import re
+
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, mapping)) + r")\b")
+    return pattern.sub(lambda m: mapping[m.group(1)], text)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(picks=st.tuples(*(st.sampled_from(choices) for _word, choices in RENAMES)))
+def test_clickhouse_operators_are_killed_on_a_renamed_shape(picks: tuple[str, ...]) -> None:
+    """The ClickHouse rules reason from the schema (row policies, engines, view lineage, the
+    dimension's zone column, the release section), not from this domain's names: the same
+    shape with its tables and columns renamed (the metrics named after tables too) still has
+    every ClickHouse operator killed at its own layer, and its canonical runs are clean."""
+    import tempfile
+
+    from policystrata.paths import domains_dir
+
+    mapping = {word: pick for (word, _choices), pick in zip(RENAMES, picks, strict=True)}
+    src = domains_dir() / DOMAIN
+    with tempfile.TemporaryDirectory() as tmp:
+        dom = Path(tmp) / "renamed_ch"
+        for path in sorted(src.rglob("*")):
+            if path.is_file() and path.suffix in (".sql", ".yaml"):
+                target = dom / path.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(_renamed(mapping, path.read_text(encoding="utf-8")))
+        checker = Checker.open(str(dom))
+        d = checker.domain
+        assert mapping["events"] in d.schema.tables and "events" not in d.schema.tables
+        for op_id in CH_OPERATORS:
+            principal, ir = CASES[op_id]
+            req = Request(principal, parse_ir(_renamed(mapping, ir)))
+            canonical = run_stack(d, req)
+            case = canonical.to_case("c", principal, req.query, None)
+            assert checker.check(case).witnesses == [], op_id
+            op = OPERATORS[op_id]
+            assert op.fits(d) and op.applies(d, req, canonical), op_id
+            faulted = run_stack(d, req, op.knobs(d, req))
+            witnesses = checker.check(faulted.to_case("c", principal, req.query, None)).witnesses
+            assert _first_layer(witnesses) == EXPECTED[op_id], op_id
 
 
 def test_operators_change_the_artifact_as_published(checker: Checker) -> None:
