@@ -10,12 +10,21 @@ PostgreSQL (mark such tests ``@pytest.mark.postgres``):
   from a template of that (schema, seed) text; dropped after the test. Its sessions set
   ``tenant_settings`` (default :data:`TEST_TENANT_SETTINGS`, the setting the test schemas'
   policies read) to the tenant.
+
+The suite runs in parallel (pytest-xdist, ``addopts`` in pyproject.toml): each worker is its own
+session, so each starts its own throwaway server. Workers sharing one external server
+(``$STRATA_DATABASE_URL``) take turns creating roles and templates (a file lock per URL).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,11 +70,29 @@ def pg_server() -> Iterator[Server]:
         server.stop()
 
 
+@contextlib.contextmanager
+def _shared_server_turn() -> Iterator[None]:
+    """Serialize role and template creation among xdist workers sharing an external server."""
+    url = os.environ.get(ENV_DATABASE_URL)
+    if not url:
+        yield
+        return
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"strata-pytest-{digest}.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster(pg_server: Server) -> Iterator[Cluster]:
     cluster = Cluster(pg_server)
     try:
-        cluster.ensure_roles()
+        with _shared_server_turn():
+            cluster.ensure_roles()
     except DatabaseUnavailable as e:
         _no_postgres(str(e))
     yield cluster
@@ -79,7 +106,8 @@ def make_db(pg_cluster: Cluster) -> Iterator[Callable[..., Database]]:
     def make(
         schema_sql: str, seed_sql: str = "", tenant_settings: tuple[str, ...] = TEST_TENANT_SETTINGS
     ) -> Database:
-        db = pg_cluster.database(schema_sql, seed_sql, tenant_settings=tenant_settings)
+        with _shared_server_turn():
+            db = pg_cluster.database(schema_sql, seed_sql, tenant_settings=tenant_settings)
         made.append(db)
         return db
 
