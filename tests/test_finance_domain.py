@@ -371,7 +371,7 @@ def test_init_domain_init_scan_scan_and_check(tmp_path: Path) -> None:
 
 
 def test_the_demo_names_every_built_in_domain() -> None:
-    from policystrata.bench.commands import builtin_domains
+    from policystrata.cli.bench import builtin_domains
 
     assert {"support_saas", "finance_saas"} <= set(builtin_domains())
     code, out = run_cli("demo", "--help")
