@@ -130,6 +130,15 @@ def test_the_published_policy() -> None:
     assert {d for d, x in dims.items() if x.sensitive} == {"firm_id", "household_name", "tax_id"}
     for d in ("household_name", "tax_id", "firm_id"):  # advisors may not see household ids
         assert dims[d].allowed_roles == ["ops_admin"]
+    # the costs docs/domain.md states against the advisor's budget of 120
+    cost = pol.query_cost
+    assert cost("net_deposits", ["advisor_region"], 100) == 66
+    assert cost("aum", ["account_type", "month"], 100) == 91
+    assert cost("aum", ["advisor_region", "household_segment", "month"], 100) == 121
+    assert cost("aum", ["account_type", "month", "advisor_region"], 100) == 116
+    assert (
+        min(cost(m, list(advisor.allowed_dimensions), 100) for m in advisor.allowed_metrics) == 126
+    )
 
 
 def test_the_fiscal_calendar_is_4_4_5_and_differs_from_the_calendar_month() -> None:
