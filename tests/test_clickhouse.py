@@ -584,8 +584,9 @@ def test_two_chdb_runs_are_byte_identical(tmp_path: Path) -> None:
 
 
 def test_init_scan_from_the_clickhouse_domain_scans_clean(tmp_path: Path) -> None:
-    """`strata init-scan --source-domain analytics_clickhouse` writes the domain's own example
-    traces (ClickHouse SQL), and the scan passes, statically and with chdb's real rows."""
+    """`strata init-scan --source-domain analytics_clickhouse` writes example traces compiled
+    from the domain (ClickHouse SQL), and the scan passes, statically and with chdb's real
+    rows."""
     from click.testing import CliRunner
 
     from policystrata.cli import main

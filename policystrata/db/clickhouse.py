@@ -39,7 +39,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from policystrata.db.session import QueryFailed, QueryResult, sort_rows, to_json_value
@@ -198,8 +198,12 @@ class ClickHouseDatabase:
     docstring); what :class:`~policystrata.db.evidence.RowProbe` and the pipeline use."""
 
     dialect = DIALECT
-    tenant_setting = "currentUser()"
     bypass_available = True
+    #: What carries the tenant in this database's row policies (``rules/database.dl``
+    #: ``tenant_setting``, derived from its DDL: ``currentUser()`` for ``USING project_id =
+    #: currentUser()``); each is bound to the session's project. Without a checker's settings:
+    #: ClickHouse's session user, ``currentUser()``.
+    tenant_settings: tuple[str, ...] = (f"{SESSION_USER}()",)
 
     def __init__(
         self,
@@ -232,9 +236,10 @@ class ClickHouseDatabase:
         user = exp.Literal.string(tenant or "")
         tree = parse_one(text, DIALECT)
         ctes = {ident_name(c.alias) for c in tree.find_all(exp.CTE)}
+        carriers = {_call_key(s) for s in self.tenant_settings}
 
         def bind_user(node: exp.Expr) -> exp.Expr:
-            if isinstance(node, exp.Anonymous) and node.name.lower() == "currentuser":
+            if isinstance(node, exp.Func) and _call_key(node.sql(dialect=DIALECT)) in carriers:
                 return user.copy()
             return node
 
@@ -342,6 +347,12 @@ class ClickHouseDatabase:
         self.close()
 
 
+def _call_key(call: str) -> str:
+    """A call's text compared as ClickHouse names functions (case-insensitively), without
+    spaces: ``currentUser()`` and ``currentuser( )`` are one carrier."""
+    return "".join(call.split()).lower()
+
+
 def _copy(res: QueryResult) -> QueryResult:
     return QueryResult(list(res.columns), [list(r) for r in res.rows], res.role, res.tenant)
 
@@ -369,6 +380,7 @@ class ClickHouseDatabases:
         self._physical: dict[str, str] = {}  # executed DDL text -> database name
         self._dbs: dict[str | None, ClickHouseDatabase] = {}
         self._failed: str | None = None
+        self._settings: Callable[[str | None], Sequence[str]] | None = None
 
     @property
     def started(self) -> bool:
@@ -388,6 +400,15 @@ class ClickHouseDatabases:
     @property
     def failure(self) -> str | None:
         return self._failed
+
+    def use_tenant_settings(self, settings: Callable[[str | None], Sequence[str]]) -> None:
+        """Where what carries the tenant in a database's row policies comes from (as
+        :meth:`policystrata.db.domain.DomainDatabases.use_tenant_settings`): ``settings`` maps a
+        DDL text to the rules' ``tenant_setting`` atoms; the evaluated policies bind exactly
+        these to the session's project."""
+        self._settings = settings
+        for key, db in self._dbs.items():
+            db.tenant_settings = tuple(settings(self.schema if key is None else key))
 
     def for_ddl(self, ddl: str | None) -> ClickHouseDatabase:
         """The database whose DDL in force is ``ddl`` (None or schema.sql: the base one)."""
@@ -416,6 +437,8 @@ class ClickHouseDatabases:
             policies,
         )
         db.cache_results = True
+        if self._settings is not None:
+            db.tenant_settings = tuple(self._settings(text))
         self._dbs[key] = db
         return db
 
