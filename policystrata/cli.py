@@ -85,6 +85,7 @@ LAZY_COMMANDS = {
     "run": "policystrata.bench.commands:run",
     "summarize": "policystrata.bench.commands:summarize",
     "scan": "policystrata.scan.commands:scan",
+    "doctor": "policystrata.scan.commands:doctor",
     "init-scan": "policystrata.scan.commands:init_scan",
     "init-domain": "policystrata.scan.commands:init_domain",
     "check-integration": "policystrata.scan.commands:check_integration",
