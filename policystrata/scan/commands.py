@@ -137,6 +137,11 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     type=click.Choice(["low", "medium", "high"]),
     help="Override gate.fail_on_confidence.",
 )
+@click.option(
+    "--no-fuzz",
+    is_flag=True,
+    help="Skip the fuzz stage (mutants of clean records; see fuzz: in the config).",
+)
 @reports_errors
 def scan(
     config_path: Path,
@@ -146,6 +151,7 @@ def scan(
     db_spec: str | None,
     fail_on_severity: str | None,
     fail_on_confidence: str | None,
+    no_fuzz: bool,
 ) -> None:
     """Scan imported traces (and dbt models, and a real database) against the policy: the CI gate.
 
@@ -172,6 +178,7 @@ def scan(
             progress=lambda msg: status.update(msg),
             fail_on_severity=fail_on_severity,
             fail_on_confidence=fail_on_confidence,
+            no_fuzz=no_fuzz,
         )
     sources = sarif_sources(cfg)
     target = out if out is not None else cfg.output_dir()  # the config's output, --out wins

@@ -91,6 +91,8 @@ class ScanState:
     schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
     metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
+    no_fuzz: bool = False  # --no-fuzz
+    fuzz: dict[str, Any] = field(default_factory=dict)  # the fuzz stage's report section
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -487,6 +489,13 @@ def scan_database_checks(state: ScanState) -> None:
     state.database.update(counts)
 
 
+def scan_fuzz(state: ScanState) -> None:
+    """The published fuzz operators over every clean record (:mod:`policystrata.scan.fuzz`)."""
+    from policystrata.scan.fuzz import scan_fuzz as fuzz_stage
+
+    fuzz_stage(state)
+
+
 def scan_integrations(state: ScanState) -> None:
     """The dbt semantic layer of the config (``dbt.files``, checked together as one layer):
     one case through the checker, its witnesses turned into findings like a record's."""
@@ -540,6 +549,7 @@ STAGES: tuple[Callable[[ScanState], None], ...] = (
     scan_traces,
     scan_database_checks,
     scan_integrations,
+    scan_fuzz,
 )
 
 
@@ -590,7 +600,8 @@ def apply_gate(
     gating = 0
     for f in findings:
         f.gating = (
-            gate.fail_on_high_confidence
+            not f.advisory
+            and gate.fail_on_high_confidence
             and f.baseline != "unchanged"
             and SEVERITY_RANK[f.severity] >= SEVERITY_RANK[sev]
             and CONFIDENCE_RANK[f.confidence] >= CONFIDENCE_RANK[conf]
@@ -708,11 +719,6 @@ def scan_notes(config: ScanConfig) -> list[str]:
             "database.start_docker: there is no Docker here; the project starts its own "
             "throwaway PostgreSQL instead (compose_file / compose_service are not used)"
         )
-    if "fuzz" in m.model_fields_set and m.fuzz.enabled:
-        notes.append(
-            "fuzz: the published fuzz operators are not run by this version (traces are judged "
-            "as imported); fuzz settings are validated only"
-        )
     doctor = [k for k in DOCTOR_INPUTS if getattr(m, k) is not None]
     if doctor:
         notes.append(f"{', '.join(doctor)}: read by `strata doctor` only, not by the scan")
@@ -727,8 +733,10 @@ def run_scan(
     progress: Progress | None = None,
     fail_on_severity: str | None = None,
     fail_on_confidence: str | None = None,
+    no_fuzz: bool = False,
 ) -> ScanReport:
-    """Run every stage and return the report (the caller writes the outputs)."""
+    """Run every stage and return the report (the caller writes the outputs); ``no_fuzz``
+    skips the fuzz stage."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
     checker = Checker.open(
@@ -736,7 +744,7 @@ def run_scan(
         extra_rule_paths=config.rule_paths(),
         prepare=prepare_domain(config),
     )
-    state = ScanState(config=config, checker=checker, db_spec=db_spec)
+    state = ScanState(config=config, checker=checker, db_spec=db_spec, no_fuzz=no_fuzz)
     state.notes.extend(scan_notes(config))
     if checker.domain.scan_tenancy is not None:
         state.notes.extend(checker.domain.scan_tenancy.notes)
@@ -798,11 +806,7 @@ def run_scan(
         checks=state.checks,
         notes=state.notes,
         inputs=config.present_inputs(),
-        fuzz={
-            **config.model.fuzz.model_dump(),
-            "ran": False,
-            "reason": "the fuzz stage is not implemented yet",
-        },
+        fuzz=state.fuzz,
     )
 
 
