@@ -30,6 +30,7 @@ from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
+from policystrata.lower.sql.policy_query import RLS_QUERY_FACTS
 from policystrata.model import Domain, load_domain
 from policystrata.paths import rule_files
 from policystrata.witness import (
@@ -58,6 +59,7 @@ DDL_FACTS = {
     "rls_policy_pred": "db_policy_pred",
     "rls_policy_always_true": "db_policy_always_true",
     "table_grant": "db_grant",
+    **RLS_QUERY_FACTS,
 }
 
 

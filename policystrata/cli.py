@@ -313,9 +313,12 @@ def check(
     Examples:
       strata check --domain support_saas --principal acme_analyst \\
           --ir "ticket_count by region during last_month limit 100" \\
-          --sql "select count(distinct t.id) from accounts a
+          --sql "select a.region, count(distinct t.id) from accounts a
                  join support_tickets t on t.account_id = a.id
-                 where a.tenant_id = 'acme' limit 100"
+                 where a.tenant_id = 'acme'
+                   and t.opened_at >= date '2026-05-01'
+                   and t.opened_at < date '2026-06-01'
+                 group by a.region limit 100"
       strata check --domain support_saas traces.jsonl --format json > w.json
     """
     from policystrata.check import Checker

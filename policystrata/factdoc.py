@@ -66,6 +66,17 @@ SOURCES = {
         "Per case: extra artifact facts of the reference stack's layers "
         "(`policystrata.lower.artifacts`).",
     ),
+    "decl_rls.dl": (
+        "Row security policies read as queries",
+        "A policy's USING expression lowered as the query it filters "
+        "(`policystrata.lower.sql.policy_query`): `rls_query_*` from schema.sql or the live "
+        "catalog, and their per-case `db_policy_query_*` copies for the DDL in force.",
+    ),
+    "decl_drift.dl": (
+        "Declared filters",
+        "Predicates a compiler adds by design, declared in policy.yaml (metrics.<m>.filters, "
+        "tables.<t>.filters) and compiled by `policystrata.lower.policy.declared_filters`.",
+    ),
 }
 
 

@@ -14,7 +14,8 @@ from policystrata.cli import main
 GOOD_SQL = (
     "select count(distinct support_tickets.id) as value, accounts.region from accounts "
     "join support_tickets on support_tickets.account_id = accounts.id "
-    "where accounts.tenant_id = 'acme' group by accounts.region limit 100"
+    "where accounts.tenant_id = 'acme' and support_tickets.opened_at >= date '2026-05-01' "
+    "and support_tickets.opened_at < date '2026-06-01' group by accounts.region limit 100"
 )
 IR = "ticket_count by region during last_month limit 100"
 
@@ -95,6 +96,7 @@ def test_table_aliases_are_resolved() -> None:
     sql = (
         "select count(distinct t.id) as value, a.region from accounts a "
         "join support_tickets t on t.account_id = a.id where a.tenant_id = 'acme' "
+        "and t.opened_at >= date '2026-05-01' and t.opened_at < date '2026-06-01' "
         "group by a.region limit 100"
     )
     result = check(sql)
@@ -104,8 +106,10 @@ def test_table_aliases_are_resolved() -> None:
 def test_unauthorized_metric_reaching_sql_is_a_validator_fault() -> None:
     sql = (
         "select sum(invoices.gross_amount_cents) as value from invoices "
-        "join accounts on invoices.account_id = accounts.id where accounts.tenant_id = 'acme' "
-        "and invoices.tenant_id = 'acme' limit 100"
+        "join subscriptions on subscriptions.id = invoices.subscription_id "
+        "join accounts on subscriptions.account_id = accounts.id where accounts.tenant_id = 'acme' "
+        "and invoices.invoice_date >= date '2026-05-01' "
+        "and invoices.invoice_date < date '2026-06-01' limit 100"
     )
     report = check_json(sql, ir="gross_revenue during last_month limit 100")
     ws = witnesses(report)
@@ -135,7 +139,8 @@ def test_sensitive_column_for_analyst_is_a_violation() -> None:
 def test_release_of_denied_result_is_reported() -> None:
     sql = (
         "select sum(invoices.gross_amount_cents) as value from invoices "
-        "where invoices.tenant_id = 'acme' limit 100"
+        "where exists (select 1 from subscriptions s join accounts a on a.id = s.account_id "
+        "where s.id = invoices.subscription_id and a.tenant_id = 'acme') limit 100"
     )
     report = check_json(sql, "--release", ir="gross_revenue during last_month limit 100")
     ws = witnesses(report)
@@ -250,8 +255,10 @@ def test_malformed_policy_yaml_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_formats_md_example_trace_is_clean(tmp_path: Path) -> None:
-    """The example record of FORMATS.md (published contract) loads unchanged and is clean."""
+def test_formats_md_example_trace_loads_and_its_drift_is_reported(tmp_path: Path) -> None:
+    """The example record of FORMATS.md (published contract) loads unchanged; its SQL is scoped
+    to acme, but it neither groups by region nor bounds last_month, which its IR asks for:
+    semantic drift, and nothing else."""
     record = {
         "id": "ticket_count_001",
         "principal": "acme_analyst",
@@ -275,8 +282,18 @@ def test_formats_md_example_trace_is_clean(tmp_path: Path) -> None:
     path = tmp_path / "traces.jsonl"
     path.write_text(json.dumps(record) + "\n" + json.dumps(session) + "\n")
     result = run("check", "--domain", "support_saas", "--db", "none", str(path))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "skipped 1 non-query record" in result.stderr
+    report = json.loads(
+        run(
+            "check", "--domain", "support_saas", "--db", "none", str(path), "--format", "json"
+        ).stdout
+    )
+    found = {(w["witness_class"], w["check"], w["key"]) for w in witnesses(report)}
+    assert found == {
+        ("semantic_drift", "dimension_missing", "region"),
+        ("semantic_drift", "time_window_missing", "last_month"),
+    }
 
 
 def test_count_star_reads_no_column() -> None:
@@ -526,7 +543,7 @@ def test_help_fits_80_columns(command: list[str], monkeypatch: pytest.MonkeyPatc
             "suites/seeded.yaml",
             "suite_metadata: {",
             "suite_metadata: [{",
-            "error: suites/seeded.yaml:8:",
+            "error: suites/seeded.yaml:9:",
         ),
     ],
 )
@@ -567,7 +584,7 @@ def test_principal_id_differing_from_its_key_is_a_warning(tmp_path: Path) -> Non
     result = run("check", "--domain-path", str(dom), "--principal", "acme_analyst", "--ir", IR)
     assert result.exit_code == 0, result.output
     assert (
-        "warning: policy.yaml:11: principals.beta_analyst.id: principal key 'beta_analyst' and "
+        "warning: policy.yaml:12: principals.beta_analyst.id: principal key 'beta_analyst' and "
         "id 'beta_analyts' differ (lookups use the key)" in result.stderr
     )
 
@@ -586,14 +603,14 @@ def test_principal_id_differing_from_its_key_is_a_warning(tmp_path: Path) -> Non
             "policy.yaml",
             "    allowed_roles: [finance_admin]\n",
             "    allowed_roles: [finance_admn]\n",
-            "policy.yaml:62: metrics.gross_revenue.allowed_roles[0]: unknown role 'finance_admn' "
+            "policy.yaml:61: metrics.gross_revenue.allowed_roles[0]: unknown role 'finance_admn' "
             "(did you mean 'finance_admin'?)",
         ),
         (
             "policy.yaml",
             "region: {column: accounts.region,",
             "region: {column: accounts.regoin,",
-            "policy.yaml:77: dimensions.region.column: column 'regoin' is not a column of table "
+            "policy.yaml:76: dimensions.region.column: column 'regoin' is not a column of table "
             "'accounts' in schema.sql (did you mean 'region'?)",
         ),
         (

@@ -25,7 +25,8 @@ from policystrata.db.server import find_bindir
 GOOD_SQL = (
     "select count(distinct support_tickets.id) as value from accounts "
     "join support_tickets on support_tickets.account_id = accounts.id "
-    "where accounts.tenant_id = 'acme' limit 100"
+    "where accounts.tenant_id = 'acme' and support_tickets.opened_at >= date '2026-05-01' "
+    "and support_tickets.opened_at < date '2026-06-01' limit 100"
 )
 IR = "ticket_count during last_month limit 100"
 

@@ -47,6 +47,10 @@ def test_live_facts_of_a_small_schema(
         'rls_policy_pred("items", "items_isolation", "using", "tenant_id", "=", "setting", '
         '"app.tenant_id", "guaranteed")',
         'rls_policy_role("items", "items_isolation", "public")',
+        # the USING expression read as the query it filters (policystrata.lower.sql.policy_query)
+        'rls_query_pred("items", "items_isolation", "s0", "items", "tenant_id", "=", "setting", '
+        '"app.tenant_id", "guaranteed")',
+        'rls_query_reads("items", "items_isolation", "s0", "items", "items")',
         'table_grant("items", "strata_app", "select")',
     ]
     case = as_case_facts("c1", facts)
@@ -150,20 +154,21 @@ def test_fault_old_ownership_field_static_and_dynamic(pg_cluster: Cluster) -> No
     assert n == 1
     with pg_cluster.database(faulty, seed) as db:
         assert _gaps(pg_cluster, db) == [
-            ("policy_non_tenant_column", "accounts", "accounts_tenant_isolation")
+            ("policy_non_tenant_column", "accounts", "tenant_isolation_accounts")
         ]
         res = db.run_app(db.vet("SELECT id, tenant_id FROM accounts"), "acme")
-        assert ["acc_beta_2", "beta"] in res.rows  # another tenant's row is visible
-        assert ["acc_acme_2", "acme"] not in res.rows  # and an own row is hidden
+        assert [5, "beta"] in res.rows  # another tenant's row is visible (legacy owner acme)
+        assert [2, "acme"] not in res.rows  # and an own row is hidden (legacy owner beta)
 
 
 def test_fault_missing_policy_denies_the_app(pg_cluster: Cluster) -> None:
     schema, seed = _support_saas()
-    faulty, n = re.subn(r"CREATE POLICY support_tickets_tenant_isolation[^;]*;", "", schema)
+    # agents carries its own tenant column (the catalog's gap report reads tenant columns)
+    faulty, n = re.subn(r"CREATE POLICY tenant_isolation_agents[^;]*;", "", schema)
     assert n == 1
     with pg_cluster.database(faulty, seed) as db:
-        assert [(g.kind, g.table) for g in db.gaps()] == [("rls_no_policy", "support_tickets")]
-        assert "support_tickets" not in {f.args[0] for f in db.rls_facts().by_pred("rls_policy")}
-        sql = db.vet("SELECT count(*) AS n FROM support_tickets")
+        assert [(g.kind, g.table) for g in db.gaps()] == [("rls_no_policy", "agents")]
+        assert "agents" not in {f.args[0] for f in db.rls_facts().by_pred("rls_policy")}
+        sql = db.vet("SELECT count(*) AS n FROM agents")
         assert db.run_app(sql, "acme").rows == [[0]]
         assert db.run_bypass(sql, "acme").rows[0][0] > 0

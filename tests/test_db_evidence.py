@@ -74,11 +74,15 @@ def test_support_saas_fan_out_doubles_the_sum(make_db: Callable[..., Database]) 
         pytest.skip("support_saas domain not present")
     db = make_db((d / "schema.sql").read_text(), (d / "seed.sql").read_text())
     canonical = (
-        "SELECT sum(i.net_amount_cents) AS revenue FROM invoices i WHERE i.tenant_id = 'acme'"
+        "SELECT sum(i.net_amount_cents) AS revenue FROM invoices i "
+        "JOIN subscriptions s ON s.id = i.subscription_id "
+        "JOIN accounts a ON a.id = s.account_id WHERE a.tenant_id = 'acme'"
     )
     fanout = (
         "SELECT sum(i.net_amount_cents) AS revenue FROM invoices i "
-        "JOIN support_tickets t ON t.account_id = i.account_id WHERE i.tenant_id = 'acme'"
+        "JOIN subscriptions s ON s.id = i.subscription_id "
+        "JOIN accounts a ON a.id = s.account_id "
+        "JOIN support_tickets t ON t.account_id = a.id WHERE a.tenant_id = 'acme'"
     )
     ev = collect_evidence(db, canonical, fanout, "acme")
     [[base]], [[fanned]] = ev["canonical"]["rows"], ev["layer"]["rows"]

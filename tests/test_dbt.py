@@ -128,8 +128,8 @@ DRIFTS = [
         "over_permissive",
     ),
     (
-        ("{name: ticket_count,", "{name: ticket_volume,"),
-        ("stale_metric_alias", "ticket_volume"),
+        ("{name: ticket_count,", "{name: tickets,"),  # the published alias of ticket_count
+        ("stale_metric_alias", "tickets"),
         "manifest",
         "semantic_drift",
     ),
@@ -160,7 +160,11 @@ DRIFTS = [
         "over_restrictive",
     ),
     (
-        ("        config: {meta: {sensitive: true}}\n", ""),
+        (
+            "      - name: customer_email\n        type: categorical\n"
+            "        config: {meta: {sensitive: true}}\n",
+            "      - name: customer_email\n        type: categorical\n",
+        ),
         ("sensitive_column_without_metadata", "customer_email"),
         "validator",
         "over_permissive",
@@ -304,6 +308,7 @@ DRIFT_FINDINGS = [
     ("expression_mismatch", "bookings"),  # alias of gross_revenue, same measure
     ("stale_metric_alias", "bookings"),
     ("sensitive_column_without_metadata", "customer_email"),
+    ("sensitive_column_without_metadata", "tenant_id"),  # sensitive in the published policy
     ("dimension_missing_from_policy", "coupon_code"),
     ("metric_missing_from_policy", "churn_rate"),
     ("metric_missing_from_dbt", "average_resolution_hours"),
@@ -711,6 +716,7 @@ def test_dbt_in_scan_config_yields_witness_findings(tmp_path: Path) -> None:
         ("expression_mismatch", "bookings"): ("medium", "high"),
         ("stale_metric_alias", "bookings"): ("low", "high"),
         ("sensitive_column_without_metadata", "customer_email"): ("high", "high"),
+        ("sensitive_column_without_metadata", "tenant_id"): ("high", "high"),
         ("dimension_missing_from_policy", "coupon_code"): ("medium", "high"),
         ("metric_missing_from_policy", "churn_rate"): ("high", "high"),
         ("metric_missing_from_dbt", "average_resolution_hours"): ("low", "high"),

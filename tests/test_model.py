@@ -61,8 +61,8 @@ def test_builtin_domain_loads() -> None:
     assert d.time_ranges()["last_month"] == ("2026-05-01", "2026-06-01", "calendar")
     assert d.time_ranges()["last_fiscal_month"] == ("2026-04-27", "2026-05-25", "fiscal")
     assert "legacy_tenant_id" in d.schema.tables["accounts"].columns
-    assert d.tenant_columns()["support_tickets"] == "tenant_id"
-    assert d.tenant_columns()["tenants"] == "id"
+    # the published shape: only accounts and agents carry tenant_id, the rest are FK-scoped
+    assert d.tenant_columns() == {"tenants": "id", "accounts": "tenant_id", "agents": "tenant_id"}
     assert set(d.surfaces.contracts) == {
         "manifest", "grammar", "validator", "compiler", "database", "release"
     }  # fmt: skip

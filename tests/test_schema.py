@@ -191,11 +191,37 @@ def test_builtin_support_saas_schema_parses() -> None:
     fs = {f.render() for f in info.facts}
     assert 'table_grant("accounts", "strata_app", "select")' in fs
     assert (
-        'rls_policy_pred("accounts", "accounts_tenant_isolation", "using", "tenant_id", "=", '
+        'rls_policy_pred("accounts", "tenant_isolation_accounts", "using", "tenant_id", "=", '
         '"setting", "app.tenant_id", "guaranteed")' in fs
     )
     for t in info.tables:
         assert f'rls_enabled("{t}")' in fs
+        assert f'rls_forced("{t}")' in fs
+    # children are scoped through their parents: the EXISTS policy, read as a query
+    assert 'rls_query_exists("invoices", "tenant_isolation_invoices", "s0", "s1")' in fs
+    assert (
+        'rls_query_pred("invoices", "tenant_isolation_invoices", "s1", "a", "tenant_id", "=", '
+        '"setting", "app.tenant_id", "guaranteed")' in fs
+    )
+    assert (
+        'rls_query_eq("invoices", "tenant_isolation_invoices", "s1", "s", "id", "invoices", '
+        '"subscription_id")' in fs
+    )
+
+
+def test_unique_constraints_and_indexes_are_keys() -> None:
+    info = parse_schema(
+        "CREATE TABLE t (a int UNIQUE, b int, c int, PRIMARY KEY (a, b), UNIQUE (b, c));\n"
+        "CREATE UNIQUE INDEX t_c ON t (c);\nCREATE UNIQUE INDEX t_expr ON t (lower(b::text));\n"
+        "CREATE INDEX t_b ON t (b);\nALTER TABLE t ADD CONSTRAINT u UNIQUE (c, a);"
+    )
+    assert info.tables["t"].unique_keys == [["a"], ["b", "c"], ["c"], ["c", "a"]]
+    keys = sorted(f.render() for f in info.facts.by_pred("unique_key"))
+    assert keys[:3] == [
+        'unique_key("t", "unique1", "a")',
+        'unique_key("t", "unique2", "b")',
+        'unique_key("t", "unique2", "c")',
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
-from policystrata.paths import domains_dir
 
 CORPUS = Path(__file__).parent / "sql_fuzz" / "hostile.txt"
-SCHEMA = parse_schema((domains_dir() / "support_saas" / "schema.sql").read_text())
+# the denormalised shape (every tenant-owned table has tenant_id): the oracle below reads it
+DENORMALIZED = Path(__file__).parent / "fixtures" / "domains" / "denormalized"
+SCHEMA = parse_schema((DENORMALIZED / "schema.sql").read_text())
 
 
 def corpus() -> list[tuple[str, str]]:
@@ -150,7 +151,7 @@ def checker() -> object:
         from policystrata.check import Checker
         from policystrata.model import load_domain
 
-        _CHECKER.append(Checker(load_domain("support_saas")))
+        _CHECKER.append(Checker(load_domain(DENORMALIZED)))
     return _CHECKER[0]
 
 
@@ -284,7 +285,13 @@ def verdict(sql: str) -> set[str]:
         ir=parse_ir("ticket_count during last_month limit 100"),
     )
     result = ch.engine.evaluate(ch.case_facts(case))  # type: ignore[attr-defined]
-    return {f"{check}:{key}" for (_c, _s, _cls, check, key) in result.atoms("layer_fault")}
+    # the shapes vary tenancy; their extra filters and missing windows are semantic drift,
+    # which tests/test_sql_rules.py judges
+    return {
+        f"{check}:{key}"
+        for (_c, _s, cls, check, key) in result.atoms("layer_fault")
+        if cls != "semantic_drift"
+    }
 
 
 def noisy(sql: str, rng: random.Random) -> str:

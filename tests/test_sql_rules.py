@@ -1,7 +1,10 @@
 """Compiler rules over lowered SQL: issue #3's acceptance verdicts, through the check pipeline
-(support_saas domain, shipped rules)."""
+(shipped rules), on the denormalised shape where every tenant-owned table has its own tenant_id
+(tests/fixtures/domains/denormalized: the pre-1.x support_saas)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -10,10 +13,12 @@ from policystrata.check import Checker
 from policystrata.ir import parse_ir
 from policystrata.model import load_domain
 
+DENORMALIZED = Path(__file__).parent / "fixtures" / "domains" / "denormalized"
+
 
 @pytest.fixture(scope="module")
 def checker() -> Checker:
-    return Checker(load_domain("support_saas"))
+    return Checker(load_domain(DENORMALIZED))
 
 
 def compiler_faults(checker: Checker, sql: str, ir: str | None = None, **kw: object) -> set[str]:
@@ -139,12 +144,33 @@ def test_gross_for_net_and_time_drift(checker: Checker) -> None:
 
 
 def test_row_budget(checker: Checker) -> None:
+    ir = "ticket_count by severity during last_month limit 100"
     base = (
+        "select t.severity, count(distinct t.id) from support_tickets t "
+        f"where t.tenant_id = 'acme' and {WINDOW} group by t.severity"
+    )
+    assert "row_budget_exceeded:5000" in compiler_faults(checker, base + " limit 5000", ir)
+    assert "row_budget_missing:analyst" in compiler_faults(checker, base, ir)
+    # a bound parameter within the budget keeps it; an unbound one is "bound unknown"
+    assert compiler_faults(checker, base + " limit $1", ir, params={"$1": 100}) == set()
+    assert compiler_faults(checker, base + " limit $1", ir) == {"row_budget_unknown:$1"}
+
+
+def test_provably_bounded_results_keep_the_row_budget(checker: Checker) -> None:
+    scalar = (
         "select count(distinct t.id) from support_tickets t "
         f"where t.tenant_id = 'acme' and {WINDOW}"
     )
-    assert "row_budget_exceeded:5000" in compiler_faults(checker, base + " limit 5000", TC)
-    assert "row_budget_missing:analyst" in compiler_faults(checker, base, TC)
+    # a scalar aggregate is one row: no LIMIT needed, and LIMIT 5000 cannot return more
+    assert compiler_faults(checker, scalar, TC) == set()
+    assert compiler_faults(checker, scalar + " limit 5000", TC) == set()
+    # grouping only by columns an equality fixes is one group
+    ir = "ticket_count by severity during last_month where severity = 'low' limit 100"
+    one_group = (
+        "select t.severity, count(distinct t.id) from support_tickets t "
+        f"where t.tenant_id = 'acme' and t.severity = 'low' and {WINDOW} group by t.severity"
+    )
+    assert compiler_faults(checker, one_group, ir) == set()
 
 
 def test_sensitive_column_through_subquery_for_analyst(checker: Checker) -> None:
@@ -158,11 +184,13 @@ def test_sensitive_column_through_subquery_for_analyst(checker: Checker) -> None
     )
 
 
-def test_absent_time_filter_is_not_judged_but_relative_is(checker: Checker) -> None:
+def test_absent_time_filter_is_drift_and_so_is_a_relative_one(checker: Checker) -> None:
     sql = "select count(distinct t.id) from support_tickets t where t.tenant_id = 'acme' limit 100"
-    assert compiler_faults(checker, sql, TC) == set()
+    assert compiler_faults(checker, sql, TC) == {"time_window_missing:last_month"}
     rel = sql.replace("limit", "and t.opened_at >= current_date - interval '30 days' limit")
-    assert "time_bounds_mismatch:last_month" in compiler_faults(checker, rel, TC)
+    assert compiler_faults(checker, rel, TC) == {"time_bounds_mismatch:last_month"}
+    # an unbounded range asks for no window
+    assert compiler_faults(checker, sql, "ticket_count limit 100") == set()
 
 
 # ---- audit: legitimate shapes must be clean, drifting ones flagged ---------------------------
@@ -482,7 +510,13 @@ def test_parenthesized_statement_is_the_select(checker: Checker) -> None:
     )
     assert compiler_faults(checker, f"({inner} limit 100)", TC) == set()
     assert compiler_faults(checker, f"(({inner})) limit 100", TC) == set()
-    assert "row_budget_exceeded:5000" in compiler_faults(checker, f"({inner}) limit 5000", TC)
+    grouped = (
+        "select t.severity, count(distinct t.id) as value from support_tickets t "
+        f"where t.tenant_id = 'acme' and {WINDOW} group by t.severity"
+    )
+    by_severity = "ticket_count by severity during last_month limit 100"
+    faults = compiler_faults(checker, f"({grouped}) limit 5000", by_severity)
+    assert "row_budget_exceeded:5000" in faults
 
 
 @pytest.mark.parametrize(
@@ -679,7 +713,10 @@ def test_filter_on_a_left_joined_dimension_is_a_filter_not_a_dropping_join(
         "and latest_subscriptions.plan in ('enterprise', 'pro') group by latest_subscriptions.plan "
         "limit 10"
     )
-    assert compiler_faults(checker, sql, NR_PLAN) == set()
+    ir = "net_revenue by plan during last_month where plan in ('enterprise', 'pro') limit 100"
+    assert compiler_faults(checker, sql, ir) == set()
+    # the same filter where the IR does not ask for it is drift
+    assert compiler_faults(checker, sql, NR_PLAN) == {"filter_extra:plan"}
 
 
 def trace_faults(checker: Checker, record: dict[str, object]) -> set[str]:

@@ -114,3 +114,47 @@ def test_no_fact_carries_a_fault_id_label_or_version(checker: Checker) -> None:
                 for word in words:
                     assert word not in text, (case.task_id, fact.render(), word)
         assert not c.meta
+
+
+def test_a_case_the_stack_cannot_build_is_invalid_and_the_run_goes_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A dimension with no join path from the metric's table: the compiler cannot build the SQL,
+    the case is `invalid` with the reason, every other case is still judged, and the run exits
+    0 (never 1 for a crash)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from policystrata.cli import main
+    from policystrata.paths import domains_dir
+
+    dom = tmp_path / "d"
+    shutil.copytree(domains_dir() / "support_saas", dom)
+    policy = (dom / "policy.yaml").read_text()
+    policy = policy.replace(
+        "allowed_dimensions: [region, plan, month, severity]",
+        "allowed_dimensions: [region, plan, month, severity, agent]",
+    ).replace(
+        "dimensions:\n",
+        "dimensions:\n  agent: {column: agents.name, allowed_roles: [analyst], cost: 1}\n",
+        1,
+    )
+    (dom / "policy.yaml").write_text(policy)
+    (tmp_path / "s.yaml").write_text(
+        "suite: s\ntasks:\n"
+        "  - {id: unbuildable, principal: acme_analyst, mutation: none,\n"
+        "     semantic_query: 'net_revenue by agent during last_month limit 10'}\n"
+        "  - {id: fine, principal: acme_analyst, mutation: compiler_drops_tenant_predicate,\n"
+        "     semantic_query: 'net_revenue by region during last_month limit 10'}\n"
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--domain-path", str(dom), "--suite-file", str(tmp_path / "s.yaml"),
+         "--out", str(out), "--db", "none", "--no-minimize"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    status = {r["task"]: (r["status"], r.get("reason", "")) for r in records}
+    assert status["unbuildable"][0] == "invalid"
+    assert "no join path from invoices to agents" in status["unbuildable"][1]
+    assert status["fine"][0] == "killed"

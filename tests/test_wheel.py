@@ -27,9 +27,10 @@ pytestmark = pytest.mark.slow
 GOOD_SQL = (
     "select count(distinct support_tickets.id) as value, accounts.region from accounts "
     "join support_tickets on support_tickets.account_id = accounts.id "
-    "where accounts.tenant_id = 'acme' group by accounts.region limit 100"
+    "where accounts.tenant_id = 'acme' and support_tickets.opened_at >= date '2026-05-01' "
+    "and support_tickets.opened_at < date '2026-06-01' group by accounts.region limit 100"
 )
-BAD_SQL = GOOD_SQL.replace("where accounts.tenant_id = 'acme' ", "")
+BAD_SQL = GOOD_SQL.replace("accounts.tenant_id = 'acme' and ", "")
 
 
 def _run(

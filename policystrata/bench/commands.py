@@ -27,7 +27,7 @@ from policystrata.cli import (
     expand_rule_paths,
     reports_errors,
 )
-from policystrata.errors import InputError
+from policystrata.errors import InputError, StrataError
 
 STATUS_ORDER = ("killed", "survived", "equivalent", "stillborn", "clean", "false_positive", "error")
 
@@ -107,15 +107,23 @@ def execute_run(
         if databases is not None:
             checker.attach_databases(databases)
         task = bar.add_task("cases", total=source.total)
-        summary = write_run(
-            runner,
-            source.cases(),
-            out,
-            metadata,
-            progress=lambda: bar.advance(task),
-            partition=partition,
-            options=options,
-        )
+        try:
+            summary = write_run(
+                runner,
+                source.cases(),
+                out,
+                metadata,
+                progress=lambda: bar.advance(task),
+                partition=partition,
+                options=options,
+            )
+        except StrataError:
+            raise
+        except Exception as exc:  # a failure of the whole run (a case alone is `invalid`): exit 2
+            lines = str(exc).strip().splitlines()
+            raise StrataError(
+                f"the run failed: {type(exc).__name__}: {lines[0] if lines else ''}"
+            ) from exc
     if source.stats is not None:
         st = source.stats
         summary["generator"] = {

@@ -170,6 +170,15 @@ class _Drawer:
         return Request(req.principal, query)
 
 
+def _live(op: Operator, domain: Domain, req: Request) -> bool:
+    """The operator has a live mutation point in the request (a request the reference stack
+    cannot build on this domain has none)."""
+    try:
+        return op.live_at(domain, req, run_stack(domain, req))
+    except Exception:
+        return False
+
+
 def _partition_bit(key: tuple[str, ...]) -> int:
     return hashlib.sha256("\x1f".join(key).encode()).digest()[0] & 1
 
@@ -224,7 +233,7 @@ def generate(
                 ):
                     stats.other_partition += 1
                     continue
-                if op.live_at(domain, req, run_stack(domain, req)):
+                if _live(op, domain, req):
                     found = req
                     break
             if found is None:

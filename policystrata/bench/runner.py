@@ -172,7 +172,11 @@ class Runner:
         if case.invalid is not None or case.query is None:
             rec.update(status="stillborn", reason=case.invalid or "no semantic query")
             return Evaluation(rec, [])
-        canonical, outcome = self.stack_runs(case, case.query)
+        try:
+            canonical, outcome = self.stack_runs(case, case.query)
+        except Exception as exc:  # the stack cannot build this case here: invalid, never a crash
+            rec.update(status="invalid", reason=f"the reference stack failed: {_brief(exc)}")
+            return Evaluation(rec, [])
         if isinstance(outcome, str):
             kind, reason = outcome.split(": ", 1)
             rec.update(status=kind, reason=reason, artifacts=canonical.digests())
@@ -220,7 +224,10 @@ class Runner:
         is that candidate (same case id ``cid``), and its check reuses them."""
 
         def survives(query: SemanticQuery) -> bool:
-            _canonical, outcome = self.stack_runs(case, query)
+            try:
+                _canonical, outcome = self.stack_runs(case, query)
+            except Exception:  # a candidate the stack cannot build does not keep the violation
+                return False
             if isinstance(outcome, str):
                 return False
             c = self._case(case, outcome, query, cid)
@@ -254,7 +261,7 @@ class Runner:
             from policystrata.ir import parse_ir
 
             q = parse_ir(m.ir_after)
-            _c, faulted = self.stack_runs(case, q)
+            _c, faulted = self.stack_runs(case, q)  # ran (and survived) while minimizing
             if not isinstance(faulted, str):
                 key, facts, result = self._survivor or (None, None, None)
                 res = self.checker.check(
@@ -280,6 +287,12 @@ class Runner:
             "fact_reduction": round(1 - support / facts_before, 4) if facts_before else 0.0,
         }
         return out
+
+
+def _brief(exc: Exception) -> str:
+    """``Type: first line of the message``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _is(signature: tuple[str, str, str], atom: tuple[Any, ...]) -> bool:

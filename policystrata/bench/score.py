@@ -4,7 +4,9 @@ positives, which should be empty or small).
 
 Statuses: ``killed`` (non-clean witness on a faulted case), ``survived`` (clean on a faulted
 case), ``equivalent`` (the fault changed no artifact: never a kill), ``stillborn`` (the case
-cannot be built: unknown principal/operator, no mutation point, no semantic query), ``clean``
+cannot be built: unknown principal/operator, no mutation point, no semantic query), ``invalid``
+(the reference stack could not build the case on this domain, e.g. no join path: the reason is
+kept, the run goes on), ``clean``
 (fault-free case, no witness) and ``false_positive`` (fault-free case with a witness).
 
 >>> acc = Accumulator()
@@ -18,7 +20,16 @@ from __future__ import annotations
 
 from typing import Any
 
-STATUSES = ("killed", "survived", "equivalent", "stillborn", "clean", "false_positive", "error")
+STATUSES = (
+    "killed",
+    "survived",
+    "equivalent",
+    "stillborn",
+    "invalid",
+    "clean",
+    "false_positive",
+    "error",
+)
 
 
 class Accumulator:
@@ -89,8 +100,8 @@ class Accumulator:
             self.stillborn[reason] = self.stillborn.get(reason, 0) + 1
             if len(self.stillborn_examples) < 20:
                 self.stillborn_examples.append({**brief, "reason": reason})
-        elif status == "error":
-            self.errors.append({**brief, "reason": rec.get("reason", "")})
+        elif status in ("error", "invalid"):
+            self.errors.append({**brief, "status": status, "reason": rec.get("reason", "")})
         if rec.get("minimized"):
             self.minimization.append({"task": rec["task"], **rec["minimized"]})
 

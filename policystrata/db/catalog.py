@@ -51,6 +51,12 @@ CASE_PREDICATES = {
     "rls_policy_pred": "db_policy_pred",
     "rls_policy_always_true": "db_policy_always_true",
     "table_grant": "db_grant",
+    # a policy's USING lowered as a query (policystrata.lower.sql.policy_query)
+    "rls_query_reads": "db_policy_query_reads",
+    "rls_query_pred": "db_policy_query_pred",
+    "rls_query_eq": "db_policy_query_eq",
+    "rls_query_exists": "db_policy_query_exists",
+    "rls_query_output_column": "db_policy_query_output_column",
 }
 """rls_* / table_grant -> the per-case db_* facts of rules/decl_db.dl."""
 
@@ -97,6 +103,10 @@ def policy_expression_facts(
             )
     if always_true:
         facts.add("rls_policy_always_true", table, policy, prov=_prov(table, policy))
+    if using is not None:
+        from policystrata.lower.sql.policy_query import policy_query_facts
+
+        facts.update(policy_query_facts(table, policy, using, None, _prov(table, policy, using)))
 
 
 _TABLES_SQL = """

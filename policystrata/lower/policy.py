@@ -181,6 +181,64 @@ def metrics(d: Domain, fs: FactSet) -> None:
             fs.add("metric_time_column", name, *time_col, prov=prov)
 
 
+def declared_filters(d: Domain, fs: FactSet) -> None:
+    """metric_required_filter, table_default_filter: the guaranteed predicates of each metric's
+    ``filters`` and each table's ``tables.<t>.filters`` (parsed like a WHERE clause; an
+    unqualified column belongs to the metric's / the table's own table)."""
+    for name, m in d.policy.metrics.items():
+        for i, text in enumerate(m.filters):
+            prov = d.where("policy", "metrics", name, "filters", i)
+            for table, column, op, vkind, value in condition_predicates(text, m.table):
+                fs.add("metric_required_filter", name, table, column, op, vkind, value, prov=prov)
+    for table, spec in d.policy.tables.items():
+        for i, text in enumerate(spec.filters):
+            prov = d.where("policy", "tables", table, "filters", i)
+            for t, column, op, vkind, value in condition_predicates(text, table):
+                if t == table:
+                    fs.add("table_default_filter", table, column, op, vkind, value, prov=prov)
+
+
+def dimension_units(d: Domain, fs: FactSet) -> None:
+    """dimension_time_unit: the calendar unit of a dimension written as a truncation
+    (``date_trunc('month', invoices.invoice_date)`` -> month)."""
+    from policystrata.lower.sql.adapter import parse_expression
+    from policystrata.lower.sql.aggregates import bucket_of
+
+    for name, dim in d.policy.dimensions.items():
+        try:
+            bucket = bucket_of(parse_expression(dim.column))
+        except Exception:  # a column spec that is no SQL expression: not a truncation
+            continue
+        if bucket is not None:
+            prov = d.where("policy", "dimensions", name, "column")
+            fs.add("dimension_time_unit", name, bucket[0], prov=prov)
+
+
+def condition_predicates(text: str, table: str) -> list[tuple[str, str, str, str, Const]]:
+    """The guaranteed predicates of a SQL condition: ``(table, column, op, vkind, value)``.
+
+    >>> condition_predicates("deleted_at is null and t.kind <> 'spam'", "t")
+    [('t', 'deleted_at', 'is_null', 'null', 'null'), ('t', 'kind', '!=', 'literal', 'spam')]
+    """
+    from policystrata.lower.sql.adapter import ident_name, parse_expression
+    from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+
+    out = []
+    for p in extract_predicates(parse_expression(text)):
+        if p.strength == GUARANTEED and p.vkind in ("literal", "null"):
+            qual = p.column.args.get("table")
+            out.append(
+                (
+                    ident_name(qual) if qual else table,
+                    ident_name(p.column.this),
+                    p.op,
+                    p.vkind,
+                    p.value,
+                )
+            )
+    return out
+
+
 def dimensions(d: Domain, fs: FactSet) -> None:
     """dimension, dimension_column (each base column of its column or expression),
     dimension_expression, dimension_role, dimension_sensitive, dimension_cost. A dimension
@@ -359,6 +417,8 @@ PASSES: tuple[Pass, ...] = (
     principals,
     roles,
     metrics,
+    declared_filters,
+    dimension_units,
     dimensions,
     time_ranges,
     release,

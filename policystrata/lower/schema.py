@@ -5,8 +5,11 @@ the SQL parser (through :mod:`policystrata.lower.sql.adapter`). Statements the p
 keep as an opaque command (``ALTER TABLE … ENABLE ROW LEVEL SECURITY``, ``CREATE POLICY``,
 multi-table ``GRANT``) are read token by token; the ``USING`` / ``WITH CHECK`` expressions of a
 policy are parsed as expressions and lowered by the same predicate extractor that lowers
-``WHERE`` clauses. A statement that does not parse is an :class:`InputError` naming
-``file:line``. Statements that carry no containment information (``CREATE INDEX``,
+``WHERE`` clauses; each ``USING`` is also lowered as the query it filters
+(:mod:`policystrata.lower.sql.policy_query`: ``rls_query_*``), so a policy that scopes a table
+through its parents by ``EXISTS`` is followed along foreign keys. UNIQUE constraints and unique
+indexes are keys (``unique_key``). A statement that does not parse is an :class:`InputError`
+naming ``file:line``. Statements that carry no containment information (``CREATE INDEX``,
 ``CREATE ROLE``, ``CREATE EXTENSION``, ``ALTER TYPE``, ``ALTER PUBLICATION``, a ``DO`` block,
 ``INSERT``, ``COMMENT``...) are parsed and ignored.
 
@@ -52,6 +55,7 @@ from policystrata.lower.sql.adapter import (
 )
 from policystrata.lower.sql.guard import function_name
 from policystrata.lower.sql.parse import describe_parse_error, describe_token_error
+from policystrata.lower.sql.policy_query import policy_query_facts
 from policystrata.lower.sql.predicate_extract import extract_predicates, is_always_true
 
 __all__ = ["ForeignKey", "RlsPolicy", "SchemaInfo", "TableInfo", "parse_schema"]
@@ -77,6 +81,7 @@ class TableInfo:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     line: int = 0
     not_null: set[str] = field(default_factory=set)  # NOT NULL and primary-key columns
+    unique_keys: list[list[str]] = field(default_factory=list)  # UNIQUE constraints / indexes
     partial: bool = False  # referenced (ALTER, POLICY, GRANT, FK) but never created here
 
 
@@ -176,6 +181,8 @@ class _Reader:
             self.functions |= _function_names(stmt.tokens)
         if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE":
             self.create_table(tree, stmt)
+        elif isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "INDEX":
+            self.unique_index(tree)
         elif isinstance(tree, exp.Alter):
             self.alter_table(tree, stmt)
         elif first in ("GRANT", "REVOKE"):
@@ -247,6 +254,8 @@ class _Reader:
                         "allow_null"
                     ):
                         info.not_null.add(col)
+                    elif isinstance(kind, exp.UniqueColumnConstraint):
+                        _add_key(info, [col])
             else:
                 self.table_constraint(name, item, stmt.line)
 
@@ -265,6 +274,8 @@ class _Reader:
             ref = item.args.get("reference")
             if isinstance(ref, exp.Reference):
                 self.reference(name, cols, ref, line)
+        elif isinstance(item, exp.UniqueColumnConstraint) and isinstance(item.this, exp.Schema):
+            _add_key(info, [ident_name(c) for c in item.this.expressions])
 
     def reference(self, table: str, cols: list[str], ref: exp.Reference, line: int) -> None:
         target = ref.this
@@ -277,6 +288,25 @@ class _Reader:
         for i, col in enumerate(cols):
             ref_col = ref_cols[i] if i < len(ref_cols) else ""
             self.pending_fks.append((table, ForeignKey(col, ref_table, ref_col), line))
+
+    def unique_index(self, tree: exp.Create) -> None:
+        """``CREATE UNIQUE INDEX ... ON t (a, b)`` (plain columns, no predicate) is a key of t."""
+        index = tree.this
+        if not tree.args.get("unique") or not isinstance(index, exp.Index):
+            return
+        table = index.args.get("table")
+        params = index.args.get("params")
+        if not isinstance(table, exp.Table) or params is None or params.args.get("where"):
+            return
+        info = self.tables.get(table_name(table))
+        cols = []
+        for c in params.args.get("columns") or []:
+            c = c.this if isinstance(c, exp.Ordered) else c
+            if not isinstance(c, exp.Column):
+                return  # an expression index is not a key of columns
+            cols.append(ident_name(c.this))
+        if info is not None and cols:
+            _add_key(info, cols)
 
     def alter_table(self, tree: exp.Alter, stmt: Statement) -> None:
         table = tree.this
@@ -518,6 +548,9 @@ class _Reader:
                 facts.add("table_column", tinfo.name, col, typ, prov=prov(tinfo.line))
             for col in tinfo.primary_key:
                 facts.add("primary_key", tinfo.name, col, prov=prov(tinfo.line))
+            for i, key in enumerate(tinfo.unique_keys, start=1):
+                for col in key:
+                    facts.add("unique_key", tinfo.name, f"unique{i}", col, prov=prov(tinfo.line))
             for col in tinfo.columns:
                 if col in tinfo.not_null or col in tinfo.primary_key:
                     facts.add("column_not_null", tinfo.name, col, prov=prov(tinfo.line))
@@ -564,6 +597,10 @@ class _Reader:
                     )
             if always_true:
                 facts.add("rls_policy_always_true", pol.table, pol.name, prov=p)
+            if pol.using is not None:
+                columns = {t.name: t.columns for t in self.tables.values() if not t.partial}
+                at = Provenance(src, line=pol.line, snippet=pol.using.strip())
+                facts.update(policy_query_facts(pol.table, pol.name, pol.using, columns, at))
         for (t, r, priv), line in self.grants.items():
             facts.add("table_grant", t, r, priv, prov=prov(line))
         return SchemaInfo(
@@ -575,6 +612,11 @@ class _Reader:
             source=src,
             notes=sorted(self.notes, key=lambda n: n.line or 0),
         )
+
+
+def _add_key(info: TableInfo, cols: list[str]) -> None:
+    if cols and cols not in info.unique_keys and cols != info.primary_key:
+        info.unique_keys.append(cols)
 
 
 _MUST_PARSE = {

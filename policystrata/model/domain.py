@@ -472,6 +472,19 @@ def check_domain(
                 f"{did_you_mean(col, tables[table].columns)}",
             )
 
+    def check_condition(path: tuple[str | int, ...], text: str, table: str) -> None:
+        """A declared filter must be a SQL condition on known columns."""
+        from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
+
+        try:
+            tree = parse_expression(text)
+        except SqlglotError as exc:
+            err(path, f"cannot parse filter {text!r}: {str(exc).splitlines()[0]}")
+            return
+        for col in tree.find_all(exp.Column):
+            qual = ident_name(col.args.get("table")) or table
+            check_column(path, f"{qual}.{ident_name(col.this)}")
+
     roles, metrics, dims = pol.roles, pol.metrics, pol.dimensions
     labels = domain.time_range_labels()
     alias_owner: dict[str, str] = {}
@@ -584,6 +597,18 @@ def check_domain(
                 ("tenancy", table),
                 f"column '{col}' is not a column of table '{table}' in schema.sql",
             )
+    for mname, metric in metrics.items():
+        for i, text in enumerate(metric.filters):
+            check_condition(("metrics", mname, "filters", i), text, metric.table)
+    for table, spec in pol.tables.items():
+        if table not in tables:
+            err(
+                ("tables", table),
+                f"table '{table}' is not in schema.sql{did_you_mean(table, tables)}",
+            )
+            continue
+        for i, text in enumerate(spec.filters):
+            check_condition(("tables", table, "filters", i), text, table)
     for i, join in enumerate(pol.joins):
         check_column(("joins", i, "from"), join.from_)
         check_column(("joins", i, "to"), join.to)

@@ -66,6 +66,9 @@ class Metric(Strict):
     grain: str | None = None  # published default "tenant" is never read: no grain fact
     cost: int = 10  # the published default
     time_column: str | None = None  # (new) table.column or column of `table`
+    # (new) predicates the compiler adds to the metric's rows by design (SQL conditions, e.g.
+    # "support_tickets.status <> 'spam'"): expected in the SQL, never semantic drift
+    filters: list[str] = Field(default_factory=list)
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -108,6 +111,13 @@ class Join(Strict):
     cardinality: Literal["many_to_one", "one_to_many", "one_to_one"] = "many_to_one"
 
 
+class TableSpec(Strict):
+    """(new) per-table settings: ``filters`` are default predicates on every read of the table
+    (a soft delete: ``deleted_at is null``), expected in the SQL, never semantic drift."""
+
+    filters: list[str] = Field(default_factory=list)
+
+
 class Release(Strict):
     """(new) release thresholds."""
 
@@ -126,6 +136,7 @@ class Policy(Strict):
     time_ranges: dict[str, TimeRange] = Field(default_factory=dict)  # (new)
     joins: list[Join] = Field(default_factory=list)  # (new)
     release: Release | None = None  # (new)
+    tables: dict[str, TableSpec] = Field(default_factory=dict)  # (new) table -> defaults
 
     @field_validator("version", mode="before")
     @classmethod

@@ -207,8 +207,12 @@ def probable_fix(
     """
     site = f"the query built at {built_at} ({where})" if built_at else f"the query at {where}"
     check, key = witness.check, witness.key
-    if check in ("tenant_scope_missing", "wrong_tenant_column") and isinstance(key, str):
-        col = tenant_columns.get(key, "tenant_id")
+    if (
+        check in ("tenant_scope_missing", "wrong_tenant_column")
+        and isinstance(key, str)
+        and key in tenant_columns  # a table scoped through its parents: the rule's @fix says how
+    ):
+        col = tenant_columns[key]
         return f"add `{key}.{col} = :tenant` to {site}" + (
             " (and drop the filter on the legacy column)" if check == "wrong_tenant_column" else ""
         )

@@ -14,7 +14,7 @@ artifact digests with the fault-free run's (equal digests = an equivalent mutant
 >>> op = OPERATORS["compiler_uses_old_tenant_key"]
 >>> op.applies(d, req, run_stack(d, req))
 True
->>> "accounts.legacy_tenant_id = 'acme'" in run_stack(d, req, op.knobs(d, req)).sql
+>>> "accounts.legacy_tenant_id = 'acme'" in (run_stack(d, req, op.knobs(d, req)).sql or "")
 True
 """
 
@@ -24,7 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from policystrata.model import Domain, split_column
-from policystrata.stack.compiler import CompilerKnobs, plan_joins
+from policystrata.stack.compiler import (
+    CompileError,
+    CompilerKnobs,
+    plan_joins,
+    planned_tables,
+    tenant_roots,
+)
 from policystrata.stack.database import DatabaseKnobs
 from policystrata.stack.grammar import GrammarKnobs
 from policystrata.stack.manifest import ManifestKnobs, role_dimensions, role_metrics
@@ -73,47 +79,46 @@ def _compiled(run: StackRun) -> bool:
 
 
 def _tables_read(domain: Domain, req: Request) -> list[str]:
-    metric = _metric(domain, req)
-    if metric is None:
+    """The tables the canonical compiler reads for the request (none when it cannot compile)."""
+    if _metric(domain, req) is None:
         return []
-    base = domain.policy.metrics[metric].table
-    needed = []
-    for dim in [*req.query.dimensions, *(f.dimension for f in req.query.filters)]:
-        d = domain.policy.dimensions.get(dim)
-        if d is None:
-            continue
-        table = base if dim == "month" else split_column(d.column)[0]
-        needed.append(table)
-    return [base, *(j.table for j in plan_joins(domain, base, needed, CompilerKnobs()))]
+    try:
+        return planned_tables(domain, req.query, req.style)
+    except CompileError:
+        return []
 
 
 def _legacy_column(domain: Domain, table: str) -> tuple[str, str] | None:
+    """(tenant column, old ownership column) of a table that keeps a pre-migration ownership
+    field next to its tenant column (``legacy_tenant_id`` beside ``tenant_id``)."""
     tc = domain.tenant_columns().get(table)
     info = domain.schema.tables.get(table)
-    if tc is None or info is None:
+    if tc is None or info is None or table in tenant_roots(domain):
         return None
     for col in info.columns:
-        if col.startswith("legacy_") and col.endswith(tc):
+        if col != tc and col.startswith(("legacy_", "old_")) and col.endswith(tc):
             return tc, col
     return None
 
 
-def _legacy_table(domain: Domain) -> str | None:
-    for table in domain.schema.tables:
-        if _legacy_column(domain, table) is not None:
-            return table
-    return None
+def _legacy_table(domain: Domain, req: Request | None = None) -> str | None:
+    """A table with an old ownership column, preferring one the request reads."""
+    read = _tables_read(domain, req) if req is not None else []
+    tables = [t for t in domain.schema.tables if _legacy_column(domain, t) is not None]
+    return next((t for t in tables if t in read), tables[0] if tables else None)
 
 
 def _stale_alias(domain: Domain, req: Request) -> tuple[str, str] | None:
-    """(retired alias, its metric) the manifest keeps exposing: an alias of the requested metric
-    when it has one, else of another metric the role may use."""
+    """(retired alias, its metric) the manifest keeps offering: an alias of a metric the
+    principal's role may NOT use (the published fault: the stale alias reopens a denied
+    metric), the requested metric's first when it is such a metric."""
     role = _role(domain, req.principal)
     if role is None:
         return None
-    metrics = role_metrics(domain, role)
+    allowed = set(role_metrics(domain, role))
     target = _metric(domain, req)
-    order = ([target] if target in metrics else []) + [m for m in metrics if m != target]
+    denied = [m for m in sorted(domain.policy.metrics) if m not in allowed]
+    order = ([target] if target in denied else []) + [m for m in denied if m != target]
     for name in order:
         aliases = sorted(domain.policy.metrics[name].aliases)
         if aliases:
@@ -192,37 +197,55 @@ def _allowed_dimension(domain: Domain, req: Request) -> str | None:
 
 
 def _swap_metric_column(domain: Domain, req: Request) -> str | None:
-    """gross <-> net: the sibling amount column of the metric's aggregate column."""
+    """gross <-> net: another amount column of the metric's table in place of its own (the
+    gross/net sibling when there is one, else a column another metric aggregates, else another
+    numeric column of the same type)."""
     metric = _metric(domain, req)
     if metric is None:
         return None
     agg = domain.aggs.get(metric)
-    if agg is None:
+    info = domain.schema.tables.get(agg.table) if agg is not None else None
+    if agg is None or info is None or agg.column == "*" or agg.func not in ("sum", "avg"):
         return None
-    cols = domain.schema.tables[agg.table].columns
+    cols = info.columns
     for a, b in (("net_", "gross_"), ("gross_", "net_")):
-        if agg.column.startswith(a):
-            other = b + agg.column[len(a) :]
-            if other in cols:
-                return f"{agg.table}.{other}"
-    return None
+        if agg.column.startswith(a) and b + agg.column[len(a) :] in cols:
+            return f"{agg.table}.{b + agg.column[len(a) :]}"
+    others = [
+        m.column
+        for n, m in sorted(domain.aggs.items())
+        if n != metric and m.table == agg.table and m.column not in ("*", agg.column)
+    ]
+    keys = set(info.primary_key) | {fk.column for fk in info.foreign_keys}
+    typ = cols.get(agg.column)
+    others += [c for c, t in cols.items() if t == typ and c != agg.column and c not in keys]
+    return f"{agg.table}.{others[0]}" if others else None
 
 
 def _fanout_table(domain: Domain, req: Request) -> str | None:
-    """A one-to-many sibling of the metric's table (another child of a parent it joins)."""
+    """A one-to-many table the query does not read, hanging below a table it does (reachable
+    from the metric's table along many-to-one steps): joining it repeats the metric's rows.
+    A table that holds another metric's facts first (it fans out the most visibly)."""
     metric = _metric(domain, req)
-    if metric is None:
+    read = _tables_read(domain, req)
+    if metric is None or not read:
         return None
     base = domain.policy.metrics[metric].table
-    parents = {fk.ref_table for fk in domain.schema.tables[base].foreign_keys} - {"tenants"}
+    roots = tenant_roots(domain)
+    facts = {m.table for m in domain.policy.metrics.values()}
+    candidates = []
     for name, info in domain.schema.tables.items():
-        if name == base:
+        if name in read or name in roots:
             continue
-        sibling = any(fk.ref_table in parents for fk in info.foreign_keys)
-        # a table that holds another metric's facts fans out the most visibly
-        if sibling and any(m.table == name for m in domain.policy.metrics.values()):
-            return name
-    return None
+        if not any(fk.ref_table in read and fk.ref_table not in roots for fk in info.foreign_keys):
+            continue
+        try:
+            plan_joins(domain, base, [name], CompilerKnobs(inner_join_all=True))
+        except CompileError:
+            continue
+        candidates.append(name)
+    candidates.sort(key=lambda t: (t not in facts, t))
+    return candidates[0] if candidates else None
 
 
 def _is_fiscal(domain: Domain, req: Request) -> bool:
@@ -235,20 +258,25 @@ def _has_left_join(run: StackRun) -> bool:
 
 
 def _legacy_knobs(domain: Domain, req: Request) -> Knobs:
-    table = _legacy_table(domain) or ""
+    table = _legacy_table(domain, req) or ""
     cols = _legacy_column(domain, table) or ("", "")
-    return replace(K, compiler=CompilerKnobs(legacy_tenant_key=cols[1]))
+    return replace(K, compiler=CompilerKnobs(legacy_tenant_key=(table, cols[1])))
 
 
 def _ownership_knobs(domain: Domain, req: Request) -> Knobs:
-    table = _legacy_table(domain) or ""
+    table = _legacy_table(domain, req) or ""
     cols = _legacy_column(domain, table) or ("", "")
     return replace(K, database=DatabaseKnobs(ownership_column=(table, cols[0], cols[1])))
 
 
 def _ownership_applies(domain: Domain, req: Request, canonical: StackRun) -> bool:
-    table = _legacy_table(domain)
-    return _compiled(canonical) and table is not None and table in _tables_read(domain, req)
+    table = _legacy_table(domain, req)
+    return (
+        _compiled(canonical)
+        and table is not None
+        and table in _tables_read(domain, req)
+        and table in domain.schema.rls_enabled
+    )
 
 
 def _missing_policy_knobs(domain: Domain, req: Request) -> Knobs:
@@ -256,11 +284,27 @@ def _missing_policy_knobs(domain: Domain, req: Request) -> Knobs:
     return replace(K, database=DatabaseKnobs(drop_policy_table=table))
 
 
-def _swap_applies(domain: Domain, req: Request, canonical: StackRun) -> bool:
+def _missing_policy_applies(domain: Domain, req: Request, canonical: StackRun) -> bool:
     metric = _metric(domain, req)
-    if not _compiled(canonical) or metric is None:
+    return (
+        _compiled(canonical)
+        and metric is not None
+        and domain.policy.metrics[metric].table in domain.schema.rls_enabled
+    )
+
+
+def _swap_applies(domain: Domain, req: Request, canonical: StackRun) -> bool:
+    """The SQL scopes some table by a tenant column that is not its own key: binding the scope
+    to the key (accounts.id) instead is a real change."""
+    if not _compiled(canonical):
         return False
-    return "account_id" in domain.schema.tables[domain.policy.metrics[metric].table].columns
+    tenant_cols = domain.tenant_columns()
+    for table in _tables_read(domain, req):
+        tc = tenant_cols.get(table)
+        key = domain.schema.tables[table].primary_key
+        if tc is not None and len(key) == 1 and key[0] != tc:
+            return True
+    return False
 
 
 def _distinct_applies(domain: Domain, req: Request, canonical: StackRun) -> bool:
@@ -291,9 +335,9 @@ _OPERATORS: list[Operator] = [
     _op(
         "stale_metric_alias_manifest",
         "manifest",
-        "semantic_drift",
+        "over_permissive",
         None,
-        "the manifest still exposes a retired metric alias",
+        "the manifest still offers a retired alias of a metric the role may not use",
         lambda d, r, c: _stale_alias(d, r) is not None,
         lambda d, r: replace(K, manifest=ManifestKnobs(stale_alias=_stale_alias(d, r))),
     ),
@@ -353,7 +397,7 @@ _OPERATORS: list[Operator] = [
         "lowering_violation",
         "database",
         "the compiler scopes the tenant through the pre-2025 ownership column",
-        lambda d, r, c: _compiled(c) and _legacy_table(d) is not None,
+        lambda d, r, c: _compiled(c) and _legacy_table(d, r) is not None,
         _legacy_knobs,
     ),
     _op(
@@ -361,9 +405,10 @@ _OPERATORS: list[Operator] = [
         "compiler",
         "lowering_violation",
         "database",
-        "the compiler compares the metric table's account_id with the tenant id",
+        "the compiler binds the tenant scope to the tenant table's key (accounts.id) instead of "
+        "its tenant column",
         _swap_applies,
-        lambda d, r: replace(K, compiler=CompilerKnobs(swap_tenant_account=True)),
+        lambda d, r: replace(K, compiler=CompilerKnobs(swap_tenant_key=True)),
     ),
     _op(
         "db_rls_old_ownership_field",
@@ -381,7 +426,7 @@ _OPERATORS: list[Operator] = [
         None,
         "the metric's table has no row security in force: only the application stands between "
         "the query and other tenants' rows",
-        lambda d, r, c: _compiled(c),
+        _missing_policy_applies,
         _missing_policy_knobs,
     ),
     _op(
@@ -432,7 +477,7 @@ _OPERATORS: list[Operator] = [
     _op(
         "cost_estimate_ignores_expansion",
         "compiler",
-        "lowering_violation",
+        "over_permissive",
         None,
         "the compiler's cost estimate leaves out the dimensions' (group-by expansion) cost",
         lambda d, r, c: _compiled(c) and bool(r.query.dimensions),

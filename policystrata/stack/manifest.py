@@ -26,7 +26,7 @@ class ManifestKnobs:
     """How a (possibly faulty) manifest layer deviates from the canonical one."""
 
     omit_metric: str | None = None  # underclaim: leave out an allowed metric
-    stale_alias: tuple[str, str] | None = None  # (retired alias, its metric) still exposed
+    stale_alias: tuple[str, str] | None = None  # (retired alias, its metric) still offered
 
 
 def role_metrics(domain: Domain, role: str) -> list[str]:
@@ -62,13 +62,18 @@ def build_manifest(
     if p is None or p.role not in pol.roles:
         return {"principal": principal, "metrics": [], "dimensions": [], "time_ranges": []}
     metrics = []
-    for name in role_metrics(domain, p.role):
+    allowed = role_metrics(domain, p.role)
+    for name in allowed:
         if name == knobs.omit_metric:
             continue
         aliases: list[str] = []
         if knobs.stale_alias is not None and knobs.stale_alias[1] == name:
             aliases = [knobs.stale_alias[0]]
         metrics.append({"name": name, "aliases": aliases})
+    if knobs.stale_alias is not None and knobs.stale_alias[1] not in allowed:
+        # a retired alias the manifest still offers, of a metric the role may not use
+        metrics.append({"name": knobs.stale_alias[0], "aliases": []})
+        metrics.sort(key=lambda m: str(m["name"]))
     dims = role_dimensions(domain, p.role)
     labels = domain.time_range_labels()
     ranges = sorted(t for t in pol.roles[p.role].allowed_time_ranges if t in labels)

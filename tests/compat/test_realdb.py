@@ -32,7 +32,8 @@ database:
     - {id: no_session_no_rows, sql: "select tenant_id from accounts", expected_rows: 0}
   state_assertions:
     - id: acme_invoice_shape
-      sql: "select tenant_id, net_amount_cents from invoices"
+      sql: "select a.tenant_id, i.net_amount_cents from invoices i
+            join subscriptions s on s.id = i.subscription_id join accounts a on a.id = s.account_id"
       tenant_id: acme
       require_columns: [tenant_id]
       forbidden_columns: [customer_email]

@@ -9,7 +9,9 @@ for every scope; ``sql_output_column(C, S, Name, Alias, Column)`` when output Na
 scope is a source column passed through unchanged (a bare column, renamed or not, or a star
 expansion); ``sql_unique_output(C, S, Name)`` when no two rows of the scope share output Name
 (it is the only GROUP BY / DISTINCT ON key, the only column of a SELECT DISTINCT, or the scope
-returns at most one row); ``sql_single_row(C, S)`` when the scope returns at most one row (an
+returns at most one row); ``sql_group_key(C, S, Name)`` for each output of a grouping (or
+DISTINCT ON) whose every key is an output column (the rows are unique on them together);
+``sql_single_row(C, S)`` when the scope returns at most one row (an
 aggregate without GROUP BY, or LIMIT 1); ``sql_set_returning(C, S)`` when its select list
 calls a set-returning function; ``sql_aggregated(C, S)`` when a scope aggregates
 (GROUP BY or an aggregate in its select list; window functions do not aggregate);
@@ -22,7 +24,9 @@ calls a set-returning function; ``sql_aggregated(C, S)`` when a scope aggregates
 >>> q = "select l.account_id, l.plan from (select distinct on (s.account_id) s.account_id, s.plan "
 >>> q += "from subscriptions s order by s.account_id, s.started_on desc) l"
 >>> for f in lower_sql("q", q).facts.sorted():
-...     if f.pred in ("sql_output_column", "sql_unique_output"): print(f.render())
+...     if f.pred in ("sql_output_column", "sql_unique_output", "sql_group_key"):
+...         print(f.render())
+sql_group_key("q", "s1", "account_id")
 sql_output_column("q", "s0", "account_id", "l", "account_id")
 sql_output_column("q", "s0", "plan", "l", "plan")
 sql_output_column("q", "s1", "account_id", "s", "account_id")
@@ -190,12 +194,43 @@ def _uniqueness(ctx: Ctx, info: ScopeInfo, node: exp.Select, names: list[str]) -
                     ctx.emit("sql_unique_output", info.id, names[0], node=proj)
             return
         keys = list(on.expressions) if isinstance(on, exp.Tuple) else [on]
+    all_keys: list[exp.Expr] = keys
+    if group is not None:
+        all_keys = list(group.expressions)
+    _group_keys(ctx, info, node, all_keys, group)
     if len(keys) != 1 or isinstance(keys[0], exp.Rollup | exp.Cube | exp.GroupingSets):
         return
     key = keys[0]
     for pos, proj in enumerate(node.expressions, start=1):
         if _same_key(ctx, info, node, key, proj, pos):
             ctx.emit("sql_unique_output", info.id, projection_name(proj), node=proj)
+
+
+def _group_keys(
+    ctx: Ctx, info: ScopeInfo, node: exp.Select, keys: list[exp.Expr], group: exp.Expr | None
+) -> None:
+    """``sql_group_key`` for each output of a grouping (or DISTINCT ON) whose every key is an
+    output column: the scope's rows are unique on those outputs together."""
+    if not keys or (
+        group is not None
+        and any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals"))
+    ):
+        return
+    names: list[str] = []
+    for key in keys:
+        hit = next(
+            (
+                projection_name(proj)
+                for pos, proj in enumerate(node.expressions, start=1)
+                if _same_key(ctx, info, node, key, proj, pos)
+            ),
+            None,
+        )
+        if hit is None:
+            return
+        names.append(hit)
+    for name in dict.fromkeys(names):
+        ctx.emit("sql_group_key", info.id, name, node=projection_for(info, name))
 
 
 def _same_key(

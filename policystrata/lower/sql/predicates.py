@@ -9,6 +9,10 @@ the n-th anonymous ``?`` / ``%s``), ``setting`` (``current_setting('x')`` -> ``x
 (``Alias.Column``), ``subquery`` (the subquery's scope id), ``null`` or ``expr`` (SQL text);
 Strength is ``guaranteed`` or ``possible`` (see ``predicate_extract``).
 ``sql_col_eq(C, S, A1, Col1, A2, Col2, Strength)`` for each equality between two columns.
+``sql_literal_text(C, Value, Text)`` for a literal whose value compares equal to a text key
+under the column's type: an integer literal and its decimal text (``c_custkey = 4821`` matches
+tenant ``'4821'`` on an integer column), a UUID literal on a uuid column and its canonical
+lower-case text.
 
 >>> from policystrata.lower.sql import lower_sql
 >>> r = lower_sql("q", "select 1 from accounts a where a.tenant_id = $1 or a.region in ('eu')")
@@ -19,12 +23,13 @@ sql_pred("q", "s0", "a", "region", "in", "literal", "eu", "possible")
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import POSSIBLE, extract_predicates
-from policystrata.lower.sql.scopes import param_name, resolve
+from policystrata.lower.sql.scopes import base_columns, param_name, resolve
 
 
 def predicates(ctx: Ctx) -> None:
@@ -79,8 +84,44 @@ def emit_condition(
                 equalities.append((alias, column, other_alias, other_col, p.strength))
         elif p.vkind == "subquery" and p.value_node is not None:
             value = _scope_id_of(ctx, p.value_node)
+        elif p.vkind == "literal":
+            text = literal_text(value)
+            if text is not None and (isinstance(value, int) or _uuid_column(ctx, info, p.column)):
+                ctx.emit("sql_literal_text", value, text, node=p.node)
         ctx.emit("sql_pred", info.id, alias, column, p.op, p.vkind, value, strength, node=p.node)
     return equalities
+
+
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+
+
+def _uuid_column(ctx: Ctx, info: ScopeInfo, column: exp.Column) -> bool:
+    """The column is of type uuid per the schema (a UUID literal then compares case-blind)."""
+    types = {
+        (ctx.schema_columns or {}).get(t, {}).get(c, "") for t, c in base_columns(ctx, info, column)
+    }
+    return types == {"uuid"}
+
+
+def literal_text(value: object) -> str | None:
+    """The text key a typed literal equals when compared with a key column of its type: an
+    integer's decimal text, a UUID's canonical lower-case form (``None`` when it is its own
+    text already).
+
+    >>> literal_text(4821), literal_text("4A7C07F8-1B1E-4F3E-9A8B-0C2D3E4F5A6B"), literal_text("x")
+    ('4821', '4a7c07f8-1b1e-4f3e-9a8b-0c2d3e4f5a6b', None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and _UUID.match(value):
+        hexes = value.replace("-", "").lower()
+        canon = f"{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
+        return canon if canon != value else None
+    return None
 
 
 def _scope_id_of(ctx: Ctx, node: exp.Expr) -> str:

@@ -159,7 +159,10 @@ def resolve(ctx: Ctx, info: ScopeInfo, col: exp.Column) -> tuple[str, ScopeInfo]
         if not sources:
             continue
         if len(sources) == 1 and s is info:
-            return next(iter(sources)), s
+            alias, (_, src) = next(iter(sources.items()))
+            if has_column(ctx, src, name) is not False:
+                return alias, s
+            continue  # not a column of the one source (the schema says so): an outer scope's
         yes = [a for a, (_, src) in sources.items() if has_column(ctx, src, name) is True]
         maybe = [a for a, (_, src) in sources.items() if has_column(ctx, src, name) is None]
         if len(yes) == 1 and not maybe:
