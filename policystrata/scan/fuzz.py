@@ -63,12 +63,16 @@ Each mutant is then classified:
 >>> from policystrata.ir import parse_ir
 >>> checker = Checker.open("support_saas")
 >>> case = Case(id="r1", principal="acme_analyst",
-...     ir=parse_ir("net_revenue during last_month limit 100"),
-...     sql="select sum(i.net_amount_cents) as value from invoices i "
-...         "where i.tenant_id = 'acme' and i.invoice_date >= '2026-05-01' "
-...         "and i.invoice_date < '2026-06-01' limit 100")
->>> [(m.operator, m.point) for m in derive(case, FuzzContext(checker.domain))][:2]
-[('tenant_predicate_removed', "i.tenant_id = 'acme'"), ('time_bounds_shifted', 'i.invoice_date')]
+...     ir=parse_ir("net_revenue by region during last_month limit 100"),
+...     sql="select a.region, sum(i.net_amount_cents) as value from invoices i "
+...         "join subscriptions s on s.id = i.subscription_id join accounts a "
+...         "on a.id = s.account_id where a.tenant_id = 'acme' and i.invoice_date >= "
+...         "'2026-05-01' and i.invoice_date < '2026-06-01' group by a.region limit 100")
+>>> for m in derive(case, FuzzContext(checker.domain))[:3]:
+...     print(m.operator, "|", m.point)
+tenant_predicate_removed | a.tenant_id = 'acme'
+join_path_fanout | subscriptions <- invoices.subscription_id
+join_path_fanout | accounts <- subscriptions.account_id
 """
 
 from __future__ import annotations
@@ -242,14 +246,14 @@ def _tenant_predicates(
     conjuncts — the compiler no longer scopes that query to the tenant (dropping one of two
     redundant predicates would change nothing the tenancy depends on).
 
-    >>> t = _parse("select count(*) from accounts a join support_tickets t "
-    ...     "on t.account_id = a.id and t.tenant_id = 'acme' where a.tenant_id = 'acme'")
+    >>> t = _parse("select count(*) from accounts a join agents g "
+    ...     "on g.tenant_id = 'acme' where a.tenant_id = 'acme' and a.region = 'emea'")
     >>> from policystrata.model import load_domain
     >>> pts = _tenant_predicates(t, Case(id="x"), FuzzContext(load_domain("support_saas")))
     >>> [k for k, _ in pts]
-    ["a.tenant_id = 'acme' and t.tenant_id = 'acme'"]
+    ["a.tenant_id = 'acme' and g.tenant_id = 'acme'"]
     >>> pts[0][1](t); t.sql()
-    'SELECT COUNT(*) FROM accounts AS a JOIN support_tickets AS t ON t.account_id = a.id'
+    "SELECT COUNT(*) FROM accounts AS a JOIN agents AS g ON TRUE WHERE a.region = 'emea'"
     """
     out: list[tuple[str, Transform]] = []
     for si, select in enumerate(_selects(tree)):
