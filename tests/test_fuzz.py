@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
@@ -222,6 +223,10 @@ def test_the_scan_reports_the_stage_and_a_survivor(shop: Path) -> None:
     assert run("check", *args, "--db", "none").exit_code == 0
     summary = json.loads((shop / "out" / "summary.json").read_text())
     assert summary["fuzz"]["totals"] == totals and "records" not in summary["fuzz"]
+    sarif = json.loads((shop / "out" / "scan.sarif").read_text())
+    schema = json.loads((Path(__file__).parent / "schemas" / "sarif-2.1.0.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(sarif)
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]].count("fuzz.survived") == 1
     md = (shop / "out" / "report.md").read_text()
     assert "| `metric_alias_replaced` | 0 | 1 | 0 |" in md
 
