@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from policystrata import __version__
+from policystrata import __version__, profile
 from policystrata.case import Case
 from policystrata.contracts import contract_names
 from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
-from policystrata.engine.proof import render_message
-from policystrata.facts import Const, Fact, FactSet, Provenance
+from policystrata.engine.backend import ORDER_WATCH
+from policystrata.engine.proof import renamed_proof, render_message
+from policystrata.facts import SOURCE_SLOT, Const, Fact, FactSet, Provenance
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
@@ -72,7 +74,7 @@ class LoweringContext:
     domain: Domain
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
-    sql_cache: dict[tuple[str, Provenance], tuple[str, FactSet]] = field(default_factory=dict)
+    sql_cache: dict[tuple[str, str], FactSet] = field(default_factory=dict)
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -132,7 +134,12 @@ statement cannot stall the check of a whole trace file."""
 
 def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The SQL, through :func:`policystrata.lower.sql.lower_sql`. A rejected or unparseable
-    statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception."""
+    statement yields a ``sql_finding`` fact (so a finding with a proof), never an exception.
+
+    A SQL text is lowered once per run whatever record it came from: its facts are made for a
+    placeholder case and source (:data:`~policystrata.facts.SOURCE_SLOT`), remembered by text
+    (bounded, least recently used first out), and re-based onto each record's case id and
+    source, so every fact still points at its own record's file and line."""
     if case.sql is None:
         return FactSet()
     source = case.origin if case.origin is not None else Provenance("sql")
@@ -145,20 +152,21 @@ def lower_sql_text(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
         )
         facts.add("sql_finding", case.id, "unanalysable_sql", reason, prov=source)
         return facts
-    # The same SQL recurs (minimization steps, requests that compile alike): its facts are
-    # remembered by (text, source), bounded, and re-keyed to this case, the case id being only
-    # ever their first argument.
-    key = (case.sql, source)
+    key = (case.sql, "postgres")
     hit = ctx.sql_cache.get(key)
     if hit is None:
-        facts = lower_sql(case.id, case.sql, source=source, schema=ctx.domain.schema).facts
-        ctx.sql_cache[key] = (case.id, facts)
-        if len(ctx.sql_cache) > 256:
+        hit = lower_sql(_SLOT_CASE, case.sql, source=SOURCE_SLOT, schema=ctx.domain.schema).facts
+        ctx.sql_cache[key] = hit
+        if len(ctx.sql_cache) > SQL_CACHE_SIZE:
             ctx.sql_cache.pop(next(iter(ctx.sql_cache)))
-        hit = (case.id, facts)
     else:
         ctx.sql_cache[key] = ctx.sql_cache.pop(key)  # most recently used last
-    return hit[1].renamed_case(hit[0], case.id)
+    return hit.rebased(_SLOT_CASE, case.id, case.origin)
+
+
+#: SQL texts whose facts a run remembers (a scan's exports repeat a few hundred queries).
+SQL_CACHE_SIZE = 1024
+_SLOT_CASE = "\x00case"
 
 
 def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
@@ -469,6 +477,7 @@ class Checker:
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
+        self._verdicts: OrderedDict[Any, tuple[str, list[WitnessParts]]] = OrderedDict()
         self.last_artifact_fact_count = 0
         """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
 
@@ -527,9 +536,10 @@ class Checker:
         """The facts of the case's artifacts alone (every pass but the real-row probe): what
         :meth:`check` lowers besides real rows, e.g. to reuse for a case checked again."""
         facts = FactSet()
-        for lowering in CASE_PASSES:
-            if lowering is not lower_real_rows:
-                facts.update(lowering(case, self.context, facts))
+        with profile.stage("lowering"):
+            for lowering in CASE_PASSES:
+                if lowering is not lower_real_rows:
+                    facts.update(lowering(case, self.context, facts))
         return facts
 
     def check(
@@ -555,7 +565,8 @@ class Checker:
         else:  # a copy: the caller's facts stay as they were
             facts = artifact_facts.copy()
         self.last_artifact_fact_count = len(facts)
-        rows = lower_real_rows(case, self.context, facts)
+        with profile.stage("database"):
+            rows = lower_real_rows(case, self.context, facts)
         if extra_facts is not None:
             rows.update(extra_facts)
         facts.update(rows)
@@ -602,7 +613,44 @@ class Checker:
     ) -> list[Witness]:
         """One witness per violation atom (``keep`` selects them); with ``defence``, also one per
         fault of a defence layer (database, release) that an earlier layer's violation outranked:
-        their job is to stop upstream faults, so their failure is a regression of its own."""
+        their job is to stop upstream faults, so their failure is a regression of its own.
+
+        A case whose facts equal an earlier case's up to the case id (``Result.memo_key``) gets
+        that case's checked proofs, renamed to its own case id, with each fact leaf's provenance
+        taken from its own facts (:func:`~policystrata.engine.proof.renamed_proof`): a
+        consistent renaming of a constant that occurs in no rule and no policy fact maps a
+        valid proof to a valid proof of the renamed atom over the renamed facts."""
+        memo = None
+        if keep is None and self.context.databases is None and result.memo_key is not None:
+            cid, key = result.memo_key
+            memo = (key, defence)
+            hit = self._verdicts.get(memo)
+            if hit is not None:
+                self._verdicts.move_to_end(memo)
+                old, parts = hit
+                rename = Renamer(old, cid, result, self.program)
+                return [self._build(case, rename.parts(p)) for p in parts]
+        watch = ORDER_WATCH
+        saved = watch.cid, watch.seen
+        watch.cid, watch.seen = (result.memo_key[0] if memo is not None else None), False
+        try:
+            parts = self._parts(result, keep, defence)
+        finally:
+            ordered = watch.seen
+            watch.cid, watch.seen = saved
+        if memo is not None and not ordered:
+            self._verdicts[memo] = (result.memo_key[0], parts)
+            if len(self._verdicts) > VERDICT_MEMO_SIZE:
+                self._verdicts.popitem(last=False)
+        return [self._build(case, p) for p in parts]
+
+    def _parts(
+        self,
+        result: Any,
+        keep: Callable[[tuple[Const, ...]], bool] | None,
+        defence: bool,
+    ) -> list[WitnessParts]:
+        """The proved (and independently checked) parts of each witness of the case."""
         violations = result.atoms("violation")
         if keep is not None:
             violations = [v for v in violations if keep(v)]
@@ -612,7 +660,7 @@ class Checker:
         contained = result.atoms("contained")
         rank = {s: i for i, s in enumerate(SURFACE_ORDER)}
         lookup = result.fact_lookup  # one independent model per case, shared by its proofs
-        out = []
+        out: list[WitnessParts] = []
         for atom in violations:
             _, surface, _class, check, key = atom
             proof = result.prove(Fact("violation", tuple(atom)))
@@ -621,39 +669,20 @@ class Checker:
                 (c for c in contained if c[2] == check and _same(c[3], key)),
                 key=lambda c: rank.get(str(c[1]), 99),
             )
-            containment_layer = containment_message = None
+            containment: tuple[str, ProofNode] | None = None
             if containers:
                 c_atom = containers[0]
-                containment_layer = str(c_atom[1])
-                c_proof = result.prove(Fact("contained", tuple(c_atom)))
-                containment_message = c_proof.message
+                containment = (str(c_atom[1]), result.prove(Fact("contained", tuple(c_atom))))
             also = []
             for f in faults:
                 if f[1] == surface and f[3] == check and _same(f[4], key):
                     continue
-                f_proof = result.prove(Fact("layer_fault", tuple(f)))
-                also.append(
-                    FaultRef(
-                        surface=f[1],
-                        witness_class=f[2],
-                        check=str(f[3]),
-                        key=f[4],
-                        rule_id=f_proof.rule or "",
-                        message=f_proof.message or "",
-                    )
-                )
-            out.append(
-                self._witness(
-                    case,
-                    Fact("violation", tuple(atom)),
-                    proof,
-                    containment_layer=containment_layer,
-                    containment_message=containment_message,
-                    also_failed=also,
-                )
-            )
+                also.append(result.prove(Fact("layer_fault", tuple(f))))
+            out.append(WitnessParts(Fact("violation", tuple(atom)), proof, containment, also))
         if defence:
-            seen = {(w.localized_surface, w.check, json.dumps(w.key)) for w in out}
+            seen = {
+                (str(p.atom.args[1]), str(p.atom.args[3]), json.dumps(p.atom.args[4])) for p in out
+            }
             for f in faults:
                 sig = (f[1], str(f[3]), json.dumps(f[4]))
                 if f[1] not in DEFENCE_LAYERS or sig in seen:
@@ -662,8 +691,31 @@ class Checker:
                 atom = Fact("layer_fault", tuple(f))
                 proof = result.prove(atom)
                 check_proof(proof, self.program, lookup)
-                out.append(self._witness(case, atom, proof, defence=True))
+                out.append(WitnessParts(atom, proof, None, [], defence=True))
         return out
+
+    def _build(self, case: Case, parts: WitnessParts) -> Witness:
+        also = [
+            FaultRef(
+                surface=f.args[1],  # type: ignore[arg-type]
+                witness_class=f.args[2],  # type: ignore[arg-type]
+                check=str(f.args[3]),
+                key=f.args[4],
+                rule_id=f.rule or "",
+                message=f.message or "",
+            )
+            for f in parts.also
+        ]
+        layer, c_proof = parts.containment or (None, None)
+        return self._witness(
+            case,
+            parts.atom,
+            parts.proof,
+            containment_layer=layer,
+            containment_message=c_proof.message if c_proof is not None else None,
+            also_failed=also,
+            defence=parts.defence,
+        )
 
     def _witness(
         self,
@@ -705,6 +757,47 @@ class Checker:
     def _fix(self, step: ProofNode) -> str | None:
         template = self.program.rule(step.rule).fix if step.rule else None
         return render_message(template, step.bindings) if template else None
+
+
+#: Cases whose checked witness proofs are remembered, up to the case id (see ``_witnesses``).
+VERDICT_MEMO_SIZE = 512
+
+
+@dataclass
+class WitnessParts:
+    """What a witness is built from: its atom and checked proof, the containment layer and the
+    proof of its ``contained`` atom, the proofs of the other layer faults (``also failed``)."""
+
+    atom: Fact
+    proof: ProofNode
+    containment: tuple[str, ProofNode] | None
+    also: list[ProofNode]
+    defence: bool = False
+
+
+class Renamer:
+    """Parts of one case's witnesses for another case with the same facts up to the case id."""
+
+    def __init__(self, old: str, new: str, result: Any, program: Program) -> None:
+        self.old, self.new, self.result, self.program = old, new, result, program
+        self.done: dict[int, ProofNode] = {}
+
+    def proof(self, node: ProofNode) -> ProofNode:
+        return renamed_proof(node, self.old, self.new, self.result, self.program, self.done)
+
+    def parts(self, p: WitnessParts) -> WitnessParts:
+        old, new = self.old, self.new
+        args = tuple(new if type(a) is str and a == old else a for a in p.atom.args)
+        containment = None
+        if p.containment is not None:
+            containment = (p.containment[0], self.proof(p.containment[1]))
+        return WitnessParts(
+            Fact(p.atom.pred, args),
+            self.proof(p.proof),
+            containment,
+            [self.proof(f) for f in p.also],
+            p.defence,
+        )
 
 
 SURFACE_ORDER = ("manifest", "grammar", "validator", "compiler", "database", "release")

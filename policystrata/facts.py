@@ -159,6 +159,11 @@ class Provenance:
         )
 
 
+#: A placeholder source: facts made once with it (a SQL text's, lowered once per run) are
+#: re-based onto each record's own source (:meth:`FactSet.rebased`).
+SOURCE_SLOT = Provenance("\x00source", line=-1, column=-2)
+
+
 @dataclass
 class FactSet:
     """An insertion-ordered set of facts with provenance (first provenance wins for display,
@@ -206,6 +211,53 @@ class FactSet:
             if args and type(args[0]) is str and args[0] == old:
                 fact = Fact(fact.pred, (new, *args[1:]))
             out[fact] = list(provs)
+        return FactSet(out)
+
+    def rebased(self, old: str, new: str, source: Provenance | None) -> FactSet:
+        """A copy for another record: facts with first argument ``old`` (a case id) get ``new``
+        there, and provenance that points at :data:`SOURCE_SLOT` (a placeholder source the
+        facts were made with) points at ``source`` instead, keeping span, snippet and note.
+        Without ``source`` the placeholder becomes ``sql`` (the artifact itself).
+
+        >>> fs = FactSet()
+        >>> _ = fs.add("sql_reads", "c1", "t", prov=Provenance(
+        ...     SOURCE_SLOT.source, line=SOURCE_SLOT.line, column=SOURCE_SLOT.column, span=(7, 8)))
+        >>> out = fs.rebased("c1", "c2", Provenance("traces.jsonl", line=5))
+        >>> [(str(f), [str(p) for p in out.provenance(f)]) for f in out]
+        [('sql_reads("c2", "t")', ['traces.jsonl:5[7:8]'])]
+        """
+        slot = SOURCE_SLOT
+        cache: dict[Provenance, Provenance] = {}
+        out: dict[Fact, list[Provenance]] = {}
+        for fact, provs in self._facts.items():
+            args = fact.args
+            if args and type(args[0]) is str and args[0] == old:
+                fact = Fact(fact.pred, (new, *args[1:]))
+            moved = []
+            for p in provs:
+                if p.source == slot.source:
+                    q = cache.get(p)
+                    if q is None:
+                        q = cache[p] = Provenance(
+                            source.source if source is not None else "sql",
+                            line=source.line if source is not None and p.line is not None else None,
+                            column=(
+                                source.column
+                                if source is not None and p.column == slot.column
+                                else None
+                            ),
+                            span=p.span,
+                            snippet=p.snippet,
+                            note=p.note
+                            or (
+                                source.note
+                                if source is not None and p.column == slot.column
+                                else None
+                            ),
+                        )
+                    p = q
+                moved.append(p)
+            out[fact] = moved
         return FactSet(out)
 
     def __contains__(self, fact: object) -> bool:

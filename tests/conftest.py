@@ -8,12 +8,21 @@ PostgreSQL (mark such tests ``@pytest.mark.postgres``):
 - ``pg_cluster`` (session): roles and template databases on that server.
 - ``make_db`` (function): ``make_db(schema_sql, seed_sql="")`` returns a fresh database cloned
   from a template of that (schema, seed) text; dropped after the test.
+
+The suite runs in parallel (pytest-xdist, ``addopts`` in pyproject.toml): each worker is its own
+session, so each starts its own throwaway server. Workers sharing one external server
+(``$STRATA_DATABASE_URL``) take turns creating roles and templates (a file lock per URL).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,11 +64,29 @@ def pg_server() -> Iterator[Server]:
         server.stop()
 
 
+@contextlib.contextmanager
+def _shared_server_turn() -> Iterator[None]:
+    """Serialize role and template creation among xdist workers sharing an external server."""
+    url = os.environ.get(ENV_DATABASE_URL)
+    if not url:
+        yield
+        return
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"strata-pytest-{digest}.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster(pg_server: Server) -> Iterator[Cluster]:
     cluster = Cluster(pg_server)
     try:
-        cluster.ensure_roles()
+        with _shared_server_turn():
+            cluster.ensure_roles()
     except DatabaseUnavailable as e:
         _no_postgres(str(e))
     yield cluster
@@ -71,7 +98,8 @@ def make_db(pg_cluster: Cluster) -> Iterator[Callable[..., Database]]:
     made: list[Database] = []
 
     def make(schema_sql: str, seed_sql: str = "") -> Database:
-        db = pg_cluster.database(schema_sql, seed_sql)
+        with _shared_server_turn():
+            db = pg_cluster.database(schema_sql, seed_sql)
         made.append(db)
         return db
 

@@ -121,3 +121,67 @@ def test_proof_checker_model_matches_reference(text, data):
         got = model.get(pred, set())
         want = {_rkey(v for _t, v in row) for row in ref.get(pred, set())}
         assert got == want, f"{pred} differs for\n{text}"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=programs(), data=facts_st, probes=st.data())
+def test_goal_directed_checker_matches_reference(text, data, probes):
+    """The proof checker's goal-directed evaluation (absent leaves): for every derived
+    predicate, patterns with bound, unbound and constrained positions answer exactly the
+    reference model's matching tuples, and ground atoms are derivable exactly when in it."""
+    from policystrata.engine.proofcheck import _OPEN, FactLookup, _Goals, _rkey, holds
+
+    program = parse_program(text, source="gen.dl")
+    e, f, g = data
+    policy = [Fact("g", (a, b)) for a, b in sorted(g)]
+    own = [Fact("e", (a, b)) for a, b in sorted(e)] + [Fact("f", (a,)) for a in sorted(f)]
+    ref = evaluate(program, [(x.pred, x.args) for x in [*policy, *own]])
+    # the way check_proof uses it: shared (policy) facts below a case's own facts
+    from policystrata.engine.proofcheck import SharedFacts
+
+    lookup = FactLookup(own, shared=SharedFacts(policy))
+    goals = None
+    for pred in program.idb_predicates():
+        want = {tuple(v for _t, v in row) for row in ref.get(pred, set())}
+        arity = program.arity(pred) or 0
+        for _ in range(3):
+            pattern = []
+            cons = []
+            for _i in range(arity):
+                kind = probes.draw(st.sampled_from(["open", "bound", "cons"]))
+                if kind == "bound":
+                    pattern.append(probes.draw(st.sampled_from(CONSTS)))
+                    cons.append(())
+                else:
+                    pattern.append(_OPEN)
+                    if kind == "cons":
+                        op = probes.draw(st.sampled_from(["<", "<=", ">", ">=", "!="]))
+                        cons.append(((op, probes.draw(st.sampled_from([1, 2, 2.5, 3]))),))
+                    else:
+                        cons.append(())
+            # a fresh evaluator per probe, and the lookup's (tables shared across probes)
+            fresh = _Goals(program, lookup._rows, lookup._facts)
+            expected = {
+                row
+                for row in want
+                if all(
+                    (p is _OPEN or (type(p) is type(v) and p == v))
+                    and all(holds(v, op, k) for op, k in c)
+                    for p, c, v in zip(pattern, cons, row, strict=True)
+                )
+            }
+            got = fresh.answers(pred, tuple(pattern), tuple(cons))
+            assert {_rkey(r) for r in got} == {_rkey(r) for r in expected}, (pred, pattern, text)
+            ground = [None if p is _OPEN else p for p in pattern]
+            assert lookup.derivable(program, pred, ground) == bool(
+                [
+                    r
+                    for r in want
+                    if all(
+                        p is None or (type(p) is type(v) and p == v)
+                        for p, v in zip(ground, r, strict=True)
+                    )
+                ]
+            ), (pred, ground, text)
+            goals = fresh
+    assert goals is None or not goals.stack

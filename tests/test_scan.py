@@ -277,10 +277,10 @@ def test_a_record_the_engine_cannot_judge_is_a_finding_and_the_scan_goes_on(
 
     real = scan_run.judge_case
 
-    def flaky(state, case, rel):  # type: ignore[no-untyped-def]
+    def flaky(state, case, rel, *checked):  # type: ignore[no-untyped-def]
         if case.id == "typo_001":
             raise EvaluationTimeout("evaluation exceeded 10.0s")
-        return real(state, case, rel)
+        return real(state, case, rel, *checked)
 
     monkeypatch.setattr(scan_run, "judge_case", flaky)
     result = run("scan", "--config", str(mixed / "policystrata.yaml"), "--format", "json")

@@ -61,6 +61,9 @@ def execute_run(
     partition: tuple[int, int] | None = None,
     db: str | None = "none",
     quiet: bool = False,
+    jobs: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
@@ -73,6 +76,10 @@ def execute_run(
         raise click.UsageError("give --domain or --domain-path, not both")
     if suite and suite_file:
         raise click.UsageError("give --suite or --suite-file, not both")
+    if executor == "ray":  # the actors judge from the artifacts alone
+        if db not in (None, "none"):
+            raise click.UsageError("--executor ray runs without a database: use --db none")
+        db = "none"
     started = time.perf_counter()
     checker = Checker.open(
         domain_path if domain_path is not None else (domain or "support_saas"),
@@ -104,8 +111,26 @@ def execute_run(
             disable=quiet or not err.is_terminal,
         ) as bar,
     ):
+        ray = None
+        if executor == "ray":
+            from policystrata.distributed import RunnerSpec
+
+            ref = domain_path if domain_path is not None else (domain or "support_saas")
+            spec = RunnerSpec(
+                domain=str(Path(ref).resolve()) if domain_path is not None else str(ref),
+                extra_rules=tuple(str(p.resolve()) for p in expand_rule_paths(extra_rules)),
+                minimize=minimize,
+            )
+            ray = (spec, ray_address)
         if databases is not None:
             checker.attach_databases(databases)
+            if jobs > 1:  # database sessions are not shared across processes
+                err.print(
+                    "note: --jobs is 1 with a database (--db none runs in parallel)",
+                    style="yellow",
+                    markup=False,
+                )
+                jobs = 1
         task = bar.add_task("cases", total=source.total)
         try:
             summary = write_run(
@@ -115,6 +140,8 @@ def execute_run(
                 metadata,
                 progress=lambda: bar.advance(task),
                 partition=partition,
+                jobs=jobs,
+                ray=ray,
                 options=options,
             )
         except StrataError:
@@ -189,6 +216,28 @@ def execute_run(
     "postgresql:// DSN. Default: $STRATA_DATABASE_URL, else auto. Each case's SQL and the "
     "canonical SQL run under the case's tenant in a database holding the DDL in force.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the number of cores). Output is byte-identical whatever "
+    "the number; with a database the run uses one process.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
+    "on a local Ray runtime or the cluster at --ray-address. Output is byte-identical either way.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
 @click.option("--release-candidate", default=None, help="Recorded in metadata.json.")
 @click.option("--commit-sha", default=None, help="Recorded in metadata.json.")
@@ -208,6 +257,9 @@ def run(
     minimize: bool,
     partition: str | None,
     db: str | None,
+    jobs: int | None,
+    executor: str,
+    ray_address: str | None,
     strict: bool,
     release_candidate: str | None,
     commit_sha: str | None,
@@ -241,6 +293,9 @@ def run(
         extra_rules,
         _partition(partition),
         db,
+        jobs=jobs or (0 if executor == "ray" and ray_address else default_jobs()),
+        executor=executor,
+        ray_address=ray_address,
         options={
             "release_candidate": release_candidate,
             "commit_sha": commit_sha,
@@ -255,6 +310,17 @@ def run(
     print_summary(summary)
     if strict and (c["survived"] or c["false_positive"] or c["error"]):
         sys.exit(EXIT_FINDINGS)
+
+
+def default_jobs() -> int:
+    """The cores this process may use (on Linux; elsewhere 1: workers are forked, and forking
+    is only dependable on Linux; ``--jobs N`` still asks for N)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return 1
 
 
 def _fmt(value: Any) -> str:

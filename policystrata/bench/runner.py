@@ -22,12 +22,12 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policystrata import __version__
+from policystrata import __version__, profile
 from policystrata.bench import published
 from policystrata.bench.cases import BenchCase
 from policystrata.bench.minimize import domain_orders, minimize_query
@@ -35,6 +35,7 @@ from policystrata.bench.score import Accumulator
 from policystrata.check import SURFACE_ORDER, Checker
 from policystrata.facts import Provenance
 from policystrata.ir import SemanticQuery
+from policystrata.jsondump import dumps_indented
 from policystrata.model import Domain
 from policystrata.paths import rule_files
 from policystrata.stack.faults import OPERATORS, OTHER_DOMAIN_OPERATORS
@@ -42,10 +43,11 @@ from policystrata.stack.pipeline import Request, StackRun, changed_artifacts, ru
 from policystrata.witness import Witness
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+STACK_MEMO_SIZE = 2048  # stack runs remembered across cases
 
 
 def _dump(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(data) + "\n"
 
 
 def _line(data: Any) -> str:
@@ -73,9 +75,10 @@ class Runner:
         self.checker = checker
         self.domain: Domain = checker.domain
         self.minimize = minimize
-        # per case (cleared for every case, so memory stays flat): stack runs by request, and
-        # the last surviving minimization candidate (request key, artifact facts, evaluation)
-        self._runs: dict[tuple[str, str], tuple[StackRun, StackRun | str]] = {}
+        # stack runs by (fault, principal, style, request), across cases (the stack is
+        # deterministic; minimization steps of different cases meet), bounded; and per case the
+        # last surviving minimization candidate (request key, artifact facts, evaluation)
+        self._runs: dict[tuple[str, str, str, str], tuple[StackRun, StackRun | str]] = {}
         self._survivor: tuple[str, Any, Any] | None = None
         self._orders: dict[str | None, tuple[list[str], dict[str, int]]] = {}
 
@@ -84,14 +87,24 @@ class Runner:
     def stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
         """(fault-free run, faulted run or the reason the case is stillborn/equivalent); the
         stack is deterministic, so a request already run for this case is not run again."""
-        key = (case.task_id, _query_key(query))
+        key = (case.mutation, case.principal, case.style, _query_key(query))
         runs = self._runs.get(key)
         if runs is None:
             runs = self._stack_runs(case, query)
             self._runs[key] = runs
+            if len(self._runs) > STACK_MEMO_SIZE:
+                self._runs.pop(next(iter(self._runs)))
+        else:
+            self._runs[key] = self._runs.pop(key)  # most recently used last
         return runs
 
     def _stack_runs(self, case: BenchCase, query: SemanticQuery) -> tuple[StackRun, StackRun | str]:
+        with profile.stage("stack"):
+            return self._stack_runs_inner(case, query)
+
+    def _stack_runs_inner(
+        self, case: BenchCase, query: SemanticQuery
+    ) -> tuple[StackRun, StackRun | str]:
         req = Request(case.principal, query, case.style)
         canonical = run_stack(self.domain, req)
         if case.is_control:
@@ -112,13 +125,11 @@ class Runner:
         return canonical, faulted
 
     def evaluate(self, case: BenchCase) -> Evaluation:
-        self._runs.clear()
         self._survivor = None
         self._evidence: dict[str, Any] = {}
         try:
             ev = self._evaluate(case)
         finally:
-            self._runs.clear()
             self._survivor = None
         ev.record.update(
             published.trace_keys(
@@ -207,7 +218,8 @@ class Runner:
         minimized = None
         if witnesses and self.minimize:
             facts_before = self.checker.last_artifact_fact_count
-            minimized = self._minimize(case, witnesses[0], rec, facts_before)
+            with profile.stage("minimization"):
+                minimized = self._minimize(case, witnesses[0], rec, facts_before)
         return Evaluation(rec, witnesses, run, minimized)
 
     def _case(self, case: BenchCase, run: StackRun, query: SemanticQuery, cid: str) -> Any:
@@ -319,11 +331,19 @@ def write_run(
     metadata: dict[str, Any],
     progress: Callable[[], None] | None = None,
     partition: tuple[int, int] | None = None,
+    jobs: int = 1,
+    ray: tuple[Any, str | None] | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``cases`` lazily, writing ``out``'s files as results come; return the summary.
     ``options`` are the run's identification (release candidate, commit...) recorded in
-    metadata.json under their published keys."""
+    metadata.json under their published keys.
+
+    With ``jobs`` > 1, worker processes (forked after the rules, policy and engine are loaded,
+    so each loads nothing again) evaluate the cases in chunks; results are written in case
+    order, so the files are byte-identical whatever ``jobs`` is. With ``ray`` (a
+    :class:`~policystrata.distributed.RunnerSpec` and a cluster address, None for a local
+    runtime) ``jobs`` Ray actors evaluate them instead (0: one per CPU of the cluster)."""
     out.mkdir(parents=True, exist_ok=True)
     wdir = out / "witnesses"
     if wdir.exists():
@@ -346,14 +366,32 @@ def write_run(
     acc = Accumulator()
     # The cyclic GC is tuned for the run (restored when it ends): everything loaded so far
     # (rules, policy facts, the engine's pyDatalog clauses: ~70k objects) lives as long as the
-    # run, so it is frozen out of the collections, and the youngest generation is collected
-    # every 10,000 allocations instead of 700 (GC took ~13% of a run's CPU, now ~7%).
+    # run, so it is frozen out of the collections (and, in forked workers, stays shared with the
+    # parent instead of being copied when a collection touches it), and the youngest generation
+    # is collected every 10,000 allocations instead of 700.
     thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, *thresholds[1:])
     try:
-        _write_cases(runner, cases, out, acc, progress, partition)
+        selected = (c for c in cases if partition is None or c.index % partition[1] == partition[0])
+        if ray is not None:  # (RunnerSpec, cluster address or None for a local runtime)
+            from policystrata.distributed import ray_map
+
+            outcomes: Iterator[Outcome] = (
+                o for outs in ray_map(ray[0], _chunks(selected, CHUNK), ray[1], jobs) for o in outs
+            )
+        elif jobs > 1:
+            outcomes = _parallel(runner, selected, jobs)
+        else:
+            outcomes = (_outcome(runner, case) for case in selected)
+        with (out / "traces.jsonl").open("w", encoding="utf-8") as traces:
+            for outcome in outcomes:
+                with profile.stage("io"):
+                    _write_outcome(out, traces, outcome)
+                acc.add(outcome.record, outcome.key)
+                if progress is not None:
+                    progress()
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
@@ -371,32 +409,71 @@ def write_run(
     return summary
 
 
-def _write_cases(
-    runner: Runner,
-    cases: Iterable[BenchCase],
-    out: Path,
-    acc: Accumulator,
-    progress: Callable[[], None] | None,
-    partition: tuple[int, int] | None,
-) -> None:
-    with (out / "traces.jsonl").open("w", encoding="utf-8") as traces:
-        for case in cases:
-            if partition is not None and case.index % partition[1] != partition[0]:
-                continue
-            ev = runner.evaluate(case)
-            rec = ev.record
-            if ev.witnesses:
-                path = out / rec["witness"]
-                doc = published.witness_document(runner.domain, rec, ev.witnesses)
-                path.write_text(_dump(doc), encoding="utf-8")
-            if ev.minimized:
-                mpath = rec["witness"].replace(".json", ".min.json")
-                doc = published.witness_document(runner.domain, rec, ev.minimized)
-                (out / mpath).write_text(_dump(doc), encoding="utf-8")
-                rec["minimized"]["witness"] = mpath
-            traces.write(_line(rec))
-            traces.flush()
-            key = hashlib.sha256("\x1f".join(case.key()).encode()).digest()[:16]
-            acc.add(rec, key)
-            if progress is not None:
-                progress()
+@dataclass
+class Outcome:
+    """One case's results as written: the trace record, its witness files' text, its key."""
+
+    record: dict[str, Any]
+    key: bytes
+    witnesses: str | None
+    minimized: str | None
+
+
+def _outcome(runner: Runner, case: BenchCase) -> Outcome:
+    """Evaluate one case and serialize what the run writes for it."""
+    ev = runner.evaluate(case)
+    rec = ev.record
+    with profile.stage("io"):
+        wtext = mtext = None
+        if ev.witnesses:
+            wtext = _dump(published.witness_document(runner.domain, rec, ev.witnesses))
+        if ev.minimized:
+            mtext = _dump(published.witness_document(runner.domain, rec, ev.minimized))
+            rec["minimized"]["witness"] = rec["witness"].replace(".json", ".min.json")
+    key = hashlib.sha256("\x1f".join(case.key()).encode()).digest()[:16]
+    return Outcome(rec, key, wtext, mtext)
+
+
+def _write_outcome(out: Path, traces: Any, outcome: Outcome) -> None:
+    rec = outcome.record
+    if outcome.witnesses is not None:
+        (out / rec["witness"]).write_text(outcome.witnesses, encoding="utf-8")
+    if outcome.minimized is not None:
+        (out / rec["minimized"]["witness"]).write_text(outcome.minimized, encoding="utf-8")
+    traces.write(_line(rec))
+    traces.flush()
+
+
+# ---- worker processes ------------------------------------------------------------------------
+
+CHUNK = 4  # cases per task: a worker's share of scheduling overhead stays small
+_WORKER_RUNNER: Runner | None = None
+
+
+def _work(chunk: list[BenchCase]) -> list[Outcome]:
+    assert _WORKER_RUNNER is not None
+    return [_outcome(_WORKER_RUNNER, case) for case in chunk]
+
+
+def _chunks(cases: Iterable[BenchCase], size: int) -> Iterator[list[BenchCase]]:
+    chunk: list[BenchCase] = []
+    for case in cases:
+        chunk.append(case)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _parallel(runner: Runner, cases: Iterable[BenchCase], jobs: int) -> Iterator[Outcome]:
+    """Outcomes in case order from ``jobs`` forked workers (see :mod:`policystrata.parallel`)."""
+    global _WORKER_RUNNER
+    from policystrata.parallel import ordered_map
+
+    _WORKER_RUNNER = runner  # inherited by the forked workers: nothing is loaded again
+    try:
+        for outs in ordered_map(_work, _chunks(cases, CHUNK), jobs):
+            yield from outs
+    finally:
+        _WORKER_RUNNER = None

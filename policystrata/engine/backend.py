@@ -116,6 +116,9 @@ def compare(left: Const, op: str, right: Const) -> bool:
         return not (lt is rt and left == right)
     if (lt is bool or rt is bool or lt is str or rt is str) and lt is not rt:
         return False
+    watched = ORDER_WATCH.cid
+    if watched is not None and lt is str and (left == watched or right == watched):
+        ORDER_WATCH.seen = True  # a model that orders the case id is not the same renamed
     if op == "<":
         return left < right  # type: ignore[operator]
     if op == "<=":
@@ -125,6 +128,21 @@ def compare(left: Const, op: str, right: Const) -> bool:
     if op == ">=":
         return left >= right  # type: ignore[operator]
     raise ValueError(op)
+
+
+class _OrderWatch:
+    """A case id whose use in an ordering comparison (``< <= > >=``) is noted: a model (or a
+    proof) that ordered it against another string may differ for another case id, so it is not
+    remembered up to the case id."""
+
+    __slots__ = ("cid", "seen")
+
+    def __init__(self) -> None:
+        self.cid: str | None = None
+        self.seen = False
+
+
+ORDER_WATCH = _OrderWatch()
 
 
 _CMP_PRED = {"!=": "_ps_ne", "<": "_ps_lt", "<=": "_ps_le", ">": "_ps_gt", ">=": "_ps_ge"}

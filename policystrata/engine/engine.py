@@ -26,8 +26,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from policystrata import profile
 from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Program, Rule, Var
 from policystrata.engine.backend import (
+    ORDER_WATCH,
     Backend,
     derived_strata,
     rec_name,
@@ -84,6 +86,43 @@ class _Index:
 
 
 _MEMO_SIZE = 256  # remembered input signatures per stratum
+#: Whole evaluations remembered by their case facts up to the case id (a scan's records and a
+#: run's minimization steps repeat). Each holds the derived tuples of one case.
+WHOLE_MEMO_SIZE = 512
+
+
+def _order_free(rows: dict[str, list[tuple[Const, ...]]], cid: str) -> bool:
+    """Does no position of any predicate hold the case id in some tuples and another string in
+    others? Then sorting tuples never compares the case id with another constant, and whatever
+    is built from sorted tuples (proofs, witnesses) is the same for any case id, renamed."""
+    for tuples in rows.values():
+        if not tuples:
+            continue
+        width = len(tuples[0])
+        for pos in range(width):
+            has = other = False
+            for r in tuples:
+                v = r[pos]
+                if type(v) is str:
+                    if v == cid:
+                        has = True
+                    else:
+                        other = True
+                    if has and other:
+                        return False
+    return True
+
+
+class _CaseId:
+    """Stands for the case id in remembered tuples."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<case>"
+
+
+_CID = _CaseId()
 
 
 class _CaseMemo:
@@ -151,6 +190,7 @@ class Engine:
         self.timeout = timeout
         self._idb = [(p, program.arity(p) or 0) for p in program.idb_predicates()]
         self._arity = {p: program.arity(p) for p in {*program.decls, *dict(self._idb)}}
+        self._valid: set[tuple[str, tuple[type, ...]]] = set()  # fact shapes found valid
         self._policy = _Index()
         for fact in policy_facts:
             self._validate(fact)
@@ -190,6 +230,9 @@ class Engine:
         self._constants: set[tuple[Any, ...]] | None = None
         with self.backend.active():
             self._split_recursive()
+        self._whole: OrderedDict[
+            frozenset[tuple[str, Any]], tuple[dict[str, list[tuple[Any, ...]]], bool]
+        ] = OrderedDict()
         self._rule_memo: dict[int, Memo] = {
             rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
         }
@@ -451,6 +494,14 @@ class Engine:
         return rows
 
     def _validate(self, fact: Fact) -> None:
+        """Arity and argument types against the declaration (each shape checked once)."""
+        shape = (fact.pred, tuple(map(type, fact.args)))
+        if shape in self._valid:
+            return
+        self._check_fact(fact)
+        self._valid.add(shape)
+
+    def _check_fact(self, fact: Fact) -> None:
         arity = self._arity.get(fact.pred)
         if arity is not None and arity != len(fact.args):
             raise InputError(
@@ -482,6 +533,12 @@ class Engine:
     ) -> Result:
         """Assert the case's facts, materialize every derived predicate (or only ``predicates``
         and what they depend on), retract the facts."""
+        with profile.stage("engine"):
+            return self._evaluate(case_facts, predicates)
+
+    def _evaluate(
+        self, case_facts: FactSet | None = None, predicates: Iterable[str] | None = None
+    ) -> Result:
         case_facts = case_facts if case_facts is not None else FactSet()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         derived: dict[str, list[tuple[Const, ...]]] = {}
@@ -511,7 +568,28 @@ class Engine:
             for p in wanted & self._static:
                 derived[p] = self._static_rows[p]
             wanted = wanted - self._static
+        whole = None
+        if case is not None and predicates is None:
+            # the same facts up to the case id: the same model up to the case id
+            whole = frozenset((f.pred, tkey(f.args[1:])) for f in to_assert)
+            hit = self._whole.get(whole)
+            if hit is not None:
+                self._whole.move_to_end(whole)
+                cid = case.cid
+                for p, rows in hit[0].items():
+                    derived[p] = [tuple(cid if a is _CID else a for a in r) for r in rows]
+                ordered = {p: derived[p] for p, _a in self._idb if p in derived}
+                res = Result(self, case_facts, case_index, ordered)
+                if hit[1]:
+                    res.memo_key = (cid, whole)
+                return res
         added: list[Any] = []
+        watch = ORDER_WATCH
+        saved = watch.cid, watch.seen
+        watch.cid, watch.seen = (
+            (case.cid if whole is not None and case is not None else None),
+            False,
+        )
         with backend.active():
             try:
                 for fact in to_assert:
@@ -520,8 +598,28 @@ class Engine:
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
+                ordered_cid = watch.seen
+                watch.cid, watch.seen = saved
+        order_free = False
+        if whole is not None and case is not None and not ordered_cid:
+            cid = case.cid
+            stored: dict[str, list[tuple[Any, ...]]] = {}
+            order_free = _order_free(case_index.rows, cid)
+            for p, rows in derived.items():
+                if p in self._static:
+                    continue
+                stored[p] = [
+                    tuple(_CID if type(a) is str and a == cid else a for a in r) for r in rows
+                ]
+                order_free = order_free and _order_free({p: rows}, cid)
+            self._whole[whole] = (stored, order_free)
+            if len(self._whole) > WHOLE_MEMO_SIZE:
+                self._whole.popitem(last=False)
         ordered = {p: derived[p] for p, _a in self._idb if p in derived}
-        return Result(self, case_facts, case_index, ordered)
+        res = Result(self, case_facts, case_index, ordered)
+        if order_free and whole is not None and case is not None:
+            res.memo_key = (case.cid, whole)
+        return res
 
     def _case_memo(
         self,
@@ -568,6 +666,9 @@ class Result:
         self._derived_keys: dict[str, set[tuple[Any, ...]]] | None = None
         self._sorted: dict[str, list[tuple[Const, ...]]] = {}
         self._prover: Any = None
+        self.memo_key: tuple[str, Any] | None = None
+        """(case id, key): the case's facts up to its id, when everything built from this model
+        is the same for another case with the same key, renamed (see ``_order_free``)."""
 
     # ---- membership -------------------------------------------------------------------------
 
@@ -631,11 +732,12 @@ class Result:
 
     def prove(self, fact: Fact) -> Any:
         """A minimal-height proof tree (:class:`~policystrata.engine.proof.ProofNode`)."""
-        if self._prover is None:
-            from policystrata.engine.proof import Prover
+        with profile.stage("proofs"):
+            if self._prover is None:
+                from policystrata.engine.proof import Prover
 
-            self._prover = Prover(self)
-        return self._prover.prove(fact)
+                self._prover = Prover(self)
+            return self._prover.prove(fact)
 
     def why_not(self, fact: Fact) -> list[dict[str, Any]]:
         """One-level explanation of why an atom is not in the model."""

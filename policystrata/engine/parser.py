@@ -268,4 +268,10 @@ def load_program(paths: Iterable[Path | str] | None = None) -> Program:
 
         paths = rule_files()
     texts = [(display_name(Path(p)), Path(p).read_text(encoding="utf-8")) for p in paths]
-    return parse_texts(texts)
+    from policystrata.engine import cache
+
+    program = cache.load(texts)
+    if program is None:
+        program = parse_texts(texts)
+        cache.store(texts, program)
+    return program

@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,7 +64,9 @@ class Prover:
     """Builds proofs over one :class:`~policystrata.engine.engine.Result`."""
 
     def __init__(self, result: Any) -> None:
-        self.result = result
+        # a weak reference: the result holds its prover, so a strong one would be a reference
+        # cycle keeping every case's model alive until the cyclic GC runs
+        self.result: Any = weakref.proxy(result)
         self.program = result.program
         self.exact: dict[Fact, int] = {}
         self.lower: dict[Fact, int] = {}
@@ -329,3 +332,95 @@ def _render_lit(lit: Positive | Negative | Comparison, env: dict[Var, Const]) ->
         return f"{term(lit.left)} {lit.op} {term(lit.right)}"
     text = f"{lit.atom.pred}({', '.join(term(t) for t in lit.atom.args)})"
     return f"!{text}" if isinstance(lit, Negative) else text
+
+
+def renamed_proof(
+    node: ProofNode,
+    old: str,
+    new: str,
+    result: Any,
+    program: Any,
+    done: dict[int, ProofNode] | None = None,
+) -> ProofNode:
+    """``node`` with the case id ``old`` renamed to ``new``: in atoms, bindings and builtin
+    operands; messages rendered again from the renamed bindings; "why not" literals re-rendered
+    (the quoted constant replaced); each fact leaf's provenance read from ``result`` (the
+    renamed case's own facts, so it names that case's file and line). Shared subtrees stay
+    shared (``done``).
+
+    >>> from policystrata.engine import Engine, parse_program
+    >>> from policystrata.facts import FactSet, Provenance
+    >>> prog = parse_program('''
+    ... .decl e(c, x)
+    ... .decl f(c)
+    ... @message "{C} has {X}"
+    ... p(C, X) :- e(C, X), !f(C).
+    ... ''', source="r.dl")
+    >>> engine = Engine(prog, FactSet())
+    >>> def case(cid, line):
+    ...     facts = FactSet(); _ = facts.add("e", cid, "x", prov=Provenance("t.jsonl", line=line))
+    ...     return engine.evaluate(facts)
+    >>> one, two = case("k1", 1), case("k2", 2)
+    >>> proof = renamed_proof(one.prove(Fact("p", ("k1", "x"))), "k1", "k2", two, prog)
+    >>> proof.to_json() == two.prove(Fact("p", ("k2", "x"))).to_json()
+    True
+    >>> proof.message, str(proof.premises[0].provenance[0])
+    ('k2 has x', 't.jsonl:2')
+    """
+    done = {} if done is None else done
+    got = done.get(id(node))
+    if got is not None:
+        return got
+
+    def ren(v: Any) -> Any:
+        return new if type(v) is str and v == old else v
+
+    quoted_old, quoted_new = render_const(old), render_const(new)
+    args = tuple(ren(a) for a in node.args)
+    bindings = {k: ren(v) for k, v in node.bindings.items()}
+    message = node.message
+    if node.kind == "rule" and node.rule and message is not None:
+        template = program.rule(node.rule).message
+        message = render_message(template, bindings) if template else message
+    provenance = node.provenance
+    if node.kind == "fact":
+        provenance = result.provenance(Fact(node.pred, args))
+    why_not = [
+        {
+            k: (v.replace(quoted_old, quoted_new) if k == "failed" and isinstance(v, str) else v)
+            for k, v in entry.items()
+        }
+        for entry in node.why_not
+    ]
+    premises = [renamed_proof(p, old, new, result, program, done) for p in node.premises]
+    if (
+        args == node.args
+        and all(type(a) is type(b) for a, b in zip(args, node.args, strict=True))
+        and bindings == node.bindings
+        and message == node.message
+        and provenance == node.provenance
+        and why_not == node.why_not
+        and all(p is q for p, q in zip(premises, node.premises, strict=True))
+        and ren(node.left) is node.left
+        and ren(node.right) is node.right
+    ):
+        done[id(node)] = node  # nothing of the case in it (e.g. a policy subtree): shared
+        return node
+    out = ProofNode(
+        node.kind,
+        pred=node.pred,
+        args=args,
+        rule=node.rule,
+        file=node.file,
+        line=node.line,
+        message=message,
+        bindings=bindings,
+        premises=premises,
+        provenance=list(provenance),
+        why_not=why_not,
+        op=node.op,
+        left=ren(node.left),
+        right=ren(node.right),
+    )
+    done[id(node)] = out
+    return out

@@ -138,6 +138,28 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     help="Override gate.fail_on_confidence.",
 )
 @click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes checking records (default: the number of cores). Outputs are "
+    "byte-identical whatever the number.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
+    "on a local Ray runtime or the cluster at --ray-address. Outputs are byte-identical.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
+)
+@click.option(
     "--no-fuzz",
     is_flag=True,
     help="Skip the fuzz stage (mutants of clean records; see fuzz: in the config).",
@@ -151,6 +173,9 @@ def scan(
     db_spec: str | None,
     fail_on_severity: str | None,
     fail_on_confidence: str | None,
+    jobs: int | None,
+    executor: str,
+    ray_address: str | None,
     no_fuzz: bool,
 ) -> None:
     """Scan imported traces (and dbt models, and a real database) against the policy: the CI gate.
@@ -164,6 +189,7 @@ def scan(
 
     Exit codes: 0 pass (or warnings only), 1 gate failure, 2 config or usage error.
     """
+    from policystrata.bench.commands import default_jobs
     from policystrata.scan.config import load_scan_config
     from policystrata.scan.outputs import render, write_outputs
     from policystrata.scan.run import run_scan
@@ -178,13 +204,18 @@ def scan(
             progress=lambda msg: status.update(msg),
             fail_on_severity=fail_on_severity,
             fail_on_confidence=fail_on_confidence,
+            jobs=jobs or (0 if executor == "ray" and ray_address else default_jobs()),
+            ray=(ray_address,) if executor == "ray" else None,
             no_fuzz=no_fuzz,
         )
     sources = sarif_sources(cfg)
+    from policystrata import profile
+
     target = out if out is not None else cfg.output_dir()  # the config's output, --out wins
     db = cfg.model.database
     sarif = cfg.model.sarif or bool(db and db.sarif)
-    written = write_outputs(report, target, sarif=sarif, sources=sources)
+    with profile.stage("io"):
+        written = write_outputs(report, target, sarif=sarif, sources=sources)
     err.print(f"wrote {len(written)} file(s) to {target}", style="dim", markup=False)
     for note in report.notes:
         err.print(f"note: {note}", style="yellow", highlight=False, markup=False)

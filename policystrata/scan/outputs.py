@@ -11,11 +11,11 @@ paths): two runs over the same inputs give byte-identical files.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from policystrata.jsondump import dumps_indented
 from policystrata.scan.findings import dumps_finding
 from policystrata.scan.model import ScanReport
 
@@ -73,7 +73,7 @@ def summary(report: ScanReport) -> dict[str, Any]:
 
 
 def _dump(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return dumps_indented(data) + "\n"
 
 
 def render(report: ScanReport, fmt: str, sources: dict[str, str] | None = None) -> str:

@@ -19,7 +19,7 @@ is a finding at its ``file:line`` and every other record is still scanned.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,8 @@ from policystrata.scan.findings import (
     what_changed,
 )
 from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
-from policystrata.traces import REGRESSION_CASES, Skipped, read_traces
-from policystrata.witness import RecordError, SourceRef, Witness
+from policystrata.traces import REGRESSION_CASES, Skipped, TraceItem, read_traces
+from policystrata.witness import CaseResult, RecordError, SourceRef, Witness
 
 Progress = Callable[[str], None]
 INPUT_CHECK = "input.trace_record"
@@ -91,6 +91,8 @@ class ScanState:
     schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
     metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
+    jobs: int = 1  # processes checking records (see judged_records)
+    ray: tuple[str | None] | None = None  # --executor ray: (cluster address or None)
     no_fuzz: bool = False  # --no-fuzz
     fuzz: dict[str, Any] = field(default_factory=dict)  # the fuzz stage's report section
 
@@ -322,7 +324,7 @@ def scan_traces(state: ScanState) -> None:
         state.progress(f"scanning {rel}")
         raw_line = _LineReader(path)
         first_seen: dict[str, int] = {}
-        for item in read_traces(path, display_name=rel):
+        for item, judged in judged_records(state, read_traces(path, display_name=rel)):
             if isinstance(item, Case):
                 _note_record(state, item, rel, first_seen)
             if isinstance(item, Skipped):
@@ -347,7 +349,9 @@ def scan_traces(state: ScanState) -> None:
                 continue
             state.records["scanned"] += 1
             try:
-                found = judge_case(state, item, rel)
+                if isinstance(judged, StrataError):
+                    raise judged
+                found = judge_case(state, item, rel, judged)
             except StrataError as exc:  # engine timeout, proof that does not check: this record
                 at = item.origin.line if item.origin else None
                 error = RecordError(
@@ -366,6 +370,83 @@ def scan_traces(state: ScanState) -> None:
             f"no trace records were scanned ({len(paths)} trace file(s) read, "
             f"{r['skipped']} record(s) skipped): is the export empty?"
         )
+
+
+# ------------------------------------------------------------------------- parallel checks
+
+_CHUNK = 16  # records per task
+_WORKER_CHECKER: Checker | None = None
+
+
+def check_records(
+    checker: Checker, chunk: list[TraceItem]
+) -> list[CaseResult | StrataError | None]:
+    """The check result of each record of the chunk (None for what is not a record)."""
+    out: list[CaseResult | StrataError | None] = []
+    for item in chunk:
+        if not isinstance(item, Case):
+            out.append(None)
+            continue
+        try:
+            out.append(checker.check(item, defence=True))
+        except StrataError as exc:  # sent back as its message (any subclass pickles so)
+            out.append(StrataError(str(exc)))
+    return out
+
+
+def _check_records(chunk: list[TraceItem]) -> list[CaseResult | StrataError | None]:
+    assert _WORKER_CHECKER is not None
+    return check_records(_WORKER_CHECKER, chunk)
+
+
+def _chunked(items: Iterable[TraceItem]) -> Iterator[list[TraceItem]]:
+    chunk: list[TraceItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def judged_records(
+    state: ScanState, items: Iterable[TraceItem]
+) -> Iterator[tuple[TraceItem, CaseResult | StrataError | None]]:
+    """Each trace item with its check result, in file order (None: not checked here — a
+    record is then checked by :func:`judge_case`, in this process). With ``state.jobs`` > 1
+    forked worker processes check the records (:mod:`policystrata.parallel`); the order, and
+    so every output, is the same whatever the number of jobs."""
+    if (state.jobs <= 1 and state.ray is None) or state.checker.context.databases is not None:
+        # one process with a database: its sessions are not shared across processes
+        for item in items:
+            yield item, None
+        return
+    global _WORKER_CHECKER
+    from collections import deque
+
+    from policystrata.parallel import ordered_map
+
+    sent: deque[list[TraceItem]] = deque()  # chunks in flight, in order (results come so)
+
+    def chunks() -> Iterator[list[TraceItem]]:
+        for chunk in _chunked(items):
+            sent.append(chunk)
+            yield chunk
+
+    _WORKER_CHECKER = state.checker
+    try:
+        if state.ray is not None:  # (cluster address or None for a local runtime)
+            from policystrata.distributed import ScanSpec, ray_map
+
+            spec = ScanSpec(str(state.config.path.resolve()))
+            mapped = ray_map(spec, chunks(), state.ray[0], state.jobs)
+        else:
+            mapped = ordered_map(_check_records, chunks(), state.jobs)
+        for results in mapped:
+            yield from zip(sent.popleft(), results, strict=True)
+    finally:
+        _WORKER_CHECKER = None
 
 
 def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
@@ -388,13 +469,17 @@ def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, i
         )
 
 
-def judge_case(state: ScanState, case: Case, rel: str) -> list[Finding]:
-    """Check one record; its findings and one check outcome per exercised layer check."""
+def judge_case(
+    state: ScanState, case: Case, rel: str, result: CaseResult | None = None
+) -> list[Finding]:
+    """Check one record (or take its ``result``, checked already); its findings and one check
+    outcome per exercised layer check."""
     checker = state.checker
     if checker.has_database or checker.context.databases is not None:
         _sql, why = reference_sql(checker.domain, case)
         state.canonical[why] = state.canonical.get(why, 0) + 1
-    result = checker.check(case, defence=True)
+    if result is None:
+        result = checker.check(case, defence=True)
     if result.evidence is not None:
         state.execution.add(result.evidence.details)
     witnesses = result.witnesses
@@ -733,10 +818,13 @@ def run_scan(
     progress: Progress | None = None,
     fail_on_severity: str | None = None,
     fail_on_confidence: str | None = None,
+    jobs: int = 1,
+    ray: tuple[str | None] | None = None,
     no_fuzz: bool = False,
 ) -> ScanReport:
-    """Run every stage and return the report (the caller writes the outputs); ``no_fuzz``
-    skips the fuzz stage."""
+    """Run every stage and return the report (the caller writes the outputs). ``jobs``
+    processes check the records; with ``ray`` (a cluster address, or None for a local runtime)
+    ``jobs`` Ray actors do. ``no_fuzz`` skips the fuzz stage."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
     checker = Checker.open(
@@ -744,7 +832,9 @@ def run_scan(
         extra_rule_paths=config.rule_paths(),
         prepare=prepare_domain(config),
     )
-    state = ScanState(config=config, checker=checker, db_spec=db_spec, no_fuzz=no_fuzz)
+    state = ScanState(
+        config=config, checker=checker, db_spec=db_spec, jobs=jobs, ray=ray, no_fuzz=no_fuzz
+    )
     state.notes.extend(scan_notes(config))
     if checker.domain.scan_tenancy is not None:
         state.notes.extend(checker.domain.scan_tenancy.notes)

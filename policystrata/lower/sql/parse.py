@@ -238,7 +238,9 @@ def describe_token_error(e: Exception, text: str) -> tuple[str, tuple[int, int]]
     ...     print(describe_token_error(e, "select 'abc"))
     ("the string opened here is never closed (missing ')", (7, 11))
     """
-    cause = _MISSING.search(str(e.__cause__ or ""))
+    # sqlglot raises it "from" the tokenizer's own error; compiled with mypyc (sqlglotc) only
+    # the implicit __context__ survives, so both are read
+    cause = _MISSING.search(str(e.__cause__ or e.__context__ or ""))
     if cause and cause.group(1) in _OPENERS and int(cause.group(2)) < len(text):
         delimiter, start = cause.group(1), int(cause.group(2))
         what = f"the {_OPENERS[delimiter]} opened here is never closed (missing {delimiter})"
