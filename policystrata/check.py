@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,9 @@ from policystrata.contracts import contract_names
 from policystrata.engine import Engine, Program, ProofNode, Result, check_proof, load_program
 from policystrata.engine.backend import ORDER_WATCH
 from policystrata.engine.proof import renamed_proof, render_message
+from policystrata.errors import StrataError, debugging
 from policystrata.facts import SOURCE_SLOT, Const, Fact, FactSet, Provenance
+from policystrata.layers import DEFENCE_LAYERS, LAYER_RANK
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
@@ -490,7 +493,8 @@ class Checker:
         timeout: float = 10.0,
         prepare: Callable[[Domain], None] | None = None,
     ) -> Checker:
-        """Load the rules, then the domain, checking the domain's surface contracts against the
+        """Load the rules, then the domain, checking the domain's layer contracts (surfaces.yaml)
+        against the
         responsibility and obligation names the rules know (an unknown name is a load error).
         ``prepare`` adds to the loaded domain before its facts are compiled (the scan config's
         tenancy)."""
@@ -602,6 +606,51 @@ class Checker:
             evidence=evidence,
         )
 
+    def check_record(self, case: Case) -> CaseResult:
+        """One record of a trace file, isolated: whatever goes wrong while judging it (the
+        engine's time budget, a proof that does not check, a bug) is an error result for this
+        record at its file:line, and the other records are still checked. Ctrl-C still stops
+        the run."""
+        from policystrata.db.domain import DatabaseSetupFailed
+        from policystrata.witness import RecordError, SourceRef
+
+        try:
+            return self.check(case)
+        except (
+            DatabaseSetupFailed
+        ):  # the run's problem (a schema that does not load), not the record's
+            raise
+        except Exception as exc:  # one record's problem, never the file's
+            src = case.origin
+            kind = "record_not_judged" if isinstance(exc, StrataError) else "internal_error"
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if not isinstance(exc, StrataError):
+                message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+                if debugging():
+                    traceback.print_exc()
+            return CaseResult.from_error(
+                RecordError(
+                    kind=kind,
+                    message=f"the record could not be judged: {message}",
+                    source=SourceRef(file=src.source, line=src.line) if src else None,
+                    case_id=case.id,
+                )
+            )
+
+    def policy_verdict(self, case: Case) -> str:
+        """What policy says about a request given with no layer artifact (no --sql, no
+        decision): nothing shows a layer let it through, so no layer can be at fault; say what
+        policy decides."""
+        result = self.engine.evaluate(self.case_facts(case))
+        reasons = sorted({f"{r[1]}: {r[2]}" for r in result.atoms("deny_reason")})
+        verdict = "policy allows this request"
+        if reasons:
+            verdict = f"policy denies this request ({'; '.join(reasons)})"
+        return (
+            f"{verdict}; with no --sql and no --release/--withhold there is no layer output to "
+            "judge, so no layer is at fault"
+        )
+
     # -- witnesses ---------------------------------------------------------------------------
 
     def _witnesses(
@@ -658,11 +707,11 @@ class Checker:
             return []
         faults = result.atoms("layer_fault")
         contained = result.atoms("contained")
-        rank = {s: i for i, s in enumerate(SURFACE_ORDER)}
+        rank = LAYER_RANK
         lookup = result.fact_lookup  # one independent model per case, shared by its proofs
         out: list[WitnessParts] = []
         for atom in violations:
-            _, surface, _class, check, key = atom
+            _, layer, _class, check, key = atom
             proof = result.prove(Fact("violation", tuple(atom)))
             check_proof(proof, self.program, lookup)
             containers = sorted(
@@ -675,7 +724,7 @@ class Checker:
                 containment = (str(c_atom[1]), result.prove(Fact("contained", tuple(c_atom))))
             also = []
             for f in faults:
-                if f[1] == surface and f[3] == check and _same(f[4], key):
+                if f[1] == layer and f[3] == check and _same(f[4], key):
                     continue
                 also.append(result.prove(Fact("layer_fault", tuple(f))))
             out.append(WitnessParts(Fact("violation", tuple(atom)), proof, containment, also))
@@ -729,14 +778,14 @@ class Checker:
         defence: bool = False,
     ) -> Witness:
         """The witness of one proved ``violation`` (or defence-layer ``layer_fault``) atom."""
-        _, surface, wclass, check, key = atom.args
+        _, layer, wclass, check, key = atom.args
         step = proof.fault_step()
         severity, confidence = grade(self.program, proof, contained=containment_layer is not None)
         return Witness(
             id=witness_id(step.rule or "", case.id, key),
             case=case.info(),
             witness_class=wclass,  # type: ignore[arg-type]
-            localized_surface=surface,  # type: ignore[arg-type]
+            localized_surface=layer,  # type: ignore[arg-type]
             containment_layer=containment_layer,  # type: ignore[arg-type]
             containment_message=containment_message,
             check=str(check),
@@ -799,10 +848,6 @@ class Renamer:
             p.defence,
         )
 
-
-SURFACE_ORDER = ("manifest", "grammar", "validator", "compiler", "database", "release")
-#: Layers whose job is to contain upstream faults: their own faults are witnesses too.
-DEFENCE_LAYERS = ("database", "release")
 
 #: What a rule says when it carries no ``@severity`` / ``@confidence`` annotation.
 DEFAULT_SEVERITY, DEFAULT_CONFIDENCE = "medium", "high"
@@ -873,6 +918,23 @@ def _supporting(proof: ProofNode) -> list[SupportingFact]:
             )
         )
     return out
+
+
+def verify_witness(witness: Witness, program: Program) -> None:
+    """Re-verify a saved witness's proof with the independent proof checker against
+    ``program``, from what the witness cites: every rule step must instantiate its rule at the
+    cited file:line, every fact leaf must be a cited fact, every comparison must hold (absent
+    leaves are checked against the witness's own facts: the case's full fact set is not part of
+    a witness). Raises :class:`~policystrata.engine.ProofError`."""
+    from policystrata.engine import FactLookup, ProofError
+
+    if witness.proof is None:
+        raise ProofError("the witness carries no proof")
+    proof = witness.proof
+    lookup = FactLookup(
+        [n.fact for n in proof.nodes("fact")], derived=[n.fact for n in proof.nodes("rule")]
+    )
+    check_proof(proof, program, lookup)
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, int]:

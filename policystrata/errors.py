@@ -90,3 +90,20 @@ def type_name(value: object, *, json: bool = False) -> str:
     if isinstance(value, str):
         return "a string"
     return type(value).__name__
+
+
+ENV_DEBUG = "STRATA_DEBUG"
+_DEBUG = {"on": False}
+
+
+def set_debug(on: bool) -> None:
+    """``strata --debug`` for this invocation (each invocation sets it, on or off)."""
+    _DEBUG["on"] = on
+
+
+def debugging() -> bool:
+    """``strata --debug`` or ``STRATA_DEBUG=1``: show the traceback of an internal error (one
+    switch for the pipeline and the CLI)."""
+    import os
+
+    return _DEBUG["on"] or os.environ.get(ENV_DEBUG, "").strip().lower() in ("1", "true", "yes")

@@ -79,3 +79,14 @@ def ordered_map(fn: Callable[[T], R], chunks: Iterable[T], jobs: int) -> Iterato
 
 def _double(chunk: list[int]) -> list[int]:
     return [2 * x for x in chunk]
+
+
+def default_jobs() -> int:
+    """The cores this process may use (on Linux; elsewhere 1: workers are forked, and forking
+    is only dependable on Linux; ``--jobs N`` still asks for N)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return 1

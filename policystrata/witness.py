@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
+from policystrata.layers import Layer
 from policystrata.prooftree import PROOF_NODE_SCHEMA, ProofNode
 
 WITNESS_CLASSES = (
@@ -31,7 +33,6 @@ WITNESS_CLASSES = (
     "semantic_drift",
     "unsafe_release",
 )
-SURFACES = ("manifest", "grammar", "validator", "compiler", "database", "release")
 EVIDENCE_LEVELS = ("static", "deterministic_fixture", "real_db")
 SEVERITIES = ("low", "medium", "high", "critical")
 CONFIDENCES = ("low", "medium", "high")
@@ -44,7 +45,6 @@ WitnessClass = Literal[
     "semantic_drift",
     "unsafe_release",
 ]
-Surface = Literal["manifest", "grammar", "validator", "compiler", "database", "release"]
 Severity = Literal["low", "medium", "high", "critical"]
 Confidence = Literal["low", "medium", "high"]
 
@@ -107,7 +107,7 @@ class CaseInfo(_Model):
 class FaultRef(_Model):
     """A layer fault (``layer_fault`` atom) other than the localized one."""
 
-    surface: Surface
+    surface: Layer
     witness_class: WitnessClass
     check: str
     key: Any
@@ -137,8 +137,8 @@ class Witness(_Model):
     id: str = Field(description="Stable id: rule id + case id + semantic key (no line numbers).")
     case: CaseInfo
     witness_class: WitnessClass
-    localized_surface: Surface
-    containment_layer: Surface | None = None
+    localized_surface: Layer
+    containment_layer: Layer | None = None
     containment_message: str | None = None
     check: str
     key: Any = Field(description="The object the check is about (a table, a metric, ...).")
@@ -176,6 +176,13 @@ class RecordError(_Model):
 
 class CaseResult(_Model):
     """The verdict on one case: clean, violation(s), or an input error for that record."""
+
+    @classmethod
+    def from_error(cls, error: RecordError) -> CaseResult:
+        """The result of a record that could not be judged: the error, at its file:line."""
+        src = error.source
+        case_id = error.case_id or (f"{src.file}:{src.line}" if src else "record")
+        return cls(case=CaseInfo(id=case_id, source=src), verdict="error", errors=[error])
 
     case: CaseInfo
     verdict: Literal["clean", "violation", "error"]
@@ -242,3 +249,50 @@ def check_report_json_schema(proof_schema: dict[str, Any] | None = None) -> dict
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     _add_proof_schema(schema, schema["$defs"]["Witness"], proof_schema)
     return schema
+
+
+def read_witnesses(path: Path) -> list[Witness]:
+    """Witnesses of a file: one witness, a list of them, a run's witnesses/<task_id>.json, a
+    check report, a scan's scan.json (its findings' witnesses) or findings.jsonl."""
+    from policystrata.errors import InputError
+    from policystrata.jsonfile import read_json_documents
+
+    items = read_json_documents(path)
+    out: list[Witness] = []
+    for line, data in items:
+        try:
+            if isinstance(data, dict) and "results" in data:
+                out += [w for r in CheckReport.model_validate(data).results for w in r.witnesses]
+            elif isinstance(data, dict) and "findings" in data and "gate" in data:
+                findings = data["findings"] if isinstance(data["findings"], list) else []
+                out += [Witness.model_validate(f["witness"]) for f in findings if f.get("witness")]
+            elif isinstance(data, dict) and isinstance(data.get("witnesses"), list):
+                # a run's witnesses/<task_id>.json (published keys + our witnesses)
+                out += [Witness.model_validate(w) for w in data["witnesses"]]
+            elif isinstance(data, dict) and "kind" in data and "rule_id" in data:  # a finding
+                if data.get("witness"):
+                    out.append(Witness.model_validate(data["witness"]))
+            elif isinstance(data, list):
+                out += [Witness.model_validate(w) for w in data]
+            else:
+                out.append(Witness.model_validate(data))
+        except ValueError as exc:
+            raise InputError(
+                f"not a PolicyStrata witness, check report or scan report: {_first_problem(exc)}",
+                file=str(path),
+                line=line,
+            ) from None
+    return out
+
+
+def _first_problem(exc: ValueError) -> str:
+    """One line from a pydantic ValidationError: the first field and what is wrong with it."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        kind = "missing" if first.get("type") == "missing" else first.get("msg", "invalid")
+        count = len(errors())
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        return f"{where}: {kind}{more}" if where else f"{kind}{more}"
+    return str(exc).splitlines()[0]

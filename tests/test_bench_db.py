@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from policystrata.bench.commands import execute_run
+from policystrata.cli.bench import execute_run
 from policystrata.db.server import Server
 
 pytestmark = pytest.mark.postgres

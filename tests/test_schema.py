@@ -6,8 +6,9 @@ import pytest
 
 from policystrata.errors import InputError
 from policystrata.facts import Fact
-from policystrata.lower.schema import ForeignKey, parse_schema
+from policystrata.lower.schema import parse_schema
 from policystrata.paths import domains_dir
+from policystrata.sql.ddl import ForeignKey
 
 SCHEMA = """\
 -- a comment; with a semicolon

@@ -78,8 +78,8 @@ def policy_expression_facts(
 ) -> None:
     """Lower a policy's USING / WITH CHECK text into ``rls_policy_pred`` and
     ``rls_policy_always_true`` exactly as :mod:`policystrata.lower.schema` does."""
-    from policystrata.lower.sql.adapter import ident_name, parse_expression
     from policystrata.lower.sql.predicate_extract import extract_predicates, is_always_true
+    from policystrata.sql.adapter import ident_name, parse_expression
 
     always_true = False
     for clause, text in (("using", using), ("with_check", with_check)):

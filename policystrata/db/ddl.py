@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policystrata.errors import InputError
-from policystrata.lower.sql.adapter import (
+from policystrata.sql.adapter import (
     SqlglotError,
     Statement,
     Tok,

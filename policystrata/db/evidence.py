@@ -80,7 +80,7 @@ def _tenant_output_columns(
     names |= {c for _t, c in pairs}
     found = {c for c in columns if c.lower() in names}
     try:
-        from policystrata.lower.sql.adapter import exp, parse_one
+        from policystrata.sql.adapter import exp, parse_one
 
         tree = parse_one(sql)
     except Exception:  # unparseable here: names only
@@ -302,7 +302,7 @@ class RowProbe:
         return self._cache[key]
 
     def _probe(self, table: str, tenant: str) -> dict[str, Any]:
-        from policystrata.lower.sql.adapter import exp
+        from policystrata.sql.adapter import exp
 
         column = self.tenant_columns[table]
         probe = (

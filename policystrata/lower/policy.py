@@ -2,7 +2,7 @@
 
 The passes run in this order, one concern each (``PASSES``): principals, roles, metrics,
 dimensions, time ranges, release thresholds, schema (facts from
-:func:`policystrata.lower.schema.parse_schema`), tenancy, join overrides, surfaces, and the
+:func:`policystrata.lower.schema.schema_facts`), tenancy, join overrides, surfaces, and the
 facts a caller added (the scan config's gate inputs).
 
 >>> from policystrata.model import load_domain
@@ -21,9 +21,10 @@ import re
 from collections.abc import Callable
 
 from policystrata.facts import Const, FactSet, Provenance
+from policystrata.layers import LAYER_RANK, LAYERS, MODES
+from policystrata.lower.schema import schema_facts
 from policystrata.model.calendar import DEFAULT_LABELS
 from policystrata.model.domain import Domain, split_column
-from policystrata.model.surfaces import DEFAULT_MODE, SURFACE_RANK, SURFACES
 
 Pass = Callable[[Domain, FactSet], None]
 
@@ -201,8 +202,8 @@ def declared_filters(d: Domain, fs: FactSet) -> None:
 def dimension_units(d: Domain, fs: FactSet) -> None:
     """dimension_time_unit: the calendar unit of a dimension written as a truncation
     (``date_trunc('month', invoices.invoice_date)`` -> month)."""
-    from policystrata.lower.sql.adapter import parse_expression
     from policystrata.lower.sql.aggregates import bucket_of
+    from policystrata.sql.adapter import parse_expression
 
     for name, dim in d.policy.dimensions.items():
         try:
@@ -220,8 +221,8 @@ def condition_predicates(text: str, table: str) -> list[tuple[str, str, str, str
     >>> condition_predicates("deleted_at is null and t.kind <> 'spam'", "t")
     [('t', 'deleted_at', 'is_null', 'null', 'null'), ('t', 'kind', '!=', 'literal', 'spam')]
     """
-    from policystrata.lower.sql.adapter import ident_name, parse_expression
     from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+    from policystrata.sql.adapter import ident_name, parse_expression
 
     out = []
     for p in extract_predicates(parse_expression(text)):
@@ -316,7 +317,7 @@ def schema(d: Domain, fs: FactSet) -> None:
     """table, table_column, primary_key, fk, rls_*, table_grant, table_partial: from
     schema.sql's parser (without schema.sql: the tables and columns the policy names), and
     schema_known when the domain has a schema.sql."""
-    fs.update(d.schema.facts)
+    fs.update(schema_facts(d.schema))
     if d.schema_known:
         fs.add("schema_known", "schema.sql", prov=Provenance("schema.sql", line=1))
 
@@ -365,36 +366,36 @@ def joins(d: Domain, fs: FactSet) -> None:
 
 
 def surfaces(d: Domain, fs: FactSet) -> None:
-    """surface, surface_rank, surface_mode, surface_version, responsible, accepts_obligation,
-    emits_obligation, transition_obligation."""
+    """layer, layer_rank, layer_mode, layer_version, responsible, accepts_obligation,
+    emits_obligation, transition_obligation (surfaces.yaml)."""
     s = d.surfaces
-    for name in SURFACES:
+    for name in LAYERS:
         contract = s.contracts.get(name)  # type: ignore[call-overload]
         here = (
             d.where("surfaces", "contracts", name)
             if contract
             else d.where("surfaces", "versions", name)
         )
-        fs.add("surface", name, prov=here)
+        fs.add("layer", name, prov=here)
         fs.add(
-            "surface_rank",
+            "layer_rank",
             name,
-            SURFACE_RANK[name],
-            prov=Provenance("surfaces", note="fixed pipeline order"),
+            LAYER_RANK[name],
+            prov=Provenance("layers", note="the fixed pipeline order, policystrata/layers.py"),
         )
         version = s.versions.get(name)  # type: ignore[call-overload]
         if version is not None:
-            fs.add("surface_version", name, version, prov=d.where("surfaces", "versions", name))
+            fs.add("layer_version", name, version, prov=d.where("surfaces", "versions", name))
         if contract is None:
             fs.add(
-                "surface_mode",
+                "layer_mode",
                 name,
-                DEFAULT_MODE[name],
-                prov=Provenance("surfaces", note="default mode"),
+                MODES[name],
+                prov=Provenance("layers", note="the default mode, policystrata/layers.py"),
             )
             continue
         fs.add(
-            "surface_mode", name, contract.mode, prov=d.where("surfaces", "contracts", name, "mode")
+            "layer_mode", name, contract.mode, prov=d.where("surfaces", "contracts", name, "mode")
         )
         for key, pred in (
             ("responsibilities", "responsible"),

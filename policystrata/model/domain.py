@@ -1,7 +1,7 @@
 """A domain: policy.yaml + surfaces.yaml + schema.sql, loaded and cross-checked.
 
 ``load_domain`` validates each file against its pydantic model (errors carry file:line), parses
-schema.sql with :func:`policystrata.lower.schema.parse_schema`, then checks every reference and
+schema.sql with :func:`policystrata.sql.ddl.read_ddl`, then checks every reference and
 reports *all* broken ones at once as :class:`~policystrata.errors.InputErrors`.
 
 Domains as users have them (COMPAT.md §8) load too, with :attr:`Domain.warnings` (``file:line:
@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 from policystrata.errors import InputError, InputErrors, did_you_mean
 from policystrata.facts import Provenance
-from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 from policystrata.model.calendar import (
     PUBLISHED_AS_OF,
     PUBLISHED_TIMEZONES,
@@ -51,6 +50,7 @@ from policystrata.model.yamlsrc import (
     validate,
 )
 from policystrata.paths import domains_dir
+from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 
 FileKind = Literal["policy", "surfaces", "schema"]
 FILE_NAMES: dict[str, str] = {
@@ -82,7 +82,7 @@ class Domain:
     path: Path
     policy: Policy
     surfaces: Surfaces
-    schema: Any  # policystrata.lower.schema.SchemaInfo
+    schema: Any  # policystrata.sql.ddl.SchemaInfo
     sources: dict[str, Path] = field(default_factory=dict)
     docs: dict[str, YamlDoc] = field(default_factory=dict)
     aggs: dict[str, MetricAgg] = field(default_factory=dict)
@@ -219,6 +219,63 @@ class Domain:
                 out[name] = "tenant_id"
         return out
 
+    def request_notes(self, principal: str | None, ir: Any, ir_text: str) -> list[str]:
+        """Names in a command-line request that policy.yaml does not know, with the closest known
+        name. They are notes, not errors: the request is checked as given (an unknown metric that
+        reached SQL is exactly what the validator must deny), but a typo should not pass unnoticed.
+
+        >>> from policystrata.ir import parse_ir
+        >>> from policystrata.model import load_domain
+        >>> for n in load_domain("support_saas").request_notes("acme_analyts",
+        ...         parse_ir("ticket_cnt by regio during last_month"),
+        ...         "ticket_cnt by regio during last_month"):
+        ...     print(n)
+        --principal: 'acme_analyts' is not a principal of policy.yaml (did you mean 'acme_analyst'?)
+        --ir:1:1: 'ticket_cnt' is not a metric of policy.yaml (did you mean 'ticket_count'?)
+        --ir:1:15: 'regio' is not a dimension of policy.yaml (did you mean 'region'?)
+        """
+        import re
+
+        from policystrata.errors import did_you_mean
+
+        pol = self.policy
+        notes = []
+        if principal and principal not in pol.principals:
+            notes.append(
+                f"--principal: '{principal}' is not a principal of policy.yaml"
+                + did_you_mean(principal, pol.principals)
+            )
+        if ir is None:
+            return notes
+
+        def at(name: str) -> str:
+            m = re.search(rf"(?<![\w\"]){re.escape(name)}(?![\w\"])", ir_text)
+            if m is None:
+                return "--ir"
+            line = ir_text.count("\n", 0, m.start()) + 1
+            column = m.start() - (ir_text.rfind("\n", 0, m.start()) + 1) + 1
+            return f"--ir:{line}:{column}"
+
+        metrics = [*pol.metrics, *(a for m in pol.metrics.values() for a in m.aliases)]
+        checks = [("metric", ir.metric, pol.resolve_metric(ir.metric) is not None, metrics)]
+        dims = list(pol.dimensions)
+        checks += [("dimension", d, d in pol.dimensions, dims) for d in ir.dimensions]
+        checks += [
+            ("dimension", f.dimension, f.dimension in pol.dimensions, dims) for f in ir.filters
+        ]
+        if ir.time_range is not None:
+            labels = list(self.time_range_labels())
+            checks.append(("time range", ir.time_range, ir.time_range in labels, labels))
+        seen = set()
+        for kind, name, known, candidates in checks:
+            if not known and (kind, name) not in seen:
+                seen.add((kind, name))
+                notes.append(
+                    f"{at(name)}: '{name}' is not a {kind} of policy.yaml"
+                    + did_you_mean(name, candidates)
+                )
+        return notes
+
 
 def _metric_refs(info: ExprInfo, metrics: Iterable[str], name: str) -> list[str]:
     names = set(metrics) - {name}
@@ -334,7 +391,7 @@ def load_domain(
     (an iterable, or a callable returning one); surfaces.yaml names outside them are errors.
     ``None`` skips that check.
     """
-    from policystrata.lower.schema import parse_schema
+    from policystrata.sql.ddl import read_ddl
 
     path = resolve_domain_path(name_or_path)
     sources = {kind: path / fname for kind, fname in FILE_NAMES.items()}
@@ -357,7 +414,7 @@ def load_domain(
     if sources["schema"].is_file():
         try:
             text = read_text_file(sources["schema"], "schema.sql")
-            schema = parse_schema(text, source="schema.sql")
+            schema = read_ddl(text, source="schema.sql")
         except InputError as exc:
             errors.append(exc)
     if errors:
@@ -383,7 +440,7 @@ def policy_schema(policy: Policy, doc: YamlDoc) -> Any:
     columns and expressions, dimension columns, tenancy, join overrides), every table partial
     and every type ``unknown``; ``known`` is false. Facts carry the policy's lines."""
     from policystrata.facts import FactSet
-    from policystrata.lower.schema import SchemaInfo, TableInfo
+    from policystrata.sql.ddl import SchemaInfo, TableInfo
 
     tables: dict[str, TableInfo] = {}
     facts = FactSet()
@@ -474,7 +531,7 @@ def check_domain(
 
     def check_condition(path: tuple[str | int, ...], text: str, table: str) -> None:
         """A declared filter must be a SQL condition on known columns."""
-        from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
+        from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 
         try:
             tree = parse_expression(text)

@@ -11,7 +11,7 @@ A dimension's ``column`` may be ``table.column`` or an expression over columns
 projects.timezone)``), or a semantic-layer token ``query_token.<name>`` that names no table.
 
 :func:`read_metric` and :func:`read_dimension` parse the text (through
-:mod:`policystrata.lower.sql.adapter`, the one module that talks to sqlglot), rewrite the
+:mod:`policystrata.sql.adapter`, the one module that talks to sqlglot), rewrite the
 pseudo-functions and ClickHouse aggregates to their SQL meaning, and return the canonical SQL,
 the columns it reads and what was rewritten. Text that still does not parse is *not understood*:
 the caller warns (file:line) and the metric's semantic checks have nothing to compare with
@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from policystrata.lower.sql.adapter import (
+from policystrata.sql.adapter import (
     SqlglotError,
     exp,
     ident_name,
@@ -221,7 +221,7 @@ def canonical_aggregates(tree: exp.Expr) -> exp.Expr:
     aggregates rewritten to their SQL meaning (what :func:`read_metric` applies): for a SQL
     lowering that should read ``uniqExact(x)`` in a query as the metric side does.
 
-    >>> from policystrata.lower.sql.adapter import parse_one
+    >>> from policystrata.sql.adapter import parse_one
     >>> canonical_aggregates(parse_one("select uniqExact(e.u) from e")).sql()
     'SELECT COUNT(DISTINCT e.u) FROM e'
     """

@@ -3,7 +3,7 @@
 A failed check carries its finding ids and message; checks of a layer whose artifact a record
 does not carry are not listed (they did not run).
 
->>> from policystrata.scan.model import CheckOutcome, GateResult, ScanReport
+>>> from policystrata.results import CheckOutcome, GateResult, ScanReport
 >>> report = ScanReport(version="0", config="c", domain="d", rules_digest="x",
 ...                     gate=GateResult(passed=True, exit_code=0),
 ...                     checks=[CheckOutcome(layer="compiler", check="compiler.x", record="r1",
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from policystrata.scan.model import ScanReport
+from policystrata.results import ScanReport
 
 LAYER_ORDER = (
     "input",

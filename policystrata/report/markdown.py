@@ -1,7 +1,7 @@
 """Markdown renderer for PR comments: a verdict line, a findings table, and a collapsible proof
 (plain-text tree from :func:`policystrata.report.terminal.witness_text`) per finding.
 
->>> from policystrata.scan.model import GateResult, ScanReport
+>>> from policystrata.results import GateResult, ScanReport
 >>> report = ScanReport(version="0", config="c", domain="d", rules_digest="x",
 ...                     gate=GateResult(passed=True, exit_code=0))
 >>> to_markdown(report).splitlines()[0]
@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from policystrata.report.terminal import witness_text
-from policystrata.scan.model import ScanReport
+from policystrata.results import ScanReport
 
 SEVERITY_ICON = {"critical": "🟥", "high": "🟧", "medium": "🟨", "low": "🟦"}
 

@@ -6,7 +6,7 @@ location (the trace line, or the config/policy line), ``partialFingerprints`` fr
 and a ``codeFlows`` thread flow that walks the proof path layer by layer: the record, then each
 rule step of the proof with the file:line of the facts it rests on.
 
->>> from policystrata.scan.model import GateResult, ScanReport
+>>> from policystrata.results import GateResult, ScanReport
 >>> report = ScanReport(version="0", config="policystrata.yaml", domain="d", rules_digest="x",
 ...                     gate=GateResult(passed=True, exit_code=0))
 >>> to_sarif(report)["version"]
@@ -19,8 +19,7 @@ import hashlib
 from typing import Any
 
 from policystrata.prooftree import ProofNode
-from policystrata.scan.findings import SECURITY_SEVERITY, Finding
-from policystrata.scan.model import ScanReport
+from policystrata.results import SECURITY_SEVERITY, Finding, ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}

@@ -319,8 +319,8 @@ def _file_detail(ctx: Context, kind: str, path: Path) -> str:
 
 def _statements(path: Path) -> str:
     """How many statements a SQL file holds (split by the SQL tokenizer), or why not."""
-    from policystrata.lower.sql.adapter import SqlglotError, split_statements
     from policystrata.model.yamlsrc import read_text_file
+    from policystrata.sql.adapter import SqlglotError, split_statements
 
     try:
         text = read_text_file(path, path.name)

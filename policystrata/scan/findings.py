@@ -1,9 +1,6 @@
-"""Findings: what ``strata scan`` reports, one per layer fault it can prove (or per bad record).
-
-A finding wraps a :class:`~policystrata.witness.Witness` (the proof and its supporting facts) and
-adds what a CI gate needs: a stable id (rule id + semantic key, never a line number), severity,
-confidence, the owning layer, what changed, a probable fix derived from the proof, a minimal
-repro record and the exact command that re-checks it.
+"""What a finding says beyond its witness, read off the proof: what changed, a probable fix, a
+minimal repro record, the command that re-checks it, and the published keys (the model is
+:class:`policystrata.results.Finding`).
 
 Which layer faults become findings: the *localized* violation of each record (the first layer
 whose responsibility failed), plus a finding for every failed *defence* layer (``database``,
@@ -11,96 +8,19 @@ whose responsibility failed), plus a finding for every failed *defence* layer (`
 with a separate owner. Other downstream faults (e.g. a compiler fault under a principal the
 validator should have refused) are listed on the localized finding as ``also_failed``.
 
->>> stable_id("compiler.tenant_scope_missing", "traces.jsonl", "t1", "accounts")
-'compiler.tenant_scope_missing/traces.jsonl#t1/accounts'
+>>> recheck_command("--domain support_saas", {"id": "t1", "principal": "acme_analyst",
+...                 "sql": "select 1"})
+"strata check --domain support_saas --case-id t1 --principal acme_analyst --sql 'select 1'"
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from policystrata.prooftree import ProofNode
-from policystrata.witness import Confidence, Severity, Witness, witness_id
-
-FindingKind = Literal["witness", "record_error"]
-
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
-#: GitHub code scanning reads ``security-severity`` (0.1-10) to bucket alerts.
-SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Location(_Model):
-    """Where the finding points: a trace file line, or a config/policy line."""
-
-    file: str
-    line: int | None = None
-
-
-class Finding(_Model):
-    """One finding of a scan (see the module docstring)."""
-
-    id: str = Field(description="Stable id: rule id + file#record + semantic key.")
-    kind: FindingKind
-    rule_id: str
-    check: str
-    key: Any = None
-    message: str
-    severity: Severity
-    confidence: Confidence
-    surface: str = Field(description="The layer whose responsibility failed.")
-    owner: str = Field(description="Who fixes it: the layer that owns the responsibility.")
-    witness_class: str
-    evidence_level: Literal["static", "deterministic_fixture", "real_db"] = "static"
-    location: Location
-    record_id: str | None = None
-    principal: str | None = None
-    regression_case: str | None = None
-    containment_layer: str | None = None
-    what_changed: str
-    probable_fix: str
-    repro: dict[str, Any] | None = None
-    recheck: str
-    witness: Witness | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
-    gating: bool = Field(default=True, description="Counts against the gate (else a warning).")
-    advisory: bool | None = Field(
-        default=None,
-        description="Never counts against the gate, whatever its severity: its rule is "
-        "annotated `@gate never` (a fuzz survivor measures the detector, not the stack).",
-    )
-    baseline: Literal["new", "unchanged"] | None = None
-    # -- the published finding keys (COMPAT.md section 6), beside ours (see publish()) --
-    title: str | None = None
-    published_severity: Literal["info", "warning", "high", "critical"] | None = Field(
-        default=None,
-        description="severity in the published scale (low->info, medium->warning, "
-        "high, critical); `severity` keeps ours",
-    )
-    reasons: list[str] = Field(default_factory=list)
-    semantic_ir: dict[str, Any] | None = None
-    sql: str | None = None
-    source: str | None = None
-    mutation: str | None = None
-    mutant_status: str | None = None
-    reproducible_command: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    witness_path: str | None = None
-    minimal_repro_trace: dict[str, Any] | None = None
-    ci_gate_command: str | None = None
-
-
-#: Our severities in the published scale.
-PUBLISHED_SEVERITY = {"low": "info", "medium": "warning", "high": "high", "critical": "critical"}
+from policystrata.results import PUBLISHED_SEVERITY, Finding
+from policystrata.witness import Witness
 
 
 def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) -> None:
@@ -108,6 +28,7 @@ def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) ->
     record's pass-through fields: source, regression_case...). Our keys are unchanged; only
     ``regression_case`` gets the published default ``unclassified``.
 
+    >>> from policystrata.results import Location
     >>> f = Finding(id="x", kind="witness", rule_id="compiler.tenant_scope_missing",
     ...     check="tenant_scope_missing", key="accounts", message="m", severity="medium",
     ...     confidence="high", surface="compiler", owner="compiler", witness_class="w",
@@ -148,16 +69,6 @@ def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) ->
         "location": f.location.model_dump(mode="json", exclude_none=True),
         **{k: meta[k] for k in ("timestamp", "evidence_level", "expected_policy") if k in meta},
     }
-
-
-def stable_id(rule_id: str, file: str, record: str, key: Any) -> str:
-    """Rule id + the record (file#id) + the semantic key; no line numbers."""
-    return witness_id(rule_id, f"{file}#{record}", key)
-
-
-def content_key(text: str) -> str:
-    """A short content hash, for records that have no id (a malformed line)."""
-    return hashlib.sha256(text.strip().encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------ proof reading
@@ -269,8 +180,3 @@ def recheck_command(domain_args: str, repro: dict[str, Any], rule_args: str = ""
     if "release_allowed" in repro:
         parts.append("--release" if repro["release_allowed"] else "--withhold")
     return shlex.join(parts)
-
-
-def dumps_finding(f: Finding) -> str:
-    """One finding as a compact JSON line (findings.jsonl)."""
-    return json.dumps(f.model_dump(mode="json", exclude_none=True), sort_keys=True)

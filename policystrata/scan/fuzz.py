@@ -87,7 +87,8 @@ from typing import TYPE_CHECKING, Any
 from policystrata.case import Case
 from policystrata.errors import StrataError
 from policystrata.facts import Fact, FactSet, Provenance
-from policystrata.lower.sql.adapter import (
+from policystrata.layers import Layer
+from policystrata.sql.adapter import (
     SqlglotError,
     exp,
     ident_name,
@@ -100,7 +101,7 @@ from policystrata.lower.sql.adapter import (
 if TYPE_CHECKING:
     from policystrata.check import Checker
     from policystrata.model import Domain
-    from policystrata.scan.findings import Finding
+    from policystrata.results import Finding
 
 DIALECT = "postgres"
 STATUSES = ("killed", "survived", "equivalent", "stillborn")
@@ -136,7 +137,7 @@ Find = Callable[[Case, FuzzContext], "list[Point] | str"]
 @dataclass(frozen=True)
 class Operator:
     id: str
-    surface: str  # the layer whose artifact the operator changes
+    layer: Layer  # whose artifact the operator changes
     witness_class: str  # the regression it simulates
     description: str
     find: Find
@@ -815,7 +816,7 @@ def fuzz_facts(mutant: Mutant, changed: list[str], seed: int) -> FactSet:
     facts = FactSet()
     record = str(case.meta.get("fuzz", {}).get("record", case.id))
     facts.add(
-        "fuzz_mutant", case.id, record, op.id, mutant.point, op.surface, op.witness_class, prov=prov
+        "fuzz_mutant", case.id, record, op.id, mutant.point, op.layer, op.witness_class, prov=prov
     )
     for artifact in changed:
         facts.add("fuzz_changed", case.id, artifact, prov=prov)

@@ -2,7 +2,7 @@
 report.md, scan.sarif, junit.xml. File contents are deterministic (no timestamps, no absolute
 paths): two runs over the same inputs give byte-identical files.
 
->>> from policystrata.scan.model import GateResult, ScanReport
+>>> from policystrata.results import GateResult, ScanReport
 >>> report = ScanReport(version="0", config="c", domain="d", rules_digest="x",
 ...                     gate=GateResult(passed=True, exit_code=0))
 >>> summary(report)["findings"]
@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from policystrata.jsondump import dumps_indented
-from policystrata.scan.findings import dumps_finding
-from policystrata.scan.model import ScanReport
+from policystrata.results import ScanReport, dumps_finding
 
 OUTPUT_FILES = (
     "scan.json",

@@ -32,6 +32,18 @@ from policystrata.engine.ast import Positive
 from policystrata.errors import InputError, StrataError, did_you_mean
 from policystrata.facts import Fact, FactSet
 from policystrata.jsonfile import read_json_documents
+from policystrata.results import (
+    CONFIDENCE_RANK,
+    SEVERITY_RANK,
+    BaselineDiff,
+    CheckOutcome,
+    Finding,
+    GateResult,
+    Location,
+    ScanReport,
+    content_key,
+    stable_id,
+)
 from policystrata.scan.config import CONFIDENCES, DOCTOR_INPUTS, ScanConfig
 from policystrata.scan.database import (
     ExecutionCounts,
@@ -40,19 +52,12 @@ from policystrata.scan.database import (
     scan_databases,
 )
 from policystrata.scan.findings import (
-    CONFIDENCE_RANK,
-    SEVERITY_RANK,
-    Finding,
-    Location,
-    content_key,
     probable_fix,
     publish,
     recheck_command,
     repro_record,
-    stable_id,
     what_changed,
 )
-from policystrata.scan.model import BaselineDiff, CheckOutcome, GateResult, ScanReport
 from policystrata.traces import REGRESSION_CASES, Skipped, TraceItem, read_traces
 from policystrata.witness import CaseResult, RecordError, SourceRef, Witness
 

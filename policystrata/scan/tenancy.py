@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from policystrata.facts import Const, Provenance
-from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 
 if TYPE_CHECKING:
     from policystrata.model import Domain

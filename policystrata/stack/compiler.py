@@ -229,8 +229,8 @@ def dimension_target(domain: Domain, dim: str, metric: str | None, grain: str | 
     (a ``date_trunc`` expression, or a date / timestamp column) buckets the metric's own time
     column (the dimension's column when the metric has none) at the expression's unit, else the
     request's grain, else month."""
-    from policystrata.lower.sql.adapter import exp, ident_name, parse_expression
     from policystrata.lower.sql.aggregates import bucket_of
+    from policystrata.sql.adapter import exp, ident_name, parse_expression
 
     spec = domain.policy.dimensions[dim].column
     unit: str | None = None
@@ -627,13 +627,13 @@ def _table_ref(table: str, names: dict[str, str], cte: bool) -> str:
 def _condition_sql(text: str, names: dict[str, str], table: str) -> str:
     """A declared SQL condition with its columns qualified by the query's names for their
     tables (an unqualified column belongs to ``table``)."""
-    from policystrata.lower.sql.adapter import parse_expression
+    from policystrata.sql.adapter import parse_expression
 
     return str(parse_expression(text).transform(_qualify(names, table)).sql(dialect="postgres"))
 
 
 def _qualify(names: dict[str, str], default: str):  # type: ignore[no-untyped-def]
-    from policystrata.lower.sql.adapter import exp, ident_name
+    from policystrata.sql.adapter import exp, ident_name
 
     def rename(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
@@ -647,7 +647,7 @@ def _qualify(names: dict[str, str], default: str):  # type: ignore[no-untyped-de
 def _metric_filter(expression: str, names: dict[str, str], base: str) -> str | None:
     """The condition of the metric expression's ``FILTER (WHERE ...)``, its columns qualified
     with the query's names for their tables (unqualified ones belong to the metric's table)."""
-    from policystrata.lower.sql.adapter import exp, parse_expression
+    from policystrata.sql.adapter import exp, parse_expression
 
     tree = parse_expression(expression)
     if not isinstance(tree, exp.Filter):

@@ -1,5 +1,5 @@
 """dbt measure and filter expressions -> the aggregate and predicates they compute, parsed with
-the SQL parser (:mod:`policystrata.lower.sql.adapter`), in the form of the policy's
+the SQL parser (:mod:`policystrata.sql.adapter`), in the form of the policy's
 ``metric_agg`` / ``metric_filter`` facts so that rules compare like with like.
 
 A measure is ``agg`` over ``expr`` (default: the column named like the measure):
@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from policystrata.facts import Const
-from policystrata.lower.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 from policystrata.lower.sql.predicate_extract import GUARANTEED, extract_predicates
+from policystrata.sql.adapter import SqlglotError, exp, ident_name, parse_expression
 
 #: MetricFlow ``agg`` -> (SQL aggregate, DISTINCT).
 AGGREGATES: dict[str, tuple[str, bool]] = {

@@ -37,7 +37,7 @@ from policystrata.lower.sql.tables import tables
 from policystrata.lower.sql.time_bounds import time_bounds
 
 if TYPE_CHECKING:
-    from policystrata.lower.schema import SchemaInfo
+    from policystrata.sql.ddl import SchemaInfo
 
 __all__ = [
     "DENIED_FUNCTIONS",

@@ -21,9 +21,7 @@ Column)`` for a GROUP BY item that truncates a base column to a calendar unit
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.context import Ctx, ScopeInfo
-from policystrata.lower.sql.guard import function_name
 from policystrata.lower.sql.predicate_extract import extract_predicates
 from policystrata.lower.sql.scopes import (
     Base,
@@ -35,6 +33,7 @@ from policystrata.lower.sql.scopes import (
     resolve,
     whole_row,
 )
+from policystrata.sql.adapter import exp, function_name
 
 _NAMES = {
     exp.Count: "count",
@@ -173,7 +172,7 @@ def bucket_of(node: exp.Expr) -> tuple[str, exp.Expr] | None:
     """``(unit, argument)`` of a calendar truncation (``date_trunc('month', x)``, casts and an
     alias aside), else ``None``.
 
-    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> from policystrata.sql.adapter import parse_expression
     >>> unit, arg = bucket_of(parse_expression("date_trunc('MONTH', t.d)::date"))
     >>> unit, arg.sql()
     ('month', 't.d')

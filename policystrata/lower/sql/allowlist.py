@@ -51,7 +51,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from policystrata.lower.sql.adapter import (
+from policystrata.sql.adapter import (
     SqlglotError,
     Tok,
     exp,
@@ -393,7 +393,7 @@ def unicode_escapes(tokens: Iterable[Tok], text: str) -> list[UnicodeName]:
     parser reads ``U&"x"`` as the column ``u`` AND the quoted name ``x``; PostgreSQL reads one
     escaped name). A ``UESCAPE`` clause after it is honoured when decoding.
 
-    >>> from policystrata.lower.sql.adapter import tokenize
+    >>> from policystrata.sql.adapter import tokenize
     >>> sql = 'select U&"set\\\\005fconfig"(1)'
     >>> [(u.written, u.decoded) for u in unicode_escapes(tokenize(sql), sql)]
     [('U&"set\\\\005fconfig"', 'set_config')]
@@ -434,7 +434,7 @@ def written_name(node: exp.Expr, text: str) -> str | None:
     ``None`` when the parser recorded no position for the name (keyword syntax such as
     ``EXTRACT(... FROM ...)``, or a call the parser rebuilt).
 
-    >>> from policystrata.lower.sql.adapter import parse_one
+    >>> from policystrata.sql.adapter import parse_one
     >>> sql = 'select COUNT(*), "Upper"(a) from t'
     >>> [written_name(n, sql) for n in parse_one(sql).expressions]
     ['count', 'Upper']

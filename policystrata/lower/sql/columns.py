@@ -28,7 +28,6 @@ sql_column_use("q", "s0", "accounts", "region", "group_by")
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import extract_predicates
 from policystrata.lower.sql.scopes import (
@@ -40,6 +39,7 @@ from policystrata.lower.sql.scopes import (
     star_sources,
     whole_row,
 )
+from policystrata.sql.adapter import exp, ident_name
 
 
 def columns(ctx: Ctx) -> None:

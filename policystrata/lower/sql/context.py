@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policystrata.facts import Const, FactSet, Provenance
-from policystrata.lower.sql.adapter import Scope, Tok, exp, node_span
+from policystrata.sql.adapter import Scope, Tok, exp, node_span
 
 FINDING_KINDS = ("unparseable_sql", "unanalysable_sql", "not_read_only")
 

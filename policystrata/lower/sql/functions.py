@@ -12,7 +12,7 @@ casts are not calls). The read-only guard's deny list acts on the same names.
 from __future__ import annotations
 
 from policystrata.lower.sql.context import Ctx
-from policystrata.lower.sql.guard import function_name, is_call
+from policystrata.sql.adapter import function_name, is_call
 
 
 def functions(ctx: Ctx) -> None:

@@ -26,10 +26,10 @@ stricter: a read-only statement that uses anything off that list is analysed but
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.allowlist import unicode_escapes
 from policystrata.lower.sql.context import Ctx, Halt
 from policystrata.lower.sql.predicate_extract import literal_value
+from policystrata.sql.adapter import exp, function_name, is_call
 
 # The one list of functions a read-only analytics query may not call. Each either writes,
 # changes session state, reads server files, talks to other servers, stalls or kills backends,
@@ -123,48 +123,6 @@ _WRITE_NODES: tuple[type[exp.Expr], ...] = tuple(
     )
     if isinstance(t, type)
 )
-
-
-_NOT_CALLS: tuple[type[exp.Expr], ...] = (
-    exp.Binary,
-    exp.Connector,
-    exp.Not,
-    exp.Paren,
-    exp.Exists,
-    exp.Case,
-    exp.If,
-    exp.Cast,
-    exp.TryCast,
-    exp.Neg,
-    exp.Distinct,
-)
-
-
-def is_call(node: exp.Expr) -> bool:
-    """A function call (not an operator, CASE or cast the parser also models as a function)."""
-    return isinstance(node, exp.Func) and not isinstance(node, _NOT_CALLS)
-
-
-def function_name(node: exp.Expr) -> str:
-    """Lowercase name of a function call node (``pg_catalog.set_config(…)`` -> ``set_config``).
-
-    >>> from policystrata.lower.sql.adapter import parse_expression
-    >>> [function_name(parse_expression(s)) for s in ("DATE_TRUNC('month', d)", "Foo(1)")]
-    ['date_trunc', 'foo']
-    """
-    if isinstance(node, exp.Anonymous):
-        this = node.this
-        return (this.name if isinstance(this, exp.Identifier) else str(this)).lower()
-    if isinstance(node, exp.Func):
-        try:
-            sql = node.sql(dialect="postgres")
-        except Exception:  # generation can fail for exotic nodes; fall back to the node key
-            return node.key.lower()
-        head = sql.split("(", 1)[0].strip().lower()
-        if not head or not head.replace("_", "a").replace(".", "a").isalnum():
-            head = node.sql_name().lower()
-        return head
-    return node.key.lower()
 
 
 def is_denied_name(name: str) -> bool:

@@ -25,11 +25,11 @@ joined source to an earlier one, for every join kind: it is the join's matching 
 from __future__ import annotations
 
 from policystrata.facts import Fact
-from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import GUARANTEED, POSSIBLE, extract_predicates
 from policystrata.lower.sql.predicates import emit_condition
 from policystrata.lower.sql.scopes import has_column, param_name, resolve
+from policystrata.sql.adapter import exp, ident_name
 
 
 def _alias(node: exp.Expr) -> str:

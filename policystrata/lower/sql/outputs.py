@@ -36,9 +36,7 @@ sql_unique_output("q", "s1", "account_id")
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
-from policystrata.lower.sql.guard import function_name, is_call
 from policystrata.lower.sql.predicate_extract import literal_value
 from policystrata.lower.sql.scopes import (
     lineage,
@@ -48,6 +46,7 @@ from policystrata.lower.sql.scopes import (
     resolve,
     source_names,
 )
+from policystrata.sql.adapter import exp, function_name, ident_name, is_call
 
 #: Functions that return a set of rows: in a select list they repeat the scope's rows, so the
 #: scope's rows are not unique on anything.

@@ -11,7 +11,7 @@ A disjunction of equalities / IN lists on one column is that column's IN list (`
 t = 'b'`` is a guaranteed ``t in ('a', 'b')``); ``c = nullif(v, w)`` compares ``c`` with ``v``; a
 boolean column used as a condition is ``c = true`` (``NOT c`` is ``c != true``).
 
->>> from policystrata.lower.sql.adapter import parse_expression
+>>> from policystrata.sql.adapter import parse_expression
 >>> e = parse_expression("t.tenant_id = 'acme' AND (x = 1 OR 1 = 1) AND NOT (t.r <> 'eu')")
 >>> for p in extract_predicates(e):
 ...     print(p.column.sql(), p.op, p.vkind, repr(p.value), p.strength)
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from policystrata.facts import Const
-from policystrata.lower.sql.adapter import exp, ident_name
+from policystrata.sql.adapter import exp, ident_name
 
 GUARANTEED = "guaranteed"
 POSSIBLE = "possible"
@@ -132,7 +132,7 @@ def classify_value(
     """Value side -> (vkind, value, node): literal | null | param | setting | column |
     subquery | expr.
 
-    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> from policystrata.sql.adapter import parse_expression
     >>> classify_value(parse_expression("current_setting('app.tenant_id', true)"))[:2]
     ('setting', 'app.tenant_id')
     """
@@ -343,7 +343,7 @@ def is_always_true(node: exp.Expr | None) -> bool:
     """The expression admits every row: ``true``, ``1 = 1``, ``'a' = 'a'``, or a disjunction /
     conjunction built from such (an OR with one always-true disjunct is always true).
 
-    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> from policystrata.sql.adapter import parse_expression
     >>> is_always_true(parse_expression("tenant_id = 'a' OR 1 = 1"))
     True
     """
@@ -387,7 +387,7 @@ def position_strength(root: exp.Expr, target: exp.Expr) -> tuple[bool, str]:
     """Polarity and strength of ``target`` (a node inside boolean expression ``root``):
     ``(negated, strength)`` computed like :func:`extract_predicates` does for atoms.
 
-    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> from policystrata.sql.adapter import parse_expression
     >>> e = parse_expression("a = 1 AND NOT EXISTS (SELECT 1) ")
     >>> position_strength(e, e.find(exp.Exists))
     (True, 'guaranteed')
@@ -419,7 +419,7 @@ def position_strength(root: exp.Expr, target: exp.Expr) -> tuple[bool, str]:
 def conjunct_atoms(cond: exp.Expr | None) -> Iterator[tuple[exp.Expr, bool, str]]:
     """Every non-boolean-connective node of a condition with ``(negated, strength)``.
 
-    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> from policystrata.sql.adapter import parse_expression
     >>> [(a.sql(), n, s) for a, n, s in conjunct_atoms(parse_expression("a = 1 AND (b = 2 OR c)"))]
     [('a = 1', False, 'guaranteed'), ('b = 2', False, 'possible'), ('c', False, 'possible')]
     """

@@ -26,10 +26,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
 from policystrata.lower.sql.predicate_extract import POSSIBLE, extract_predicates
 from policystrata.lower.sql.scopes import base_columns, param_name, resolve
+from policystrata.sql.adapter import exp, ident_name
 
 
 def predicates(ctx: Ctx) -> None:

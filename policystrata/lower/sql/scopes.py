@@ -21,7 +21,8 @@ sql_scope_parent("q", "s2", "s0")
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import (
+from policystrata.lower.sql.context import Ctx, Halt, ScopeInfo
+from policystrata.sql.adapter import (
     Scope,
     ScopeType,
     anonymous_placeholders,
@@ -31,7 +32,6 @@ from policystrata.lower.sql.adapter import (
     ident_name,
     table_name,
 )
-from policystrata.lower.sql.context import Ctx, Halt, ScopeInfo
 
 _KIND = {
     ScopeType.ROOT: "root",
@@ -236,7 +236,7 @@ def projection_name(proj: exp.Expr) -> str:
     if isinstance(proj, exp.Alias | exp.Column):
         return ident_name(proj.alias_or_name)
     if isinstance(proj, exp.Func) and not isinstance(proj, exp.Binary | exp.Connector):
-        from policystrata.lower.sql.guard import function_name
+        from policystrata.sql.adapter import function_name
 
         return function_name(proj)
     return "?column?"

@@ -13,10 +13,10 @@ else; ``sql_offset(C, N)``; ``sql_scope_limit(C, S, N)`` for the literal LIMIT o
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.context import Ctx
 from policystrata.lower.sql.predicate_extract import literal_value
 from policystrata.lower.sql.scopes import param_name
+from policystrata.sql.adapter import exp
 
 
 def shape(ctx: Ctx) -> None:

@@ -13,9 +13,9 @@ every scope that references an enclosing scope's columns.
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import exp
 from policystrata.lower.sql.context import Ctx
 from policystrata.lower.sql.predicate_extract import POSSIBLE, position_strength
+from policystrata.sql.adapter import exp
 
 
 def subqueries(ctx: Ctx) -> None:

@@ -16,10 +16,9 @@ sql_source("q", "s0", "c", "s1")
 
 from __future__ import annotations
 
-from policystrata.lower.sql.adapter import Scope, exp, table_name
 from policystrata.lower.sql.context import Ctx
-from policystrata.lower.sql.guard import function_name
 from policystrata.lower.sql.scopes import inner_query_scope
+from policystrata.sql.adapter import Scope, exp, function_name, table_name
 
 
 def tables(ctx: Ctx) -> None:

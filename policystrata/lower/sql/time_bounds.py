@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policystrata.lower.sql.adapter import exp, ident_name
 from policystrata.lower.sql.context import Ctx, ScopeInfo
-from policystrata.lower.sql.guard import function_name
 from policystrata.lower.sql.predicate_extract import (
     GUARANTEED,
     conjunct_atoms,
@@ -32,6 +30,7 @@ from policystrata.lower.sql.predicate_extract import (
     unwrap,
 )
 from policystrata.lower.sql.scopes import base_columns
+from policystrata.sql.adapter import exp, function_name, ident_name
 
 _CMP: dict[type[exp.Expr], str] = {
     exp.EQ: "=",
@@ -90,7 +89,7 @@ def constant_time(node: exp.Expr) -> dt.date | dt.datetime | None:
     ``make_date(y, m, d)``, or such a constant plus / minus an interval literal or a number of
     days. ``None`` for anything else (columns, the clock).
 
-    >>> from policystrata.lower.sql.adapter import parse_expression
+    >>> from policystrata.sql.adapter import parse_expression
     >>> constant_time(parse_expression("date '2026-05-01' + interval '1 month'"))
     datetime.date(2026, 6, 1)
     >>> constant_time(parse_expression("'2026-06-01'::date - 1"))

@@ -40,7 +40,9 @@ __all__ = [
     "build_scope",
     "data_type_name",
     "exp",
+    "function_name",
     "ident_name",
+    "is_call",
     "node_span",
     "normalize_identifiers",
     "parse",
@@ -321,3 +323,47 @@ def walk_no_subqueries(node: exp.Expr) -> Iterator[exp.Expr]:
             if isinstance(child, exp.Query):
                 continue
             stack.append(child)
+
+
+# ---- function calls ---------------------------------------------------------------------------
+
+_NOT_CALLS: tuple[type[exp.Expr], ...] = (
+    exp.Binary,
+    exp.Connector,
+    exp.Not,
+    exp.Paren,
+    exp.Exists,
+    exp.Case,
+    exp.If,
+    exp.Cast,
+    exp.TryCast,
+    exp.Neg,
+    exp.Distinct,
+)
+
+
+def is_call(node: exp.Expr) -> bool:
+    """A function call (not an operator, CASE or cast the parser also models as a function)."""
+    return isinstance(node, exp.Func) and not isinstance(node, _NOT_CALLS)
+
+
+def function_name(node: exp.Expr) -> str:
+    """Lowercase name of a function call node (``pg_catalog.set_config(…)`` -> ``set_config``).
+
+    >>> from policystrata.sql.adapter import parse_expression
+    >>> [function_name(parse_expression(s)) for s in ("DATE_TRUNC('month', d)", "Foo(1)")]
+    ['date_trunc', 'foo']
+    """
+    if isinstance(node, exp.Anonymous):
+        this = node.this
+        return (this.name if isinstance(this, exp.Identifier) else str(this)).lower()
+    if isinstance(node, exp.Func):
+        try:
+            sql = node.sql(dialect="postgres")
+        except Exception:  # generation can fail for exotic nodes; fall back to the node key
+            return node.key.lower()
+        head = sql.split("(", 1)[0].strip().lower()
+        if not head or not head.replace("_", "a").replace(".", "a").isalnum():
+            head = node.sql_name().lower()
+        return head
+    return node.key.lower()

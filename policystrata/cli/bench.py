@@ -20,14 +20,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from policystrata.cli import (
+from policystrata.cli.common import (
     EXIT_FINDINGS,
-    _domain_options,
-    _rules_option,
+    domain_options,
     expand_rule_paths,
     reports_errors,
+    rules_option,
 )
 from policystrata.errors import InputError, StrataError
+from policystrata.parallel import default_jobs
 
 STATUS_ORDER = ("killed", "survived", "equivalent", "stillborn", "clean", "false_positive", "error")
 
@@ -167,8 +168,8 @@ def execute_run(
 
 
 @click.command()
-@_domain_options
-@_rules_option
+@domain_options
+@rules_option
 @click.option(
     "--suite",
     metavar="NAME",
@@ -310,17 +311,6 @@ def run(
     print_summary(summary)
     if strict and (c["survived"] or c["false_positive"] or c["error"]):
         sys.exit(EXIT_FINDINGS)
-
-
-def default_jobs() -> int:
-    """The cores this process may use (on Linux; elsewhere 1: workers are forked, and forking
-    is only dependable on Linux; ``--jobs N`` still asks for N)."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return 1
 
 
 def _fmt(value: Any) -> str:

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from policystrata.cli import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
-from policystrata.scan.model import ScanReport
+from policystrata.cli.common import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
+from policystrata.results import ScanReport
 
 FORMATS = ("table", "json", "jsonl", "sarif", "junit")
 
@@ -189,7 +189,7 @@ def scan(
 
     Exit codes: 0 pass (or warnings only), 1 gate failure, 2 config or usage error.
     """
-    from policystrata.bench.commands import default_jobs
+    from policystrata.parallel import default_jobs
     from policystrata.scan.config import load_scan_config
     from policystrata.scan.outputs import render, write_outputs
     from policystrata.scan.run import run_scan
@@ -465,7 +465,7 @@ def check_integration(
     compared), 2 usage or input error.
     """
     from policystrata.check import Checker, build_report
-    from policystrata.cli import domain_ref, expand_rule_paths
+    from policystrata.cli.common import domain_ref, expand_rule_paths
     from policystrata.errors import InputError
     from policystrata.integrations.dbt import (
         check_semantic_layer,
