@@ -56,6 +56,10 @@ def test_the_scaffold_is_wired(scaffold: Path) -> None:
     ):
         assert got[name]["status"] == "ok", got[name]
     assert got["domain"]["required"] and got["domain: policy.yaml"]["required"]
+    schema = (scaffold / "domain" / "schema.sql").read_text().upper()
+    enabled = schema.count("ENABLE ROW LEVEL SECURITY")
+    assert enabled > 0
+    assert got["domain: schema.sql"]["detail"].endswith(f"row level security on {enabled}")
     # the record counts come from the scan's own reader
     lines = (scaffold / "traces.jsonl").read_text().splitlines()
     skipped = sum('"agent_session"' in line for line in lines)

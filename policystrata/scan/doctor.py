@@ -312,7 +312,7 @@ def _file_detail(ctx: Context, kind: str, path: Path) -> str:
         return f"present, loads ({len(d.surfaces.contracts)} contract(s))"
     if kind == "schema":
         tables = d.schema.tables
-        rls = sum(1 for f in d.schema.facts if f.pred == "rls_enabled")
+        rls = len(d.schema.rls_enabled)
         return f"present, parses: {len(tables)} table(s), row level security on {rls}"
     return f"present, {_statements(path)}"
 
