@@ -29,6 +29,7 @@ LAZY_COMMANDS = {
     "run": "policystrata.cli.bench:run",
     "summarize": "policystrata.cli.bench:summarize",
     "scan": "policystrata.cli.scan:scan",
+    "doctor": "policystrata.cli.scan:doctor",
     "init-scan": "policystrata.cli.scan:init_scan",
     "init-domain": "policystrata.cli.scan:init_domain",
     "check-integration": "policystrata.cli.scan:check_integration",
