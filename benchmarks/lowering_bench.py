@@ -17,8 +17,8 @@ from pathlib import Path
 
 from policystrata.lower.schema import parse_schema
 from policystrata.lower.sql import lower_sql
-from policystrata.sql.adapter import SQLGLOT_VERSION
 from policystrata.paths import domains_dir
+from policystrata.sql.adapter import SQLGLOT_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,6 +30,7 @@ from policystrata.engine.backend import ORDER_WATCH
 from policystrata.engine.proof import renamed_proof, render_message
 from policystrata.errors import StrataError, debugging
 from policystrata.facts import SOURCE_SLOT, Const, Fact, FactSet, Provenance
+from policystrata.layers import DEFENCE_LAYERS, LAYER_RANK
 from policystrata.lower.ir import lower_ir
 from policystrata.lower.policy import compile_domain
 from policystrata.lower.schema import parse_schema
@@ -492,7 +493,8 @@ class Checker:
         timeout: float = 10.0,
         prepare: Callable[[Domain], None] | None = None,
     ) -> Checker:
-        """Load the rules, then the domain, checking the domain's surface contracts against the
+        """Load the rules, then the domain, checking the domain's layer contracts (surfaces.yaml)
+        against the
         responsibility and obligation names the rules know (an unknown name is a load error).
         ``prepare`` adds to the loaded domain before its facts are compiled (the scan config's
         tenancy)."""
@@ -705,11 +707,11 @@ class Checker:
             return []
         faults = result.atoms("layer_fault")
         contained = result.atoms("contained")
-        rank = {s: i for i, s in enumerate(SURFACE_ORDER)}
+        rank = LAYER_RANK
         lookup = result.fact_lookup  # one independent model per case, shared by its proofs
         out: list[WitnessParts] = []
         for atom in violations:
-            _, surface, _class, check, key = atom
+            _, layer, _class, check, key = atom
             proof = result.prove(Fact("violation", tuple(atom)))
             check_proof(proof, self.program, lookup)
             containers = sorted(
@@ -722,7 +724,7 @@ class Checker:
                 containment = (str(c_atom[1]), result.prove(Fact("contained", tuple(c_atom))))
             also = []
             for f in faults:
-                if f[1] == surface and f[3] == check and _same(f[4], key):
+                if f[1] == layer and f[3] == check and _same(f[4], key):
                     continue
                 also.append(result.prove(Fact("layer_fault", tuple(f))))
             out.append(WitnessParts(Fact("violation", tuple(atom)), proof, containment, also))
@@ -776,14 +778,14 @@ class Checker:
         defence: bool = False,
     ) -> Witness:
         """The witness of one proved ``violation`` (or defence-layer ``layer_fault``) atom."""
-        _, surface, wclass, check, key = atom.args
+        _, layer, wclass, check, key = atom.args
         step = proof.fault_step()
         severity, confidence = grade(self.program, proof, contained=containment_layer is not None)
         return Witness(
             id=witness_id(step.rule or "", case.id, key),
             case=case.info(),
             witness_class=wclass,  # type: ignore[arg-type]
-            localized_surface=surface,  # type: ignore[arg-type]
+            localized_surface=layer,  # type: ignore[arg-type]
             containment_layer=containment_layer,  # type: ignore[arg-type]
             containment_message=containment_message,
             check=str(check),
@@ -846,10 +848,6 @@ class Renamer:
             p.defence,
         )
 
-
-SURFACE_ORDER = ("manifest", "grammar", "validator", "compiler", "database", "release")
-#: Layers whose job is to contain upstream faults: their own faults are witnesses too.
-DEFENCE_LAYERS = ("database", "release")
 
 #: What a rule says when it carries no ``@severity`` / ``@confidence`` annotation.
 DEFAULT_SEVERITY, DEFAULT_CONFIDENCE = "medium", "high"

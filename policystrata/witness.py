@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
+from policystrata.layers import Layer
 from policystrata.prooftree import PROOF_NODE_SCHEMA, ProofNode
 
 WITNESS_CLASSES = (
@@ -32,7 +33,6 @@ WITNESS_CLASSES = (
     "semantic_drift",
     "unsafe_release",
 )
-SURFACES = ("manifest", "grammar", "validator", "compiler", "database", "release")
 EVIDENCE_LEVELS = ("static", "deterministic_fixture", "real_db")
 SEVERITIES = ("low", "medium", "high", "critical")
 CONFIDENCES = ("low", "medium", "high")
@@ -45,7 +45,6 @@ WitnessClass = Literal[
     "semantic_drift",
     "unsafe_release",
 ]
-Surface = Literal["manifest", "grammar", "validator", "compiler", "database", "release"]
 Severity = Literal["low", "medium", "high", "critical"]
 Confidence = Literal["low", "medium", "high"]
 
@@ -108,7 +107,7 @@ class CaseInfo(_Model):
 class FaultRef(_Model):
     """A layer fault (``layer_fault`` atom) other than the localized one."""
 
-    surface: Surface
+    surface: Layer
     witness_class: WitnessClass
     check: str
     key: Any
@@ -138,8 +137,8 @@ class Witness(_Model):
     id: str = Field(description="Stable id: rule id + case id + semantic key (no line numbers).")
     case: CaseInfo
     witness_class: WitnessClass
-    localized_surface: Surface
-    containment_layer: Surface | None = None
+    localized_surface: Layer
+    containment_layer: Layer | None = None
     containment_message: str | None = None
     check: str
     key: Any = Field(description="The object the check is about (a table, a metric, ...).")

@@ -96,9 +96,9 @@ def test_facts_carry_provenance_lines() -> None:
     assert policy[prov.line - 1].strip().startswith("max_cost: 80")  # type: ignore[operator]
 
 
-def test_surface_rank_order() -> None:
+def test_layer_rank_order() -> None:
     facts = compile_domain(load_domain("support_saas"))
-    ranks = sorted((f.args[1], f.args[0]) for f in facts.by_pred("surface_rank"))
+    ranks = sorted((f.args[1], f.args[0]) for f in facts.by_pred("layer_rank"))
     assert [s for _, s in ranks] == [
         "manifest", "grammar", "validator", "compiler", "database", "release"
     ]  # fmt: skip

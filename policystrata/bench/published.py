@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from policystrata.check import SURFACE_ORDER
+from policystrata.layers import LAYERS
 
 if TYPE_CHECKING:
     from policystrata.bench.cases import BenchCase
@@ -93,7 +93,7 @@ def contract_decisions(domain: Domain, witnesses: list[Witness]) -> dict[str, An
     """Per surface: its responsibilities and whether its contract held (no check failed)."""
     failed = _failed_surfaces(witnesses)
     out = {}
-    for s in SURFACE_ORDER:
+    for s in LAYERS:
         c = domain.surfaces.contracts.get(s)  # type: ignore[call-overload]
         out[s] = {
             "responsibilities": list(c.responsibilities) if c else [],

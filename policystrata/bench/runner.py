@@ -33,10 +33,11 @@ from policystrata.bench.artifacts import ARTIFACT_DIR, artifact_blobs
 from policystrata.bench.cases import BenchCase
 from policystrata.bench.minimize import domain_orders, minimize_query
 from policystrata.bench.score import Accumulator
-from policystrata.check import SURFACE_ORDER, Checker
+from policystrata.check import Checker
 from policystrata.facts import Provenance
 from policystrata.ir import SemanticQuery
 from policystrata.jsondump import dumps_indented
+from policystrata.layers import LAYERS
 from policystrata.model import Domain
 from policystrata.paths import rule_files
 from policystrata.stack.faults import OPERATORS, OTHER_DOMAIN_OPERATORS
@@ -56,7 +57,7 @@ def _line(data: Any) -> str:
 
 
 def _rank(w: Witness) -> tuple[int, str, str, str]:
-    return (SURFACE_ORDER.index(w.localized_surface), w.witness_class, w.check, str(w.key))
+    return (LAYERS.index(w.localized_surface), w.witness_class, w.check, str(w.key))
 
 
 @dataclass

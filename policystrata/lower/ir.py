@@ -35,14 +35,7 @@ def ir_cost(query: SemanticQuery, domain: Domain) -> int:
     >>> ir_cost(parse_ir("bookings by region, plan, month limit 1000"), load_domain("support_saas"))
     102
     """
-    policy = domain.policy
-    metric = policy.resolve_metric(query.metric)
-    cost = policy.metrics[metric].cost if metric is not None else 0
-    for dim in query.dimensions:
-        d = policy.dimensions.get(dim)
-        cost += d.cost if d is not None else 0
-    limit = query.limit if query.limit is not None else 0
-    return cost + max(1, limit // 100)
+    return domain.policy.query_cost(query.metric, list(query.dimensions), query.limit)
 
 
 def lower_ir(

@@ -21,10 +21,10 @@ import re
 from collections.abc import Callable
 
 from policystrata.facts import Const, FactSet, Provenance
+from policystrata.layers import LAYER_RANK, LAYERS, MODES
 from policystrata.lower.schema import schema_facts
 from policystrata.model.calendar import DEFAULT_LABELS
 from policystrata.model.domain import Domain, split_column
-from policystrata.model.surfaces import DEFAULT_MODE, SURFACE_RANK, SURFACES
 
 Pass = Callable[[Domain, FactSet], None]
 
@@ -366,36 +366,36 @@ def joins(d: Domain, fs: FactSet) -> None:
 
 
 def surfaces(d: Domain, fs: FactSet) -> None:
-    """surface, surface_rank, surface_mode, surface_version, responsible, accepts_obligation,
-    emits_obligation, transition_obligation."""
+    """layer, layer_rank, layer_mode, layer_version, responsible, accepts_obligation,
+    emits_obligation, transition_obligation (surfaces.yaml)."""
     s = d.surfaces
-    for name in SURFACES:
+    for name in LAYERS:
         contract = s.contracts.get(name)  # type: ignore[call-overload]
         here = (
             d.where("surfaces", "contracts", name)
             if contract
             else d.where("surfaces", "versions", name)
         )
-        fs.add("surface", name, prov=here)
+        fs.add("layer", name, prov=here)
         fs.add(
-            "surface_rank",
+            "layer_rank",
             name,
-            SURFACE_RANK[name],
-            prov=Provenance("surfaces", note="fixed pipeline order"),
+            LAYER_RANK[name],
+            prov=Provenance("layers", note="the fixed pipeline order, policystrata/layers.py"),
         )
         version = s.versions.get(name)  # type: ignore[call-overload]
         if version is not None:
-            fs.add("surface_version", name, version, prov=d.where("surfaces", "versions", name))
+            fs.add("layer_version", name, version, prov=d.where("surfaces", "versions", name))
         if contract is None:
             fs.add(
-                "surface_mode",
+                "layer_mode",
                 name,
-                DEFAULT_MODE[name],
-                prov=Provenance("surfaces", note="default mode"),
+                MODES[name],
+                prov=Provenance("layers", note="the default mode, policystrata/layers.py"),
             )
             continue
         fs.add(
-            "surface_mode", name, contract.mode, prov=d.where("surfaces", "contracts", name, "mode")
+            "layer_mode", name, contract.mode, prov=d.where("surfaces", "contracts", name, "mode")
         )
         for key, pred in (
             ("responsibilities", "responsible"),

@@ -9,11 +9,9 @@ line numbers, referential integrity, and :class:`Domain` (policy + surfaces + sc
 from policystrata.model.domain import Domain, MetricAgg, load_domain, parse_metric_agg, split_column
 from policystrata.model.policy import Dimension, Metric, Policy, Principal, Role, TimeRange
 from policystrata.model.suite import MatrixEntry, Suite, Task, load_suite, load_suites
-from policystrata.model.surfaces import SURFACE_RANK, SURFACES, Contract, Surfaces
+from policystrata.model.surfaces import Contract, Surfaces
 
 __all__ = [
-    "SURFACES",
-    "SURFACE_RANK",
     "Contract",
     "Dimension",
     "Domain",

@@ -156,3 +156,18 @@ class Policy(Strict):
             if name in metric.aliases:
                 return metric_name
         return None
+
+    def query_cost(self, metric: str, dimensions: list[str], limit: int | None) -> int:
+        """The policy's cost of a request: metric cost + dimension costs + max(1, limit // 100).
+
+        Names the policy does not know cost 0 (another check reports them).
+
+        >>> Policy.model_validate({"metrics": {"m": {"expression": "count(*)", "table": "t",
+        ...     "cost": 20}}, "dimensions": {"d": {"column": "t.d", "cost": 5}}}).query_cost(
+        ...     "m", ["d", "nope"], 1000)
+        35
+        """
+        resolved = self.resolve_metric(metric)
+        cost = self.metrics[resolved].cost if resolved is not None else 0
+        cost += sum(self.dimensions[d].cost for d in dimensions if d in self.dimensions)
+        return cost + max(1, (limit or 0) // 100)

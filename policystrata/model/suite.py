@@ -48,8 +48,8 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from policystrata.errors import InputError, InputErrors, did_you_mean
 from policystrata.ir.query import QUERY_KEYS, SemanticQuery
+from policystrata.layers import Layer
 from policystrata.model.policy import Strict
-from policystrata.model.surfaces import SurfaceName
 from policystrata.model.yamlsrc import YamlDoc, load_yaml_file, validate
 
 #: The published defaults of a semantic query written as a mapping.
@@ -121,10 +121,10 @@ class _TaskFields(Strict):
     request: str = ""
     mutation: str = "none"
     semantic_query: SemanticQuery | None = None
-    surface_versions: dict[SurfaceName, str] = Field(default_factory=dict)
+    surface_versions: dict[Layer, str] = Field(default_factory=dict)
     expected_witness_class: str | None = None
-    expected_localized_surface: SurfaceName | None = None
-    expected_containment_layer: SurfaceName | None = None
+    expected_localized_surface: Layer | None = None
+    expected_containment_layer: Layer | None = None
 
     @field_validator("semantic_query", mode="before")
     @classmethod
@@ -195,7 +195,7 @@ class Suite(Strict):
 
     suite: str = ""
     policy_version: str = "v7"
-    surface_versions: dict[SurfaceName, str] = Field(default_factory=dict)
+    surface_versions: dict[Layer, str] = Field(default_factory=dict)
     suite_metadata: SuiteMetadata = Field(default_factory=SuiteMetadata)
     tasks: list[Task] = Field(default_factory=list)
     matrix: list[MatrixEntry] = Field(default_factory=list)

@@ -2,37 +2,18 @@
 
 >>> s = Surfaces.model_validate({"versions": {"compiler": "v7"},
 ...     "contracts": {"compiler": {"mode": "sql_lowering"}}})
->>> s.contracts["compiler"].mode, SURFACE_RANK["release"]
-('sql_lowering', 6)
+>>> s.contracts["compiler"].mode
+'sql_lowering'
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
+from policystrata.layers import Layer, Mode
 from policystrata.model.policy import Strict
-
-SurfaceName = Literal["manifest", "grammar", "validator", "compiler", "database", "release"]
-SURFACES: tuple[str, ...] = ("manifest", "grammar", "validator", "compiler", "database", "release")
-SURFACE_RANK: dict[str, int] = {s: i for i, s in enumerate(SURFACES, start=1)}
-Mode = Literal[
-    "capability_exposure",
-    "intent_space",
-    "semantic_validation",
-    "sql_lowering",
-    "database_containment",
-    "output_release",
-]
-DEFAULT_MODE: dict[str, str] = {
-    "manifest": "capability_exposure",
-    "grammar": "intent_space",
-    "validator": "semantic_validation",
-    "compiler": "sql_lowering",
-    "database": "database_containment",
-    "release": "output_release",
-}
 
 
 def _versions_to_str(value: Any) -> Any:
@@ -52,8 +33,8 @@ class Contract(Strict):
 
 
 class Surfaces(Strict):
-    versions: dict[SurfaceName, str] = Field(default_factory=dict)
-    contracts: dict[SurfaceName, Contract] = Field(default_factory=dict)
+    versions: dict[Layer, str] = Field(default_factory=dict)
+    contracts: dict[Layer, Contract] = Field(default_factory=dict)
     transition_obligations: list[str] = Field(default_factory=list)
 
     @field_validator("versions", mode="before")

@@ -47,12 +47,8 @@ class Verdict:
 
 
 def query_cost(domain: Domain, query: SemanticQuery) -> int:
-    """metric cost + dimension costs + max(1, limit // 100) (unknown names cost 0)."""
-    pol = domain.policy
-    metric = pol.resolve_metric(query.metric)
-    cost = pol.metrics[metric].cost if metric is not None else 0
-    cost += sum(pol.dimensions[d].cost for d in query.dimensions if d in pol.dimensions)
-    return cost + max(1, (query.limit or 0) // 100)
+    """The policy's cost of the request (the validator's budget check reads it)."""
+    return domain.policy.query_cost(query.metric, list(query.dimensions), query.limit)
 
 
 def authorize(
