@@ -13,11 +13,13 @@ against its content when it is read.
 >>> from policystrata.ir import parse_ir
 >>> from policystrata.model import load_domain
 >>> from policystrata.stack.pipeline import Request, run_stack
->>> run = run_stack(load_domain("support_saas"), Request("acme_analyst", parse_ir("ticket_count limit 5")))
+>>> request = Request("acme_analyst", parse_ir("ticket_count limit 5"))
+>>> run = run_stack(load_domain("support_saas"), request)
 >>> sorted({p.split("/")[1] for p in artifact_blobs(run)})
 ['cost_estimate', 'ddl', 'grammar', 'manifest', 'release', 'request', 'sql', 'validator']
 >>> path, text = next(iter(artifact_blobs(run).items()))
->>> decode_artifact(text, path.split("/")[1], path.split("/")[2][:-5]) == run.artifacts()[path.split("/")[1]]
+>>> _dir, kind, name = path.split("/")
+>>> decode_artifact(text, kind, name[:-5]) == run.artifacts()[kind]
 True
 """
 

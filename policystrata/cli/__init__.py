@@ -28,6 +28,8 @@ LAZY_COMMANDS = {
     "demo": "policystrata.cli.bench:demo",
     "run": "policystrata.cli.bench:run",
     "summarize": "policystrata.cli.bench:summarize",
+    "freeze-benchmark": "policystrata.cli.freeze:freeze_benchmark",
+    "verify-freeze": "policystrata.cli.freeze:verify_freeze",
     "scan": "policystrata.cli.scan:scan",
     "init-scan": "policystrata.cli.scan:init_scan",
     "init-domain": "policystrata.cli.scan:init_domain",
