@@ -30,6 +30,8 @@ LAZY_COMMANDS = {
     "summarize": "policystrata.cli.bench:summarize",
     "freeze-benchmark": "policystrata.cli.freeze:freeze_benchmark",
     "verify-freeze": "policystrata.cli.freeze:verify_freeze",
+    "baselines": "policystrata.cli.science:baselines",
+    "ablations": "policystrata.cli.science:ablations",
     "scan": "policystrata.cli.scan:scan",
     "init-scan": "policystrata.cli.scan:init_scan",
     "init-domain": "policystrata.cli.scan:init_domain",
