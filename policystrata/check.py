@@ -185,11 +185,20 @@ def lower_database(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet
     schema.sql. Parsed DDL is cached by text, since many cases share one variant."""
     if case.ddl is None:
         return ddl_case_facts(case.id, ctx.reference_ddl)
-    ddl = ctx.ddl_cache.get(case.ddl)
-    if ddl is None:
-        ddl = parse_schema(case.ddl, source="ddl").facts
-        ctx.ddl_cache[case.ddl] = ddl
-    return ddl_case_facts(case.id, ddl)
+    return ddl_case_facts(case.id, _ddl_facts(ctx, case.ddl))
+
+
+def _ddl_facts(ctx: LoweringContext, ddl: str) -> FactSet:
+    """The schema facts of a DDL text (parsed once per text)."""
+    facts = ctx.ddl_cache.get(ddl)
+    if facts is None:
+        facts = parse_schema(ddl, source="ddl").facts
+        ctx.ddl_cache[ddl] = facts
+    return facts
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def lower_manifest_artifact(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
@@ -480,6 +489,7 @@ class Checker:
         self.policy_facts = compile_domain(domain)
         self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
+        self._tenant_settings: dict[str | None, tuple[str, ...]] = {}
         self._verdicts: OrderedDict[Any, tuple[str, list[WitnessParts]]] = OrderedDict()
         self.last_artifact_fact_count = 0
         """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
@@ -509,9 +519,34 @@ class Checker:
 
     def attach_databases(self, databases: DomainDatabases | None) -> None:
         """Collect real-row evidence for every following case from the database whose DDL is
-        the case's DDL in force (None: no database)."""
+        the case's DDL in force (None: no database). Each database's sessions set the settings
+        its DDL's policies read (:meth:`tenant_settings`)."""
+        if databases is not None:
+            databases.use_tenant_settings(self.tenant_settings)
         self.context.databases = databases
         self.context.probes = {}
+
+    def tenant_settings(self, ddl: str | None = None) -> tuple[str, ...]:
+        """The session settings that carry the tenant under ``ddl`` (None: the domain's
+        schema.sql): the ``tenant_setting`` atoms the rules (``rules/database.dl``) derive from
+        its row security policies, which the database sessions set to the case's tenant.
+
+        >>> Checker.open("support_saas").tenant_settings()
+        ('app.tenant_id',)
+        """
+        schema = self.domain.sources.get("schema")
+        key = None if ddl is None or (schema is not None and ddl == _read(schema)) else ddl
+        hit = self._tenant_settings.get(key)
+        if hit is None:
+            ddl_facts = self.context.reference_ddl if key is None else _ddl_facts(self.context, key)
+            probe = "tenant_settings"
+            result = self.engine.evaluate(
+                ddl_case_facts(probe, ddl_facts), predicates=("tenant_setting",)
+            )
+            atoms = result.atoms("tenant_setting")
+            hit = tuple(sorted({str(a[1]) for a in atoms if a[0] == probe}))
+            self._tenant_settings[key] = hit
+        return hit
 
     def attach_database(self, database: Database) -> None:
         """Collect real-row evidence from this one database, whatever a case's DDL (tests)."""

@@ -7,7 +7,9 @@ PostgreSQL (mark such tests ``@pytest.mark.postgres``):
   with the reason, except under ``CI=true`` where it fails.
 - ``pg_cluster`` (session): roles and template databases on that server.
 - ``make_db`` (function): ``make_db(schema_sql, seed_sql="")`` returns a fresh database cloned
-  from a template of that (schema, seed) text; dropped after the test.
+  from a template of that (schema, seed) text; dropped after the test. Its sessions set
+  ``tenant_settings`` (default :data:`TEST_TENANT_SETTINGS`, the setting the test schemas'
+  policies read) to the tenant.
 
 The suite runs in parallel (pytest-xdist, ``addopts`` in pyproject.toml): each worker is its own
 session, so each starts its own throwaway server. Workers sharing one external server
@@ -35,6 +37,10 @@ from policystrata.db.server import (
     find_bindir,
 )
 from policystrata.db.session import Cluster, Database
+
+#: The session setting the tests' own schemas (and support_saas's) compare the tenant column with.
+#: A database made for a domain gets the settings the rules derive from its DDL instead.
+TEST_TENANT_SETTINGS = ("app.tenant_id",)
 
 
 def _no_postgres(reason: str) -> None:
@@ -97,9 +103,11 @@ def pg_cluster(pg_server: Server) -> Iterator[Cluster]:
 def make_db(pg_cluster: Cluster) -> Iterator[Callable[..., Database]]:
     made: list[Database] = []
 
-    def make(schema_sql: str, seed_sql: str = "") -> Database:
+    def make(
+        schema_sql: str, seed_sql: str = "", tenant_settings: tuple[str, ...] = TEST_TENANT_SETTINGS
+    ) -> Database:
         with _shared_server_turn():
-            db = pg_cluster.database(schema_sql, seed_sql)
+            db = pg_cluster.database(schema_sql, seed_sql, tenant_settings=tenant_settings)
         made.append(db)
         return db
 

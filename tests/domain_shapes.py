@@ -4,8 +4,9 @@ A :class:`Shape` describes a multi-tenant schema nobody here wrote by hand: a ro
 carries the tenant column, a chain of 1-3 child tables below it (each scoped through its parent
 by EXISTS row security, or carrying its own tenant column), a sibling of the chain (fan-out), a
 leaf with a composite primary key, integer / text / uuid tenant keys, schema-qualified tables,
-nullable foreign keys, a sensitive tenant dimension. :func:`write_domain` writes policy.yaml,
-surfaces.yaml, schema.sql and seed.sql for it; :func:`shapes` draws shapes with hypothesis.
+nullable foreign keys, a sensitive tenant dimension, policies reading one of several session
+settings. :func:`write_domain` writes policy.yaml, surfaces.yaml, schema.sql and seed.sql for it;
+:func:`shapes` draws shapes with hypothesis.
 
 Table and column names come from word lists, so no rule can lean on one domain's names.
 """
@@ -24,6 +25,8 @@ ENTITIES = ("workspaces", "clients", "stores", "projects", "fleets", "clinics")
 CHILDREN = ("orders", "visits", "shipments", "devices", "campaigns", "contracts", "tasks")
 GRANDCHILDREN = ("line_items", "readings", "payments", "events", "parcels", "notes")
 TENANT_COLUMNS = ("tenant_id", "org_id", "account_key", "customer_ref")
+#: The session setting the row security policies read (the rules derive it from them).
+SETTINGS = ("app.tenant_id", "policystrata.firm_id", "app.current_org", "request.jwt.claims.org")
 CATEGORIES = ("kind", "status", "channel", "tier", "segment", "category")
 AMOUNTS = ("amount_cents", "value_cents", "units", "weight_grams")
 DATES = ("created_on", "booked_on", "recorded_at", "happened_at")
@@ -58,6 +61,7 @@ class Shape:
     sensitive_tenant: bool  # the tenant column is a (sensitive) dimension for admins
     exists_style: str  # join | nested | in: how a deep child's policy reaches the root
     tables: tuple[Table, ...] = field(default_factory=tuple)
+    setting: str = "app.tenant_id"  # current_setting('<setting>', true) in every policy
 
     @property
     def root(self) -> Table:
@@ -142,6 +146,7 @@ def shapes(draw: st.DrawFn) -> Shape:
         sensitive_tenant=draw(st.booleans()),
         exists_style=draw(st.sampled_from(("join", "nested", "in"))),
         tables=tuple(tables),
+        setting=draw(st.sampled_from(SETTINGS)),
     )
 
 
@@ -154,7 +159,7 @@ def _q(shape: Shape, table: str) -> str:
 
 def _setting(shape: Shape) -> str:
     cast = "" if shape.key_type == "text" else f"::{SQL_TYPE[shape.key_type]}"
-    return f"current_setting('app.tenant_id', true){cast}"
+    return f"current_setting('{shape.setting}', true){cast}"
 
 
 def _chain(shape: Shape, table: Table) -> list[Table]:

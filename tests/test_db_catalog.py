@@ -17,6 +17,7 @@ from policystrata.db.catalog import (
 from policystrata.db.session import Cluster, Database
 from policystrata.lower.schema import parse_schema
 from policystrata.paths import domains_dir
+from tests.conftest import TEST_TENANT_SETTINGS
 from tests.test_db_session import SCHEMA, SEED
 
 pytestmark = pytest.mark.postgres
@@ -152,7 +153,7 @@ def test_fault_old_ownership_field_static_and_dynamic(pg_cluster: Cluster) -> No
     schema, seed = _support_saas()
     faulty, n = re.subn(r"(ON accounts\s+USING \()tenant_id", r"\1legacy_tenant_id", schema)
     assert n == 1
-    with pg_cluster.database(faulty, seed) as db:
+    with pg_cluster.database(faulty, seed, tenant_settings=TEST_TENANT_SETTINGS) as db:
         assert _gaps(pg_cluster, db) == [
             ("policy_non_tenant_column", "accounts", "tenant_isolation_accounts")
         ]
@@ -166,7 +167,7 @@ def test_fault_missing_policy_denies_the_app(pg_cluster: Cluster) -> None:
     # agents carries its own tenant column (the catalog's gap report reads tenant columns)
     faulty, n = re.subn(r"CREATE POLICY tenant_isolation_agents[^;]*;", "", schema)
     assert n == 1
-    with pg_cluster.database(faulty, seed) as db:
+    with pg_cluster.database(faulty, seed, tenant_settings=TEST_TENANT_SETTINGS) as db:
         assert [(g.kind, g.table) for g in db.gaps()] == [("rls_no_policy", "agents")]
         assert "agents" not in {f.args[0] for f in db.rls_facts().by_pred("rls_policy")}
         sql = db.vet("SELECT count(*) AS n FROM agents")

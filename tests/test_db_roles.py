@@ -13,6 +13,7 @@ from policystrata.db.ddl import prepare_script
 from policystrata.db.server import Server
 from policystrata.db.session import SERVER_ROLES, Cluster, role_password
 from policystrata.errors import InputError, StrataError
+from tests.conftest import TEST_TENANT_SETTINGS
 
 # The published line's shape (../shared/COMPAT.md §7): the schema creates its app role in a DO
 # block (re-ALTERing it when it exists) and grants to it.
@@ -188,7 +189,7 @@ def test_a_non_superuser_admin_gets_the_same_recipe_and_is_told_what_is_missing(
         su.execute("CREATE ROLE lesser LOGIN CREATEROLE CREATEDB PASSWORD 'lesser-pw'")
         external = ExternalServer(server.dsn(user="lesser", password="lesser-pw"))
         cluster = Cluster(external)
-        db = cluster.database(schema, seed)
+        db = cluster.database(schema, seed, tenant_settings=TEST_TENANT_SETTINGS)
         try:
             assert not cluster.bypass_available
             assert db.run_app(db.vet("SELECT id FROM notes"), "acme").rows == [[1]]

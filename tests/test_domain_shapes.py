@@ -90,7 +90,8 @@ def describe(shape: Shape) -> str:
     return (
         f"{shape.key_type} key {shape.tenant_col}, "
         f"{'every table' if shape.every_table else 'root only'}, "
-        f"{'qualified' if shape.qualified else 'bare'}, policy {shape.exists_style}: {tables}"
+        f"{'qualified' if shape.qualified else 'bare'}, policy {shape.exists_style} on "
+        f"{shape.setting}: {tables}"
     )
 
 
@@ -103,6 +104,8 @@ def test_every_shape_keeps_controls_clean_and_kills_every_live_fault(
     runner = runner_for(shape, tmp_path_factory.mktemp("shape") / "domain")
     rng = random.Random(seed)
     what = describe(shape)
+    # the session setting the database sets is the one the shape's policies read
+    assert runner.checker.tenant_settings() == (shape.setting,), what
 
     # fault-free controls, every legitimate style
     requests = allowed_requests(runner, rng, 3)

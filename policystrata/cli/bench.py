@@ -479,6 +479,13 @@ def summarize(run_dir: Path, fmt: str) -> None:
         print_summary(summary)
 
 
+def builtin_domains() -> list[str]:
+    """The built-in domains (each a directory of ``domains/`` with a policy.yaml)."""
+    from policystrata.paths import domains_dir
+
+    return sorted(p.name for p in domains_dir().iterdir() if (p / "policy.yaml").is_file())
+
+
 @click.command()
 @click.option(
     "--out",
@@ -486,24 +493,40 @@ def summarize(run_dir: Path, fmt: str) -> None:
     default=Path("runs/demo"),
     show_default=True,
 )
+@click.option(
+    "--domain",
+    metavar="NAME",
+    default="support_saas",
+    show_default=True,
+    help="The built-in domain whose seeded suite the demo runs (e.g. finance_saas).",
+)
 @reports_errors
-def demo(out: Path) -> None:
+def demo(out: Path, domain: str) -> None:
     """Run the seeded benchmark and walk through one witness.
 
-    Runs every seeded case (each a fault injected into one layer of the reference stack, plus
-    fault-free controls), prints the witness classes found, then explains one witness: its proof
-    tree, the SQL with the faulty span highlighted, and what the fault-free layer produced.
+    Runs every seeded case of a built-in domain (each a fault injected into one layer of the
+    reference stack, plus fault-free controls), prints the witness classes found, then explains
+    one witness: its proof tree, the SQL with the faulty span highlighted, and what the
+    fault-free layer produced. `--domain finance_saas` runs the wealth-management domain (firms
+    as tenants, a 4-4-5 fiscal calendar); every built-in domain is listed at the end.
     """
-    from policystrata.bench.runner import Runner
     from policystrata.report.terminal import render_witness
     from policystrata.witness import Witness
 
     con = Console(highlight=False)
-    summary, elapsed = execute_run(None, None, "seeded", None, out, None, None, False, quiet=True)
+    known = builtin_domains()
+    if domain not in known:
+        from policystrata.errors import did_you_mean
+
+        raise InputError(
+            f"unknown built-in domain '{domain}'{did_you_mean(domain, known)} "
+            f"(built-in: {', '.join(known)})"
+        )
+    summary, elapsed = execute_run(domain, None, "seeded", None, out, None, None, False, quiet=True)
     c = summary["counts"]
     con.print(
-        f"[bold]PolicyStrata demo[/bold]: seeded suite, {c['cases']} cases in {elapsed:.1f}s "
-        f"-> {out}"
+        f"[bold]PolicyStrata demo[/bold]: {domain} seeded suite, {c['cases']} cases in "
+        f"{elapsed:.1f}s -> {out}"
     )
     con.print(
         f"killed {c['killed']} of {c['non_equivalent_mutants']} injected faults "
@@ -519,15 +542,27 @@ def demo(out: Path) -> None:
         w = Witness.model_validate(witness_data)
         con.rule(f"one witness: task {rec['task']} (fault injected: {rec['mutation']})")
         render_witness(w, con)
-        _show_canonical(con, rec, Runner)
+        _show_canonical(con, rec, domain)
+    from policystrata.model import load_domain
+
+    principal = next(iter(load_domain(domain).policy.principals), "<principal>")
+    flag = f"--domain {domain} "
     con.rule("next")
-    con.print(
-        "  strata summarize runs/demo                      the full table, per operator\n"
-        "  strata explain runs/demo/witnesses/<task>.json  any witness's proof\n"
-        "  strata run --suite generated --count 500 --seed 1729 --out runs/gen\n"
-        "  strata run --suite clean_controls --count 200 --out runs/controls\n"
-        '  strata check --principal acme_analyst --ir "..." --sql "..."  your own SQL'
-    )
+    steps = [
+        ("the full table, per operator", f"strata summarize {out}"),
+        ("any witness's proof", f"strata explain {out}/witnesses/<task>.json"),
+        ("generated faults", f"strata run {flag}--suite generated --count 500 --seed 1729"),
+        ("clean controls", f"strata run {flag}--suite clean_controls --count 200"),
+        ("your own SQL", f'strata check {flag}--principal {principal} --ir "..." --sql "..."'),
+    ]
+    steps += [
+        (f"the {name} domain", f"strata demo --domain {name} --out runs/demo_{name}")
+        for name in known
+        if name != domain
+    ]
+    for what, command in steps:
+        con.print(f"  [dim]{what}:[/dim]")
+        con.print(f"    {command}", markup=False, soft_wrap=True)
 
 
 def _demo_pick(out: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -545,7 +580,7 @@ def _demo_pick(out: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return best
 
 
-def _show_canonical(con: Console, rec: dict[str, Any], runner_cls: Any) -> None:
+def _show_canonical(con: Console, rec: dict[str, Any], domain: str) -> None:
     from policystrata.ir import parse_ir
     from policystrata.model import load_domain
     from policystrata.stack.faults import OPERATORS
@@ -554,7 +589,7 @@ def _show_canonical(con: Console, rec: dict[str, Any], runner_cls: Any) -> None:
     op = OPERATORS.get(rec["mutation"])
     if op is None or rec.get("ir") is None:
         return
-    d = load_domain("support_saas")
+    d = load_domain(domain)
     req = Request(rec["principal"], parse_ir(rec["ir"]), rec.get("style", "plain"))
     canonical = run_stack(d, req)
     faulted = run_stack(d, req, op.knobs(d, req))

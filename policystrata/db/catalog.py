@@ -24,7 +24,7 @@ rls_policy("accounts", "accounts_tenant_isolation", "all", true)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,13 +266,15 @@ def containment_gaps(
     *,
     app_role: str = "strata_app",
     tenant_columns: Mapping[str, str] | None = None,
-    tenant_setting: str = "app.tenant_id",
+    tenant_settings: Collection[str] | None = None,
     schemas: Sequence[str] = ("public",),
 ) -> list[Gap]:
     """Gaps that let the app role see rows RLS should hide (or that make RLS meaningless).
 
     ``tenant_columns`` maps a tenant-owned table to its tenant column; by default every table
-    with a ``tenant_id`` column is tenant-owned, keyed by it.
+    with a ``tenant_id`` column is tenant-owned, keyed by it. ``tenant_settings`` are the
+    session settings that carry the tenant (:attr:`policystrata.db.session.Database.
+    tenant_settings`); None: any setting a policy compares the tenant column with.
     """
     schemas_list = list(schemas)
     gaps: list[Gap] = []
@@ -341,7 +343,7 @@ def containment_gaps(
                 and f.args[1] == policy
                 and f.args[2] == "using"
                 and f.args[5] == "setting"
-                and f.args[6] == tenant_setting
+                and (tenant_settings is None or f.args[6] in tenant_settings)
                 and f.args[4] == "="
             ]
             wrong = sorted({str(f.args[3]) for f in scoped if f.args[3] != tenant_col})
@@ -349,7 +351,8 @@ def containment_gaps(
             if wrong:
                 detail = f"scopes by {', '.join(wrong)} instead of the tenant key {tenant_col}"
             elif not keyed:
-                detail = f"does not compare the tenant key {tenant_col} with {tenant_setting}"
+                setting = " or ".join(sorted(tenant_settings or ())) or "a session setting"
+                detail = f"does not compare the tenant key {tenant_col} with {setting}"
             else:
                 continue
             gaps.append(Gap("policy_non_tenant_column", table, policy, detail))

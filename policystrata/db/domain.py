@@ -6,7 +6,9 @@ first needs it — a run whose SQL the gate refuses entirely never starts a serv
 database holds the domain's schema.sql and seed.sql (or the texts a scan config names); a case
 whose DDL in force differs (a fault that rewrites row level security) gets a database of its
 own, one per distinct DDL text. Databases are made by
-:meth:`policystrata.db.session.Cluster.database` only.
+:meth:`policystrata.db.session.Cluster.database` only. Each database's sessions set the settings
+its DDL's row security policies read (:meth:`DomainDatabases.use_tenant_settings`: the checker
+gives the rules' ``tenant_setting`` atoms for a DDL text).
 
 >>> with domain_databases("none", domain) as dbs:     # doctest: +SKIP
 ...     dbs is None                                    # --db none: no real rows
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from policystrata.db.server import (
@@ -84,6 +86,24 @@ class DomainDatabases:
         self._failed: str | None = None
         self._dbs: dict[str | None, Database] = {}
         self._fixed: Database | None = None
+        self._settings: Callable[[str | None], Sequence[str]] | None = None
+
+    def use_tenant_settings(self, settings: Callable[[str | None], Sequence[str]]) -> None:
+        """Where the settings a database's sessions set to the tenant come from: ``settings``
+        maps a DDL text (None: the domain's schema.sql) to the settings its row security
+        policies compare a tenant column with (:meth:`policystrata.check.Checker.
+        tenant_settings`, read from the rules). Applies to the databases made so far and to
+        every later one."""
+        self._settings = settings
+        for key, db in self._dbs.items():
+            db.tenant_settings = self._tenant_settings(key)
+
+    def _tenant_settings(self, key: str | None) -> tuple[str, ...]:
+        if self._settings is None:
+            return ()
+        if self._fixed is not None:  # a database made elsewhere: the domain's schema
+            return tuple(self._settings(None))
+        return tuple(self._settings(self.schema if key is None else key))
 
     @classmethod
     def of(cls, database: Database, domain: Domain) -> DomainDatabases:
@@ -126,7 +146,10 @@ class DomainDatabases:
             cluster = self._server()
             try:
                 db = cluster.database(
-                    self.schema if key is None else key, self.seed, sources=self.sources
+                    self.schema if key is None else key,
+                    self.seed,
+                    sources=self.sources,
+                    tenant_settings=self._tenant_settings(key),
                 )
             except StrataError as exc:
                 raise DatabaseSetupFailed(str(exc)) from None

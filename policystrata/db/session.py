@@ -28,12 +28,20 @@ one statement is all the server will take whatever the parser thought)::
     BEGIN TRANSACTION READ ONLY;                         -- read-only before any query
     SET LOCAL statement_timeout = 2000; SET LOCAL lock_timeout = 1000;
     SET LOCAL idle_in_transaction_session_timeout = 10000; SET LOCAL work_mem = '16MB';
-    SELECT set_config('app.tenant_id', 'acme', true);    -- transaction-local, never session
+    SELECT set_config('app.tenant_id', 'acme', true);    -- each tenant setting; transaction-local
     <the vetted query: Parse / Bind / Execute>;
     ROLLBACK;                                            -- always
 
 :meth:`Database.run_bypass` runs the same SQL as ``strata_bypass`` (RLS bypassed) in the same
 kind of rolled-back read-only transaction, for comparison (containment evidence).
+
+The settings set to the tenant are :attr:`Database.tenant_settings`: the settings the row
+security policies of the database's DDL compare a tenant column with, as the rules derive them
+(``tenant_setting`` in ``rules/database.dl``; :class:`policystrata.db.domain.DomainDatabases`
+asks the checker for them). ``app.tenant_id`` above is support_saas's; finance_saas's policies
+read ``policystrata.firm_id``; a DDL whose policies read several settings gets each set to the
+tenant, and one whose policies read none gets none (what its policies compare instead, such as
+``current_user`` or a function, is nothing a session can set).
 
 A fresh database per domain or fault variant is cloned from a template database
 (``CREATE DATABASE ... TEMPLATE``), which is built once per distinct (schema, seed) text.
@@ -71,7 +79,6 @@ if TYPE_CHECKING:
 APP_ROLE = "strata_app"
 OWNER_ROLE = "strata_owner"
 BYPASS_ROLE = "strata_bypass"
-TENANT_SETTING = "app.tenant_id"
 DEFAULT_TIMEOUT_MS = 2000
 LOCK_TIMEOUT_MS = 1000
 IDLE_TIMEOUT_MS = 10000
@@ -494,7 +501,9 @@ class Cluster:
         """The tables and views of the databases cloned from ``template``."""
         return self._relations.get(template, frozenset())
 
-    def clone(self, template: str, name: str | None = None) -> Database:
+    def clone(
+        self, template: str, name: str | None = None, *, tenant_settings: Sequence[str] = ()
+    ) -> Database:
         """``CREATE DATABASE <name> TEMPLATE <template>``: a fresh copy in milliseconds."""
         name = name or _unique_name("strata_db")
         stmt = pgsql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY FILE_COPY").format(
@@ -509,7 +518,9 @@ class Cluster:
                     if attempt == 19:
                         raise
                     time.sleep(0.05)
-        return Database(self, name, relations=self.relations(template))
+        return Database(
+            self, name, relations=self.relations(template), tenant_settings=tuple(tenant_settings)
+        )
 
     @property
     def private(self) -> bool:
@@ -518,18 +529,32 @@ class Cluster:
         return bool(getattr(self.server, "private", False))
 
     def database(
-        self, schema_sql: str, seed_sql: str = "", *, sources: tuple[str, str] | None = None
+        self,
+        schema_sql: str,
+        seed_sql: str = "",
+        *,
+        sources: tuple[str, str] | None = None,
+        tenant_settings: Sequence[str] = (),
     ) -> Database:
         """A new database holding ``schema_sql`` + ``seed_sql``, loaded by the owner role (the
         one way every database is made; the caller drops it). On a private server it is cloned
         from a template built once per (schema, seed) text (a clone takes milliseconds); on a
         server the user gives, template names could belong to another process, so it is loaded
-        directly. ``sources`` name the two texts in load errors."""
+        directly. ``sources`` name the two texts in load errors; ``tenant_settings`` are the
+        settings its sessions set to the tenant (see :attr:`Database.tenant_settings`)."""
         if self.private:
-            return self.clone(self.template(schema_sql, seed_sql, sources))
-        return self._fresh(schema_sql, seed_sql, sources)
+            return self.clone(
+                self.template(schema_sql, seed_sql, sources), tenant_settings=tenant_settings
+            )
+        return self._fresh(schema_sql, seed_sql, sources, tenant_settings)
 
-    def _fresh(self, schema_sql: str, seed_sql: str, sources: tuple[str, str] | None) -> Database:
+    def _fresh(
+        self,
+        schema_sql: str,
+        seed_sql: str,
+        sources: tuple[str, str] | None,
+        tenant_settings: Sequence[str] = (),
+    ) -> Database:
         self.ensure_roles()
         name = f"strata_scan_{uuid.uuid4().hex[:12]}"
         with self.admin() as conn:
@@ -546,7 +571,7 @@ class Cluster:
             with contextlib.suppress(Exception):
                 self.drop(name)
             raise
-        return Database(self, name, relations=relations)
+        return Database(self, name, relations=relations, tenant_settings=tuple(tenant_settings))
 
     def drop(self, name: str) -> None:
         with self.admin() as conn:
@@ -614,7 +639,11 @@ class Database:
     name: str
     relations: frozenset[str] = frozenset()
     """The tables and views trace SQL may read (what the domain's schema creates)."""
-    tenant_setting: str = TENANT_SETTING
+    tenant_settings: tuple[str, ...] = ()
+    """The session settings each transaction sets to the case's tenant (``set_config(name,
+    tenant, true)``): the settings the row security policies of this database's DDL compare a
+    tenant column with, derived by the rules (``tenant_setting`` in ``rules/database.dl``) and
+    given by :class:`policystrata.db.domain.DomainDatabases`. Empty: none is set."""
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     _app: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _bypass: psycopg.Connection[Any] | None = field(default=None, repr=False)
@@ -684,7 +713,7 @@ class Database:
                 conn,
                 app_role=self.cluster.app_role,
                 tenant_columns=tenant_columns,
-                tenant_setting=self.tenant_setting,
+                tenant_settings=self.tenant_settings or None,
             )
 
     def __exit__(self, *exc: object) -> None:
@@ -706,15 +735,21 @@ class Database:
         prelude = pgsql.SQL(
             "BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}; "
             "SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}; "
-            "SET LOCAL work_mem = {}; SELECT set_config({}, {}, true)"
+            "SET LOCAL work_mem = {}"
         ).format(
             pgsql.SQL(str(ms)),  # ints
             pgsql.SQL(str(min(ms, LOCK_TIMEOUT_MS))),
             pgsql.SQL(str(IDLE_TIMEOUT_MS)),
             pgsql.Literal(WORK_MEM),
-            pgsql.Literal(self.tenant_setting),
-            pgsql.Literal(tenant or ""),
         )
+        if self.tenant_settings:  # each setting the policies read, to the tenant, locally
+            calls = [
+                pgsql.SQL("set_config({}, {}, true)").format(
+                    pgsql.Literal(name), pgsql.Literal(tenant or "")
+                )
+                for name in self.tenant_settings
+            ]
+            prelude = pgsql.SQL("{}; SELECT {}").format(prelude, pgsql.SQL(", ").join(calls))
         try:
             conn.execute(prelude.as_string(conn))
             yield conn

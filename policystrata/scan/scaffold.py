@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from policystrata.paths import domains_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXAMPLES = ("basic", "postgres_dbt")
+#: The domain the templates' example files (traces, dbt models) are written for; for another
+#: source domain the basic example's traces are compiled from that domain (:func:`example_traces`).
+TEMPLATE_DOMAIN = "support_saas"
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -53,8 +57,10 @@ def scaffold_scan(
     failing trace file) and a copy of ``source_domain`` into ``out``."""
     if example not in EXAMPLES:
         raise InputError(f"unknown example {example!r} (known: {', '.join(EXAMPLES)})")
-    if example == "postgres_dbt" and source_domain != "support_saas":
-        raise InputError("the postgres_dbt example is written for --source-domain support_saas")
+    if example == "postgres_dbt" and source_domain != TEMPLATE_DOMAIN:
+        raise InputError(
+            f"the postgres_dbt example is written for --source-domain {TEMPLATE_DOMAIN}"
+        )
     _check_target(out, force)
     out.mkdir(parents=True, exist_ok=True)
     written = copy_domain(source_domain, out / "domain", force=True)
@@ -64,7 +70,53 @@ def scaffold_scan(
             continue
         target = out / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = path.read_text(encoding="utf-8").replace("{{domain}}", source_domain)
+        if path.name == "traces.jsonl" and source_domain != TEMPLATE_DOMAIN:
+            text = example_traces(source_domain)
+        else:
+            text = path.read_text(encoding="utf-8").replace("{{domain}}", source_domain)
         target.write_text(text, encoding="utf-8")
         written.append(target)
     return written
+
+
+def example_traces(domain_name: str, count: int = 3) -> str:
+    """Example imported traces (JSONL) for a built-in domain: the SQL the reference stack's
+    fault-free compiler emits for the first ``count`` allowed clean controls of its seeded suite
+    (in the compiler style each control names; bound parameters aside), and one agent-session
+    record (skipped and counted by the scan). The records are the domain's own, so the first
+    `strata scan` of the scaffold passes.
+
+    >>> first = json.loads(example_traces("support_saas").splitlines()[0])
+    >>> first["principal"], first["regression_case"], first["sql"].split()[0]
+    ('acme_analyst', 'pass_to_pass', 'select')
+    """
+    from policystrata.bench.suites import resolve_suite
+    from policystrata.model import load_domain
+    from policystrata.stack.pipeline import Request, run_stack
+
+    domain = load_domain(domain_name)
+    lines: list[str] = []
+    principal = ""
+    for case in resolve_suite(domain, "seeded").cases():
+        if len(lines) >= count:
+            break
+        if not case.is_control or case.style == "params" or case.query is None:
+            continue
+        run = run_stack(domain, Request(case.principal, case.query, case.style))
+        if run.sql is None or run.release != "release":
+            continue  # a denied control: nothing to trace
+        principal = principal or case.principal
+        record = {
+            "id": case.task_id,
+            "principal": case.principal,
+            "tenant_ids": list(run.tenant_ids or ()),
+            "release_allowed": True,
+            "semantic_ir": case.query.to_text(),
+            "sql": " ".join(run.sql.split()),
+            "regression_case": "pass_to_pass",
+            "source": f"policystrata reference compiler ({domain.name})",
+        }
+        lines.append(json.dumps(record))
+    session = {"id": "agent_session_1", "record_type": "agent_session", "principal": principal}
+    lines.append(json.dumps(session))
+    return "\n".join(lines) + "\n"

@@ -198,8 +198,8 @@ def _allowed_dimension(domain: Domain, req: Request) -> str | None:
 
 def _swap_metric_column(domain: Domain, req: Request) -> str | None:
     """gross <-> net: another amount column of the metric's table in place of its own (the
-    gross/net sibling when there is one, else a column another metric aggregates, else another
-    numeric column of the same type)."""
+    gross/net sibling when there is one: ``net_x`` / ``gross_x``, or ``x`` / ``gross_x``; else a
+    column another metric aggregates, else another numeric column of the same type)."""
     metric = _metric(domain, req)
     if metric is None:
         return None
@@ -211,6 +211,12 @@ def _swap_metric_column(domain: Domain, req: Request) -> str | None:
     for a, b in (("net_", "gross_"), ("gross_", "net_")):
         if agg.column.startswith(a) and b + agg.column[len(a) :] in cols:
             return f"{agg.table}.{b + agg.column[len(a) :]}"
+    # an unprefixed amount is the net one when a gross_ twin exists (amount_cents and
+    # gross_amount_cents), and a gross_ amount's net twin may be unprefixed
+    if "gross_" + agg.column in cols:
+        return f"{agg.table}.gross_{agg.column}"
+    if agg.column.startswith("gross_") and agg.column[len("gross_") :] in cols:
+        return f"{agg.table}.{agg.column[len('gross_') :]}"
     others = [
         m.column
         for n, m in sorted(domain.aggs.items())
