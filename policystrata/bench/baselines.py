@@ -68,7 +68,7 @@ from policystrata.bench.artifacts import ArtifactStore
 from policystrata.ir import SemanticQuery, parse_ir
 from policystrata.lalr import lalr_parser
 from policystrata.model import Domain
-from policystrata.sql.adapter import parse_one
+from policystrata.sql.adapter import parse_one, tokenize
 
 ALL = (
     "final_answer_only",
@@ -241,6 +241,13 @@ class Baselines:
     domain: Domain
     database: Any = None  # policystrata.db.domain.DomainDatabases, for the database baselines
     _memo: dict[Any, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.database is not None:  # sessions set what each DDL's policies read
+            schema = self.database.schema
+            self.database.use_tenant_settings(
+                lambda ddl: ddl_settings(schema if ddl is None else ddl, self.dialect)
+            )
 
     def names(self) -> list[str]:
         return [n for n in ALL if n not in NEEDS_DATABASE or self.database is not None]
@@ -566,6 +573,28 @@ def score(
             ),
         }
     return out
+
+
+def ddl_settings(ddl: str | None, dialect: str = "postgres") -> tuple[str, ...]:
+    """The settings a DDL text's row security policies read (``current_setting('x', ...)``,
+    found in the dialect's tokens: sqlglot keeps ``CREATE POLICY`` as an unparsed command):
+    what the application sets to the tenant, as a team reads it off its own DDL.
+
+    >>> ddl_settings("create policy p on t using (t.tenant_id = current_setting('app.t', true))")
+    ('app.t',)
+    """
+    try:
+        toks = tokenize(ddl or "", dialect)
+    except Exception:
+        return ()
+    found = {
+        toks[i + 2].text
+        for i in range(len(toks) - 2)
+        if toks[i].text.lower() == "current_setting"
+        and toks[i + 1].type == "L_PAREN"
+        and toks[i + 2].type == "STRING"
+    }
+    return tuple(sorted(found))
 
 
 def baseline_report(run_dir: Path, domain: Domain, database: Any = None) -> dict[str, Any]:
