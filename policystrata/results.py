@@ -73,6 +73,11 @@ class Finding(_Model):
     witness: Witness | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     gating: bool = Field(default=True, description="Counts against the gate (else a warning).")
+    advisory: bool | None = Field(
+        default=None,
+        description="Never counts against the gate, whatever its severity: its rule is "
+        "annotated `@gate never` (a fuzz survivor measures the detector, not the stack).",
+    )
     baseline: Literal["new", "unchanged"] | None = None
     # -- the published finding keys (COMPAT.md section 6), beside ours (see publish()) --
     title: str | None = None

@@ -192,6 +192,9 @@ def test_recorded_traces_scan_with_the_expected_findings(
         json.loads(line)
         for line in (out / "findings.jsonl").read_text(encoding="utf-8").splitlines()
     ]
+    # the fuzz stage's survivors of the clean records are low and never gate (tests/test_fuzz.py)
+    assert all(f["advisory"] for f in findings if f.get("mutation") is not None)
+    findings = [f for f in findings if f.get("mutation") is None]
     by_record: dict[str, set[str]] = {}
     for f in findings:
         record = re.search(r"#([\w.-]+)", f["id"])

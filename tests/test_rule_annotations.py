@@ -38,7 +38,8 @@ def test_containment_caps_severity_and_the_weakest_step_sets_confidence() -> Non
 
 def test_every_derived_predicate_feeds_a_verdict() -> None:
     """No dead rules: every predicate a rule derives is used, through some chain of rules, by a
-    witness, containment, an input fault or a gate decision (what the product reports)."""
+    witness, containment, an input fault, a gate decision or a fuzz survivor (what the product
+    reports)."""
     from policystrata.engine.ast import Negative, Positive
 
     program = load_rules()
@@ -47,7 +48,15 @@ def test_every_derived_predicate_feeds_a_verdict() -> None:
         for lit in rule.body:
             if isinstance(lit, (Positive, Negative)):
                 uses.setdefault(rule.head.pred, set()).add(lit.atom.pred)
-    roots = {*WITNESS_PREDICATES, "input_fault", "deny_reason", "dbt_unchecked", "path"}
+    # fuzz_survived: the scan's fuzz stage reads it (policystrata/scan/fuzz.py), a finding each
+    roots = {
+        *WITNESS_PREDICATES,
+        "input_fault",
+        "deny_reason",
+        "dbt_unchecked",
+        "path",
+        "fuzz_survived",
+    }
     reached: set[str] = set()
     todo = list(roots)
     while todo:

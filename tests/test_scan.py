@@ -253,7 +253,9 @@ def test_init_scan_postgres_dbt_failing_example_matches_its_readme(tmp_path: Pat
         "scan", "--config", str(out / "policystrata.yaml"), "--db", "none", "--format", "json"
     )
     assert result.exit_code == 1
-    findings = json.loads(result.stdout)["findings"]
+    # the README lists the failing example's findings; the fuzz stage's survivors (low,
+    # non-gating, of the clean records) are tested in tests/test_fuzz.py
+    findings = [f for f in json.loads(result.stdout)["findings"] if f.get("mutation") is None]
     assert sorted(f["id"] for f in findings) == expected
     assert all(f["witness"]["proof"]["premises"] for f in findings)
     clean = run("scan", "--config", str(out / "policystrata.clean.yaml"), "--db", "none")

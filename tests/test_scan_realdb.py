@@ -38,7 +38,12 @@ def test_failing_example_with_real_rows(pg_demo: Path, pg_server) -> None:  # ty
     )
     assert result.exit_code == 1, result.output
     report = json.loads((pg_demo / "out" / "scan.json").read_text())
-    assert len(report["findings"]) == 3  # exactly what the README lists
+    # exactly what the README lists, beside the fuzz stage's survivors of the clean records
+    # (low, never gating, judged statically; tests/test_fuzz.py)
+    survivors = [f for f in report["findings"] if f.get("mutation") is not None]
+    assert all(f["advisory"] and not f["gating"] for f in survivors)
+    report["findings"] = [f for f in report["findings"] if f.get("mutation") is None]
+    assert len(report["findings"]) == 3
     db = report["database"]
     # every record's SQL ran (the unauthorized one too: evidence, read-only, under its tenant)
     assert db["ran"] and (db["executed"], db["refused"], db["failed"]) == (5, 0, 0)

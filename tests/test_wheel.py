@@ -147,7 +147,9 @@ def test_installed_init_scan_then_scan(venv: Path, tmp_path: Path) -> None:
     for name in ("scan.json", "findings.jsonl", "summary.json", "report.md", "scan.sarif"):
         assert (tmp_path / "out" / name).is_file(), name
     result = json.loads((tmp_path / "out" / "scan.json").read_text(encoding="utf-8"))
-    assert result["findings"] == []
+    # clean: no finding but the fuzz stage's survivors (low, never gating; tests/test_fuzz.py)
+    assert [f for f in result["findings"] if f.get("mutation") is None] == []
+    assert all(f["advisory"] and not f["gating"] for f in result["findings"])
 
     # One record that drops the tenant filter: the gate fails, and says where.
     traces = tmp_path / "scan" / "traces.jsonl"
@@ -164,6 +166,7 @@ def test_installed_init_scan_then_scan(venv: Path, tmp_path: Path) -> None:
         json.loads(line)
         for line in (tmp_path / "out2" / "findings.jsonl").read_text(encoding="utf-8").splitlines()
     ]
+    findings = [f for f in findings if f.get("mutation") is None]  # fuzz survivors: see above
     assert findings
     assert {f["id"].split("/")[0] for f in findings} >= {"compiler.tenant_scope_missing"}
     assert all("dropped_tenant_filter" in f["id"] for f in findings)

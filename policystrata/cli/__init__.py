@@ -33,6 +33,7 @@ LAZY_COMMANDS = {
     "baselines": "policystrata.cli.science:baselines",
     "ablations": "policystrata.cli.science:ablations",
     "scan": "policystrata.cli.scan:scan",
+    "doctor": "policystrata.cli.scan:doctor",
     "init-scan": "policystrata.cli.scan:init_scan",
     "init-domain": "policystrata.cli.scan:init_domain",
     "check-integration": "policystrata.cli.scan:check_integration",

@@ -1,4 +1,4 @@
-"""The CLI commands of the scanner: ``scan``, ``init-scan``, ``init-domain``,
+"""The CLI commands of the scanner: ``scan``, ``doctor``, ``init-scan``, ``init-domain``,
 ``check-integration`` (loaded lazily by :mod:`policystrata.cli`).
 
 stdout carries only the report chosen by ``--format``; progress goes to stderr. Exit codes:
@@ -159,6 +159,11 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     default=None,
     help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
 )
+@click.option(
+    "--no-fuzz",
+    is_flag=True,
+    help="Skip the fuzz stage (mutants of clean records; see fuzz: in the config).",
+)
 @reports_errors
 def scan(
     config_path: Path,
@@ -171,6 +176,7 @@ def scan(
     jobs: int | None,
     executor: str,
     ray_address: str | None,
+    no_fuzz: bool,
 ) -> None:
     """Scan imported traces (and dbt models, and a real database) against the policy: the CI gate.
 
@@ -200,6 +206,7 @@ def scan(
             fail_on_confidence=fail_on_confidence,
             jobs=jobs or (0 if executor == "ray" and ray_address else default_jobs()),
             ray=(ray_address,) if executor == "ray" else None,
+            no_fuzz=no_fuzz,
         )
     sources = sarif_sources(cfg)
     from policystrata import profile
@@ -244,6 +251,103 @@ def sarif_sources(cfg: object) -> dict[str, str]:
         for name in ("policy.yaml", "surfaces.yaml", "schema.sql", "seed.sql"):
             out[name] = f"{base}/{name}"
     return out
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    default="policystrata.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The scan config (published policystrata.yaml format).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="The report's format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when a required item is missing, partial or invalid.",
+)
+@reports_errors
+def doctor(config_path: Path, fmt: str, out: Path | None, strict: bool) -> None:
+    """Say what a scan config wires up and what is missing, without scanning.
+
+    Checks the domain (policy.yaml, surfaces.yaml, schema.sql, seed.sql loading, errors with
+    file:line), the trace files (records, unreadable records), dbt files (read by
+    dbt-semantic-interfaces), the database (server binaries, a configured DSN answering,
+    schema and seed, chdb), outputs and SARIF, the doctor-only inputs (policy_docs,
+    prompt_manifests, source_maps, runtime_manifests, runtime_events), gate.required_inputs
+    and tenancy. Each item is ok, missing, partial, invalid or not_configured.
+
+    \b
+    Examples:
+      strata doctor --config policystrata.yaml
+      strata doctor --config policystrata.yaml --format json --out doctor.json --strict
+
+    Exit codes: 0 (also when something is missing), 1 with --strict when a required item is
+    missing, partial or invalid, 2 when the config does not load.
+    """
+    from policystrata.scan.config import load_scan_config
+    from policystrata.scan.doctor import render, run_doctor, summary_line
+
+    report = run_doctor(load_scan_config(config_path))
+    text = _doctor_table(report) if fmt == "table" else render(report, fmt)
+    if out is not None:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(out)) from None
+        _stderr_console().print(f"wrote {out}", style="dim", markup=False)
+    else:
+        click.echo(text, nl=False)
+    if fmt != "table" or out is not None:
+        click.echo(summary_line(report), err=True)
+    sys.exit(EXIT_FINDINGS if strict and report.strict_failures() else EXIT_CLEAN)
+
+
+DOCTOR_STYLE = {
+    "ok": "green",
+    "missing": "red",
+    "partial": "yellow",
+    "invalid": "bold red",
+    "not_configured": "dim",
+}
+
+
+def _doctor_table(report: Any) -> str:
+    """The doctor report as a plain-text table (terminal width, 80 columns in a pipe) and its
+    summary line."""
+    from policystrata.scan.doctor import summary_line
+
+    con = Console(highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("item", overflow="fold")
+    table.add_column("detail", overflow="fold")
+    for item in report.items:
+        status = Text(item.status, style=DOCTOR_STYLE[item.status])
+        if item.required:
+            status.append(" *", style="bold")
+        table.add_row(status, Text(item.name), Text(item.detail))
+    with con.capture() as captured:
+        con.print(table)
+        con.print(Text(summary_line(report) + " (* required)"))
+    text = captured.get()
+    if con.is_terminal:
+        return text
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
 @click.command("init-scan")

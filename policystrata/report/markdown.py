@@ -20,6 +20,38 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def fuzz_section(fuzz: dict[str, object]) -> list[str]:
+    """The fuzz stage's counts per operator (or why it did not run).
+
+    >>> fuzz_section({"ran": False, "reason": "--no-fuzz"})
+    ['Fuzz: not run (--no-fuzz).', '']
+    """
+    if not fuzz:
+        return []
+    if not fuzz.get("ran"):
+        return [f"Fuzz: not run ({fuzz.get('reason', '')}).", ""]
+    totals = fuzz.get("totals") or {}
+    assert isinstance(totals, dict)
+    rate = fuzz.get("kill_rate")
+    out = [
+        f"Fuzz (seed {fuzz.get('seed')}, up to {fuzz.get('max_cases_per_trace')} mutant(s) per "
+        f"clean record, {fuzz.get('records_fuzzed')} record(s)): "
+        + ", ".join(f"{totals.get(k, 0)} {k}" for k in ("killed", "survived", "equivalent"))
+        + f", {totals.get('stillborn', 0)} stillborn"
+        + (f" · kill rate {float(str(rate)):.1%}" if rate is not None else ""),
+        "",
+        "| operator | killed | survived | equivalent | stillborn |",
+        "|---|---|---|---|---|",
+    ]
+    operators = fuzz.get("operators") or {}
+    assert isinstance(operators, dict)
+    for op, c in operators.items():
+        out.append(
+            f"| `{op}` | {c['killed']} | {c['survived']} | {c['equivalent']} | {c['stillborn']} |"
+        )
+    return [*out, ""]
+
+
 def to_markdown(report: ScanReport, max_findings: int = 200) -> str:
     """The PR-comment Markdown (deterministic)."""
     g = report.gate
@@ -45,6 +77,7 @@ def to_markdown(report: ScanReport, max_findings: int = 200) -> str:
     db = report.database
     if db.get("ran"):
         out += [f"Real database: {db.get('mode')} ({db.get('summary', '')}).", ""]
+    out += fuzz_section(report.fuzz)
     if not report.findings:
         out.append("No findings.")
         return "\n".join(out) + "\n"

@@ -10,7 +10,7 @@ validator should have refused) are listed on the localized finding as ``also_fai
 
 >>> recheck_command("--domain support_saas", {"id": "t1", "principal": "acme_analyst",
 ...                 "sql": "select 1"})
-'strata check --domain support_saas --case-id t1 --principal acme_analyst --sql \'select 1\''
+"strata check --domain support_saas --case-id t1 --principal acme_analyst --sql 'select 1'"
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) ->
     record's pass-through fields: source, regression_case...). Our keys are unchanged; only
     ``regression_case`` gets the published default ``unclassified``.
 
+    >>> from policystrata.results import Location
     >>> f = Finding(id="x", kind="witness", rule_id="compiler.tenant_scope_missing",
     ...     check="tenant_scope_missing", key="accounts", message="m", severity="medium",
     ...     confidence="high", surface="compiler", owner="compiler", witness_class="w",

@@ -67,6 +67,7 @@ def summary(report: ScanReport) -> dict[str, Any]:
             },
         },
         "baseline": report.baseline.model_dump(mode="json") if report.baseline else None,
+        "fuzz": {k: v for k, v in report.fuzz.items() if k != "records"},
     }
 
 

@@ -98,6 +98,8 @@ class ScanState:
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
     jobs: int = 1  # processes checking records (see judged_records)
     ray: tuple[str | None] | None = None  # --executor ray: (cluster address or None)
+    no_fuzz: bool = False  # --no-fuzz
+    fuzz: dict[str, Any] = field(default_factory=dict)  # the fuzz stage's report section
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -577,6 +579,13 @@ def scan_database_checks(state: ScanState) -> None:
     state.database.update(counts)
 
 
+def scan_fuzz(state: ScanState) -> None:
+    """The published fuzz operators over every clean record (:mod:`policystrata.scan.fuzz`)."""
+    from policystrata.scan.fuzz import scan_fuzz as fuzz_stage
+
+    fuzz_stage(state)
+
+
 def scan_integrations(state: ScanState) -> None:
     """The dbt semantic layer of the config (``dbt.files``, checked together as one layer):
     one case through the checker, its witnesses turned into findings like a record's."""
@@ -630,6 +639,7 @@ STAGES: tuple[Callable[[ScanState], None], ...] = (
     scan_traces,
     scan_database_checks,
     scan_integrations,
+    scan_fuzz,
 )
 
 
@@ -680,7 +690,8 @@ def apply_gate(
     gating = 0
     for f in findings:
         f.gating = (
-            gate.fail_on_high_confidence
+            not f.advisory
+            and gate.fail_on_high_confidence
             and f.baseline != "unchanged"
             and SEVERITY_RANK[f.severity] >= SEVERITY_RANK[sev]
             and CONFIDENCE_RANK[f.confidence] >= CONFIDENCE_RANK[conf]
@@ -798,11 +809,6 @@ def scan_notes(config: ScanConfig) -> list[str]:
             "database.start_docker: there is no Docker here; the project starts its own "
             "throwaway PostgreSQL instead (compose_file / compose_service are not used)"
         )
-    if "fuzz" in m.model_fields_set and m.fuzz.enabled:
-        notes.append(
-            "fuzz: the published fuzz operators are not run by this version (traces are judged "
-            "as imported); fuzz settings are validated only"
-        )
     doctor = [k for k in DOCTOR_INPUTS if getattr(m, k) is not None]
     if doctor:
         notes.append(f"{', '.join(doctor)}: read by `strata doctor` only, not by the scan")
@@ -819,10 +825,11 @@ def run_scan(
     fail_on_confidence: str | None = None,
     jobs: int = 1,
     ray: tuple[str | None] | None = None,
+    no_fuzz: bool = False,
 ) -> ScanReport:
     """Run every stage and return the report (the caller writes the outputs). ``jobs``
     processes check the records; with ``ray`` (a cluster address, or None for a local runtime)
-    ``jobs`` Ray actors do."""
+    ``jobs`` Ray actors do. ``no_fuzz`` skips the fuzz stage."""
     if fail_on_confidence is not None and fail_on_confidence not in CONFIDENCES:
         raise InputError(f"unknown confidence {fail_on_confidence!r}")
     checker = Checker.open(
@@ -830,7 +837,9 @@ def run_scan(
         extra_rule_paths=config.rule_paths(),
         prepare=prepare_domain(config),
     )
-    state = ScanState(config=config, checker=checker, db_spec=db_spec, jobs=jobs, ray=ray)
+    state = ScanState(
+        config=config, checker=checker, db_spec=db_spec, jobs=jobs, ray=ray, no_fuzz=no_fuzz
+    )
     state.notes.extend(scan_notes(config))
     if checker.domain.scan_tenancy is not None:
         state.notes.extend(checker.domain.scan_tenancy.notes)
@@ -892,11 +901,7 @@ def run_scan(
         checks=state.checks,
         notes=state.notes,
         inputs=config.present_inputs(),
-        fuzz={
-            **config.model.fuzz.model_dump(),
-            "ran": False,
-            "reason": "the fuzz stage is not implemented yet",
-        },
+        fuzz=state.fuzz,
     )
 
 

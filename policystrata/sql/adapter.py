@@ -24,6 +24,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers as _normalize
 from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
+from sqlglot.optimizer.simplify import simplify as _simplify
 
 __all__ = [
     "SQLGLOT_VERSION",
@@ -47,6 +48,7 @@ __all__ = [
     "parse",
     "parse_expression",
     "parse_one",
+    "simplify",
     "split_statements",
     "table_name",
     "tokenize",
@@ -161,6 +163,16 @@ def anonymous_placeholders(tree: exp.Expr, dialect: str = "postgres") -> list[ex
                 n.set(key, args.get(key))
     order = {i: text.find(f"strata_anonymous_{i}_") for i in range(len(nodes))}
     return [nodes[i] for i in sorted(order, key=lambda i: (order[i] < 0, order[i], i))]
+
+
+def simplify(tree: exp.Expr) -> exp.Expr:
+    """sqlglot's semantics-preserving simplifier (boolean algebra, duplicate conjuncts,
+    constant folding), in place: a normal form to compare two statements by.
+
+    >>> simplify(parse_one("select a from t where t.x = 1 and (t.x = 1)")).sql()
+    'SELECT a FROM t WHERE t.x = 1'
+    """
+    return _simplify(tree)
 
 
 def parse_expression(text: str, dialect: str = "postgres") -> exp.Expr:

@@ -39,8 +39,12 @@ def tpch(tmp_path: Path) -> Path:
 
 
 def scan_json(config: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    """The scan's report; the fuzz stage's survivors (low, never gating; tests/test_fuzz.py)
+    are left out of ``findings`` so each test sees the verdicts on its records."""
     result = run("scan", "--config", str(config), "--db", "none", "--format", "json", *extra)
-    return result.exit_code, json.loads(result.stdout), result.stderr
+    report = json.loads(result.stdout)
+    report["findings"] = [f for f in report["findings"] if f.get("mutation") is None]
+    return result.exit_code, report, result.stderr
 
 
 # ---- every key loads, with its published default ----
@@ -59,10 +63,9 @@ def test_every_published_key_loads(shop: Path) -> None:
     assert code == 1  # the cube regression in the traces (below), never exit 2
     flat = " ".join(stderr.split())
     assert "there is no Docker here" in flat
-    assert "fuzz operators are not run" in flat
     assert "read by `strata doctor` only" in flat
     assert "traces/not_exported_yet.jsonl does not exist (not required: skipped)" in flat
-    assert report["fuzz"]["ran"] is False and report["fuzz"]["seed"] == 1729
+    assert report["fuzz"]["ran"] is True and report["fuzz"]["seed"] == 1729
     assert report["inputs"] == {
         "dbt": True,
         "sql_traces": True,

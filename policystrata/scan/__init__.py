@@ -1,0 +1,1 @@
+"""``strata scan`` over imported traces, ``strata doctor``, and the scan's scaffolds."""
