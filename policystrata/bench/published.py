@@ -268,8 +268,9 @@ def metadata_keys(
         or dict(domain.surfaces.versions),
         "suite_metadata": sm,
         "suite_provenance": sm.get("provenance") or meta.get("provenance"),
-        "detector_frozen": bool(sm.get("detector_frozen", False)),
-        "detector_freeze_id": sm.get("detector_freeze_id"),
+        # a run verified against a freeze manifest is frozen by it (``--freeze-manifest``)
+        "detector_frozen": bool(sm.get("detector_frozen") or meta.get("benchmark_manifest_id")),
+        "detector_freeze_id": sm.get("detector_freeze_id") or meta.get("benchmark_manifest_id"),
         "authored_after_detector_freeze": bool(sm.get("authored_after_detector_freeze", False)),
         "surface_contracts": surface_contracts(domain),
         "transition_obligations": list(domain.surfaces.transition_obligations),

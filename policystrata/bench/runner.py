@@ -23,12 +23,13 @@ import json
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from policystrata import __version__, profile
 from policystrata.bench import published
+from policystrata.bench.artifacts import ARTIFACT_DIR, artifact_blobs
 from policystrata.bench.cases import BenchCase
 from policystrata.bench.minimize import domain_orders, minimize_query
 from policystrata.bench.score import Accumulator
@@ -67,6 +68,7 @@ class Evaluation:
     witnesses: list[Witness]
     run: StackRun | None = None
     minimized: list[Witness] | None = None
+    reference: StackRun | None = None  # the fault-free stack's run of the same request
 
 
 class Runner:
@@ -197,9 +199,11 @@ class Runner:
         if isinstance(outcome, str):
             kind, reason = outcome.split(": ", 1)
             rec.update(status=kind, reason=reason, artifacts=canonical.digests())
-            return Evaluation(rec, [], canonical)
+            rec["reference_artifacts"] = rec["artifacts"]
+            return Evaluation(rec, [], canonical, reference=canonical)
         run = outcome
         rec["artifacts"] = run.digests()
+        rec["reference_artifacts"] = canonical.digests()
         if not case.is_control:
             rec["changed"] = changed_artifacts(canonical, run)
         detector_case = self._case(case, run, case.query, rec["case"])
@@ -226,7 +230,7 @@ class Runner:
             facts_before = self.checker.last_artifact_fact_count
             with profile.stage("minimization"):
                 minimized = self._minimize(case, witnesses[0], rec, facts_before)
-        return Evaluation(rec, witnesses, run, minimized)
+        return Evaluation(rec, witnesses, run, minimized, reference=canonical)
 
     def _case(self, case: BenchCase, run: StackRun, query: SemanticQuery, cid: str) -> Any:
         origin = Provenance(case.source, line=case.line)
@@ -352,8 +356,9 @@ def write_run(
     runtime) ``jobs`` Ray actors evaluate them instead (0: one per CPU of the cluster)."""
     out.mkdir(parents=True, exist_ok=True)
     wdir = out / "witnesses"
-    if wdir.exists():
-        shutil.rmtree(wdir)
+    for sub in (wdir, out / ARTIFACT_DIR):
+        if sub.exists():
+            shutil.rmtree(sub)
     wdir.mkdir()
     meta = {
         "package_version": __version__,
@@ -391,10 +396,11 @@ def write_run(
             outcomes = _parallel(runner, selected, jobs)
         else:
             outcomes = (_outcome(runner, case) for case in selected)
+        written: set[str] = set()  # artifact files (shared by many cases: written once)
         with (out / "traces.jsonl").open("w", encoding="utf-8") as traces:
             for outcome in outcomes:
                 with profile.stage("io"):
-                    _write_outcome(out, traces, outcome)
+                    _write_outcome(out, traces, outcome, written)
                 acc.add(outcome.record, outcome.key)
                 if progress is not None:
                     progress()
@@ -423,6 +429,7 @@ class Outcome:
     key: bytes
     witnesses: str | None
     minimized: str | None
+    artifacts: dict[str, str] = field(default_factory=dict)  # path -> text (artifacts/)
 
 
 def _outcome(runner: Runner, case: BenchCase) -> Outcome:
@@ -436,12 +443,19 @@ def _outcome(runner: Runner, case: BenchCase) -> Outcome:
         if ev.minimized:
             mtext = _dump(published.witness_document(runner.domain, rec, ev.minimized))
             rec["minimized"]["witness"] = rec["witness"].replace(".json", ".min.json")
+        blobs = artifact_blobs(ev.run, ev.reference)
     key = hashlib.sha256("\x1f".join(case.key()).encode()).digest()[:16]
-    return Outcome(rec, key, wtext, mtext)
+    return Outcome(rec, key, wtext, mtext, blobs)
 
 
-def _write_outcome(out: Path, traces: Any, outcome: Outcome) -> None:
+def _write_outcome(out: Path, traces: Any, outcome: Outcome, written: set[str]) -> None:
     rec = outcome.record
+    for rel, text in outcome.artifacts.items():
+        if rel not in written:
+            written.add(rel)
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
     if outcome.witnesses is not None:
         (out / rec["witness"]).write_text(outcome.witnesses, encoding="utf-8")
     if outcome.minimized is not None:

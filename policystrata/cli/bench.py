@@ -66,8 +66,10 @@ def execute_run(
     executor: str = "local",
     ray_address: str | None = None,
     options: dict[str, Any] | None = None,
+    frozen: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Run a suite and write ``out``; returns (summary, elapsed seconds)."""
+    """Run a suite and write ``out``; returns (summary, elapsed seconds). ``frozen``: the
+    (verified) freeze manifest, copied into the run and its fields into metadata.json."""
     from policystrata.bench.runner import Runner, write_run
     from policystrata.bench.suites import resolve_suite
     from policystrata.check import Checker
@@ -96,6 +98,15 @@ def execute_run(
         "db": db or "auto",
         **source.meta,
     }
+    if frozen is not None:
+        from policystrata.bench.freeze import metadata_fields
+        from policystrata.jsondump import dumps_indented
+
+        metadata.update(metadata_fields(frozen))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "benchmark_manifest.json").write_text(
+            dumps_indented(frozen) + "\n", encoding="utf-8"
+        )
     runner = Runner(checker, minimize=minimize)
     err = _stderr()
     for warning in source.meta.get("suite_warnings", []):
@@ -240,6 +251,14 @@ def execute_run(
     default=None,
     help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
 )
+@click.option(
+    "--freeze-manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A manifest from `strata freeze-benchmark`: verified before running (exit 1 naming "
+    "each mismatch, nothing run), copied to OUT/benchmark_manifest.json, its fields recorded in "
+    "metadata.json. Suite, count and seed default to the manifest's.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when a mutant survived or a control failed.")
 @click.option("--release-candidate", default=None, help="Recorded in metadata.json.")
 @click.option("--commit-sha", default=None, help="Recorded in metadata.json.")
@@ -262,6 +281,7 @@ def run(
     jobs: int | None,
     executor: str,
     ray_address: str | None,
+    freeze_manifest: Path | None,
     strict: bool,
     release_candidate: str | None,
     commit_sha: str | None,
@@ -282,6 +302,14 @@ def run(
       strata run --suite-file my_suite.yaml --domain-path ./domain --out runs/mine
       strata run --domain analytics_clickhouse --suite seeded --out runs/ch
     """
+    frozen = None
+    if freeze_manifest is not None:
+        from policystrata.cli.freeze import check_run_manifest
+
+        frozen, selection = check_run_manifest(
+            freeze_manifest, (domain, domain_path, suite, suite_file, count, seed), extra_rules
+        )
+        domain, domain_path, suite, suite_file, count, seed = selection
     name = suite or (suite_file.stem if suite_file else "seeded")
     target = out or Path("runs") / name
     summary, elapsed = execute_run(
@@ -306,6 +334,7 @@ def run(
             "project_id": project_id,
             "organization_id": organization_id,
         },
+        frozen=frozen,
     )
     c = summary["counts"]
     rate = c["cases"] / elapsed if elapsed else 0.0

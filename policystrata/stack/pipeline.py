@@ -83,24 +83,24 @@ class StackRun:
     release: str
     release_record: dict[str, Any] = field(default_factory=dict)
 
-    def digests(self) -> dict[str, str]:
-        """sha256 (first 16 hex) of each artifact, by artifact name."""
-        parts: dict[str, Any] = {
-            "manifest": self.manifest,
-            "grammar": self.grammar,
-            "request": self.request_text,
-            "validator": self.validator,
-            "sql": {"sql": self.sql, "params": self.params, "tenants": self.tenant_ids},
+    def artifacts(self) -> dict[str, Any]:
+        """Each artifact by name, as the layers produced it (what :meth:`digests` hashes)."""
+        return {
             "cost_estimate": self.cost_estimate,
             "ddl": self.ddl,
+            "grammar": self.grammar,
+            "manifest": self.manifest,
             "release": self.release
             if not self.release_record
-            else [
-                self.release,
-                self.release_record,
-            ],
+            else [self.release, self.release_record],
+            "request": self.request_text,
+            "sql": {"sql": self.sql, "params": self.params, "tenants": self.tenant_ids},
+            "validator": self.validator,
         }
-        return {k: _digest(v) for k, v in sorted(parts.items())}
+
+    def digests(self) -> dict[str, str]:
+        """sha256 (first 16 hex) of each artifact, by artifact name."""
+        return {k: artifact_digest(v) for k, v in sorted(self.artifacts().items())}
 
     def to_case(
         self, case_id: str, principal: str, query: SemanticQuery, origin: Provenance | None
@@ -126,7 +126,8 @@ class StackRun:
         )
 
 
-def _digest(value: Any) -> str:
+def artifact_digest(value: Any) -> str:
+    """sha256 (first 16 hex) of one artifact: of its text, or of its sorted JSON."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
