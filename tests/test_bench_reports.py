@@ -209,3 +209,60 @@ def test_minimization_report_rows_and_one_minimality(run_dir: Path, tmp_path: Pa
     skipped = r.invoke(main, ["minimization-report", str(run_dir), "--skip-minimality-check"])
     assert skipped.exit_code == 0
     assert "1-minimal: 0 of 0 checked" in skipped.output and "not checked" in skipped.output
+
+
+def test_evidence_tables_from_runs_baselines_and_ablations(run_dir: Path, tmp_path: Path) -> None:
+    r = CliRunner()
+    bl, ab = tmp_path / "bl.json", tmp_path / "ab.json"
+    res = r.invoke(main, ["baselines", str(run_dir), "--format", "json", "--out", str(bl)])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(
+        main,
+        ["ablations", str(run_dir), "--only", "without_rules:compiler.dl", "--out", str(ab)],
+    )
+    assert res.exit_code == 0, res.output
+    frozen = tmp_path / "frozen"
+    shutil.copytree(run_dir, frozen)
+    meta = json.loads((frozen / "metadata.json").read_text())
+    meta.update(detector_frozen=True, benchmark_manifest_id="psf-0123456789abcdef0123")
+    (frozen / "metadata.json").write_text(json.dumps(meta))
+    args = ["evidence", f"hand={run_dir}", str(frozen), "--baselines", str(bl)]
+    args += ["--ablations", str(ab)]
+    outs = []
+    for name in ("a.md", "b.md"):
+        res = r.invoke(main, [*args, "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]  # deterministic
+    md = outs[0].decode()
+    assert str(tmp_path) not in md
+    summary = json.loads((run_dir / "summary.json").read_text())
+    c = summary["counts"]
+    mutants = c["non_equivalent_mutants"] + c["equivalent"]
+    row = (
+        f"| hand | support_saas | seeded | {summary['total']} | {mutants} | {summary['killed']} | "
+        f"{summary['survived']} | {summary['equivalent']} | {c['stillborn']} | "
+        f"{summary['clean_controls']} | {summary['false_positives']} |"
+    )
+    assert row in md
+    assert "| frozen |" in md and "yes (psf-0123456789abcdef0123)" in md
+    assert "| hand | " in md and "| no |" in md  # the unfrozen run
+    lines = md.splitlines()
+    ours = next(line for line in lines if line.startswith("| **policystrata (detector)**"))
+    assert f"| {summary['killed']} |" in ours
+    baseline_rows = [
+        line for line in lines if line.startswith(("| sql_snapshot ", "| release_filter_only "))
+    ]
+    assert len(baseline_rows) == 2
+    assert any(not line.endswith("| none |") for line in baseline_rows)  # a baseline misses one
+    abl = next(line for line in lines if line.startswith("| without_rules:compiler.dl "))
+    assert "| -" in abl and "compiler_" in abl  # the kill rate drops, compiler operators lost
+    assert "## Ablations over seeded" in md
+
+    # a bare run twice is ambiguous; a broken report is named
+    res = r.invoke(main, ["evidence", str(run_dir), str(run_dir)])
+    assert res.exit_code == 2 and "NAME=RUN" in res.output
+    broken = tmp_path / "broken.json"
+    broken.write_text("{\n")
+    res = r.invoke(main, ["evidence", str(run_dir), "--baselines", str(broken)])
+    assert res.exit_code == 2 and "broken.json" in res.output

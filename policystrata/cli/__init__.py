@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
     "export": "policystrata.cli.reports:export",
     "artifact-report": "policystrata.cli.reports:artifact_report",
     "minimization-report": "policystrata.cli.reports:minimization_report",
+    "evidence": "policystrata.cli.reports:evidence",
     "scan": "policystrata.cli.scan:scan",
     "doctor": "policystrata.cli.scan:doctor",
     "init-scan": "policystrata.cli.scan:init_scan",

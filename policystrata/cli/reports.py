@@ -182,3 +182,52 @@ def minimization_report(
     _write(text, out)
     if report["not_one_minimal"]:
         sys.exit(EXIT_FINDINGS)
+
+
+@click.command("evidence")
+@click.argument("runs", nargs=-1, required=True, metavar="NAME=RUN|RUN...")
+@click.option(
+    "--baselines",
+    "baseline_reports",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A `strata baselines --format json --out` report: its table (repeatable).",
+)
+@click.option(
+    "--ablations",
+    "ablation_reports",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A `strata ablations --out` report: its table (repeatable).",
+)
+@_out_option
+@reports_errors
+def evidence(
+    runs: tuple[str, ...],
+    baseline_reports: tuple[Path, ...],
+    ablation_reports: tuple[Path, ...],
+    out: Path | None,
+) -> None:
+    """Markdown tables of the evidence runs give: per run the suite, mutants, killed, survived,
+    equivalent, stillborn, clean controls, false positives, median witness bytes and proof
+    height, evidence level, provenance and freeze; and the baseline and ablation tables of the
+    reports given.
+
+    \b
+    Examples:
+      strata evidence seeded=runs/seeded generated=runs/gen
+      strata baselines runs/seeded --out bl.json && strata ablations runs/seeded --out ab.json
+      strata evidence runs/seeded --baselines bl.json --ablations ab.json --out evidence.md
+    """
+    from policystrata.bench.evidence import evidence_markdown, parse_named
+    from policystrata.errors import InputError
+
+    named = [parse_named(arg) for arg in runs]
+    for _name, path in named:
+        if not path.is_dir():
+            raise InputError("not a run directory", file=str(path))
+    seen = [n for n, _ in named]
+    dupes = sorted({n for n in seen if seen.count(n) > 1})
+    if dupes:
+        raise InputError(f"two runs are named {', '.join(dupes)}: name them NAME=RUN")
+    _write(evidence_markdown(named, baseline_reports, ablation_reports), out)
