@@ -254,6 +254,13 @@ def minimization_report(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, An
     }
 
 
+def _num(v: Any) -> str:
+    """A median as written in the Markdown: an integer without ``.0``."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return _dash(v)
+
+
 def _dash(v: Any) -> str:
     return "-" if v is None else str(v)
 
@@ -262,9 +269,10 @@ def minimization_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Minimization of run `{report['run']}` ({report['domain']})",
         "",
-        f"{report['witnesses']} minimized witnesses; median facts {report['median_facts_before']}"
-        f" -> {report['median_facts_after']}, median witness bytes "
-        f"{report['median_bytes_before']} -> {report['median_bytes_after']}; 1-minimal: "
+        f"{report['witnesses']} minimized witnesses; median facts "
+        f"{_num(report['median_facts_before'])} -> {_num(report['median_facts_after'])}, median "
+        f"witness bytes {_num(report['median_bytes_before'])} -> "
+        f"{_num(report['median_bytes_after'])}; 1-minimal: "
         f"{report['one_minimal']} of {report['one_minimal_checked']} checked.",
         "",
         "| task | facts | bytes | dimensions removed | filters removed | steps | 1-minimal |",
