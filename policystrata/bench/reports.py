@@ -222,7 +222,7 @@ def _check_rows(
         query = parse_ir(row["ir_after"])
         metrics, spans = domain_orders(domain, case.principal)
         options = [r for r in reductions(query, metrics, spans) if r.apply(query) != query]
-        survives = runner._survives(case, signature, str(rec.get("case")) + "_1min")
+        survives = runner.survives(case, signature, str(rec.get("case")) + "_1min")
         kept = [r.label for r in options if survives(r.apply(query))]
         row["one_minimal"] = not kept
         row["one_minimal_note"] = (
