@@ -266,3 +266,19 @@ def test_evidence_tables_from_runs_baselines_and_ablations(run_dir: Path, tmp_pa
     broken.write_text("{\n")
     res = r.invoke(main, ["evidence", str(run_dir), "--baselines", str(broken)])
     assert res.exit_code == 2 and "broken.json" in res.output
+
+
+def test_evidence_shows_cases_the_stack_could_not_build(tmp_path: Path) -> None:
+    """A run whose stack failed on some cases (summary counts ``error``) says so beside the
+    stillborn, and has no witness to measure (``-``), never a made-up number."""
+    run = tmp_path / "broken"
+    run.mkdir()
+    (run / "metadata.json").write_text(json.dumps({"domain": "d", "suite": "s"}))
+    summary = {"total": 3, "killed": 0, "survived": 0, "equivalent": 0, "clean_controls": 1}
+    summary["counts"] = {"stillborn": 0, "error": 2, "non_equivalent_mutants": 0, "equivalent": 0}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "traces.jsonl").write_text("")
+    res = CliRunner().invoke(main, ["evidence", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "| broken | d | s | 3 | 0 | 0 | 0 | 0 | 0 (+2 not built) | 1 |" in res.output
+    assert "| broken | 0 | - | - |" in res.output

@@ -92,6 +92,7 @@ def run_row(name: str, run: RunDir) -> dict[str, Any]:
         "survived": s.get("survived"),
         "equivalent": s.get("equivalent"),
         "stillborn": counts.get("stillborn"),
+        "errors": counts.get("error") or 0,
         "clean_controls": s.get("clean_controls"),
         "false_positives": s.get("false_positives"),
         "kill_rate": s.get("mutant_kill_rate"),
@@ -126,6 +127,11 @@ def _signed(v: Any) -> str:
     return "-" if v is None else f"{100 * v:+.1f}"
 
 
+def _errors(n: int) -> str:
+    """Cases the stack could not build: not mutants, not clean, shown beside the stillborn."""
+    return f" (+{n} not built)" if n else ""
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return "-"
@@ -155,7 +161,7 @@ def evidence_markdown(
         out.append(
             f"| {r['name']} | {r['domain']} | {suite} | {_cell(r['cases'])} | {r['mutants']} | "
             f"{_cell(r['killed'])} | {_cell(r['survived'])} | {_cell(r['equivalent'])} | "
-            f"{_cell(r['stillborn'])} | {_cell(r['clean_controls'])} | "
+            f"{_cell(r['stillborn'])}{_errors(r['errors'])} | {_cell(r['clean_controls'])} | "
             f"{_cell(r['false_positives'])} | {_pct(r['kill_rate'])} | "
             f"{_pct(r['localization_accuracy'])} |"
         )
@@ -177,7 +183,8 @@ def evidence_markdown(
     out += [
         "",
         "Mutants: faults applied (killed + survived + equivalent); stillborn faults found no "
-        "mutation point and are not mutants. Kill rate: killed / non-equivalent mutants. "
+        "mutation point and are not mutants (nor are the cases the stack could not build: "
+        '"not built"). Kill rate: killed / non-equivalent mutants. '
         "Witness bytes and proof height: each killed case's minimized witness file (its own "
         "when the request could not be reduced) and its first witness's proof tree.",
     ]
