@@ -282,3 +282,51 @@ def test_evidence_shows_cases_the_stack_could_not_build(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "| broken | d | s | 3 | 0 | 0 | 0 | 0 | 0 (+2 not built) | 1 |" in res.output
     assert "| broken | 0 | - | - |" in res.output
+
+
+def test_evidence_plots_are_deterministic_pngs_of_the_runs(run_dir: Path, tmp_path: Path) -> None:
+    from policystrata.bench.plots import (
+        DETECTOR,
+        NOT_KILLED,
+        PLOTS,
+        confusion,
+        detector_by_operator,
+        rate_matrix,
+        witness_sizes,
+    )
+
+    r = CliRunner()
+    bl = tmp_path / "bl.json"
+    res = r.invoke(main, ["baselines", str(run_dir), "--format", "json", "--out", str(bl)])
+    assert res.exit_code == 0, res.output
+    renders = []
+    for name in ("p1", "p2"):
+        args = ["evidence", f"seeded={run_dir}", "--baselines", str(bl), "--plot"]
+        res = r.invoke(main, [*args, str(tmp_path / name), "--out", str(tmp_path / "e.md")])
+        assert res.exit_code == 0, res.output
+        renders.append({p: (tmp_path / name / p).read_bytes() for p in PLOTS})
+    assert renders[0] == renders[1]  # byte-identical
+    for data in renders[0].values():
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+        assert b"Software" not in data and b"matplotlib" not in data  # no version in metadata
+
+    # the plotted data is the run's: the detector column is its accounting per operator,
+    # every baseline of the report is a column, the confusion matrix counts every mutant
+    run = read_run(run_dir)
+    traces = _traces(run_dir)
+    det = detector_by_operator([run])
+    assert sum(v["killed"] for v in det.values()) == sum(
+        t["accounting_status"] == "killed" for t in traces
+    )
+    report = json.loads(bl.read_text())
+    ops, checkers, rows = rate_matrix(det, report["combined"])
+    assert checkers == [DETECTOR, *sorted(report["combined"])]
+    assert set(det) <= set(ops) and len(rows) == len(ops)
+    sizes = witness_sizes([("seeded", run)])
+    assert all(after <= before for _, _, before, after in sizes) and sizes
+    layers, cols, counts = confusion([run])
+    mutants = [t for t in traces if t["accounting_status"] in ("killed", "survived")]
+    assert sum(map(sum, counts)) == len(mutants)
+    assert set(layers) <= set(cols) and (NOT_KILLED in cols) == any(
+        t["accounting_status"] == "survived" for t in mutants
+    )

@@ -201,12 +201,21 @@ def minimization_report(
     help="A `strata ablations --out` report: its table (repeatable).",
 )
 @_out_option
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write deterministic PNG plots here (kill rate per operator beside every "
+    "baseline, witness-size reduction, localization confusion matrix; needs the `plots` extra).",
+)
 @reports_errors
 def evidence(
     runs: tuple[str, ...],
     baseline_reports: tuple[Path, ...],
     ablation_reports: tuple[Path, ...],
     out: Path | None,
+    plot_dir: Path | None,
 ) -> None:
     """Markdown tables of the evidence runs give: per run the suite, mutants, killed, survived,
     equivalent, stillborn, clean controls, false positives, median witness bytes and proof
@@ -218,6 +227,7 @@ def evidence(
       strata evidence seeded=runs/seeded generated=runs/gen
       strata baselines runs/seeded --out bl.json && strata ablations runs/seeded --out ab.json
       strata evidence runs/seeded --baselines bl.json --ablations ab.json --out evidence.md
+      strata evidence runs/seeded --baselines bl.json --plot plots/
     """
     from policystrata.bench.evidence import evidence_markdown, parse_named
     from policystrata.errors import InputError
@@ -231,3 +241,8 @@ def evidence(
     if dupes:
         raise InputError(f"two runs are named {', '.join(dupes)}: name them NAME=RUN")
     _write(evidence_markdown(named, baseline_reports, ablation_reports), out)
+    if plot_dir is not None:
+        from policystrata.bench.plots import render_plots
+
+        for path in render_plots(named, baseline_reports, plot_dir):
+            click.echo(f"wrote {path}", err=True)
