@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.cli import main
+from policystrata.engine import check_proof
+from policystrata.facts import Fact
 from policystrata.ir import parse_ir
 from policystrata.scan.fuzz import (
     OPERATORS,
@@ -99,8 +101,8 @@ def test_each_operator_where_it_applies(checker: Checker) -> None:
     ]
     # a scalar aggregate is one row: a larger LIMIT bounds nothing (stillborn, by the rules)
     assert got["limit_expanded"] == [("100 -> 1001", "stillborn", [])]
-    # no rule judges an IR that names a retired alias: the mutant survives (a finding, below)
-    assert got["metric_alias_replaced"] == [("sales", "survived", [])]
+    # policy.yaml resolves the alias to the same metric and the SQL is unchanged: equivalent
+    assert got["metric_alias_replaced"] == [("sales", "equivalent", [])]
     by_region = judged(checker, BY_REGION)
     # both tenant predicates of the scope go: the compiler no longer scopes the query
     assert by_region["tenant_predicate_removed"][0][0] == (
@@ -140,6 +142,58 @@ def test_stillborn_where_an_operator_has_no_mutation_point(checker: Checker) -> 
     assert judged(checker, REVENUE)["release_unauthorized_result"] == [
         ("principal acme_admin", "stillborn", [])
     ]
+
+
+def exists_scoped(copies: int) -> Case:
+    """REVENUE whose orders are scoped through ``copies`` identical correlated EXISTS on shops."""
+    scope = "exists (select 1 from shops s where s.id = o.shop_id and s.tenant_id = 'acme')"
+    return record(
+        "select sum(o.amount_cents) as value from orders o where "
+        + " and ".join([scope] * copies)
+        + " and o.placed_at >= '2026-05-01' and o.placed_at < '2026-06-01' limit 100"
+    )
+
+
+def test_a_redundant_tenant_predicate_is_not_a_live_point(checker: Checker) -> None:
+    """Two identical EXISTS scopes: the two mutation points have one key, so one mutant; it
+    drops one scope, the other still confines every tenant-owned table the mutant reads, and
+    rules/fuzz.dl says so from the mutant's own tenancy facts (stillborn, with a proof)."""
+    twice = exists_scoped(2)
+    drawn = plan(twice, FuzzContext(checker.domain), seed=1729, max_cases=50)
+    keys = [(m.operator, m.point) for m in drawn.mutants]
+    assert len(keys) == len(set(keys))  # one mutant per distinct mutation point
+    (m,) = [m for m in drawn.mutants if m.operator == "tenant_predicate_removed"]
+    assert m.point == "s.tenant_id = 'acme'" and (m.case.sql or "").count("tenant_id") == 1
+    j = judge(checker, m, normalise(twice, checker.domain.policy), 1729)
+    assert (j.status, j.why) == ("stillborn", "every_tenant_owned_read_is_still_scoped")
+    facts = checker.artifact_facts(m.case)
+    from policystrata.scan.fuzz import fuzz_facts
+
+    facts.update(fuzz_facts(m, j.changed, 1729))
+    result = checker.engine.evaluate(facts)
+    atom = Fact("fuzz_stillborn", (m.case.id, "every_tenant_owned_read_is_still_scoped"))
+    proof = result.prove(atom)
+    check_proof(proof, checker.program, result.fact_lookup)
+    assert proof.rule == "fuzz.tenant_point_not_live"
+    # one scope: dropping it leaves orders unconfined, the tenancy rule kills the mutant
+    assert judged(checker, exists_scoped(1))["tenant_predicate_removed"] == [
+        ("s.tenant_id = 'acme'", "killed", ["compiler.tenant_scope_missing"])
+    ]
+
+
+def test_an_alias_is_equivalent_only_when_policy_maps_it_to_the_metric(checker: Checker) -> None:
+    """The published oracle resolves a metric by name or alias: an IR naming an alias of the
+    same metric, SQL unchanged, is equivalent; one naming another metric is a live change."""
+    policy = checker.domain.policy
+    alias = replace(REVENUE, id="r#a", ir=parse_ir("sales during last_month limit 100"))
+    j = judge(
+        checker, Mutant("metric_alias_replaced", "sales", alias), normalise(REVENUE, policy), 1
+    )
+    assert (j.status, j.changed) == ("equivalent", [])
+    assert j.why == "policy.yaml resolves sales to revenue: the request is unchanged"
+    other = replace(REVENUE, id="r#b", ir=parse_ir("margin during last_month limit 100"))
+    j = judge(checker, Mutant("metric_alias_replaced", "x", other), normalise(REVENUE, policy), 1)
+    assert j.status in ("killed", "survived") and j.changed == ["semantic_ir"]
 
 
 def test_an_unchanged_artifact_is_an_equivalent_mutant(checker: Checker) -> None:
@@ -193,19 +247,34 @@ def test_the_scan_reports_the_stage_and_a_survivor(shop: Path) -> None:
     assert result.exit_code == 0  # the unscoped record is contained by RLS: a warning
     fuzz = report["fuzz"]
     assert fuzz["ran"] is True and fuzz["seed"] == 1729 and fuzz["max_cases_per_trace"] == 8
-    assert fuzz["records_fuzzed"] == 3 and fuzz["records_not_fuzzed"] == 1  # failing: not fuzzed
-    assert [r["record"] for r in fuzz["records"]] == ["revenue", "orders_by_region", "admin_margin"]
+    assert fuzz["records_fuzzed"] == 4 and fuzz["records_not_fuzzed"] == 1  # failing: not fuzzed
+    assert [r["record"] for r in fuzz["records"]] == [
+        "revenue",
+        "orders_by_region",
+        "admin_margin",
+        "sql_only",
+    ]
     totals = fuzz["totals"]
     assert sum(c["killed"] for c in fuzz["operators"].values()) == totals["killed"]
     assert totals["survived"] >= 1 and totals["killed"] >= 10
     survivors = [f for f in report["findings"] if f["rule_id"] == "fuzz.survived"]
+    # a trace without the request (no semantic IR): nothing says which window was asked, so a
+    # window shifted by a day passes the gate; the alias mutant of "revenue" is equivalent
     assert [(f["record_id"], f["mutation"], f["key"]) for f in survivors] == [
-        ("revenue", "metric_alias_replaced", "sales")
+        ("sql_only", "time_bounds_shifted", "orders.placed_at")
     ]
+    alias = fuzz["records"][0]["mutants"]
+    assert {
+        "id": "revenue#fuzz.metric_alias_replaced.1",
+        "operator": "metric_alias_replaced",
+        "point": "sales",
+        "status": "equivalent",
+        "why": "policy.yaml resolves sales to revenue: the request is unchanged",
+    } in alias
     f = survivors[0]
     assert f["severity"] == "low" and f["gating"] is False and f["advisory"] is True
-    assert f["mutant_status"] == "survived" and f["location"] == {"file": "traces.jsonl", "line": 1}
-    assert f["repro"]["semantic_ir"].startswith("sales during last_month")
+    assert f["mutant_status"] == "survived" and f["location"] == {"file": "traces.jsonl", "line": 4}
+    assert "semantic_ir" not in f["repro"] and "'2026-04-30'" in f["repro"]["sql"]
     assert f["witness"]["proof"]["rule"] == "fuzz.survived"
     leaves = {s["atom"].split("(")[0]: s["kind"] for s in f["witness"]["supporting_facts"]}
     assert leaves == {
@@ -228,14 +297,14 @@ def test_the_scan_reports_the_stage_and_a_survivor(shop: Path) -> None:
     jsonschema.validators.validator_for(schema)(schema).validate(sarif)
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]].count("fuzz.survived") == 1
     md = (shop / "out" / "report.md").read_text()
-    assert "| `metric_alias_replaced` | 0 | 1 | 0 |" in md
+    assert "| `time_bounds_shifted` | 3 | 1 | 0 |" in md
 
 
 def test_survivors_never_gate(shop: Path) -> None:
     cfg = shop / "policystrata.yaml"
     cfg.write_text(cfg.read_text() + "gate: {fail_on_severity: low, fail_on_confidence: low}\n")
     traces = shop / "traces.jsonl"
-    traces.write_text("".join(line for line in traces.read_text().splitlines(True)[:3]))
+    traces.write_text("".join(line for line in traces.read_text().splitlines(True)[:4]))
     result, report = scan(cfg)
     assert result.exit_code == 0, result.output
     assert report["gate"]["gating"] == 0 and report["findings"]
