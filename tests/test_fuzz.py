@@ -32,6 +32,7 @@ from policystrata.scan.fuzz import (
     normalise,
     plan,
 )
+from policystrata.sql.adapter import exp, parse_one
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fuzz"
 
@@ -179,6 +180,67 @@ def test_a_redundant_tenant_predicate_is_not_a_live_point(checker: Checker) -> N
     assert judged(checker, exists_scoped(1))["tenant_predicate_removed"] == [
         ("s.tenant_id = 'acme'", "killed", ["compiler.tenant_scope_missing"])
     ]
+
+
+SCOPES = {
+    "exists": "exists (select 1 from shops s where s.id = o.shop_id and s.tenant_id = 'acme')",
+    "in": "o.shop_id in (select s.id from shops s where s.tenant_id = 'acme')",
+    "direct": "o.tenant_id = 'acme'",
+}
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    forms=st.lists(st.sampled_from(sorted(SCOPES)), min_size=1, max_size=3),
+    grouped=st.booleans(),
+)
+def test_tenant_mutants_are_live_exactly_when_no_other_scope_remains(
+    checker: Checker, forms: list[str], grouped: bool
+) -> None:
+    """Shapes of scoping (EXISTS, IN subquery, a direct predicate; repeated or mixed): a
+    tenant_predicate_removed mutant is stillborn exactly when another scope of the outer query
+    survives it, and killed by the tenancy rule otherwise."""
+    select = "s2.region, count(distinct o.id)" if grouped else "count(distinct o.id)"
+    join = " join shops s2 on s2.id = o.shop_id" if grouped else ""
+    group = " group by s2.region" if grouped else ""
+    conds = " and ".join(SCOPES[f] for f in forms)
+    if grouped:  # the joined shops is scoped through orders' tenant or its own predicate
+        conds += " and s2.tenant_id = 'acme'"
+    case = record(
+        f"select {select} as value from orders o{join} where {conds}{group} limit 100",
+        "order_count limit 100" if not grouped else "order_count by region limit 100",
+    )
+    assert not checker.check(case).witnesses  # every shape is a clean, scoped record
+    drawn = plan(case, FuzzContext(checker.domain), seed=1729, max_cases=50)
+    keys = [(m.operator, m.point) for m in drawn.mutants]
+    assert len(keys) == len(set(keys))
+    for m in drawn.mutants:
+        if m.operator != "tenant_predicate_removed":
+            continue
+        j = judge(checker, m, normalise(case, checker.domain.policy), 1729)
+        scopes = [SCOPES[f] for f in forms] + (["s2.tenant_id = 'acme'"] if grouped else [])
+        if _outer_conjuncts(m.case.sql or "") & {_condition_tree(c) for c in scopes}:
+            assert j.status == "stillborn", (m.case.sql, j)
+            assert j.why == "every_tenant_owned_read_is_still_scoped"
+        else:
+            assert (j.status, "compiler.tenant_scope_missing" in j.killed_by) == ("killed", True)
+
+
+def _condition_tree(condition: str) -> Any:
+    return parse_one(f"select 1 where {condition}", "postgres").args["where"].this
+
+
+def _outer_conjuncts(sql: str) -> set[Any]:
+    """The conjuncts of the outer WHERE of ``sql``, as sqlglot trees (compared structurally)."""
+    where = parse_one(sql, "postgres").args.get("where")
+    out, todo = set(), [where.this] if where is not None else []
+    while todo:
+        node = todo.pop()
+        if isinstance(node, exp.And):
+            todo += [node.this, node.expression]
+        else:
+            out.add(node)
+    return out
 
 
 def test_an_alias_is_equivalent_only_when_policy_maps_it_to_the_metric(checker: Checker) -> None:
