@@ -157,3 +157,29 @@ def test_unknown_operator_in_a_suite_is_an_error_at_its_line(tmp_path: Path) -> 
 def test_domain_suite_provenance_names_the_suites_directory(checker: Checker) -> None:
     case = next(iter(resolve_suite(checker.domain, "seeded").cases()))
     assert case.source == "suites/seeded.yaml" and case.line is not None
+
+
+def test_a_domain_without_schema_sql_counts_what_it_could_not_run(tmp_path: Path) -> None:
+    """No schema.sql: the stack has no DDL and no foreign keys; the cases it cannot build are
+    `invalid` in the summary (and the published `invalid` count), never silently dropped."""
+    import json
+
+    domain = tmp_path / "dom"
+    shutil.copytree(domains_dir() / "support_saas", domain)
+    (domain / "schema.sql").unlink()
+    (domain / "seed.sql").unlink()
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        main, ["run", "--domain-path", str(domain), "--suite", "seeded", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    invalid = [r for r in records if r["accounting_status"] == "invalid"]
+    reasons = {r["accounting_reason"] for r in invalid}
+    assert not any("FileNotFoundError" in reason for reason in reasons), reasons
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"] == len(records)
+    assert summary["invalid"] == len(invalid)
+    judged = sum(summary[k] for k in ("killed", "survived", "equivalent", "clean_controls"))
+    assert judged + summary["false_positives"] + summary["invalid"] == len(records)
+    assert "invalid" in res.output and "cases not judged" in res.output

@@ -235,7 +235,7 @@ def summary_keys(records: dict[str, int], acc: Any) -> dict[str, Any]:
         "killed": s["killed"],
         "survived": s["survived"],
         "equivalent": s["equivalent"],
-        "invalid": s["stillborn"] + s["error"],
+        "invalid": s["stillborn"] + s["invalid"] + s["error"],
         "clean_controls": s["clean"],
         "false_positives": s["false_positive"],
         "mutant_kill_rate": rate(s["killed"], mutants),

@@ -263,6 +263,14 @@ class Runner:
 
         return survives
 
+    def survives(
+        self, case: BenchCase, signature: tuple[str, str, str], cid: str
+    ) -> Callable[[SemanticQuery], bool]:
+        """Does the violation ``signature`` (layer, class, check) derive for ``case`` with a
+        given request (the stack re-run with its fault, then the rules)? What the minimizer
+        asks, and what ``strata minimization-report`` re-asks to check 1-minimality."""
+        return self._survives(case, signature, cid)
+
     def _minimize(
         self, case: BenchCase, witness: Witness, rec: dict[str, Any], facts_before: int
     ) -> list[Witness] | None:

@@ -30,7 +30,16 @@ from policystrata.cli.common import (
 from policystrata.errors import InputError, StrataError
 from policystrata.parallel import default_jobs
 
-STATUS_ORDER = ("killed", "survived", "equivalent", "stillborn", "clean", "false_positive", "error")
+STATUS_ORDER = (
+    "killed",
+    "survived",
+    "equivalent",
+    "stillborn",
+    "invalid",
+    "clean",
+    "false_positive",
+    "error",
+)
 
 
 def _stderr() -> Console:
@@ -369,6 +378,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         "survived",
         "equivalent",
         "stillborn",
+        "invalid",
         "controls",
         "clean",
         "false_positive",
@@ -397,6 +407,15 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         con.print(f"[bold]stillborn cases[/bold] ({sum(stillborn.values())}), by reason:")
         for reason, n in stillborn.items():
             con.print(f"  {n:>4}  {reason}")
+    errors = summary.get("errors") or []
+    if isinstance(errors, list) and errors:
+        by_reason: dict[str, int] = {}
+        for item in errors:
+            reason = f"{item.get('status')}: {item.get('reason', '')}"
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        con.print(f"[bold]cases not judged[/bold] ({len(errors)}), by reason:")
+        for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:20]:
+            con.print(f"  {n:>4}  {reason}")
     for title, key in (
         ("equivalent mutants", "equivalents"),
         ("survivors", "survivors"),
@@ -419,6 +438,7 @@ _OP_COLUMNS = (
     ("survived", "surv"),
     ("equivalent", "equiv"),
     ("stillborn", "still"),
+    ("invalid", "inval"),
     ("clean", "clean"),
     ("false_positive", "fp"),
     ("error", "err"),
@@ -430,6 +450,7 @@ _OP_LEGEND = {
     "surv": "survived",
     "equiv": "equivalent",
     "still": "stillborn",
+    "inval": "invalid (the reference stack could not run it)",
     "fp": "false positive",
     "err": "error",
     "loc": "localized to the expected layer",

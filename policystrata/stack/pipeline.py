@@ -136,6 +136,10 @@ _SCHEMA_TEXT: dict[str, str] = {}
 
 
 def schema_text(domain: Domain) -> str:
+    """The domain's schema.sql as written ("" for a domain without one: its database layer
+    declares nothing, so database faults have nothing to rewrite)."""
+    if not domain.schema_known:
+        return ""
     key = str(domain.sources.get("schema", domain.path / "schema.sql"))
     text = _SCHEMA_TEXT.get(key)
     if text is None:
