@@ -341,10 +341,9 @@ def test_init_domain_init_scan_scan_and_check(tmp_path: Path) -> None:
     code, out = run_cli("scan", "--config", str(config), "--out", str(tmp_path / "out"))
     assert code == 0, out
     report = json.loads((tmp_path / "out" / "scan.json").read_text())
-    # clean: no finding but the fuzz stage's survivors (low, never gating; tests/test_fuzz.py)
-    assert all(f["advisory"] and not f["gating"] for f in report["findings"])
-    findings = [f for f in report["findings"] if f.get("mutation") is None]
-    assert report["domain"] == "finance_saas" and not findings
+    # clean, and no fuzz survivor either: the alias mutants are equivalent (tests/test_fuzz.py)
+    assert report["domain"] == "finance_saas" and not report["findings"]
+    assert report["fuzz"]["totals"]["survived"] == 0
 
     ir = "net_deposits by advisor_region during last_month limit 100"
     sql = (

@@ -27,6 +27,8 @@ operator                         layer      class             mutation point -> 
                                                               grouped by)
 ``metric_alias_replaced``        manifest   over_permissive   the IR's metric with a retired
                                                               alias -> the IR names the alias
+                                                              (equivalent when policy.yaml
+                                                              resolves it to the same metric)
 ``limit_expanded``               compiler   over_permissive   the outer LIMIT n -> max(10 n,
                                                               role max_rows + 1)
 ``release_unauthorized_result``  release    unsafe_release    another principal of the same
@@ -35,8 +37,9 @@ operator                         layer      class             mutation point -> 
                                                               that request, released
 ===============================  =========  ================  ================================
 
-An operator with no mutation point in a record is *stillborn* for it (with why). Mutants are
-drawn deterministically: every (operator, point) is a candidate; when there are more than
+An operator with no mutation point in a record is *stillborn* for it (with why). Points with
+the same key are one mutation point (the first is kept): one mutant per (operator, key). Mutants
+are drawn deterministically: every (operator, point) is a candidate; when there are more than
 ``fuzz.max_cases_per_trace``, a ``random.Random`` seeded with ``"<fuzz.seed>:<record id>"``
 takes them round-robin over the operators (each operator once before any twice).
 
@@ -44,7 +47,8 @@ Each mutant is then classified:
 
 - ``equivalent``: its artifacts are byte-identical to the record's after normalisation (SQL:
   parsed, identifiers normalised, simplified by sqlglot's boolean/constant simplifier, printed;
-  the IR in canonical text; principal, bound tenants and release decision as given). An
+  the IR in canonical text, its metric named as policy.yaml resolves it — the published oracle
+  takes a metric by name or alias; principal, bound tenants and release decision as given). An
   equivalent mutant changes nothing the detector could see, so it is not checked;
 - otherwise it goes through the check pipeline like a record — the lowering passes of
   :meth:`policystrata.check.Checker.artifact_facts` and the checker's engine, rules loaded
@@ -54,9 +58,11 @@ Each mutant is then classified:
   witness is made of; kills are counted, ``killed_by`` lists each ``layer.check``, and no
   witness is rendered for them). ``stillborn``: the rules say the mutation point was not
   live (``fuzz_stillborn``: e.g. policy allows the swapped principal's request, so no
-  unauthorized result was released). ``survived``: the rules derive ``fuzz_survived`` — the
-  mutant changed an artifact and no violation holds for it (rules/fuzz.dl) — and its proof is
-  the finding's witness (low severity, never gating: it measures the detector, not the stack).
+  unauthorized result was released; every tenant-owned table the mutant reads is still scoped,
+  so the dropped tenant predicate was redundant). ``survived``: the rules derive
+  ``fuzz_survived`` — the mutant changed an artifact and no violation holds for it
+  (rules/fuzz.dl) — and its proof is the finding's witness (low severity, never gating: it
+  measures the detector, not the stack).
 
 >>> from policystrata.check import Checker
 >>> from policystrata.case import Case
@@ -101,6 +107,7 @@ from policystrata.sql.adapter import (
 if TYPE_CHECKING:
     from policystrata.check import Checker
     from policystrata.model import Domain
+    from policystrata.model.policy import Policy
     from policystrata.results import Finding
 
 DIALECT = "postgres"
@@ -563,7 +570,10 @@ def _limit(tree: exp.Expr, case: Case, ctx: FuzzContext) -> list[tuple[str, Tran
 
 def _alias_points(case: Case, ctx: FuzzContext) -> list[Point] | str:
     """``metric_alias_replaced``: each retired alias of the IR's metric is a mutation point; the
-    mutant's IR names the alias (as a model shown a stale manifest would ask).
+    mutant's IR names the alias (as a model shown a stale manifest would ask). policy.yaml maps
+    the alias to the same metric and the published oracle resolves a metric by name or alias,
+    so with the SQL unchanged the mutant is *equivalent* (:func:`normalise`); the fault of a
+    stale manifest is the manifest's, which a trace does not carry.
 
     >>> from policystrata.ir import parse_ir
     >>> from policystrata.model import load_domain
@@ -709,6 +719,11 @@ def plan(case: Case, ctx: FuzzContext, *, seed: int, max_cases: int) -> RecordPl
             out.stillborn[op.id] = found
         else:
             points[op.id] = found
+    for op_id, pts in points.items():  # one mutant per distinct mutation point (the first)
+        unique: dict[str, Point] = {}
+        for p in pts:
+            unique.setdefault(p[0], p)
+        points[op_id] = list(unique.values())
     chosen: list[tuple[str, int]] = [(op, i) for op, pts in points.items() for i in range(len(pts))]
     if len(chosen) > max_cases:
         rng = random.Random(f"{seed}:{case.id}")
@@ -745,17 +760,31 @@ def derive(case: Case, ctx: FuzzContext, *, seed: int = 1729, max_cases: int = 5
     return plan(case, ctx, seed=seed, max_cases=max_cases).mutants
 
 
-def normalise(case: Case) -> dict[str, Any]:
-    """A case's artifacts in normal form: what *equivalent* compares.
+def normalise(case: Case, policy: Policy | None = None) -> dict[str, Any]:
+    """A case's artifacts in normal form: what *equivalent* compares. Given the policy, the IR's
+    metric is named as the policy resolves it (a name or any of its aliases: the published
+    oracle accepts both), so a request that names an alias of the same metric normalises like
+    one that names the metric.
 
     >>> a = Case(id="a", principal="p", sql="SELECT X FROM T WHERE t.a = 1 AND t.a = 1")
     >>> b = Case(id="b", principal="p", sql="select x from t where t.a = 1")
     >>> normalise(a) == normalise(b)
     True
+    >>> from policystrata.ir import parse_ir
+    >>> from policystrata.model import load_domain
+    >>> policy = load_domain("support_saas").policy
+    >>> alias = Case(id="c", ir=parse_ir("recognized_revenue limit 5"))
+    >>> normalise(alias, policy)["semantic_ir"], normalise(alias)["semantic_ir"]
+    ('net_revenue limit 5', 'recognized_revenue limit 5')
     """
+    ir = case.ir
+    if ir is not None and policy is not None:
+        metric = policy.resolve_metric(ir.metric)
+        if metric is not None and metric != ir.metric:
+            ir = ir.model_copy(update={"metric": metric})
     return {
         "sql": _normal_sql(case.sql) if case.sql is not None else None,
-        "semantic_ir": case.ir.to_text() if case.ir is not None else None,
+        "semantic_ir": ir.to_text() if ir is not None else None,
         "principal": case.principal,
         "tenant_ids": sorted(case.tenant_ids) if case.tenant_ids is not None else None,
         "release_allowed": case.release_decision,
@@ -826,10 +855,16 @@ def fuzz_facts(mutant: Mutant, changed: list[str], seed: int) -> FactSet:
 def judge(checker: Checker, mutant: Mutant, original: dict[str, Any], seed: int) -> Judged:
     """Classify one mutant (see the module docstring). The checker's databases are the
     caller's business: the fuzz stage detaches them (mutants are judged statically)."""
-    now = normalise(mutant.case)
+    policy = checker.domain.policy
+    now = normalise(mutant.case, policy)
     changed = [k for k in now if now[k] != original[k]]
     if not changed:
-        return Judged(mutant, "equivalent")
+        why = None
+        ir = mutant.case.ir
+        if ir is not None and policy.resolve_metric(ir.metric) not in (None, ir.metric):
+            metric = policy.resolve_metric(ir.metric)
+            why = f"policy.yaml resolves {ir.metric} to {metric}: the request is unchanged"
+        return Judged(mutant, "equivalent", why=why)
     case = mutant.case
     facts = checker.artifact_facts(case)
     facts.update(fuzz_facts(mutant, changed, seed))
@@ -902,7 +937,7 @@ def scan_fuzz(state: Any) -> None:
             }
             try:
                 drawn = plan(case, ctx, seed=settings.seed, max_cases=settings.max_cases_per_trace)
-                original = normalise(case)
+                original = normalise(case, checker.domain.policy)
                 judged = [judge(checker, m, original, settings.seed) for m in drawn.mutants]
             except StrataError as exc:  # this record's mutants could not be judged
                 entry["error"] = str(exc)
