@@ -330,3 +330,15 @@ def test_evidence_plots_are_deterministic_pngs_of_the_runs(run_dir: Path, tmp_pa
     assert set(layers) <= set(cols) and (NOT_KILLED in cols) == any(
         t["accounting_status"] == "survived" for t in mutants
     )
+
+
+def test_evidence_plot_without_matplotlib_is_exit_2_naming_the_extra(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    res = CliRunner().invoke(main, ["evidence", str(run_dir), "--plot", str(tmp_path / "p")])
+    assert res.exit_code == 2
+    assert "policystrata[plots]" in res.output
+    assert not (tmp_path / "p").exists()
