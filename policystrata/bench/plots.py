@@ -155,8 +155,7 @@ def _kill_rate_plot(plt: Any, ops: list[str], checkers: list[str], rows: Any, pa
 
     data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
     fig, ax = plt.subplots(figsize=(2.0 + 0.62 * len(checkers), 1.6 + 0.26 * max(len(ops), 1)))
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#eeeeee")
     ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(checkers)), checkers, rotation=45, ha="right")
     ax.set_yticks(range(len(ops)), ops)
