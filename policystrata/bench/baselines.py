@@ -39,7 +39,18 @@ The baselines (the published names, COMPAT.md §6):
 
 With a database (``--db``): ``final_answer_only`` (the released answer vs the canonical answer,
 both executed on real rows under the case's tenant, each in a database holding its DDL) and
-``db_rls_only`` (every table probed per tenant under the DDL in force vs the canonical DDL).
+``db_rls_only`` (every table probed per tenant under the DDL in force vs the canonical DDL)
+and ``random_data_generation`` (a randomized-data test: seeded random rows for the domain's
+tables, :mod:`policystrata.bench.random_data`, from the run's seed; the judged SQL under the
+DDL in force and the fault-free SQL under its DDL, both run on those rows under the case's
+tenant; flagged when the rows differ, or when one side has SQL and the other none). What it
+can see: faults that change the SQL's result or the row security on some random data (a
+dropped tenant predicate, a wrong aggregate, a lost filter, a missing policy). What it cannot:
+faults that leave the SQL and DDL alone (a manifest, grammar or release fault: it never looks
+at what is released), and differences its random rows do not exercise (text values come from a
+small pool of tenant ids and tokens, so an equality filter on a domain value usually matches
+no row on either side). One data set per run (from the run's ``seed``, 0 for a seeded suite),
+not one per case: a team loads its test database once.
 
 >>> from policystrata.model import load_domain
 >>> from policystrata.ir import parse_ir
@@ -83,11 +94,11 @@ ALL = (
     "defense_in_depth_stack",
     "conventional_test_suite",
     "property_differential",
+    "random_data_generation",
 )
-NEEDS_DATABASE = ("final_answer_only", "db_rls_only")
+NEEDS_DATABASE = ("final_answer_only", "db_rls_only", "random_data_generation")
 #: Published baselines not implemented here (reported as not run, never as clean).
 NOT_IMPLEMENTED = (
-    "random_data_generation",
     "semantic_validator_only",
     "db_policy_only",
     "policy_as_code_precheck",
@@ -249,7 +260,10 @@ class Baselines:
 
     domain: Domain
     database: Any = None  # policystrata.db.domain.DomainDatabases, for the database baselines
+    seed: int = 0  # the random rows' seed (random_data_generation)
     _memo: dict[Any, Any] = field(default_factory=dict)
+    #: why random_data_generation could not run (its rows did not load), once known
+    random_failure: str | None = None
 
     def __post_init__(self) -> None:
         if self.database is not None:  # sessions set what each DDL's policies read
@@ -477,17 +491,20 @@ class Baselines:
 
     # -- with a database ---------------------------------------------------------------------
 
-    def _db_rows(self, ddl: str, sql: dict[str, Any] | None, tenant: str | None) -> Any:
+    def _db_rows(
+        self, ddl: str, sql: dict[str, Any] | None, tenant: str | None, random: bool = False
+    ) -> Any:
         """Sorted rows of ``sql`` as the application role under ``tenant``, in a database
-        holding ``ddl`` (an error's kind when it fails or is refused)."""
+        holding ``ddl`` and the domain's seed rows (``random``: the random rows) (an error's
+        kind when it fails or is refused)."""
         if not sql or not sql.get("sql"):
             return None
-        key = ("rows", ddl, json.dumps(sql, sort_keys=True, default=str), tenant)
+        key = ("rows", random, ddl, json.dumps(sql, sort_keys=True, default=str), tenant)
         if key not in self._memo:
             from policystrata.db.session import QueryFailed
             from policystrata.db.vet import UnvettedSQL, vet_sql
 
-            db = self.database.for_ddl(ddl)
+            db = (self._random_databases() if random else self.database).for_ddl(ddl)
             params = list((sql.get("params") or {}).values())
             try:
                 vetted = vet_sql(sql["sql"], relations=db.relations)
@@ -525,6 +542,47 @@ class Baselines:
                         differs = True
             self._memo[key] = differs
         return bool(self._memo[key])
+
+    def _random_databases(self) -> Any:
+        if "random_dbs" not in self._memo:
+            from policystrata.bench.random_data import random_rows_sql
+
+            rows = random_rows_sql(self.domain, self.seed)
+            if self.dialect == "clickhouse":
+                from policystrata.db.clickhouse import ClickHouseDatabases
+
+                dbs: Any = ClickHouseDatabases(
+                    self.domain, schema_sql=self.database.schema, seed_sql=rows
+                )
+                schema = self.database.schema
+                dbs.use_tenant_settings(
+                    lambda ddl: ddl_settings(schema if ddl is None else ddl, self.dialect)
+                )
+            else:
+                dbs = self.database.reseeded(rows)
+            self._memo["random_dbs"] = dbs
+        return self._memo["random_dbs"]
+
+    def random_data_generation(self, case: BaselineCase) -> bool:
+        if self.random_failure is not None:
+            return False
+        from policystrata.db.domain import DatabaseSetupFailed, NoDatabase
+
+        p, _role = self._role(case.principal)
+        tenant = p.tenant_ids[0] if p is not None and p.tenant_ids else None
+        try:
+            mine = self._db_rows(case.artifacts["ddl"], case.artifacts.get("sql"), tenant, True)
+            ref = self._db_rows(case.reference["ddl"], case.reference.get("sql"), tenant, True)
+        except (DatabaseSetupFailed, NoDatabase) as exc:
+            self.random_failure = f"its random rows did not load: {exc}"
+            return False
+        return bool(mine != ref)
+
+    def close(self) -> None:
+        """Release what the random rows' databases hold (PostgreSQL ones close with theirs)."""
+        dbs = self._memo.pop("random_dbs", None)
+        if dbs is not None and self.dialect == "clickhouse":
+            dbs.close()
 
 
 def _projected(select: exp.Select) -> Iterable[exp.Column]:
@@ -608,16 +666,34 @@ def ddl_settings(ddl: str | None, dialect: str = "postgres") -> tuple[str, ...]:
 
 def baseline_report(run_dir: Path, domain: Domain, database: Any = None) -> dict[str, Any]:
     """The baselines' scores over one run, and the published baselines not run (with why)."""
-    b = Baselines(domain, database)
+    seed = _run_seed(run_dir)
+    b = Baselines(domain, database, seed=seed)
     not_run = {n: "not implemented here" for n in NOT_IMPLEMENTED}
     if database is None:
         for n in NEEDS_DATABASE:
             not_run[n] = "needs a database (--db auto or a DSN)"
+    try:
+        scores = score(b, baseline_cases(run_dir))
+    finally:
+        b.close()
+    if b.random_failure is not None:  # not run, never clean
+        scores.pop("random_data_generation", None)
+        not_run["random_data_generation"] = b.random_failure
     return {
         "domain": domain.name,
-        "baselines": score(b, baseline_cases(run_dir)),
+        "baselines": scores,
         "not_run": dict(sorted(not_run.items())),
     }
+
+
+def _run_seed(run_dir: Path) -> int:
+    """The run's seed (metadata.json ``seed``; 0 when it has none: a seeded suite)."""
+    try:
+        meta = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    seed = meta.get("seed") if isinstance(meta, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
 
 
 def combine(reports: list[dict[str, Any]]) -> dict[str, Any]:

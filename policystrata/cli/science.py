@@ -89,8 +89,8 @@ def _pct(v: Any) -> str:
     default="none",
     metavar="none|auto|DSN",
     show_default=True,
-    help="A real database for final_answer_only and db_rls_only (auto: a throwaway "
-    "PostgreSQL). Without one they are reported as not run, never as clean.",
+    help="A real database for final_answer_only, db_rls_only and random_data_generation "
+    "(auto: a throwaway PostgreSQL). Without one they are reported as not run, never as clean.",
 )
 @reports_errors
 def baselines(
@@ -111,7 +111,7 @@ def baselines(
     Examples:
       strata baselines runs/seeded
       strata baselines runs/seeded runs/gen --format json --out baselines.json
-      strata baselines runs/seeded --db auto     # + final_answer_only, db_rls_only
+      strata baselines runs/seeded --db auto     # + the three database baselines
     """
     from policystrata.bench.baselines import baseline_report
     from policystrata.db.domain import domain_databases

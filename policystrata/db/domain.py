@@ -124,6 +124,18 @@ class DomainDatabases:
         self._dbs: dict[str | None, Database] = {}
         self._fixed: Database | None = None
         self._settings: Callable[[str | None], Sequence[str]] | None = None
+        self._domain = domain
+        self._parent: DomainDatabases | None = None  # reseeded(): the server is the parent's
+        self._children: list[DomainDatabases] = []
+
+    def reseeded(self, seed_sql: str) -> DomainDatabases:
+        """The same DDL texts loaded with other rows (``seed_sql``) on this one's server (started
+        when first needed); its databases are dropped when this one is closed."""
+        out = DomainDatabases(self._spec, self._domain, schema_sql=self.schema, seed_sql=seed_sql)
+        out._parent = self
+        out._settings = self._settings
+        self._children.append(out)
+        return out
 
     def use_tenant_settings(self, settings: Callable[[str | None], Sequence[str]]) -> None:
         """Where the settings a database's sessions set to the tenant come from: ``settings``
@@ -197,6 +209,8 @@ class DomainDatabases:
     def _server(self) -> Cluster:
         if self._cluster is not None:
             return self._cluster
+        if self._parent is not None:
+            return self._parent._server()
         if self._failed is not None:
             raise NoDatabase(self._failed)
         try:
@@ -215,11 +229,15 @@ class DomainDatabases:
         """Drop every database made here and stop a throwaway server. Idempotent."""
         if self._fixed is not None:
             return
+        for child in self._children:
+            child.close()
         dbs, self._dbs = list(self._dbs.values()), {}
         for db in dbs:
             db.close()
             with contextlib.suppress(Exception):
                 db.drop()
+        if self._parent is not None:  # the server and its templates are the parent's
+            return
         if self._cluster is not None:
             with contextlib.suppress(Exception):
                 self._cluster.drop_templates()
