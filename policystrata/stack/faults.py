@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from policystrata.model import Domain, split_column
@@ -34,7 +34,7 @@ from policystrata.stack.compiler import (
 from policystrata.stack.database import DatabaseKnobs
 from policystrata.stack.grammar import GrammarKnobs
 from policystrata.stack.manifest import ManifestKnobs, role_dimensions, role_metrics
-from policystrata.stack.pipeline import Knobs, Request, StackRun
+from policystrata.stack.pipeline import Knobs, Request, StackRun, combine_knobs
 from policystrata.stack.release import ReleaseKnobs
 from policystrata.stack.validator import ValidatorKnobs, authorize
 
@@ -724,3 +724,19 @@ OTHER_DOMAIN_OPERATORS: tuple[str, ...] = ()
 
 def operator(op_id: str) -> Operator | None:
     return OPERATORS.get(op_id)
+
+
+def fault_knobs(op_ids: Sequence[str], domain: Domain, req: Request) -> Knobs:
+    """The stack's knobs with several faults applied at once (:func:`policystrata.stack.
+    pipeline.combine_knobs` of each operator's knobs; an unknown id is a ``KeyError``, two
+    faults on one knob a ``KnobConflict``).
+
+    >>> from policystrata.model import load_domain
+    >>> from policystrata.ir import parse_ir
+    >>> d = load_domain("support_saas")
+    >>> req = Request("acme_analyst", parse_ir("ticket_count by region during last_month"))
+    >>> k = fault_knobs(["compiler_drops_tenant_predicate", "db_rls_old_ownership_field"], d, req)
+    >>> k.compiler.drop_tenant_predicates, k.database.ownership_column is not None
+    (True, True)
+    """
+    return combine_knobs(*(OPERATORS[o].knobs(domain, req) for o in op_ids))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from policystrata.case import Case
@@ -63,6 +63,41 @@ class Knobs:
     compiler: CompilerKnobs = field(default_factory=CompilerKnobs)
     database: DatabaseKnobs = field(default_factory=DatabaseKnobs)
     release: ReleaseKnobs = field(default_factory=ReleaseKnobs)
+
+
+class KnobConflict(ValueError):
+    """Two faults set the same knob of a layer to different values (they cannot both apply)."""
+
+
+def combine_knobs(*knobs: Knobs) -> Knobs:
+    """Several faults at once: each layer's knobs take every value a fault set (a knob left at
+    its default by one fault is the other's to set). Two faults setting one knob differently
+    raise :class:`KnobConflict`. Works for any knob of any layer (no list of faults here).
+
+    >>> a = Knobs(compiler=CompilerKnobs(drop_distinct=True))
+    >>> b = Knobs(release=ReleaseKnobs(ignore_authorization=True))
+    >>> both = combine_knobs(a, b)
+    >>> both.compiler.drop_distinct, both.release.ignore_authorization, combine_knobs() == Knobs()
+    (True, True, True)
+    >>> combine_knobs(a, Knobs(compiler=CompilerKnobs(drop_distinct=False))) == a
+    True
+    """
+    out = Knobs()
+    for k in knobs:
+        for layer in fields(Knobs):
+            mine, theirs = getattr(out, layer.name), getattr(k, layer.name)
+            default = type(theirs)()
+            changes = {}
+            for f in fields(theirs):
+                value = getattr(theirs, f.name)
+                if value == getattr(default, f.name):
+                    continue
+                if getattr(mine, f.name) not in (getattr(default, f.name), value):
+                    raise KnobConflict(f"{layer.name}.{f.name} is set to two different values")
+                changes[f.name] = value
+            if changes:
+                out = replace(out, **{layer.name: replace(mine, **changes)})
+    return out
 
 
 @dataclass
