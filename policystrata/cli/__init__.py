@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "verify-freeze": "policystrata.cli.freeze:verify_freeze",
     "baselines": "policystrata.cli.science:baselines",
     "ablations": "policystrata.cli.science:ablations",
+    "compound": "policystrata.cli.science:compound",
     "export": "policystrata.cli.reports:export",
     "artifact-report": "policystrata.cli.reports:artifact_report",
     "minimization-report": "policystrata.cli.reports:minimization_report",

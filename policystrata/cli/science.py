@@ -240,3 +240,53 @@ def _render_ablations(report: dict[str, Any], con: Console) -> None:
                     f"{name} no longer kills: {', '.join(a['operators_no_longer_killed'])}",
                     soft_wrap=True,
                 )
+
+
+def _orders(value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a comma-separated list of integers: {value}") from None
+    if not out or any(k < 2 for k in out):
+        raise click.BadParameter("orders are integers of 2 or more (faults per case)")
+    return out
+
+
+@click.command()
+@click.option("--domain", default="support_saas", show_default=True, help="A built-in domain.")
+@click.option("--orders", default="2,3", show_default=True, help="Faults per case, e.g. 2,3.")
+@click.option("--per-order", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@_format_options
+@reports_errors
+def compound(
+    domain: str, orders: str, per_order: int, seed: int, fmt: str, out: Path | None
+) -> None:
+    """Cases with 2 and 3 faults in different layers, re-run through the reference stack and
+    the detector: is the first failing layer localized, are the later ones reported as
+    also_failed (unless an earlier fault masks them: removing one changes no artifact)?
+
+    \b
+    Examples:
+      strata compound
+      strata compound --domain finance_saas --orders 2 --per-order 10 --format json
+    """
+    from policystrata.bench.studies import compound_study
+
+    report = compound_study(domain, _orders(orders), per_order, seed)
+    _emit(report, fmt, out, _render_compound)
+
+
+def _render_compound(report: dict[str, Any], con: Console) -> None:
+    table = Table(title=f"compound faults over {report['domain']} (seed {report['seed']})")
+    for col in ("faults", "cases", "first layer localized", "later in also_failed", "masked"):
+        table.add_column(col)
+    for k, s in report["orders"].items():
+        table.add_row(
+            k,
+            str(s["cases"]),
+            str(s["first_layer_localized"]),
+            str(s["others_in_also_failed"]),
+            str(s["with_masked_faults"]),
+        )
+    con.print(table)
