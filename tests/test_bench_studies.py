@@ -7,7 +7,7 @@ import json
 
 from click.testing import CliRunner
 
-from policystrata.bench.studies import compound_study
+from policystrata.bench.studies import compound_study, counterfactual_study
 from policystrata.cli import main
 from policystrata.layers import LAYERS
 from policystrata.stack.faults import OPERATORS
@@ -40,3 +40,17 @@ def test_cli_compound_rejects_bad_orders() -> None:
     assert res.exit_code == 2 and "2 or more" in res.output
     res = CliRunner().invoke(main, ["compound", "--orders", "two"])
     assert res.exit_code == 2 and "integers" in res.output
+
+
+def test_counterfactual_removes_each_fault_and_re_runs() -> None:
+    rep = counterfactual_study("support_saas", per_order=3, seed=5, requests=10)
+    rows = rep["rows"]
+    assert rep["faults_removed"] == len(rows) > 0
+    live = [r for r in rows if not r["masked"]]
+    assert rep["necessary"] == sum(r["necessary"] for r in live) > 0
+    assert rep["sufficient"] == sum(r["sufficient"] for r in live) > 0
+    # a masked fault has no witness of its own in the combined run: neither necessary nor
+    # sufficient for anything there
+    assert all(not r["necessary"] and not r["sufficient"] for r in rows if r["masked"])
+    for r in rows:
+        assert r["removed"] in r["faults"] and 2 <= len(r["faults"]) <= 3

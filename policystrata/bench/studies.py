@@ -149,3 +149,76 @@ def compound_study(
             "rows": rows,
         }
     return out
+
+
+def _signatures(runner: Runner, case: BenchCase, run: StackRun, canonical: StackRun) -> set[str]:
+    """``layer.check`` of every witness on ``run`` and of the faults each lists as also failed."""
+    assert case.query is not None
+    dc = runner._case(case, run, case.query, f"case_{case.index:05d}")
+    dc.reference_sql = canonical.sql
+    dc.reference_params = dict(canonical.params)
+    out: set[str] = set()
+    for w in runner.checker.check(dc).witnesses:
+        out.add(f"{w.localized_surface}.{w.check}")
+        out.update(f"{f.surface}.{f.check}" for f in w.also_failed)
+    return out
+
+
+def counterfactual_study(
+    domain: str, per_order: int = 20, seed: int = 0, requests: int | None = None
+) -> dict[str, Any]:
+    """Over the compound study's 2- and 3-fault cases: remove each fault in turn. Its witness
+    (the ``layer.check`` signatures the detector reports for it alone, in its layer) is
+    *necessary* when removing the fault makes them disappear from the combined run's, and
+    *sufficient* when the fault alone reproduces those it has in the combined run. Every
+    number is a re-run of the stack and the detector."""
+    comp = compound_study(domain, (2, 3), per_order, seed, requests)
+    checker = Checker.open(domain)
+    runner = Runner(checker, minimize=False)
+    d = checker.domain
+    cases = {c.task_id: c for c in resolve_suite(d, "seeded").cases()}
+    rows: list[dict[str, Any]] = []
+    for order in comp["orders"].values():
+        for row in order["rows"]:
+            case = cases[row["task"]]
+            assert case.query is not None
+            req = Request(case.principal, case.query, case.style)
+            canonical = run_stack(d, req)
+            ops = list(row["faults"])
+            combined = _signatures(
+                runner, case, run_stack(d, req, fault_knobs(ops, d, req)), canonical
+            )
+            for o in ops:
+                layer = OPERATORS[o].surface
+                alone = {
+                    s
+                    for s in _signatures(
+                        runner, case, run_stack(d, req, fault_knobs([o], d, req)), canonical
+                    )
+                    if s.startswith(layer + ".")
+                }
+                rest = [x for x in ops if x != o]
+                without = _signatures(
+                    runner, case, run_stack(d, req, fault_knobs(rest, d, req)), canonical
+                )
+                mine = {s for s in combined if s.startswith(layer + ".")}
+                rows.append(
+                    {
+                        "task": row["task"],
+                        "faults": ops,
+                        "removed": o,
+                        "masked": o in row["masked"],
+                        "necessary": bool(mine) and not (mine & without),
+                        "sufficient": bool(mine) and mine <= alone,
+                    }
+                )
+    live = [r for r in rows if not r["masked"]]
+    return {
+        "domain": d.name,
+        "seed": seed,
+        "faults_removed": len(rows),
+        "masked": len(rows) - len(live),
+        "necessary": sum(r["necessary"] for r in live),
+        "sufficient": sum(r["sufficient"] for r in live),
+        "rows": rows,
+    }

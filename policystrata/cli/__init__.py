@@ -33,6 +33,7 @@ LAZY_COMMANDS = {
     "baselines": "policystrata.cli.science:baselines",
     "ablations": "policystrata.cli.science:ablations",
     "compound": "policystrata.cli.science:compound",
+    "counterfactual": "policystrata.cli.science:counterfactual",
     "export": "policystrata.cli.reports:export",
     "artifact-report": "policystrata.cli.reports:artifact_report",
     "minimization-report": "policystrata.cli.reports:minimization_report",
