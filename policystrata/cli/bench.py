@@ -23,6 +23,7 @@ from rich.table import Table
 from policystrata.cli.common import (
     EXIT_FINDINGS,
     domain_options,
+    executor_options,
     expand_rule_paths,
     reports_errors,
     rules_option,
@@ -238,28 +239,7 @@ def execute_run(
     "canonical SQL run under the case's tenant in a database holding the DDL in force. A "
     "ClickHouse domain (dialect: clickhouse) gets embedded ClickHouse (chdb) for auto.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes (default: the number of cores). Output is byte-identical whatever "
-    "the number; with a database the run uses one process.",
-)
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
-    "on a local Ray runtime or the cluster at --ray-address. Output is byte-identical either way.",
-)
-@click.option(
-    "--ray-address",
-    metavar="ADDR",
-    default=None,
-    help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
-)
+@executor_options
 @click.option(
     "--freeze-manifest",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -82,6 +82,44 @@ def domain_options(func: F) -> F:
     return func
 
 
+def executor_options(func: F) -> F:
+    """--jobs, --executor and --ray-address (run and scan: outputs byte-identical either way)."""
+    func = click.option(
+        "--ray-address",
+        metavar="ADDR",
+        default=None,
+        help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
+    )(func)
+    func = click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
+        "on a local Ray runtime or the cluster at --ray-address. Outputs are byte-identical.",
+    )(func)
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Worker processes (default: the number of cores). Outputs are byte-identical "
+        "whatever the number.",
+    )(func)
+
+
+def scan_config_option(func: F) -> F:
+    """--config: the scan config file (scan and doctor)."""
+    return click.option(
+        "--config",
+        "config_path",
+        default="policystrata.yaml",
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The scan config (published policystrata.yaml format).",
+    )(func)
+
+
 def rules_option(func: F) -> F:
     return click.option(
         "--rules",

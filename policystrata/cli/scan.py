@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from policystrata.cli.common import EXIT_CLEAN, EXIT_FINDINGS, reports_errors
+from policystrata.cli.common import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    executor_options,
+    reports_errors,
+    scan_config_option,
+)
 from policystrata.results import ScanReport
 
 FORMATS = ("table", "json", "jsonl", "sarif", "junit")
@@ -93,14 +99,7 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    default="policystrata.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The scan config (published policystrata.yaml format).",
-)
+@scan_config_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -137,28 +136,7 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     type=click.Choice(["low", "medium", "high"]),
     help="Override gate.fail_on_confidence.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes checking records (default: the number of cores). Outputs are "
-    "byte-identical whatever the number.",
-)
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: --jobs processes on this machine; ray: Ray actors (needs policystrata[ray]), "
-    "on a local Ray runtime or the cluster at --ray-address. Outputs are byte-identical.",
-)
-@click.option(
-    "--ray-address",
-    metavar="ADDR",
-    default=None,
-    help="The Ray cluster to join (e.g. ray://head:10001 or auto); default: a local runtime.",
-)
+@executor_options
 @click.option(
     "--no-fuzz",
     is_flag=True,
@@ -254,14 +232,7 @@ def sarif_sources(cfg: object) -> dict[str, str]:
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    default="policystrata.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The scan config (published policystrata.yaml format).",
-)
+@scan_config_option
 @click.option(
     "--format",
     "fmt",
