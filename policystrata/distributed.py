@@ -56,17 +56,19 @@ class ScanSpec:
     and tenancy), read again from its path."""
 
     config: str
+    no_fuzz: bool = False  # --no-fuzz: the clean records are not fuzzed
 
     def worker(self) -> Any:
         from policystrata.check import Checker
         from policystrata.scan.config import load_scan_config
-        from policystrata.scan.run import check_records, prepare_domain
+        from policystrata.scan.run import Fuzzer, check_records, prepare_domain
 
         cfg = load_scan_config(Path(self.config))
         checker = Checker.open(
             cfg.domain_ref(), extra_rule_paths=cfg.rule_paths(), prepare=prepare_domain(cfg)
         )
-        return lambda chunk: check_records(checker, chunk)
+        fuzzer = Fuzzer.of(cfg, checker, self.no_fuzz)
+        return lambda chunk: check_records(checker, chunk, fuzzer)
 
 
 def _ray() -> Any:

@@ -85,9 +85,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import random
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from policystrata.case import Case
@@ -120,10 +122,59 @@ class FuzzContext:
 
     domain: Domain
     tenant_columns: dict[str, str] = field(default_factory=dict)
+    memo: bool = field(default_factory=lambda: memo_enabled())
+    #: remembered plans and mutant verdicts, by content (see :func:`plan` and :func:`judge`)
+    plans: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    verdicts: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         if not self.tenant_columns:
             self.tenant_columns = self.domain.tenant_columns()
+
+
+#: Remembered plans and mutant verdicts per process (least recently used first out).
+MEMO_SIZE = 4096
+
+
+def memo_enabled() -> bool:
+    """Whether the scan remembers repeated work by content (``STRATA_SCAN_MEMO=0`` turns it
+    off, e.g. to compare a scan with and without: the outputs are the same bytes)."""
+    return os.environ.get("STRATA_SCAN_MEMO", "1") != "0"
+
+
+def _remember(table: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    table[key] = value
+    if len(table) > MEMO_SIZE:
+        table.popitem(last=False)
+
+
+def _recall(table: OrderedDict[Any, Any], key: Any) -> Any:
+    hit = table.get(key)
+    if hit is not None:
+        table.move_to_end(key)
+    return hit
+
+
+def content_key(case: Case) -> str:
+    """What the detector sees of a case, up to its ids: every field but its id and origin (the
+    origin is provenance, never a premise), its pass-through meta without the ``fuzz`` note
+    (which names ids). Two cases with the same key get the same facts up to the case id.
+
+    >>> a = Case(id="a", principal="p", sql="select 1", meta={"fuzz": {"record": "r1"}})
+    >>> content_key(a) == content_key(replace(a, id="b", meta={"fuzz": {"record": "r2"}}))
+    True
+    >>> content_key(a) == content_key(replace(a, sql="select 2"))
+    False
+    """
+    parts: list[Any] = []
+    for f in fields(case):
+        if f.name in ("id", "origin"):
+            continue
+        value = getattr(case, f.name)
+        if f.name == "meta":
+            value = {k: v for k, v in value.items() if k != "fuzz"}
+        parts.append(value)
+    return repr(parts)
 
 
 @dataclass(frozen=True)
@@ -710,7 +761,51 @@ class RecordPlan:
 
 def plan(case: Case, ctx: FuzzContext, *, seed: int, max_cases: int) -> RecordPlan:
     """Every operator's mutation points on the record, drawn down to ``max_cases``
-    deterministically (seeded by ``seed`` and the record id; round-robin over operators)."""
+    deterministically (seeded by ``seed`` and the record id; round-robin over operators).
+
+    A record with the same content as an earlier one (:func:`content_key`) has the same
+    mutation points and the same changes: they are remembered (the draw, when there are more
+    points than ``max_cases``, also by the record id, which seeds it) and each mutant is made
+    again with this record's ids."""
+    key = None
+    if ctx.memo:
+        key = (content_key(case), seed, max_cases)
+        hit = _recall(ctx.plans, key) or _recall(ctx.plans, (*key, case.id))
+        if hit is not None:
+            return _planned(case, hit)
+    drawn, stillborn, many = _draw(case, ctx, seed=seed, max_cases=max_cases)
+    if key is not None:
+        _remember(ctx.plans, (*key, case.id) if many else key, (drawn, stillborn))
+    return _planned(case, (drawn, stillborn))
+
+
+def _planned(
+    case: Case, planned: tuple[list[tuple[str, int, str, dict[str, Any]]], dict[str, str]]
+) -> RecordPlan:
+    """The record's mutants from its drawn (operator, index, point, changes)."""
+    drawn, stillborn = planned
+    out = RecordPlan(stillborn=dict(stillborn))
+    for op_id, i, key, changes in drawn:
+        mutant = replace(
+            case,
+            id=f"{case.id}#fuzz.{op_id}.{i + 1}",
+            sql=changes.get("sql", case.sql),
+            ir=changes.get("ir", case.ir),
+            principal=changes.get("principal", case.principal),
+            release_decision=changes.get("release_decision", case.release_decision),
+            reference_sql=None,
+            reference_params={},
+            meta={**case.meta, "fuzz": {"record": case.id, "operator": op_id, "point": key}},
+        )
+        out.mutants.append(Mutant(op_id, key, mutant))
+    return out
+
+
+def _draw(
+    case: Case, ctx: FuzzContext, *, seed: int, max_cases: int
+) -> tuple[list[tuple[str, int, str, dict[str, Any]]], dict[str, str], bool]:
+    """The drawn (operator, index, point, changes), the stillborn operators, and whether the
+    draw was random (more points than ``max_cases``: then it depends on the record id)."""
     out = RecordPlan()
     points: dict[str, list[Point]] = {}
     for op in OPERATORS:
@@ -725,7 +820,8 @@ def plan(case: Case, ctx: FuzzContext, *, seed: int, max_cases: int) -> RecordPl
             unique.setdefault(p[0], p)
         points[op_id] = list(unique.values())
     chosen: list[tuple[str, int]] = [(op, i) for op, pts in points.items() for i in range(len(pts))]
-    if len(chosen) > max_cases:
+    many = len(chosen) > max_cases
+    if many:
         rng = random.Random(f"{seed}:{case.id}")
         order = sorted(points)
         rng.shuffle(order)
@@ -737,22 +833,11 @@ def plan(case: Case, ctx: FuzzContext, *, seed: int, max_cases: int) -> RecordPl
                     picked.append((o, queues[o].pop(0)))
         rank = {operator.id: n for n, operator in enumerate(OPERATORS)}
         chosen = sorted(picked, key=lambda p: (rank[p[0]], p[1]))
+    drawn = []
     for op_id, i in chosen:
         key, make = points[op_id][i]
-        changes = make()
-        mutant = replace(
-            case,
-            id=f"{case.id}#fuzz.{op_id}.{i + 1}",
-            sql=changes.get("sql", case.sql),
-            ir=changes.get("ir", case.ir),
-            principal=changes.get("principal", case.principal),
-            release_decision=changes.get("release_decision", case.release_decision),
-            reference_sql=None,
-            reference_params={},
-            meta={**case.meta, "fuzz": {"record": case.id, "operator": op_id, "point": key}},
-        )
-        out.mutants.append(Mutant(op_id, key, mutant))
-    return out
+        drawn.append((op_id, i, key, make()))
+    return drawn, out.stillborn, many
 
 
 def derive(case: Case, ctx: FuzzContext, *, seed: int = 1729, max_cases: int = 50) -> list[Mutant]:
@@ -852,9 +937,23 @@ def fuzz_facts(mutant: Mutant, changed: list[str], seed: int) -> FactSet:
     return facts
 
 
-def judge(checker: Checker, mutant: Mutant, original: dict[str, Any], seed: int) -> Judged:
+def judge(
+    checker: Checker,
+    mutant: Mutant,
+    original: dict[str, Any],
+    seed: int,
+    ctx: FuzzContext | None = None,
+) -> Judged:
     """Classify one mutant (see the module docstring). The checker's databases are the
-    caller's business: the fuzz stage detaches them (mutants are judged statically)."""
+    caller's business: the fuzz stage detaches them (mutants are judged statically).
+
+    With ``ctx`` (its memo on), a killed or stillborn verdict is remembered by what the
+    detector sees of the mutant up to its ids (:func:`content_key`, the operator, the point and
+    the changed artifacts: exactly what its facts are made of, the mutant and record ids
+    aside): the rules decided it on those facts, and the same facts give the same rule
+    evaluation, so a mutant equal to an earlier one up to its ids takes that verdict instead
+    of evaluating the same rules on the same facts again. A survivor is always evaluated: its
+    witness is proved and checked for its own ids."""
     policy = checker.domain.policy
     now = normalise(mutant.case, policy)
     changed = [k for k in now if now[k] != original[k]]
@@ -866,15 +965,26 @@ def judge(checker: Checker, mutant: Mutant, original: dict[str, Any], seed: int)
             why = f"policy.yaml resolves {ir.metric} to {metric}: the request is unchanged"
         return Judged(mutant, "equivalent", why=why)
     case = mutant.case
+    key = None
+    if ctx is not None and ctx.memo:
+        key = (content_key(case), mutant.operator, mutant.point, tuple(changed))
+        hit = _recall(ctx.verdicts, key)
+        if hit is not None:
+            status, killed_by, why = hit
+            return Judged(mutant, status, changed, killed_by=list(killed_by), why=why)
     facts = checker.artifact_facts(case)
     facts.update(fuzz_facts(mutant, changed, seed))
     result = checker.engine.evaluate(facts)
     void = [a for a in result.atoms("fuzz_stillborn") if a[0] == case.id]
     if void:
+        if key is not None:
+            _remember(ctx.verdicts, key, ("stillborn", (), str(void[0][1])))  # type: ignore[union-attr]
         return Judged(mutant, "stillborn", changed, why=str(void[0][1]))
     violations = [a for a in result.atoms("violation") if a[0] == case.id]
     if violations:  # what Checker.check builds witnesses from; a kill is counted, not reported
         checks = sorted({f"{a[1]}.{a[3]}" for a in violations})
+        if key is not None:
+            _remember(ctx.verdicts, key, ("killed", tuple(checks), None))  # type: ignore[union-attr]
         return Judged(mutant, "killed", changed, killed_by=checks)
     survived = [a for a in result.atoms("fuzz_survived") if a[0] == case.id]
     if not survived:  # pragma: no cover - rules/fuzz.dl derives it for every clean mutant
@@ -889,6 +999,31 @@ def judge(checker: Checker, mutant: Mutant, original: dict[str, Any], seed: int)
 
 
 # ------------------------------------------------------------------------------ the stage
+
+
+@dataclass
+class RecordFuzz:
+    """A clean record's fuzzing: its judged mutants and the operators stillborn for it (with
+    why), or why its mutants could not be judged."""
+
+    judged: list[Judged] = field(default_factory=list)
+    stillborn: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def fuzz_record(
+    checker: Checker, ctx: FuzzContext, case: Case, seed: int, max_cases: int
+) -> RecordFuzz:
+    """Plan and judge one clean record's mutants: what the fuzz stage reports for it. Run where
+    the record is checked (the scan's worker processes and Ray actors, whose checkers have no
+    database) or, in one process, by the stage itself with the databases detached."""
+    try:
+        drawn = plan(case, ctx, seed=seed, max_cases=max_cases)
+        original = normalise(case, checker.domain.policy)
+        judged = [judge(checker, m, original, seed, ctx) for m in drawn.mutants]
+    except StrataError as exc:
+        return RecordFuzz(error=str(exc))
+    return RecordFuzz(judged, drawn.stillborn)
 
 
 def counts_template() -> dict[str, int]:
@@ -924,33 +1059,33 @@ def scan_fuzz(state: Any) -> None:
     saved = (checker.context.databases, checker.context.probes)
     checker.attach_databases(None)  # mutants are judged from their artifacts
     try:
-        for case, findings in state.cases:
+        for case, findings, fuzzed in state.cases:
             if findings:
                 skipped += 1  # a mutant of a failing record proves nothing
                 continue
             rel = case.origin.source if case.origin else ""
-            state.progress(f"fuzzing {rel}#{case.id}")
             entry: dict[str, Any] = {
                 "record": case.id,
                 "file": rel,
                 "line": case.origin.line if case.origin else None,
             }
-            try:
-                drawn = plan(case, ctx, seed=settings.seed, max_cases=settings.max_cases_per_trace)
-                original = normalise(case, checker.domain.policy)
-                judged = [judge(checker, m, original, settings.seed) for m in drawn.mutants]
-            except StrataError as exc:  # this record's mutants could not be judged
-                entry["error"] = str(exc)
+            if fuzzed is None:  # not fuzzed where it was checked (one process): here
+                state.progress(f"fuzzing {rel}#{case.id}")
+                fuzzed = fuzz_record(
+                    checker, ctx, case, settings.seed, settings.max_cases_per_trace
+                )
+            if fuzzed.error is not None:  # this record's mutants could not be judged
+                entry["error"] = fuzzed.error
                 records.append(entry)
                 continue
-            for op_id in drawn.stillborn:
+            for op_id in fuzzed.stillborn:
                 operators[op_id]["stillborn"] += 1
-            for j in judged:
+            for j in fuzzed.judged:
                 operators[j.mutant.operator][j.status] += 1
                 if j.witness is not None:
                     state.findings.append(_survivor(state, j, rel, witness_finding))
-            entry["mutants"] = [j.to_json() for j in judged]
-            entry["stillborn"] = dict(sorted(drawn.stillborn.items()))
+            entry["mutants"] = [j.to_json() for j in fuzzed.judged]
+            entry["stillborn"] = dict(sorted(fuzzed.stillborn.items()))
             records.append(entry)
     finally:
         checker.context.databases, checker.context.probes = saved

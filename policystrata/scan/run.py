@@ -85,7 +85,8 @@ class ScanState:
         }
     )
     regression_cases: dict[str, str] = field(default_factory=dict)  # finding/record -> class
-    cases: list[tuple[Case, list[Finding]]] = field(default_factory=list)
+    # each judged record, its findings and (when fuzzed where it was checked) its fuzzing
+    cases: list[tuple[Case, list[Finding], Any]] = field(default_factory=list)
     database: dict[str, Any] = field(default_factory=dict)  # the database checks' counts
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
@@ -354,9 +355,10 @@ def scan_traces(state: ScanState) -> None:
                 continue
             state.records["scanned"] += 1
             try:
-                if isinstance(judged, StrataError):
-                    raise judged
-                found = judge_case(state, item, rel, judged)
+                result, fuzzed = judged if judged is not None else (None, None)
+                if isinstance(result, StrataError):
+                    raise result
+                found = judge_case(state, item, rel, result, fuzzed)
             except StrataError as exc:  # engine timeout, proof that does not check: this record
                 at = item.origin.line if item.origin else None
                 error = RecordError(
@@ -381,27 +383,61 @@ def scan_traces(state: ScanState) -> None:
 
 _CHUNK = 16  # records per task
 _WORKER_CHECKER: Checker | None = None
+_WORKER_FUZZ: Fuzzer | None = None
+
+#: A record's judgement from a worker: its check result (or the error that stopped it) and,
+#: for a clean record when the scan fuzzes, its fuzzing (:class:`.fuzz.RecordFuzz`).
+Judgement = tuple[CaseResult | StrataError, Any]
+
+
+@dataclass
+class Fuzzer:
+    """What a worker needs to fuzz the clean records it checks: the fuzz settings and its
+    :class:`~policystrata.scan.fuzz.FuzzContext` (built once per process)."""
+
+    seed: int
+    max_cases: int
+    ctx: Any
+
+    @classmethod
+    def of(cls, config: ScanConfig, checker: Checker, no_fuzz: bool) -> Fuzzer | None:
+        """The scan's fuzzer, or None when the fuzz stage does not run."""
+        from policystrata.scan.fuzz import FuzzContext
+
+        s = config.model.fuzz
+        if not s.enabled or no_fuzz or s.max_cases_per_trace == 0:
+            return None
+        return cls(s.seed, s.max_cases_per_trace, FuzzContext(checker.domain))
 
 
 def check_records(
-    checker: Checker, chunk: list[TraceItem]
-) -> list[CaseResult | StrataError | None]:
-    """The check result of each record of the chunk (None for what is not a record)."""
-    out: list[CaseResult | StrataError | None] = []
+    checker: Checker, chunk: list[TraceItem], fuzzer: Fuzzer | None = None
+) -> list[Judgement | None]:
+    """The check result of each record of the chunk (None for what is not a record), with
+    the fuzzing of each clean record when ``fuzzer`` is given (the checker has no database:
+    mutants are judged from their artifacts, as the fuzz stage judges them)."""
+    from policystrata.scan.fuzz import fuzz_record
+
+    out: list[Judgement | None] = []
     for item in chunk:
         if not isinstance(item, Case):
             out.append(None)
             continue
         try:
-            out.append(checker.check(item, defence=True))
+            result = checker.check(item, defence=True)
         except StrataError as exc:  # sent back as its message (any subclass pickles so)
-            out.append(StrataError(str(exc)))
+            out.append((StrataError(str(exc)), None))
+            continue
+        fuzzed = None
+        if fuzzer is not None and not result.witnesses and not result.errors:
+            fuzzed = fuzz_record(checker, fuzzer.ctx, item, fuzzer.seed, fuzzer.max_cases)
+        out.append((result, fuzzed))
     return out
 
 
-def _check_records(chunk: list[TraceItem]) -> list[CaseResult | StrataError | None]:
+def _check_records(chunk: list[TraceItem]) -> list[Judgement | None]:
     assert _WORKER_CHECKER is not None
-    return check_records(_WORKER_CHECKER, chunk)
+    return check_records(_WORKER_CHECKER, chunk, _WORKER_FUZZ)
 
 
 def _chunked(items: Iterable[TraceItem]) -> Iterator[list[TraceItem]]:
@@ -417,7 +453,7 @@ def _chunked(items: Iterable[TraceItem]) -> Iterator[list[TraceItem]]:
 
 def judged_records(
     state: ScanState, items: Iterable[TraceItem]
-) -> Iterator[tuple[TraceItem, CaseResult | StrataError | None]]:
+) -> Iterator[tuple[TraceItem, Judgement | None]]:
     """Each trace item with its check result, in file order (None: not checked here — a
     record is then checked by :func:`judge_case`, in this process). With ``state.jobs`` > 1
     forked worker processes check the records (:mod:`policystrata.parallel`); the order, and
@@ -427,7 +463,7 @@ def judged_records(
         for item in items:
             yield item, None
         return
-    global _WORKER_CHECKER
+    global _WORKER_CHECKER, _WORKER_FUZZ
     from collections import deque
 
     from policystrata.parallel import ordered_map
@@ -440,18 +476,19 @@ def judged_records(
             yield chunk
 
     _WORKER_CHECKER = state.checker
+    _WORKER_FUZZ = Fuzzer.of(state.config, state.checker, state.no_fuzz)
     try:
         if state.ray is not None:  # (cluster address or None for a local runtime)
             from policystrata.distributed import ScanSpec, ray_map
 
-            spec = ScanSpec(str(state.config.path.resolve()))
+            spec = ScanSpec(str(state.config.path.resolve()), state.no_fuzz)
             mapped = ray_map(spec, chunks(), state.ray[0], state.jobs)
         else:
             mapped = ordered_map(_check_records, chunks(), state.jobs)
         for results in mapped:
             yield from zip(sent.popleft(), results, strict=True)
     finally:
-        _WORKER_CHECKER = None
+        _WORKER_CHECKER = _WORKER_FUZZ = None
 
 
 def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
@@ -475,10 +512,15 @@ def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, i
 
 
 def judge_case(
-    state: ScanState, case: Case, rel: str, result: CaseResult | None = None
+    state: ScanState,
+    case: Case,
+    rel: str,
+    result: CaseResult | None = None,
+    fuzzed: Any = None,
 ) -> list[Finding]:
-    """Check one record (or take its ``result``, checked already); its findings and one check
-    outcome per exercised layer check."""
+    """Check one record (or take its ``result``, checked already, and ``fuzzed``, its
+    fuzzing when a worker fuzzed it); its findings and one check outcome per exercised layer
+    check."""
     checker = state.checker
     if checker.has_database or checker.context.databases is not None:
         _sql, why = reference_sql(checker.domain, case)
@@ -493,7 +535,7 @@ def judge_case(
     for err in result.errors:
         findings.append(record_error_finding(state, err, rel, ""))
     state.findings.extend(findings)
-    state.cases.append((case, findings))
+    state.cases.append((case, findings, fuzzed))
     loc = Location(file=rel, line=line)
     state.checks.append(
         CheckOutcome(
@@ -867,7 +909,7 @@ def run_scan(
     state.notes.extend(config.missing)
     gate_findings(state)
     _dedupe_ids(state.findings)
-    metas = {case.id: case.meta for case, _found in state.cases}
+    metas = {case.id: case.meta for case, _found, _fuzzed in state.cases}
     for f in state.findings:
         publish(f, config.name, metas.get(f.record_id or ""))
     diff = None
