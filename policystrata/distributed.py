@@ -61,14 +61,15 @@ class ScanSpec:
     def worker(self) -> Any:
         from policystrata.check import Checker
         from policystrata.scan.config import load_scan_config
-        from policystrata.scan.run import Fuzzer, check_records, prepare_domain
+        from policystrata.scan.run import CleanMemo, Fuzzer, check_records, prepare_domain
 
         cfg = load_scan_config(Path(self.config))
         checker = Checker.open(
             cfg.domain_ref(), extra_rule_paths=cfg.rule_paths(), prepare=prepare_domain(cfg)
         )
         fuzzer = Fuzzer.of(cfg, checker, self.no_fuzz)
-        return lambda chunk: check_records(checker, chunk, fuzzer)
+        memo = CleanMemo()
+        return lambda chunk: check_records(checker, chunk, fuzzer, memo)
 
 
 def _ray() -> Any:

@@ -19,6 +19,7 @@ is a finding at its ``file:line`` and every other record is still scanned.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,7 @@ class ScanState:
     ray: tuple[str | None] | None = None  # --executor ray: (cluster address or None)
     no_fuzz: bool = False  # --no-fuzz
     fuzz: dict[str, Any] = field(default_factory=dict)  # the fuzz stage's report section
+    memo: CleanMemo = field(default_factory=lambda: CleanMemo())  # clean records, by content
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -384,6 +386,7 @@ def scan_traces(state: ScanState) -> None:
 _CHUNK = 16  # records per task
 _WORKER_CHECKER: Checker | None = None
 _WORKER_FUZZ: Fuzzer | None = None
+_WORKER_MEMO: CleanMemo | None = None
 
 #: A record's judgement from a worker: its check result (or the error that stopped it) and,
 #: for a clean record when the scan fuzzes, its fuzzing (:class:`.fuzz.RecordFuzz`).
@@ -410,8 +413,50 @@ class Fuzzer:
         return cls(s.seed, s.max_cases_per_trace, FuzzContext(checker.domain))
 
 
+class CleanMemo:
+    """Records judged clean, remembered by content up to their ids
+    (:func:`~policystrata.scan.fuzz.content_key`: everything the checker sees of a record but
+    its id and origin), bounded (least recently used first out).
+
+    A clean verdict is what the rules derived from the record's facts: no ``violation``, no
+    defence-layer ``layer_fault``, no input error. A record with the same content has the same
+    facts up to its case id, so the same rule evaluation; its clean result is made for its own
+    id without lowering and evaluating the same facts again. Only clean results are
+    remembered (they carry no proof to re-base); a record with findings is checked in full
+    (the checker re-bases remembered proofs itself). Never used with a database: real rows are
+    evidence of their own per record."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        from policystrata.scan.fuzz import memo_enabled
+
+        self.enabled = memo_enabled()
+        self.clean: OrderedDict[str, bool] = OrderedDict()
+
+    def check(self, checker: Checker, case: Case) -> CaseResult:
+        """``checker.check(case, defence=True)``, or the same clean result from memory."""
+        from policystrata.scan.fuzz import content_key
+
+        if not self.enabled or checker.context.databases is not None:
+            return checker.check(case, defence=True)
+        key = content_key(case)
+        if key in self.clean:
+            self.clean.move_to_end(key)
+            return CaseResult(case=case.info(), verdict="clean")
+        result = checker.check(case, defence=True)
+        if result.verdict == "clean" and not result.witnesses and result.evidence is None:
+            self.clean[key] = True
+            if len(self.clean) > self.SIZE:
+                self.clean.popitem(last=False)
+        return result
+
+
 def check_records(
-    checker: Checker, chunk: list[TraceItem], fuzzer: Fuzzer | None = None
+    checker: Checker,
+    chunk: list[TraceItem],
+    fuzzer: Fuzzer | None = None,
+    memo: CleanMemo | None = None,
 ) -> list[Judgement | None]:
     """The check result of each record of the chunk (None for what is not a record), with
     the fuzzing of each clean record when ``fuzzer`` is given (the checker has no database:
@@ -424,7 +469,10 @@ def check_records(
             out.append(None)
             continue
         try:
-            result = checker.check(item, defence=True)
+            if memo is not None:
+                result = memo.check(checker, item)
+            else:
+                result = checker.check(item, defence=True)
         except StrataError as exc:  # sent back as its message (any subclass pickles so)
             out.append((StrataError(str(exc)), None))
             continue
@@ -437,7 +485,7 @@ def check_records(
 
 def _check_records(chunk: list[TraceItem]) -> list[Judgement | None]:
     assert _WORKER_CHECKER is not None
-    return check_records(_WORKER_CHECKER, chunk, _WORKER_FUZZ)
+    return check_records(_WORKER_CHECKER, chunk, _WORKER_FUZZ, _WORKER_MEMO)
 
 
 def _chunked(items: Iterable[TraceItem]) -> Iterator[list[TraceItem]]:
@@ -463,7 +511,7 @@ def judged_records(
         for item in items:
             yield item, None
         return
-    global _WORKER_CHECKER, _WORKER_FUZZ
+    global _WORKER_CHECKER, _WORKER_FUZZ, _WORKER_MEMO
     from collections import deque
 
     from policystrata.parallel import ordered_map
@@ -477,6 +525,7 @@ def judged_records(
 
     _WORKER_CHECKER = state.checker
     _WORKER_FUZZ = Fuzzer.of(state.config, state.checker, state.no_fuzz)
+    _WORKER_MEMO = CleanMemo()
     try:
         if state.ray is not None:  # (cluster address or None for a local runtime)
             from policystrata.distributed import ScanSpec, ray_map
@@ -488,7 +537,7 @@ def judged_records(
         for results in mapped:
             yield from zip(sent.popleft(), results, strict=True)
     finally:
-        _WORKER_CHECKER = _WORKER_FUZZ = None
+        _WORKER_CHECKER = _WORKER_FUZZ = _WORKER_MEMO = None
 
 
 def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, int]) -> None:
@@ -526,7 +575,7 @@ def judge_case(
         _sql, why = reference_sql(checker.domain, case)
         state.canonical[why] = state.canonical.get(why, 0) + 1
     if result is None:
-        result = checker.check(case, defence=True)
+        result = state.memo.check(checker, case)
     if result.evidence is not None:
         state.execution.add(result.evidence.details)
     witnesses = result.witnesses
