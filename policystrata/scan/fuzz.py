@@ -757,6 +757,7 @@ class RecordPlan:
 
     mutants: list[Mutant] = field(default_factory=list)
     stillborn: dict[str, str] = field(default_factory=dict)
+    by_id: bool = False  # drawn at random, seeded by the record id
 
 
 def plan(case: Case, ctx: FuzzContext, *, seed: int, max_cases: int) -> RecordPlan:
@@ -773,18 +774,19 @@ def plan(case: Case, ctx: FuzzContext, *, seed: int, max_cases: int) -> RecordPl
         hit = _recall(ctx.plans, key) or _recall(ctx.plans, (*key, case.id))
         if hit is not None:
             return _planned(case, hit)
-    drawn, stillborn, many = _draw(case, ctx, seed=seed, max_cases=max_cases)
+    planned = _draw(case, ctx, seed=seed, max_cases=max_cases)
     if key is not None:
-        _remember(ctx.plans, (*key, case.id) if many else key, (drawn, stillborn))
-    return _planned(case, (drawn, stillborn))
+        _remember(ctx.plans, (*key, case.id) if planned[2] else key, planned)
+    return _planned(case, planned)
 
 
 def _planned(
-    case: Case, planned: tuple[list[tuple[str, int, str, dict[str, Any]]], dict[str, str]]
+    case: Case,
+    planned: tuple[list[tuple[str, int, str, dict[str, Any]]], dict[str, str], bool],
 ) -> RecordPlan:
     """The record's mutants from its drawn (operator, index, point, changes)."""
-    drawn, stillborn = planned
-    out = RecordPlan(stillborn=dict(stillborn))
+    drawn, stillborn, by_id = planned
+    out = RecordPlan(stillborn=dict(stillborn), by_id=by_id)
     for op_id, i, key, changes in drawn:
         mutant = replace(
             case,
@@ -1009,6 +1011,31 @@ class RecordFuzz:
     judged: list[Judged] = field(default_factory=list)
     stillborn: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    by_id: bool = False  # its mutants were drawn at random, seeded by the record id
+
+    def reusable(self) -> bool:
+        """Whether another record with the same content has this fuzzing up to its ids: the
+        mutants were not drawn by the record id, none could not be judged, and none survived
+        (a survivor's witness is proved for its own ids)."""
+        return self.error is None and not self.by_id and all(j.witness is None for j in self.judged)
+
+    def rebased(self, case: Case) -> RecordFuzz:
+        """This fuzzing for ``case``, a record with the same content (:func:`content_key`):
+        each mutant made again with its ids and origin, the same verdicts (see
+        :meth:`reusable`)."""
+        judged = []
+        for j in self.judged:
+            m = j.mutant
+            n = m.case.id.rsplit(".", 1)[1]
+            note = {"record": case.id, "operator": m.operator, "point": m.point}
+            mutant = replace(
+                m.case,
+                id=f"{case.id}#fuzz.{m.operator}.{n}",
+                origin=case.origin,
+                meta={**case.meta, "fuzz": note},
+            )
+            judged.append(replace(j, mutant=Mutant(m.operator, m.point, mutant)))
+        return RecordFuzz(judged, dict(self.stillborn))
 
 
 def fuzz_record(
@@ -1023,7 +1050,7 @@ def fuzz_record(
         judged = [judge(checker, m, original, seed, ctx) for m in drawn.mutants]
     except StrataError as exc:
         return RecordFuzz(error=str(exc))
-    return RecordFuzz(judged, drawn.stillborn)
+    return RecordFuzz(judged, drawn.stillborn, by_id=drawn.by_id)
 
 
 def counts_template() -> dict[str, int]:

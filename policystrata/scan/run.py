@@ -515,13 +515,49 @@ def judged_records(
     from collections import deque
 
     from policystrata.parallel import ordered_map
+    from policystrata.scan.fuzz import content_key
 
-    sent: deque[list[TraceItem]] = deque()  # chunks in flight, in order (results come so)
+    # chunks in flight, in order (results come so), with what the parent answers itself
+    sent: deque[tuple[list[TraceItem], dict[int, Any]]] = deque()
+    # clean records already judged, by content: their fuzzing (None: not fuzzed), reusable
+    known: OrderedDict[str, Any] = OrderedDict()
+    remember = state.memo.enabled
 
     def chunks() -> Iterator[list[TraceItem]]:
         for chunk in _chunked(items):
-            sent.append(chunk)
-            yield chunk
+            answered: dict[int, Any] = {}
+            out: list[TraceItem | None] = list(chunk)
+            for n, item in enumerate(chunk):
+                if remember and isinstance(item, Case):
+                    key = content_key(item)
+                    if key in known:  # judged clean already: not sent to a worker again
+                        known.move_to_end(key)
+                        answered[n] = known[key]
+                        out[n] = None
+            sent.append((chunk, answered))
+            yield out  # type: ignore[misc]
+
+    def judged(chunk: list[TraceItem], answered: dict[int, Any], results: list[Any]) -> Any:
+        for n, (item, got) in enumerate(zip(chunk, results, strict=True)):
+            if n in answered:
+                assert isinstance(item, Case)
+                fuzzed = answered[n]
+                rebased = fuzzed.rebased(item) if fuzzed is not None else None
+                yield item, (CaseResult(case=item.info(), verdict="clean"), rebased)
+                continue
+            if remember and isinstance(item, Case) and got is not None:
+                result, fuzzed = got
+                if (
+                    isinstance(result, CaseResult)
+                    and result.verdict == "clean"
+                    and not result.witnesses
+                    and result.evidence is None
+                    and (fuzzed is None or fuzzed.reusable())
+                ):
+                    known[content_key(item)] = fuzzed
+                    if len(known) > CleanMemo.SIZE:
+                        known.popitem(last=False)
+            yield item, got
 
     _WORKER_CHECKER = state.checker
     _WORKER_FUZZ = Fuzzer.of(state.config, state.checker, state.no_fuzz)
@@ -535,7 +571,7 @@ def judged_records(
         else:
             mapped = ordered_map(_check_records, chunks(), state.jobs)
         for results in mapped:
-            yield from zip(sent.popleft(), results, strict=True)
+            yield from judged(*sent.popleft(), results)
     finally:
         _WORKER_CHECKER = _WORKER_FUZZ = _WORKER_MEMO = None
 
