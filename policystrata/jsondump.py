@@ -64,6 +64,21 @@ def dumps_indented(data: Any) -> str:
     return "".join(out)
 
 
+def dumps_indented_at(data: Any, depth: int) -> str:
+    r""":func:`dumps_indented` of ``data`` as it is written nested ``depth`` levels deep (its
+    lines indented by ``2 * depth`` more spaces, the first one not): to write a document
+    piece by piece.
+
+    >>> doc = {"a": [{"b": 1}, {"c": [2]}]}
+    >>> pieces = ",\n    ".join(dumps_indented_at(x, 2) for x in doc["a"])
+    >>> dumps_indented(doc) == '{\n  "a": [\n    ' + pieces + '\n  ]\n}'
+    True
+    """
+    out: list[str] = []
+    _write(data, out, "\n" + "  " * depth)
+    return "".join(out)
+
+
 def _write(o: Any, out: list[str], nl: str) -> None:
     if isinstance(o, str):
         out.append(_enc(o))

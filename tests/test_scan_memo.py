@@ -150,3 +150,18 @@ def test_a_remembered_plan_is_made_for_the_records_own_ids() -> None:
     assert remembered.mutants and remembered.mutants == fresh.mutants
     assert remembered.stillborn == fresh.stillborn
     assert all(m.case.id.startswith("b#fuzz.") for m in remembered.mutants)
+
+
+def test_streamed_scan_json_is_the_rendered_document(tmp_path: Path) -> None:
+    """write_outputs writes scan.json and findings.jsonl piece by piece (findings and fuzz
+    records one at a time): the same bytes as rendering the whole report."""
+    from policystrata.scan.config import load_scan_config
+    from policystrata.scan.outputs import render, write_outputs
+    from policystrata.scan.run import run_scan
+
+    cfg = _export(tmp_path, 12, 6)
+    report = run_scan(load_scan_config(cfg), db_spec="none")
+    assert report.findings and report.fuzz["records"]
+    write_outputs(report, tmp_path / "out")
+    for name, fmt in (("scan.json", "json"), ("findings.jsonl", "jsonl")):
+        assert (tmp_path / "out" / name).read_text(encoding="utf-8") == render(report, fmt)

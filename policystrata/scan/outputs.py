@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from policystrata.jsondump import dumps_indented
+from policystrata.jsondump import _enc, dumps_indented, dumps_indented_at
 from policystrata.results import ScanReport, dumps_finding
 
 OUTPUT_FILES = (
@@ -98,6 +98,66 @@ def render(report: ScanReport, fmt: str, sources: dict[str, str] | None = None) 
     raise ValueError(f"unknown format {fmt}")
 
 
+_MARK = "\x00policystrata-stream-{}\x00"
+
+
+def write_json(report: ScanReport, handle: Any) -> None:
+    """``render(report, "json")`` written piece by piece: the findings and the fuzz section's
+    records one at a time, never the whole document as one object or one string (the same
+    bytes; a test compares).
+
+    >>> import io
+    >>> from policystrata.results import GateResult
+    >>> r = ScanReport(version="0", config="c", domain="d", rules_digest="x",
+    ...                gate=GateResult(passed=True, exit_code=0),
+    ...                fuzz={"ran": True, "records": [{"record": "a", "line": None}]})
+    >>> out = io.StringIO(); write_json(r, out); out.getvalue() == render(r, "json")
+    True
+    """
+    records = report.fuzz.get("records")
+    streamed = isinstance(records, list) and bool(records)
+    fuzz = {**report.fuzz, "records": [_MARK.format("records")]} if streamed else report.fuzz
+    findings = [_MARK.format("findings")] if report.findings else []
+    skeleton = report.model_copy(update={"findings": [], "fuzz": fuzz}).dump()
+    skeleton["findings"] = findings
+    text = _dump(skeleton)
+    if any(text.count(_enc(_MARK.format(k))) > 1 for k in ("findings", "records")):
+        handle.write(render(report, "json"))  # the marker in the data itself: not streamed
+        return
+    pieces = {
+        "findings": (
+            lambda: (
+                dumps_indented_at(f.model_dump(mode="json", exclude_none=True), 2)
+                for f in report.findings
+            )
+        ),
+        "records": lambda: (dumps_indented_at(r, 3) for r in records or []),
+    }
+    at = 0
+    while True:
+        hits = [(text.find(_enc(_MARK.format(k)), at), k) for k in pieces]
+        hits = [(i, k) for i, k in hits if i >= 0]
+        if not hits:
+            break
+        i, k = min(hits)
+        handle.write(text[at:i])
+        sep = ",\n" + "  " * (2 if k == "findings" else 3)
+        first = True
+        for piece in pieces[k]():
+            if not first:
+                handle.write(sep)
+            handle.write(piece)
+            first = False
+        at = i + len(_enc(_MARK.format(k)))
+    handle.write(text[at:])
+
+
+def write_jsonl(report: ScanReport, handle: Any) -> None:
+    """``render(report, "jsonl")`` written one finding at a time."""
+    for f in report.findings:
+        handle.write(dumps_finding(f) + "\n")
+
+
 def write_outputs(
     report: ScanReport, out: Path, *, sarif: bool = True, sources: dict[str, str] | None = None
 ) -> list[Path]:
@@ -113,10 +173,15 @@ def write_outputs(
     if sarif:
         plan.append(("scan.sarif", "sarif"))
     written = []
+    streams = {"json": write_json, "jsonl": write_jsonl}
     for name, fmt in plan:
         path = out / name
         try:
-            path.write_text(render(report, fmt, sources), encoding="utf-8")
+            with path.open("w", encoding="utf-8") as handle:
+                if fmt in streams:
+                    streams[fmt](report, handle)
+                else:
+                    handle.write(render(report, fmt, sources))
         except OSError as exc:  # a full disk names no file: say which one
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         written.append(path)
