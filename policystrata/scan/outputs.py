@@ -11,6 +11,7 @@ paths): two runs over the same inputs give byte-identical files.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,11 @@ def render(report: ScanReport, fmt: str, sources: dict[str, str] | None = None) 
 _MARK = "\x00policystrata-stream-{}\x00"
 
 
-def write_json(report: ScanReport, handle: Any) -> None:
+def write_json(report: ScanReport, handle: Any, lines: Any = None) -> None:
     """``render(report, "json")`` written piece by piece: the findings and the fuzz section's
     records one at a time, never the whole document as one object or one string (the same
-    bytes; a test compares).
+    bytes; a test compares). With ``lines``, each finding is also written there as
+    ``render(report, "jsonl")`` writes it (each finding serialized once for both files).
 
     >>> import io
     >>> from policystrata.results import GateResult
@@ -123,14 +125,18 @@ def write_json(report: ScanReport, handle: Any) -> None:
     text = _dump(skeleton)
     if any(text.count(_enc(_MARK.format(k))) > 1 for k in ("findings", "records")):
         handle.write(render(report, "json"))  # the marker in the data itself: not streamed
+        if lines is not None:
+            write_jsonl(report, lines)
         return
+
+    def finding(f: Any) -> str:
+        data = f.model_dump(mode="json", exclude_none=True)
+        if lines is not None:
+            lines.write(json.dumps(data, sort_keys=True) + "\n")
+        return dumps_indented_at(data, 2)
+
     pieces = {
-        "findings": (
-            lambda: (
-                dumps_indented_at(f.model_dump(mode="json", exclude_none=True), 2)
-                for f in report.findings
-            )
-        ),
+        "findings": (lambda: (finding(f) for f in report.findings)),
         "records": lambda: (dumps_indented_at(r, 3) for r in records or []),
     }
     at = 0
@@ -173,16 +179,22 @@ def write_outputs(
     if sarif:
         plan.append(("scan.sarif", "sarif"))
     written = []
-    streams = {"json": write_json, "jsonl": write_jsonl}
     for name, fmt in plan:
         path = out / name
         try:
-            with path.open("w", encoding="utf-8") as handle:
-                if fmt in streams:
-                    streams[fmt](report, handle)
-                else:
+            if fmt == "jsonl":  # written with scan.json
+                pass
+            elif fmt == "json":
+                lines_path = out / "findings.jsonl"
+                with (
+                    path.open("w", encoding="utf-8") as handle,
+                    lines_path.open("w", encoding="utf-8") as lines,
+                ):
+                    write_json(report, handle, lines)
+            else:
+                with path.open("w", encoding="utf-8") as handle:
                     handle.write(render(report, fmt, sources))
         except OSError as exc:  # a full disk names no file: say which one
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
+            raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from None
         written.append(path)
     return written
