@@ -42,8 +42,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from policystrata.db.session import QueryFailed, QueryResult, sort_rows, to_json_value
-from policystrata.db.vet import UnvettedSQL, VettedSQL, vet_sql
+from policystrata.db.session import (
+    QueryFailed,
+    QueryResult,
+    QueryRunner,
+    sort_rows,
+    to_json_value,
+)
+from policystrata.db.vet import VettedSQL, vet_sql
 from policystrata.errors import StrataError
 
 if TYPE_CHECKING:
@@ -193,7 +199,7 @@ class _Engine:
 _COUNTER = [0]
 
 
-class ClickHouseDatabase:
+class ClickHouseDatabase(QueryRunner):
     """One domain database in chdb with the row policies of one DDL in force (see the module
     docstring); what :class:`~policystrata.db.evidence.RowProbe` and the pipeline use."""
 
@@ -280,7 +286,13 @@ class ClickHouseDatabase:
         )
         return f"{text}\nSETTINGS {settings}"
 
-    def _run(
+    def _check_params(self, params: Sequence[Any]) -> None:
+        if params:
+            raise ClickHouseQueryFailed(
+                "CH0", "bound parameters are not supported for ClickHouse SQL"
+            )
+
+    def _execute(
         self,
         vetted: VettedSQL,
         tenant: str | None,
@@ -288,16 +300,6 @@ class ClickHouseDatabase:
         bypass: bool,
         timeout_ms: int | None,
     ) -> QueryResult:
-        if not isinstance(vetted, VettedSQL):
-            raise UnvettedSQL("only SQL returned by vet_sql() is executed")
-        if params:
-            raise ClickHouseQueryFailed(
-                "CH0", "bound parameters are not supported for ClickHouse SQL"
-            )
-        key = (bypass, vetted.text, tenant, timeout_ms)
-        hit = self._results.get(key) if self.cache_results else None
-        if hit is not None:
-            return _copy(hit)
         text = vetted.text if bypass else self.scoped(vetted.text, tenant)
         t0 = time.perf_counter()
         try:
@@ -307,38 +309,13 @@ class ClickHouseDatabase:
         data = json.loads(str(raw) or "{}")
         columns = [m["name"] for m in data.get("meta", [])]
         rows = [[to_json_value(v) for v in r] for r in data.get("data", [])]
-        result = QueryResult(
+        return QueryResult(
             columns=columns,
             rows=sort_rows(rows),
             role=BYPASS_ROLE if bypass else APP_ROLE,
             tenant=tenant,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
         )
-        if self.cache_results and len(self._results) < 512:
-            self._results[key] = _copy(result)
-        return result
-
-    def run_app(
-        self,
-        vetted: VettedSQL,
-        tenant: str | None,
-        params: Sequence[Any] = (),
-        *,
-        timeout_ms: int | None = None,
-    ) -> QueryResult:
-        """Run vetted SQL under ``tenant``'s session: row policies of the DDL in force apply."""
-        return self._run(vetted, tenant, params, bypass=False, timeout_ms=timeout_ms)
-
-    def run_bypass(
-        self,
-        vetted: VettedSQL,
-        tenant: str | None,
-        params: Sequence[Any] = (),
-        *,
-        timeout_ms: int | None = None,
-    ) -> QueryResult:
-        """Run vetted SQL as written (no row policy applied), for comparison."""
-        return self._run(vetted, tenant, params, bypass=True, timeout_ms=timeout_ms)
 
     def close(self) -> None:
         self._results.clear()
@@ -351,10 +328,6 @@ def _call_key(call: str) -> str:
     """A call's text compared as ClickHouse names functions (case-insensitively), without
     spaces: ``currentUser()`` and ``currentuser( )`` are one carrier."""
     return "".join(call.split()).lower()
-
-
-def _copy(res: QueryResult) -> QueryResult:
-    return QueryResult(list(res.columns), [list(r) for r in res.rows], res.role, res.tenant)
 
 
 class ClickHouseDatabases:

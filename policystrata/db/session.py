@@ -189,6 +189,78 @@ class QueryResult:
         }
 
 
+class QueryRunner:
+    """What every database backend shares: the vetting gate, the app and bypass entry points,
+    and the bounded result cache. A backend implements :meth:`_execute` (run one vetted query
+    under ``tenant``, as the app role or bypassing row security) and may refuse parameters in
+    :meth:`_check_params`."""
+
+    cache_results: bool
+    _results: dict[tuple[Any, ...], QueryResult]
+
+    def _execute(
+        self,
+        vetted: VettedSQL,
+        tenant: str | None,
+        params: Sequence[Any],
+        bypass: bool,
+        timeout_ms: int | None,
+    ) -> QueryResult:
+        raise NotImplementedError
+
+    def _check_params(self, params: Sequence[Any]) -> None:
+        """Raise :class:`QueryFailed` when this backend cannot bind ``params``."""
+
+    def _run(
+        self,
+        vetted: VettedSQL,
+        tenant: str | None,
+        params: Sequence[Any],
+        bypass: bool,
+        timeout_ms: int | None,
+    ) -> QueryResult:
+        if not isinstance(vetted, VettedSQL):
+            raise UnvettedSQL("only SQL returned by vet_sql() is executed")
+        self._check_params(params)
+        key: tuple[Any, ...] | None = None
+        if self.cache_results:
+            key = (bypass, vetted.text, tenant, repr(list(params)), timeout_ms)
+            hit = self._results.get(key)
+            if hit is not None:
+                return _copy_result(hit)
+        result = self._execute(vetted, tenant, params, bypass, timeout_ms)
+        if key is not None and result.row_count <= _CACHE_MAX_ROWS:
+            if len(self._results) >= _CACHE_SIZE:
+                self._results.pop(next(iter(self._results)))  # oldest first
+            self._results[key] = _copy_result(result)
+        return result
+
+    def run_app(
+        self,
+        vetted: VettedSQL,
+        tenant: str | None,
+        params: Sequence[Any] = (),
+        *,
+        timeout_ms: int | None = None,
+    ) -> QueryResult:
+        """Run vetted SQL as the app role under ``tenant``: the row security of the DDL in
+        force applies (PostgreSQL: ``strata_app``, ``$1``-style params; ClickHouse: the row
+        policies as predicates)."""
+        return self._run(vetted, tenant, params, bypass=False, timeout_ms=timeout_ms)
+
+    def run_bypass(
+        self,
+        vetted: VettedSQL,
+        tenant: str | None,
+        params: Sequence[Any] = (),
+        *,
+        timeout_ms: int | None = None,
+    ) -> QueryResult:
+        """Run vetted SQL with row security bypassed (PostgreSQL: ``strata_bypass``, SELECT
+        only, in a rolled-back read-only transaction), for comparison with the app run."""
+        return self._run(vetted, tenant, params, bypass=True, timeout_ms=timeout_ms)
+
+
 # --------------------------------------------------------------------------- cluster
 
 
@@ -632,7 +704,7 @@ def _check_role(conn: psycopg.Connection[Any], role: str, *, bypass: bool | None
 
 
 @dataclass
-class Database:
+class Database(QueryRunner):
     """One domain database: the app-role and RLS-bypass runners and their connections."""
 
     cluster: Cluster
@@ -757,29 +829,6 @@ class Database:
             with contextlib.suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
 
-    def _run(
-        self,
-        vetted: VettedSQL,
-        tenant: str | None,
-        params: Sequence[Any],
-        bypass: bool,
-        timeout_ms: int | None,
-    ) -> QueryResult:
-        if not isinstance(vetted, VettedSQL):
-            raise UnvettedSQL("only SQL returned by vet_sql() is executed")
-        key: tuple[Any, ...] | None = None
-        if self.cache_results:
-            key = (bypass, vetted.text, tenant, repr(list(params)), timeout_ms)
-            hit = self._results.get(key)
-            if hit is not None:
-                return _copy_result(hit)
-        result = self._execute(vetted, tenant, params, bypass, timeout_ms)
-        if key is not None and result.row_count <= _CACHE_MAX_ROWS:
-            if len(self._results) >= _CACHE_SIZE:
-                self._results.pop(next(iter(self._results)))  # oldest first
-            self._results[key] = _copy_result(result)
-        return result
-
     def _execute(
         self,
         vetted: VettedSQL,
@@ -804,29 +853,6 @@ class Database:
             tenant=tenant,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
         )
-
-    def run_app(
-        self,
-        vetted: VettedSQL,
-        tenant: str | None,
-        params: Sequence[Any] = (),
-        *,
-        timeout_ms: int | None = None,
-    ) -> QueryResult:
-        """Run vetted SQL as ``strata_app`` under ``tenant`` (RLS applies). ``$1``-style params."""
-        return self._run(vetted, tenant, params, bypass=False, timeout_ms=timeout_ms)
-
-    def run_bypass(
-        self,
-        vetted: VettedSQL,
-        tenant: str | None,
-        params: Sequence[Any] = (),
-        *,
-        timeout_ms: int | None = None,
-    ) -> QueryResult:
-        """Run vetted SQL as ``strata_bypass`` (RLS bypassed, SELECT only) in a rolled-back
-        read-only transaction, for comparison with the app run."""
-        return self._run(vetted, tenant, params, bypass=True, timeout_ms=timeout_ms)
 
 
 def prepared(conn: psycopg.Connection[Any], text: str, params: Sequence[Any]) -> Any:
