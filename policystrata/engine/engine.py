@@ -142,6 +142,49 @@ class _CaseMemo:
 
 
 Memo = OrderedDict[Any, list[tuple[Const, ...]]]
+#: A recursive component's remembered fixpoint: pred -> its tuples without the case id.
+CompMemo = OrderedDict[Any, dict[str, list[tuple[Const, ...]]]]
+
+
+class _Lazy:
+    """What of one evaluation is asserted in the backend so far. Case facts and the stored
+    tuples of lower strata reach pyDatalog only when a component that is queried (not
+    remembered, not skipped as empty) reads them; every clause asserted is noted in ``added``
+    (retracted after the evaluation)."""
+
+    __slots__ = ("add", "added", "case_rows", "derived", "done_case", "done_stored")
+
+    def __init__(
+        self,
+        backend: Backend,
+        case_rows: dict[str, list[tuple[Const, ...]]],
+        derived: dict[str, list[tuple[Const, ...]]],
+        added: list[Any],
+        stored: Iterable[str],
+    ) -> None:
+        self.add = backend.add_fact
+        self.case_rows = case_rows
+        self.derived = derived
+        self.added = added
+        self.done_case: set[str] = set()
+        self.done_stored: set[str] = set(stored)  # already in the backend for good
+
+    def need(self, reads: Iterable[str], own: Iterable[str]) -> None:
+        """Before querying a component: the case facts of the predicates it reads and of its
+        own (a case may give facts of a derived predicate), and the stored tuples of the
+        (complete) lower strata it reads."""
+        add, added, derived = self.add, self.added, self.derived
+        for q in (*reads, *own):
+            if q not in self.done_case:
+                self.done_case.add(q)
+                for row in self.case_rows.get(q, ()):
+                    added.append(add(q, row))
+        for q in reads:
+            if q not in self.done_stored and q in derived:
+                self.done_stored.add(q)
+                store = stored_name(q)
+                for row in derived[q]:
+                    added.append(add(store, row))
 
 
 def _recall(table: Memo | None, key: Any, case: _CaseMemo | None) -> list[tuple[Const, ...]] | None:
@@ -205,6 +248,7 @@ class Engine:
         self._with_rec = recursive_heads(program)
         self._recursive = [any(p in self._with_rec for p, _a in c) for c in self._strata]
         self._static, self._fixed = self._policy_only()
+        self._comp_reads, self._comp_guards = self._component_reads()
         self._static_rows: dict[str, list[tuple[Const, ...]]] = {}
         self._shared: SharedFacts | None = None
         self._full: Backend | None = None
@@ -236,6 +280,8 @@ class Engine:
         self._rule_memo: dict[int, Memo] = {
             rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
         }
+        self._comp_inputs = self._case_local_components()
+        self._comp_memo: dict[int, CompMemo] = {i: OrderedDict() for i in self._comp_inputs}
 
     def _add_policy_facts(self, backend: Backend) -> None:
         for pred, rows in self._policy.rows.items():
@@ -306,6 +352,46 @@ class Engine:
             inputs = sorted(q for q in self._deps.get(pred, ()) if q not in self._fixed)
             if all(self._case_local(rule) for rule in self.program.rules_for(pred)):
                 out[pred] = inputs
+        return out
+
+    def _component_reads(self) -> tuple[list[tuple[str, ...]], list[list[frozenset[str]] | None]]:
+        """Per component (of ``_strata``): the predicates its rules read outside it, and its
+        *guards*: for each rule that does not read the component, the predicates of its
+        positive body literals (None when such a rule has none: it may derive with every
+        input empty). A component whose every guard holds an empty predicate, and none of
+        whose predicates is given facts (policy or case), derives nothing: its first round
+        (its rules that read it cannot apply while it is empty) finds no tuple."""
+        reads: list[tuple[str, ...]] = []
+        guards: list[list[frozenset[str]] | None] = []
+        for comp in self._strata:
+            here = {p for p, _a in comp}
+            outside: set[str] = set()
+            rule_guards: list[frozenset[str]] | None = []
+            for pred in here:
+                outside |= self._deps.get(pred, set()) - here
+                for rule in self.program.rules_for(pred):
+                    pos = {lit.atom.pred for lit in rule.body if isinstance(lit, Positive)}
+                    if pos & here:
+                        continue  # needs a tuple of the component first
+                    if not pos:
+                        rule_guards = None
+                    elif rule_guards is not None:
+                        rule_guards.append(frozenset(pos))
+            reads.append(tuple(sorted(outside)))
+            guards.append(rule_guards)
+        return reads, guards
+
+    def _case_local_components(self) -> dict[int, list[str]]:
+        """Recursive components (not policy-only) whose every rule is case-local (see
+        :meth:`_case_local_strata`): the whole fixpoint is a function of the component's
+        case-dependent inputs without the case id, remembered by them. Returns the component's
+        index -> those inputs."""
+        out: dict[int, list[str]] = {}
+        for i, (comp, recursive) in enumerate(zip(self._strata, self._recursive, strict=True)):
+            if not recursive or comp[0][0] in self._static:
+                continue
+            if all(self._case_local(r) for p, _a in comp for r in self.program.rules_for(p)):
+                out[i] = [q for q in self._comp_reads[i] if q not in self._fixed]
         return out
 
     def _split_recursive(self) -> None:
@@ -414,36 +500,72 @@ class Engine:
         added: list[Any],
         deadline: float | None,
         case: _CaseMemo | None = None,
+        lazy: _Lazy | None = None,
     ) -> None:
         """Materialize the strata of ``wanted`` in dependency order: query each predicate (one
         flat join over given and stored facts), store its tuples for the strata above; a
         recursive component is iterated in rounds until nothing is new.
 
+        A component that derives nothing for lack of input (see :meth:`_component_reads`) is
+        not queried; one remembered by its inputs (``case``) is recalled. With ``lazy``, what a
+        component reads is asserted just before it is queried (else every stored tuple that a
+        rule reads is asserted as soon as it is derived).
+
         The queries of non-recursive strata share one tabling memo (a subgoal such as
-        ``case_role(C, R)`` is answered once): whatever they read is complete before they run.
-        Each round of a recursive component has a memo of its own (``#mat`` grows between
-        rounds)."""
+        ``case_role(C, R)`` is answered once): whatever they read is complete (and asserted)
+        before they run. Each round of a recursive component has a memo of its own (``#mat``
+        grows between rounds)."""
         memo: dict = {}
-        for comp, recursive in zip(self._strata, self._recursive, strict=True):
+        case_rows = lazy.case_rows if lazy is not None else {}
+        policy = self._policy.rows
+        for i, (comp, recursive) in enumerate(zip(self._strata, self._recursive, strict=True)):
             if comp[0][0] not in wanted:
+                continue
+            guards = self._comp_guards[i]
+            if (
+                guards is not None
+                and not any(case_rows.get(p) or policy.get(p) for p, _a in comp)
+                and all(
+                    any(not (derived.get(q) or case_rows.get(q) or policy.get(q)) for q in g)
+                    for g in guards
+                )
+            ):  # some input of every rule is empty: nothing to derive, nothing to ask
+                for p, _a in comp:
+                    derived[p] = []
                 continue
             if not recursive:
                 (pred, arity) = comp[0]
                 key = None
-                if case is not None and pred in self._memo_inputs:
+                if case is not None and pred in self._memo_inputs and pred not in case.case_rows:
                     key = self._signature(pred, case)
                 table = self._memo.get(pred) if case is not None else None
                 hit = _recall(table, key, case)
                 if hit is not None:  # same inputs up to the case id: the same tuples
                     rows = hit
                 else:
+                    if lazy is not None:
+                        lazy.need(self._comp_reads[i], (pred,))
                     rows = backend.query_all(pred, arity, deadline=deadline, subgoals=memo)
                     _remember(table, key, case, rows)
                 derived[pred] = rows
-                if pred in self._read:
+                if lazy is None and pred in self._read:
                     store = stored_name(pred)
                     added.extend(backend.add_fact(store, row) for row in rows)
                 continue
+            ckey = None
+            ctable = self._comp_memo.get(i) if case is not None else None
+            if ctable is not None and case is not None:
+                if not any(p in case.case_rows for p, _a in comp):
+                    ckey = self._signature(comp[0][0], case, self._comp_inputs[i])
+                got = ctable.get(ckey) if ckey is not None else None
+                if got is not None:  # the same inputs up to the case id: the same fixpoint
+                    ctable.move_to_end(ckey)
+                    cid = case.cid
+                    for p, _a in comp:
+                        derived[p] = [(cid, *rest) for rest in got[p]]
+                    continue
+            if lazy is not None:
+                lazy.need(self._comp_reads[i], [p for p, _a in comp])
             seen = _Index()
             first = True
             while True:  # our fixpoint: pyDatalog never sees recursion
@@ -452,6 +574,8 @@ class Engine:
                 for p, arity in comp:
                     if first and p in self._split and backend is self.backend:
                         rows = self._first_round(p, arity, case, deadline, round_memo)
+                        # facts given for p itself (asserted under p, which is not asked)
+                        rows += [*policy.get(p, ()), *case_rows.get(p, ())]
                     elif first or p in self._with_rec:
                         name = p if first else rec_name(p)
                         rows = backend.query_all(
@@ -467,6 +591,14 @@ class Engine:
                     added.append(backend.add_fact(stored_name(p), row))
             for p, _arity in comp:
                 derived[p] = seen.rows.get(p, [])
+            if lazy is not None:
+                lazy.done_stored.update(p for p, _a in comp)  # stored round by round
+            if ckey is not None and ctable is not None and case is not None:
+                cid = case.cid
+                if all(r and r[0] == cid for p, _a in comp for r in derived[p]):
+                    ctable[ckey] = {p: [r[1:] for r in derived[p]] for p, _a in comp}
+                    if len(ctable) > _MEMO_SIZE:
+                        ctable.popitem(last=False)
 
     def _first_round(
         self,
@@ -590,11 +722,16 @@ class Engine:
             (case.cid if whole is not None and case is not None else None),
             False,
         )
+        lazy = _Lazy(
+            backend,
+            case_index.rows,
+            derived,
+            added,
+            self._static if backend is self.backend else (),
+        )
         with backend.active():
             try:
-                for fact in to_assert:
-                    added.append(backend.add_fact(fact.pred, fact.args))
-                self._run_strata(backend, wanted, derived, added, deadline, case)
+                self._run_strata(backend, wanted, derived, added, deadline, case, lazy)
             finally:
                 for clause in added:
                     backend.remove_fact(clause)
