@@ -86,10 +86,26 @@ class Fact:
         return (self.pred, tuple(const_key(a) for a in self.args))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Fact) and self.key() == other.key()
+        if self is other:
+            return True
+        return (
+            isinstance(other, Fact)
+            and self.pred == other.pred
+            and hash(self) == hash(other)
+            and self.key() == other.key()
+        )
 
     def __hash__(self) -> int:
-        return hash(self.key())
+        # computed once per fact (facts key every set and dict of the engine, the prover and
+        # the proof checker); never pickled, as string hashes differ between processes
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(self.key())
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"pred": self.pred, "args": self.args}
 
     def sort_key(self) -> tuple[str, tuple[tuple[int, Any], ...]]:
         return (self.pred, tuple(const_sort_key(a) for a in self.args))
@@ -181,7 +197,17 @@ class FactSet:
         return fact
 
     def add_fact(self, fact: Fact, prov: Provenance | None = None) -> Fact:
-        return self.add(fact.pred, *fact.args, prov=prov)
+        """Add ``fact`` itself (its constants validated when it is new here)."""
+        if type(fact) is not Fact or type(fact.args) is not tuple:
+            fact = Fact(fact.pred, tuple(fact.args))
+        provs = self._facts.get(fact)
+        if provs is None:
+            for a in fact.args:
+                const_type(a)  # validates the constant type
+            provs = self._facts[fact] = []
+        if prov is not None and prov not in provs:
+            provs.append(prov)
+        return fact
 
     def update(self, other: FactSet) -> None:
         for fact, provs in other._facts.items():

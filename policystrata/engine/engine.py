@@ -800,7 +800,7 @@ class Result:
         self.case_facts = case_facts
         self._case = case_index
         self._derived_rows = derived
-        self._derived_keys: dict[str, set[tuple[Any, ...]]] | None = None
+        self._derived_keys: dict[str, set[tuple[Any, ...]]] = {}  # built per predicate
         self._sorted: dict[str, list[tuple[Const, ...]]] = {}
         self._prover: Any = None
         self.memo_key: tuple[str, Any] | None = None
@@ -809,12 +809,16 @@ class Result:
 
     # ---- membership -------------------------------------------------------------------------
 
-    def _dkeys(self) -> dict[str, set[tuple[Any, ...]]]:
-        if self._derived_keys is None:
-            self._derived_keys = {
-                p: {tkey(r) for r in rows} for p, rows in self._derived_rows.items()
-            }
-        return self._derived_keys
+    def _dkeys(self, pred: str) -> set[tuple[Any, ...]] | None:
+        """The type-exact keys of ``pred``'s derived tuples (None when it is not derived),
+        built on first need: a proof touches a few predicates of a model of ~200."""
+        keys = self._derived_keys.get(pred)
+        if keys is None:
+            rows = self._derived_rows.get(pred)
+            if rows is None:
+                return None
+            keys = self._derived_keys[pred] = {tkey(r) for r in rows}
+        return keys
 
     def is_base(self, fact: Fact) -> bool:
         """A given fact (policy or case)."""
@@ -825,7 +829,7 @@ class Result:
             return False
         if self.is_base(fact):
             return True
-        keys = self._dkeys().get(fact.pred)
+        keys = self._dkeys(fact.pred)
         return keys is not None and tkey(fact.args) in keys
 
     def holds(self, fact: Fact) -> bool:

@@ -28,7 +28,9 @@ proof step q(2) by rule d.q.1 (d.dl:2): head q(3) under the bindings does not eq
 
 from __future__ import annotations
 
+import functools
 import json
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -901,11 +903,36 @@ def check_proof(proof: Any, program: Program, lookup: FactLookup) -> None:
         _Checker(program, lookup).node(data)
 
 
+#: id(program) -> (a weak reference to it, its rule list's stamp, rule id -> rule): the
+#: checker's own table, built once per program (not per check), dropped with the program.
+_RULE_TABLES: dict[int, tuple[weakref.ref[Program], tuple[int, int, int], dict[str, Rule]]] = {}
+
+
+def _rule_table(program: Program) -> dict[str, Rule]:
+    """Rule id -> rule (the last rule of an id, as ever), rebuilt when the rule list changed."""
+    rules = program.rules
+    stamp = (id(rules), len(rules), id(rules[-1]) if rules else 0)
+    key = id(program)
+    got = _RULE_TABLES.get(key)
+    if got is not None and got[0]() is program and got[1] == stamp:
+        return got[2]
+    table = {r.id: r for r in rules}
+    ref = weakref.ref(program, functools.partial(_forget_table, key))
+    _RULE_TABLES[key] = (ref, stamp, table)
+    return table
+
+
+def _forget_table(key: int, ref: weakref.ref[Program]) -> None:
+    got = _RULE_TABLES.get(key)
+    if got is not None and got[0] is ref:
+        del _RULE_TABLES[key]
+
+
 class _Checker:
     def __init__(self, program: Program, lookup: FactLookup) -> None:
         self.program = program
         self.lookup = lookup
-        self.rules = {r.id: r for r in program.rules}
+        self.rules = _rule_table(program)
 
     def node(self, data: dict[str, Any]) -> None:
         kind = data.get("kind")
