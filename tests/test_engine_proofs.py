@@ -169,3 +169,97 @@ def test_checker_rejects_false_comparison_and_unknown_rule():
     data["premises"][1]["premises"][1]["kind"] = "absent"
     with pytest.raises(ProofError, match="must be a builtin"):
         check_proof(data, prog, result.fact_lookup)
+
+
+HEADS = """
+.decl seen(c, k, v: any)
+.decl off(k)
+.decl flag(c, t: any, k)
+@message "{K} is one"
+flag(C, 1, K) :- seen(C, K, 1).
+flag(C, true, K) :- seen(C, K, true).
+@message "{K} is blue"
+flag(C, "blue", K) :- seen(C, K, 2), !off(K).
+flag(C, T, K) :- seen(C, K, T), T = "green".
+flag(C, 1.0, K) :- seen(C, K, 1.0).
+flag(C, 1, K) :- seen(C, K, 3).
+"""
+
+
+def test_rules_indexed_by_head_constants_prove_as_a_scan_of_every_rule(monkeypatch):
+    """The prover's index of rules by their head constants (type-exact: 1, 1.0 and true
+    differ) yields the very proofs and why-not explanations of trying every rule in order."""
+    from policystrata.engine.proof import WILDCARD, Prover
+
+    program = parse_program(HEADS, source="h.dl")
+    facts = FactSet()
+    for k, v in (("a", 1), ("b", True), ("c", 2), ("d", "green"), ("e", 1.0), ("f", 3)):
+        facts.add("seen", "k1", k, v)
+    facts.add("off", "x")
+    result = Engine(program, FactSet()).evaluate(facts)
+    atoms = result.atoms("flag")
+    assert sorted(map(repr, atoms)) == sorted(
+        map(
+            repr,
+            [
+                ("k1", 1, "a"),
+                ("k1", True, "b"),
+                ("k1", "blue", "c"),
+                ("k1", "green", "d"),
+                ("k1", 1.0, "e"),
+                ("k1", 1, "f"),
+            ],
+        )
+    )
+    probes = [("k1", "blue", "x"), ("k1", 1, "e"), ("k1", WILDCARD, "z"), ("k1", True, "a")]
+
+    def run() -> tuple[list, list]:
+        prover = Prover(result)
+        proofs = [prover.prove(Fact("flag", a)).to_json() for a in atoms]
+        return proofs, [prover.why_not("flag", p) for p in probes]
+
+    indexed = run()
+    monkeypatch.setattr(Prover, "_head_rules", lambda self, pred, args: program.rules_for(pred))
+    assert run() == indexed
+    by_atom = dict(zip(map(repr, atoms), indexed[0], strict=True))
+    assert by_atom[repr(("k1", 1.0, "e"))]["rule"] == program.rules[4].id  # the float rule
+    assert by_atom[repr(("k1", 1, "f"))]["rule"] == program.rules[5].id
+
+
+def test_facts_hash_once_and_never_carry_it_across_processes():
+    import pickle
+
+    f = Fact("p", ("a", 1))
+    assert hash(f) == hash(Fact("p", ("a", 1))) and "_hash" in f.__dict__
+    assert "_hash" not in pickle.loads(pickle.dumps(f)).__dict__
+    assert Fact("p", ("a", 1)) != Fact("p", ("a", True)) != Fact("p", ("a", 1.0))
+    fs = FactSet()
+    assert fs.add_fact(f) is f and fs.add_fact(Fact("p", ("a", 1))) is not f and len(fs) == 1
+    with pytest.raises(TypeError):
+        fs.add_fact(Fact("p", (None,)))  # type: ignore[arg-type]
+
+
+def test_derived_keys_are_built_per_predicate_on_demand():
+    program = parse_program(RULES, source="g.dl")
+    facts = FactSet()
+    facts.add("edge", "a", "b")
+    facts.add("weight", "a", 2.0)
+    result = Engine(program, FactSet()).evaluate(facts)
+    assert result._derived_keys == {}
+    assert Fact("reach", ("a", "b")) in result and Fact("reach", ("b", "a")) not in result
+    assert set(result._derived_keys) == {"reach"}
+
+
+def test_checker_rule_table_is_built_once_per_program():
+    import gc
+
+    from policystrata.engine import proofcheck
+
+    program = parse_program(RULES, source="g.dl")
+    table = proofcheck._rule_table(program)
+    assert proofcheck._rule_table(program) is table
+    assert table == {r.id: r for r in program.rules}
+    key = id(program)
+    del program, table
+    gc.collect()
+    assert key not in proofcheck._RULE_TABLES

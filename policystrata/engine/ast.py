@@ -256,6 +256,9 @@ class Program:
     _indexed: tuple[int, ...] = field(default=(), repr=False, compare=False)
     proof_order: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
     """Body order the prover searches in (per rule index; filled by the prover on first use)."""
+    proof_heads: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The prover's index of each predicate's rules by the constants of their heads (filled by
+    the prover on first use, per predicate)."""
 
     def _index(self) -> None:
         """Head and id indexes, rebuilt whenever the rule list changed."""

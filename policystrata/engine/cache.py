@@ -43,7 +43,7 @@ from policystrata import __version__
 from policystrata.engine.ast import Program
 
 ENV = "STRATA_CACHE_DIR"
-_FORMAT = 1
+_FORMAT = 2  # 2: Program.proof_heads
 
 #: The classes a cached program may contain.
 _ALLOWED = {
@@ -149,4 +149,4 @@ def _bare(program: Program) -> Program:
     """The program without its derived indexes and memo (rebuilt on first use)."""
     from dataclasses import replace
 
-    return replace(program, _by_head={}, _by_id={}, _indexed=(), proof_order={})
+    return replace(program, _by_head={}, _by_id={}, _indexed=(), proof_order={}, proof_heads={})

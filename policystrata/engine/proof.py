@@ -200,8 +200,38 @@ class Prover:
             self.lower[fact] = d + 1
         return None
 
+    def _head_rules(self, pred: str, args: tuple[Arg, ...]) -> list[Rule]:
+        """The rules of ``pred`` (file order) whose head constants can match ``args``: the
+        others fail in :meth:`_head_env` anyway. A predicate's rules are grouped by the
+        positions of their head constants, each group indexed by those constants (type-exact);
+        a WILDCARD at such a position keeps the whole group."""
+        index = self.program.proof_heads.get(pred)
+        rules = self.program.rules_for(pred)
+        if index is None or index[0] != len(rules):
+            groups: dict[tuple[int, ...], dict[tuple[Any, ...], list[int]]] = {}
+            for i, rule in enumerate(rules):
+                pos = tuple(j for j, t in enumerate(rule.head.args) if isinstance(t, ConstTerm))
+                vals = tuple((type(v), v) for v in (rule.head.args[j].value for j in pos))
+                groups.setdefault(pos, {}).setdefault(vals, []).append(i)
+            index = (len(rules), list(groups.items()))
+            self.program.proof_heads[pred] = index
+        groups_list = index[1]
+        if len(groups_list) == 1 and not groups_list[0][0]:
+            return rules  # no head constants at all
+        picked: list[int] = []
+        for pos, by_vals in groups_list:
+            if any(args[j] is WILDCARD for j in pos):
+                for ids in by_vals.values():
+                    picked += ids
+                continue
+            ids = by_vals.get(tuple((type(args[j]), args[j]) for j in pos))
+            if ids:
+                picked += ids
+        picked.sort()  # file order across groups (and values, under a WILDCARD)
+        return [rules[i] for i in picked]
+
     def _instance(self, fact: Fact, d: int) -> tuple[Rule, dict[Var, Const]] | None:
-        for rule in self.program.rules_for(fact.pred):
+        for rule in self._head_rules(fact.pred, fact.args):
             env = self._head_env(rule, fact.args)
             if env is None:
                 continue
@@ -289,9 +319,10 @@ class Prover:
         if not rules:
             return [{"reason": "no matching fact"}]
         out: list[dict[str, Any]] = []
+        heads = {id(r) for r in self._head_rules(pred, args)}
         for rule in rules:
             entry: dict[str, Any] = {"rule": rule.id, "file": rule.file, "line": rule.line}
-            env = self._head_env(rule, args)
+            env = self._head_env(rule, args) if id(rule) in heads else None
             if env is None:
                 entry["failed"] = f"head {rule.head} does not match"
                 out.append(entry)
