@@ -225,7 +225,7 @@ def _forget(checker: Checker) -> None:
     checker.context.sql_cache.clear()
     eng = checker.engine
     eng._whole.clear()
-    for table in [*eng._memo.values(), *eng._rule_memo.values()]:
+    for table in [*eng._memo.values(), *eng._rule_memo.values(), *eng._comp_memo.values()]:
         table.clear()
 
 
