@@ -522,7 +522,9 @@ class Checker:
         self._verdicts: OrderedDict[Any, tuple[str, list[WitnessParts]]] = OrderedDict()
         self.last_artifact_fact_count = 0
         """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
-        self._last_recall: Recall | None = None
+        # what check() proved last, kept cheaply (a Recall is made of it on request)
+        self._last_recall: tuple[str, Provenance | None, FactSet, list[WitnessParts], bool] | None
+        self._last_recall = None
         self._last_parts: tuple[str, list[WitnessParts]] | None = None
 
     @classmethod
@@ -675,7 +677,7 @@ class Checker:
             and not errors
             and self.context.databases is None
         ):
-            self._last_recall = Recall(case.id, case.origin, facts, last[1], defence)
+            self._last_recall = (case.id, case.origin, facts, last[1], defence)
         self._last_parts = None
         return CaseResult(
             case=case.info(),
@@ -698,11 +700,12 @@ class Checker:
         when the case's facts are seen to move with its id and line: the same artifacts
         lowered for another id and line (a probe) are this case's facts with that id and
         that line, fact for fact and provenance for provenance."""
-        recall = self._last_recall
-        if recall is None or recall.case_id != case.id or "fuzz" in case.meta:
+        last = self._last_recall
+        if last is None or last[0] != case.id or "fuzz" in case.meta:
             return None
         if "ir_error" in case.meta or self.context.databases is not None:
             return None
+        recall = Recall(*last)
         origin = case.origin
         if origin is not None and origin.line is not None:
             origin = replace(origin, line=origin.line + _PROBE_LINES)
