@@ -18,7 +18,7 @@ import json
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -522,6 +522,10 @@ class Checker:
         self._verdicts: OrderedDict[Any, tuple[str, list[WitnessParts]]] = OrderedDict()
         self.last_artifact_fact_count = 0
         """Number of artifact facts (all but real rows) of the case :meth:`check` judged last."""
+        # what check() proved last, kept cheaply (a Recall is made of it on request)
+        self._last_recall: tuple[str, Provenance | None, FactSet, list[WitnessParts], bool] | None
+        self._last_recall = None
+        self._last_parts: tuple[str, list[WitnessParts]] | None = None
 
     @classmethod
     def open(
@@ -627,6 +631,7 @@ class Checker:
         witnesses of outranked defence-layer faults (see :meth:`_witnesses`). ``extra_facts``:
         evidence gathered outside the pipeline (the scan's real-database stage), judged with
         the case's own facts."""
+        self._last_recall = self._last_parts = None
         if artifact_facts is None:
             facts = self.artifact_facts(case)
             evaluated = None
@@ -662,12 +667,84 @@ class Checker:
         verdict: Literal["clean", "violation", "error"] = (
             "error" if errors else ("violation" if witnesses else "clean")
         )
+        last = self._last_parts
+        if (
+            last is not None
+            and last[0] == case.id
+            and keep is None
+            and extra_facts is None
+            and evidence is None
+            and not errors
+            and self.context.databases is None
+        ):
+            self._last_recall = (case.id, case.origin, facts, last[1], defence)
+        self._last_parts = None
         return CaseResult(
             case=case.info(),
             verdict=verdict,
             witnesses=witnesses,
             errors=errors,
             evidence=evidence,
+        )
+
+    # -- a case judged again for another case with the same content -------------------------
+
+    def recall_of(self, case: Case) -> Recall | None:
+        """What :meth:`check` just proved for ``case`` (the last case it checked), kept to make
+        the same result for another case whose artifacts are the same but its id and line
+        (:meth:`recalled`); None when that would not be the same result.
+
+        It is kept only when the engine and the checker would themselves answer such a case
+        by renaming (its evaluation and proofs do not order the case id against another
+        string: ``Result.memo_key``), with no database, no ``keep`` and no extra facts, and
+        when the case's facts are seen to move with its id and line: the same artifacts
+        lowered for another id and line (a probe) are this case's facts with that id and
+        that line, fact for fact and provenance for provenance."""
+        last = self._last_recall
+        if last is None or last[0] != case.id or "fuzz" in case.meta:
+            return None
+        if "ir_error" in case.meta or self.context.databases is not None:
+            return None
+        recall = Recall(*last)
+        origin = case.origin
+        if origin is not None and origin.line is not None:
+            origin = replace(origin, line=origin.line + _PROBE_LINES)
+        probe = replace(case, id=_PROBE_CASE, origin=origin)
+        if not recall.moves_to(probe.origin):
+            return None
+        got = self.case_facts(probe)
+        want = recall.facts_for(_PROBE_CASE, probe.origin)
+        if list(got._facts.items()) != list(want._facts.items()):
+            return None
+        return recall
+
+    def recalled(self, recall: Recall, case: Case) -> CaseResult | None:
+        """``check(case, defence=...)`` for a case with the artifacts of the case ``recall``
+        was kept for (:meth:`recall_of`) under another id and line, without lowering,
+        evaluating or proving again: its witnesses are the kept proofs renamed to ``case``'s
+        id (:class:`Renamer`, as the checker renames a remembered case's proofs), each fact
+        leaf's provenance moved to ``case``'s line, built as :meth:`check` builds them. None
+        when ``case`` cannot be answered so (its id is a constant of the rules or the policy,
+        or an argument of the kept facts; its origin differs by more than its line; a
+        database is attached)."""
+        if self.context.databases is not None or "fuzz" in case.meta or "ir_error" in case.meta:
+            return None
+        new = case.id
+        if new != recall.case_id and (
+            new in recall.strings or (str, new) in self.engine._all_constants()
+        ):
+            return None
+        if not recall.moves_to(case.origin):
+            return None
+        view = _RecalledFacts(recall, case, self.engine.policy_facts)
+        rename = Renamer(recall.case_id, new, view, self.program)
+        witnesses = [self._build(case, rename.parts(p)) for p in recall.parts]
+        return CaseResult(
+            case=case.info(),
+            verdict="violation" if witnesses else "clean",
+            witnesses=witnesses,
+            errors=[],
+            evidence=None,
         )
 
     def check_record(self, case: Case) -> CaseResult:
@@ -742,7 +819,9 @@ class Checker:
                 self._verdicts.move_to_end(memo)
                 old, parts = hit
                 rename = Renamer(old, cid, result, self.program)
-                return [self._build(case, rename.parts(p)) for p in parts]
+                renamed = [rename.parts(p) for p in parts]
+                self._last_parts = (case.id, renamed) if cid == case.id else None
+                return [self._build(case, p) for p in renamed]
         watch = ORDER_WATCH
         saved = watch.cid, watch.seen
         watch.cid, watch.seen = (result.memo_key[0] if memo is not None else None), False
@@ -755,6 +834,7 @@ class Checker:
             self._verdicts[memo] = (result.memo_key[0], parts)
             if len(self._verdicts) > VERDICT_MEMO_SIZE:
                 self._verdicts.popitem(last=False)
+            self._last_parts = (case.id, parts) if result.memo_key[0] == case.id else None
         return [self._build(case, p) for p in parts]
 
     def _parts(
@@ -911,6 +991,74 @@ class Renamer:
             [self.proof(f) for f in p.also],
             p.defence,
         )
+
+
+#: The probe of :meth:`Checker.recall_of`: an id no record has, and a line this far below.
+_PROBE_CASE, _PROBE_LINES = "\x00recall-probe", 7919
+
+
+@dataclass
+class Recall:
+    """A checked case kept to answer another case with the same artifacts under another id
+    and line (:meth:`Checker.recall_of`, :meth:`Checker.recalled`): its id and origin, its facts
+    (with their provenance), the checked parts of its witnesses, and whether defence-layer
+    witnesses were asked for."""
+
+    case_id: str
+    origin: Provenance | None
+    facts: FactSet
+    parts: list[WitnessParts]
+    defence: bool
+    strings: set[str] = field(default_factory=set)  # every string argument of the facts
+
+    def __post_init__(self) -> None:
+        self.strings = {a for f in self.facts for a in f.args if type(a) is str}
+
+    def moves_to(self, origin: Provenance | None) -> bool:
+        """Whether ``origin`` differs from the kept case's origin at most by its line."""
+        if self.origin is None or origin is None:
+            return self.origin is None and origin is None
+        if (self.origin.line is None) != (origin.line is None):
+            return False
+        return replace(origin, line=self.origin.line) == self.origin
+
+    def moved(self, prov: Provenance, origin: Provenance | None) -> Provenance:
+        """``prov`` of a kept fact for a case at ``origin``: pointing at the kept case's file
+        and line, it points at ``origin``'s line instead."""
+        o = self.origin
+        if o is None or origin is None or o.line is None:
+            return prov
+        if prov.source == o.source and prov.line == o.line:
+            return replace(prov, line=origin.line)
+        return prov
+
+    def facts_for(self, case_id: str, origin: Provenance | None) -> FactSet:
+        """The kept facts renamed to ``case_id`` with their provenance moved to ``origin``."""
+        out: dict[Fact, list[Provenance]] = {}
+        old = self.case_id
+        for fact, provs in self.facts._facts.items():
+            args = fact.args
+            if args and type(args[0]) is str and args[0] == old:
+                fact = Fact(fact.pred, (case_id, *args[1:]))
+            out[fact] = [self.moved(p, origin) for p in provs]
+        return FactSet(out)
+
+
+class _RecalledFacts:
+    """What :class:`Renamer` reads of a case's evaluation (``provenance``), for a case answered
+    from a :class:`Recall`: a case fact's provenance is the kept fact's, moved to the case's
+    line; any other fact's is the policy's."""
+
+    def __init__(self, recall: Recall, case: Case, policy: FactSet) -> None:
+        self.recall, self.case, self.policy = recall, case, policy
+
+    def provenance(self, fact: Fact) -> list[Provenance]:
+        old, new = self.recall.case_id, self.case.id
+        args = tuple(old if type(a) is str and a == new else a for a in fact.args)
+        provs = self.recall.facts.provenance(Fact(fact.pred, args))
+        if provs:
+            return [self.recall.moved(p, self.case.origin) for p in provs]
+        return self.policy.provenance(fact)
 
 
 #: What a rule says when it carries no ``@severity`` / ``@confidence`` annotation.

@@ -19,6 +19,7 @@ line). Provenance is not part of a fact's identity.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,12 +63,19 @@ def render_const(value: Const) -> str:
     >>> [render_const(v) for v in ("acme", 1, 1.5, True)]
     ['"acme"', '1', '1.5', 'true']
     """
+    if type(value) is str:  # the common case: rendered once per distinct string
+        return _render_str(value)
     tag = const_type(value)
     if tag == "b":
         return "true" if value else "false"
     if tag == "s":
         return json.dumps(value, ensure_ascii=False)
     return repr(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _render_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def const_to_json(value: Const) -> Any:

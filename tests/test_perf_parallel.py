@@ -143,14 +143,20 @@ def test_a_record_a_worker_cannot_judge_is_its_finding(
     mt = make_traces()
     mt.write_traces(tmp_path / "t" / "traces.jsonl", 30, distinct=10)
     cfg = mt.write_config(tmp_path / "t", "traces.jsonl")
-    real = Checker.check
+    real, recalled = Checker.check, Checker.recalled
 
     def slow(self, case, **kw):  # type: ignore[no-untyped-def]
         if case.id == "trace_000007":
             raise EvaluationTimeout("evaluation exceeded its time limit")
         return real(self, case, **kw)
 
+    def slow_recalled(self, recall, case):  # type: ignore[no-untyped-def]
+        if case.id == "trace_000007":  # a repeat is answered from the memo: it times out too
+            raise EvaluationTimeout("evaluation exceeded its time limit")
+        return recalled(self, recall, case)
+
     monkeypatch.setattr(Checker, "check", slow)  # inherited by the forked workers
+    monkeypatch.setattr(Checker, "recalled", slow_recalled)
     outs = []
     for jobs in ("1", "2"):
         res = CliRunner().invoke(

@@ -433,3 +433,30 @@ def test_the_table_prints_record_text_verbatim_never_as_markup(
     result = run("scan", "--config", str(cfg))
     assert result.exit_code == 1
     assert "(unknown_principal: [bold]eve)" in " ".join(result.stdout.split())
+
+
+def test_the_terminal_table_is_capped_and_the_files_are_not(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--max-table-rows N: the table shows the first N findings (in scan.json's order) and says
+    how many more there are and where; the output files are the same bytes as with all rows."""
+    monkeypatch.setenv("COLUMNS", "200")
+    cfg = str(mixed / "policystrata.yaml")
+    capped, full = mixed / "capped", mixed / "full"
+    few = run("scan", "--config", cfg, "--out", str(capped), "--max-table-rows", "2")
+    every = run("scan", "--config", cfg, "--out", str(full), "--max-table-rows", "0")
+    assert few.exit_code == every.exit_code == 1, few.output
+    checks = [f["check"] for f in json.loads((full / "scan.json").read_text())["findings"]]
+    assert len(checks) == 4
+
+    def rows(stdout: str) -> list[str]:
+        return [c for c in checks if any(c in line for line in stdout.splitlines())]
+
+    assert rows(every.stdout) == checks
+    assert rows(few.stdout) == checks[:2]
+    said = f"… and 2 more finding(s): see {capped / 'report.md'} and {capped / 'scan.json'}"
+    assert said in " ".join(few.stdout.split())  # (wrapped at the terminal's width)
+    assert "more finding(s)" not in every.stdout
+    assert "4 finding(s)" in few.stdout  # the verdict counts every finding
+    for name in ("scan.json", "findings.jsonl", "summary.json", "report.md", "junit.xml"):
+        assert (capped / name).read_bytes() == (full / name).read_bytes(), name

@@ -17,6 +17,7 @@ from policystrata.case import Case
 from policystrata.check import Checker
 from policystrata.cli import main
 from policystrata.engine.engine import Engine
+from policystrata.facts import Provenance
 from policystrata.scan.fuzz import FuzzContext, content_key, plan
 from policystrata.scan.run import CleanMemo
 
@@ -121,13 +122,57 @@ def test_a_repeated_clean_record_is_not_evaluated_again(monkeypatch: pytest.Monk
     assert first.verdict == "clean", [w.check for w in first.witnesses]
     assert calls[0] == 0
     assert again.model_dump() == fresh.model_dump()
+
+
+def _at(case_id: str, sql: str, line: int) -> Case:
+    return Case(
+        id=case_id,
+        principal="acme_analyst",
+        sql=sql,
+        tenant_ids=("acme",),
+        origin=Provenance("traces.jsonl", line=line),
+    )
+
+
+def test_a_repeated_record_with_findings_is_its_first_ones_result_rebased(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CleanMemo: a record with findings is kept with its facts and checked proofs; a record
+    with the same content under another id and line gets them renamed to its id and moved to
+    its line, without an engine evaluation, and that result is exactly what a checker that
+    never saw the first record gives it."""
     unscoped = "select count(*) as value from support_tickets"
-    bad = Case(id="c", principal="acme_analyst", sql=unscoped, tenant_ids=("acme",))
-    assert memo.check(checker, bad).witnesses
+    checker = Checker.open("support_saas")
+    memo = CleanMemo()
+    first = memo.check(checker, _at("c", unscoped, 3))
+    assert first.witnesses
+    assert len(memo.found) == 1
+    calls = _count_evaluations(monkeypatch)
+    again = memo.check(checker, _at("record_d", unscoped, 41))
+    assert calls[0] == 0
+    fresh = Checker.open("support_saas").check(_at("record_d", unscoped, 41), defence=True)
+    assert again.model_dump() == fresh.model_dump()
+    leaves = {str(p) for w in again.witnesses for n in w.proof.walk() for p in n.provenance}
+    assert any(p.startswith("traces.jsonl:41[") for p in leaves), leaves
+    assert "traces.jsonl:3" not in json.dumps(again.model_dump(mode="json"))
+    # another file: not the same origin up to its line, so checked in full
+    other = Case(
+        id="e",
+        principal="acme_analyst",
+        sql=unscoped,
+        tenant_ids=("acme",),
+        origin=Provenance("other.jsonl", line=3),
+    )
+    named = _at("support_tickets", unscoped, 5)
+    expected = [
+        Checker.open("support_saas").check(c, defence=True).model_dump() for c in (other, named)
+    ]
     calls[0] = 0
-    assert memo.check(
-        checker, Case(id="d", principal="acme_analyst", sql=unscoped, tenant_ids=("acme",))
-    ).witnesses
+    assert memo.check(checker, other).model_dump() == expected[0]
+    assert calls[0] == 1
+    # an id that is an argument of the kept facts (here a table name): checked in full
+    calls[0] = 0
+    assert memo.check(checker, named).model_dump() == expected[1]
     assert calls[0] == 1
 
 

@@ -38,16 +38,40 @@ def _stderr_console() -> Console:
 WIDE_TABLE = 140
 
 
-def render_table(report: ScanReport, console: Console | None = None) -> None:
+#: Findings shown in the terminal table by default (``--max-table-rows``); the files hold all.
+MAX_TABLE_ROWS = 50
+
+
+def render_table(
+    report: ScanReport,
+    console: Console | None = None,
+    *,
+    max_rows: int = 0,
+    out: Path | None = None,
+) -> None:
     """A rich table of findings and a one-line verdict (the default stdout report).
 
     The ``rule`` shown is the first part of the finding's stable id (the id in ``scan.json``,
     SARIF and the scaffold README), so what the table shows is what the id says. Width: the
     terminal's, or 80 when stdout is not a terminal (``COLUMNS`` overrides both).
+    ``max_rows`` > 0 shows the first ``max_rows`` findings (in the order of ``scan.json``)
+    and then a line saying how many more there are and where (``out``, the output directory);
+    0 shows them all.
     """
     con = console or Console(highlight=False)
-    if report.findings:
-        _print_plain(con, _findings_table(report, wide=con.width >= WIDE_TABLE))
+    shown = report.findings
+    if max_rows > 0 and len(shown) > max_rows:
+        shown = shown[:max_rows]
+    if shown:
+        _print_plain(con, _findings_table(shown, wide=con.width >= WIDE_TABLE))
+    more = len(report.findings) - len(shown)
+    if more:
+        where = "the output files"
+        if out is not None:
+            where = f"{out / 'report.md'} and {out / 'scan.json'}"
+        _print_plain(
+            con, Text(f"… and {more} more finding(s): see {where} (--max-table-rows 0: all)")
+        )
     g, r = report.gate, report.records
     verdict = Text("PASS", style="green") if g.passed else Text("FAIL", style="red")
     con.print(
@@ -64,7 +88,7 @@ def render_table(report: ScanReport, console: Console | None = None) -> None:
     )
 
 
-def _findings_table(report: ScanReport, *, wide: bool) -> Table:
+def _findings_table(findings: list[Any], *, wide: bool) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_lines=not wide, show_edge=False, pad_edge=False)
     table.add_column("severity", no_wrap=True)
     if wide:
@@ -73,7 +97,7 @@ def _findings_table(report: ScanReport, *, wide: bool) -> Table:
         table.add_column("rule", no_wrap=True, style="bold")
     table.add_column("where", overflow="fold")
     table.add_column("finding", overflow="fold")
-    for f in report.findings:
+    for f in findings:
         where = f.location.file + (f":{f.location.line}" if f.location.line else "")
         severity = Text(f.severity, style=SEVERITY_STYLE.get(f.severity, ""))
         if not f.gating:
@@ -136,6 +160,15 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
     type=click.Choice(["low", "medium", "high"]),
     help="Override gate.fail_on_confidence.",
 )
+@click.option(
+    "--max-table-rows",
+    type=click.IntRange(min=0),
+    default=MAX_TABLE_ROWS,
+    show_default=True,
+    metavar="N",
+    help="With --format table: show the first N findings, then how many more there are "
+    "(0: all). The output files always hold every finding.",
+)
 @executor_options
 @click.option(
     "--no-fuzz",
@@ -151,6 +184,7 @@ def scan(
     db_spec: str | None,
     fail_on_severity: str | None,
     fail_on_confidence: str | None,
+    max_table_rows: int,
     jobs: int | None,
     executor: str,
     ray_address: str | None,
@@ -206,7 +240,7 @@ def scan(
             markup=False,
         )
     if fmt == "table":
-        render_table(report)
+        render_table(report, max_rows=max_table_rows, out=target)
     else:
         click.echo(render(report, fmt, sources), nl=False)
     sys.exit(report.gate.exit_code)

@@ -191,6 +191,11 @@ def write_outputs(
                     lines_path.open("w", encoding="utf-8") as lines,
                 ):
                     write_json(report, handle, lines)
+            elif fmt == "junit":  # one testcase at a time
+                from policystrata.report.junit import write_junit
+
+                with path.open("w", encoding="utf-8") as handle:
+                    write_junit(report, handle)
             else:
                 with path.open("w", encoding="utf-8") as handle:
                     handle.write(render(report, fmt, sources))

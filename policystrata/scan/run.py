@@ -27,7 +27,7 @@ from typing import Any
 
 from policystrata import __version__
 from policystrata.case import Case
-from policystrata.check import Checker
+from policystrata.check import Checker, Recall
 from policystrata.engine import check_proof
 from policystrata.engine.ast import Positive
 from policystrata.errors import InputError, StrataError, did_you_mean
@@ -414,28 +414,33 @@ class Fuzzer:
 
 
 class CleanMemo:
-    """Records judged clean, remembered by content up to their ids
+    """Records judged already, remembered by content up to their ids
     (:func:`~policystrata.scan.fuzz.content_key`: everything the checker sees of a record but
     its id and origin), bounded (least recently used first out).
 
     A clean verdict is what the rules derived from the record's facts: no ``violation``, no
     defence-layer ``layer_fault``, no input error. A record with the same content has the same
     facts up to its case id, so the same rule evaluation; its clean result is made for its own
-    id without lowering and evaluating the same facts again. Only clean results are
-    remembered (they carry no proof to re-base); a record with findings is checked in full
-    (the checker re-bases remembered proofs itself). Never used with a database: real rows are
-    evidence of their own per record."""
+    id without lowering and evaluating the same facts again. A record with findings is kept
+    as the checker's :class:`~policystrata.check.Recall` (its facts and checked proofs) when
+    the checker itself would answer a repeat of it by renaming (see
+    :meth:`~policystrata.check.Checker.recall_of`); a repeat then gets the kept proofs renamed
+    to its own id and line (:meth:`~policystrata.check.Checker.recalled`), the result the
+    checker gives it in full. Never used with a database: real rows are evidence of their own
+    per record."""
 
     SIZE = 4096
+    FOUND_SIZE = 512  # records with findings (each keeps its facts and proofs)
 
     def __init__(self) -> None:
         from policystrata.scan.fuzz import memo_enabled
 
         self.enabled = memo_enabled()
         self.clean: OrderedDict[str, bool] = OrderedDict()
+        self.found: OrderedDict[str, Recall] = OrderedDict()
 
     def check(self, checker: Checker, case: Case) -> CaseResult:
-        """``checker.check(case, defence=True)``, or the same clean result from memory."""
+        """``checker.check(case, defence=True)``, or the same result from memory."""
         from policystrata.scan.fuzz import content_key
 
         if not self.enabled or checker.context.databases is not None:
@@ -444,11 +449,23 @@ class CleanMemo:
         if key in self.clean:
             self.clean.move_to_end(key)
             return CaseResult(case=case.info(), verdict="clean")
+        recall = self.found.get(key)
+        if recall is not None:
+            again = checker.recalled(recall, case)
+            if again is not None:
+                self.found.move_to_end(key)
+                return again
         result = checker.check(case, defence=True)
         if result.verdict == "clean" and not result.witnesses and result.evidence is None:
             self.clean[key] = True
             if len(self.clean) > self.SIZE:
                 self.clean.popitem(last=False)
+        elif recall is None and result.witnesses and not result.errors:
+            kept = checker.recall_of(case)
+            if kept is not None and kept.defence:
+                self.found[key] = kept
+                if len(self.found) > self.FOUND_SIZE:
+                    self.found.popitem(last=False)
         return result
 
 
