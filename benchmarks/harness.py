@@ -216,11 +216,19 @@ def trace_config(n: int) -> Path:
     cfg = directory / "policystrata.yaml"
     if cfg.exists():
         return cfg
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from make_traces import write_config, write_traces
-
-    write_traces(directory / "traces.jsonl", n)
-    return write_config(directory, "traces.jsonl")
+    # in a child process: the harness itself stays small, since a measured child's peak RSS
+    # starts from the harness's (the kernel copies its resident size at fork)
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "from make_traces import write_config, write_traces;"
+        "d = Path(sys.argv[2]); write_traces(d / 'traces.jsonl', int(sys.argv[3]));"
+        "write_config(d, 'traces.jsonl')"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "benchmarks"), str(directory), str(n)],
+        check=True,
+    )
+    return cfg
 
 
 @dataclass
@@ -239,8 +247,14 @@ def _tree_digest(path: Path) -> str | None:
     h = hashlib.sha256()
     for p in sorted(path.rglob("*")):
         if p.is_file():
-            h.update(str(p.relative_to(path)).encode() + b"\0" + p.read_bytes())
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+            with p.open("rb") as f:  # streamed: never a whole output file in the harness
+                h.update(hashlib.file_digest(f, "sha256").digest())
     return h.hexdigest()[:16]
+
+
+def _no_op() -> None:
+    return None
 
 
 def run_child(cmd: list[str], profile: bool, out: Path | None) -> Sample:
@@ -251,8 +265,15 @@ def run_child(cmd: list[str], profile: bool, out: Path | None) -> Sample:
         os.close(fd)
         env["STRATA_PROFILE"] = prof_file
     start = time.perf_counter()
+    # a preexec_fn makes Popen fork rather than vfork: a vforked child would inherit the
+    # harness's own peak RSS as its ru_maxrss floor
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_no_op,
     )
     # read stderr while waiting (a full pipe would block the child)
     err = proc.stderr.read() if proc.stderr is not None else b""
@@ -615,6 +636,11 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=None, help="results directory (benchmarks/results)")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows an interrupted run of this commit (same --pairs) already measured",
+    )
     opts = ap.parse_args()
     pairs = opts.pairs or (2 if opts.quick else 5)
     only = list(TARGET_WORKLOADS) if opts.targets else opts.only
@@ -623,26 +649,46 @@ def main() -> None:
         for w in chosen:
             print(w.name)
         return
+    out = opts.out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "quick" if opts.quick else "latest"
+    # each measured row is kept at once (a crash or a kill late in a long run loses nothing);
+    # --resume takes the rows a previous run of the same commit and pairs already measured
+    partial = out / f"{stem}.partial.jsonl"
+    machine = _machine()  # at the start: the load average before the first workload
+    commit = machine["commit"]
+    done: dict[str, dict[str, Any]] = {}
+    if opts.resume and partial.exists():
+        for line in partial.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("commit") == commit and entry.get("pairs") == pairs:
+                done[entry["row"]["name"]] = entry["row"]
+    else:
+        partial.unlink(missing_ok=True)
     published = published_venv() if any(w.published for w in chosen) else None
     rows = []
     for w in chosen:
+        if w.name in done:
+            print(f"{w.name}: measured earlier at {commit} (--resume)", file=sys.stderr)
+            rows.append(done[w.name])
+            continue
         print(f"{w.name} ...", file=sys.stderr, flush=True)
         row = measure(w, w.pairs or pairs, published)
         rows.append(row)
         print(json.dumps(row, sort_keys=True), file=sys.stderr, flush=True)
+        with partial.open("a") as f:
+            f.write(json.dumps({"commit": commit, "pairs": pairs, "row": row}) + "\n")
     result = {
         "command": "python benchmarks/harness.py " + " ".join(sys.argv[1:]),
-        "machine": _machine(),
+        "machine": machine,
         "published": PUBLISHED,
         "pairs": pairs,
         "workloads": rows,
         "targets": targets({r["name"]: r for r in rows}),
     }
-    out = opts.out or RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if opts.quick else "latest"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out / f"{stem}.md").write_text(render_md(result))
+    partial.unlink(missing_ok=True)
     print(render_md(result))
 
 

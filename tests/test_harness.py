@@ -79,3 +79,34 @@ def test_markdown_has_a_why_column_and_the_pytest_line() -> None:
     assert "no (missed by 2.67×) | our CPU 100.0 s: engine 60.0 s (60%) |" in md
     assert "`uv run pytest` on a fresh clone: 250.0 s (1250 passed)." in md
     assert h.TARGET_WORKLOADS[-1] == "pytest"
+
+
+def test_child_peak_rss_is_its_own_not_the_harness(tmp_path: Path) -> None:
+    """A measured child's peak RSS does not start from the harness's: after the harness has
+    held 300 MB, a small child still reports a small peak (fork, not vfork), and output trees
+    are digested without reading a file whole."""
+    h = _harness()
+    ballast = bytearray(300 * 1024 * 1024)  # the harness's own peak, as after a big digest
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    del ballast
+    sample = h.run_child([sys.executable, "-c", "pass"], profile=False, out=None)
+    assert sample.rss_mb < 150, sample.rss_mb
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"1" * 3_000_000)
+    first = h._tree_digest(tmp_path / "a")
+    assert first == h._tree_digest(tmp_path / "a")
+    (tmp_path / "a" / "f").write_bytes(b"1" * 2_999_999 + b"2")
+    assert h._tree_digest(tmp_path / "a") != first
+
+
+def test_run_takes_counts_above_the_published_limit() -> None:
+    """The RSS target's workload (`run --count 50000`) is accepted: no upper bound on --count."""
+    import click
+
+    from policystrata.cli import main
+
+    run = main.get_command(click.Context(main), "run")
+    assert run is not None
+    count = next(p for p in run.params if p.name == "count")
+    assert isinstance(count.type, click.IntRange)
+    assert count.type.min == 1 and count.type.max is None
