@@ -530,6 +530,41 @@ def targets(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: What a measured workload runs (not the tests, the docs or this harness).
+CODE_PATHS = (
+    "policystrata",
+    "rules",
+    "grammars",
+    "domains",
+    "pyproject.toml",
+    "uv.lock",
+    "benchmarks/make_traces.py",
+    "benchmarks/proof_bench.py",
+)
+
+
+def _code_digest(rev: str) -> str | None:
+    """The git object ids of :data:`CODE_PATHS` at ``rev``."""
+    ids = []
+    for path in CODE_PATHS:
+        got = subprocess.run(
+            ["git", "rev-parse", "-q", "--verify", f"{rev}:{path}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        ids.append(got.stdout.strip() if got.returncode == 0 else "-")
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def _code_clean() -> bool:
+    """No uncommitted change under :data:`CODE_PATHS` (else HEAD is not what would run)."""
+    got = subprocess.run(
+        ["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=ROOT, capture_output=True
+    )
+    return got.returncode == 0 and not got.stdout.strip()
+
+
 def _machine() -> dict[str, Any]:
     cpu = None
     try:
@@ -561,6 +596,16 @@ def render_md(result: dict[str, Any]) -> str:
         f"Python {m['python']}, load average at start {m['load_average_at_start']}.",
         f"Medians of {result['pairs']} interleaved pairs after a warm-up (wall seconds; CPU is "
         "user + sys of the process tree; RSS is the largest process).",
+    ]
+    earlier = [r for r in result["workloads"] if r.get("measured_at_commit")]
+    if earlier:
+        at = ", ".join(f"`{r['name']}` at {r['measured_at_commit']}" for r in earlier)
+        lines += [
+            "",
+            f"Kept from an interrupted run on the same code (`--resume`; only tests, docs or the "
+            f"harness changed since): {at}.",
+        ]
+    lines += [
         "",
         "| workload | published / B | ours | ratio (wall) | ours CPU s | ours peak RSS MB | load |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -639,7 +684,8 @@ def main() -> None:
     ap.add_argument(
         "--resume",
         action="store_true",
-        help="keep the rows an interrupted run of this commit (same --pairs) already measured",
+        help="keep the rows an interrupted run already measured (same --pairs, same code: "
+        "policystrata/, rules/, grammars/, domains/, pyproject.toml, uv.lock; never pytest)",
     )
     opts = ap.parse_args()
     pairs = opts.pairs or (2 if opts.quick else 5)
@@ -657,19 +703,26 @@ def main() -> None:
     partial = out / f"{stem}.partial.jsonl"
     machine = _machine()  # at the start: the load average before the first workload
     commit = machine["commit"]
+    code = _code_digest("HEAD") if _code_clean() else None
     done: dict[str, dict[str, Any]] = {}
-    if opts.resume and partial.exists():
+    if opts.resume and partial.exists() and code is not None:
         for line in partial.read_text().splitlines():
             entry = json.loads(line)
-            if entry.get("commit") == commit and entry.get("pairs") == pairs:
-                done[entry["row"]["name"]] = entry["row"]
+            row = entry["row"]
+            # a row is kept when the code it ran is this code (commits that changed only tests,
+            # docs or the harness keep it); the pytest row runs the tests, so it never is
+            same = entry.get("commit") == commit or _code_digest(entry["commit"]) == code
+            if same and entry.get("pairs") == pairs and row.get("kind") != "pytest":
+                row.setdefault("measured_at_commit", entry["commit"])
+                done[row["name"]] = row
     else:
         partial.unlink(missing_ok=True)
     published = published_venv() if any(w.published for w in chosen) else None
     rows = []
     for w in chosen:
         if w.name in done:
-            print(f"{w.name}: measured earlier at {commit} (--resume)", file=sys.stderr)
+            at = done[w.name]["measured_at_commit"]
+            print(f"{w.name}: measured earlier at {at}, same code (--resume)", file=sys.stderr)
             rows.append(done[w.name])
             continue
         print(f"{w.name} ...", file=sys.stderr, flush=True)

@@ -31,6 +31,13 @@ GOOD_SQL = (
 IR = "ticket_count during last_month limit 100"
 
 
+def _default_signals() -> None:
+    """The child takes the signals this test sends even when the suite was started with them
+    ignored (under nohup, or as a background job of a shell: both are inherited across exec)."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
@@ -308,6 +315,7 @@ def busy_check(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_signals,
     )
     try:
         yield proc, tmp

@@ -28,6 +28,13 @@ from policystrata.db.server import (
 pytestmark = pytest.mark.postgres
 
 
+def _default_signals() -> None:
+    """The child takes the signals this test sends even when the suite was started with them
+    ignored (under nohup, or as a background job of a shell: both are inherited across exec)."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def bindir() -> Path:
     found = find_bindir()
@@ -126,7 +133,11 @@ def _parent_with_a_server(bindir: Path) -> tuple[subprocess.Popen[str], Path, in
         """
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=_default_signals,
     )
     assert proc.stdout is not None
     tmp, pid = proc.stdout.readline().split()
