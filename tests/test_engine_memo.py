@@ -111,11 +111,25 @@ def _rec_component(engine: Engine) -> int:
     return index
 
 
+def _count_queries(monkeypatch) -> list[str]:
+    """Every predicate the engine asks pyDatalog for, in order, from now on."""
+    from policystrata.engine import backend as backend_mod
+
+    asked: list[str] = []
+    real = backend_mod.Backend.query_all
+
+    def counting(self, pred, *args, **kwargs):
+        asked.append(pred)
+        return real(self, pred, *args, **kwargs)
+
+    monkeypatch.setattr(backend_mod.Backend, "query_all", counting)
+    return asked
+
+
 def test_a_recursive_component_is_remembered_whole_by_its_inputs(monkeypatch):
     """A case-local recursive component whose inputs (up to the case id) were seen before gets
     its whole fixpoint recalled without a query; the model and the proofs over it (fact leaves'
     provenance from the new case's own facts) equal a fresh engine's."""
-    from policystrata.engine import backend as backend_mod
     from policystrata.engine import check_proof
 
     policy = _facts(("blocked", "z"))
@@ -126,14 +140,7 @@ def test_a_recursive_component_is_remembered_whole_by_its_inputs(monkeypatch):
     assert set(engine._comp_inputs) == {comp}
     assert engine._comp_inputs[comp] == ["edge", "start"]
     edges = [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a"), ("c", "z"), ("z", "e")]
-    asked: list[str] = []
-    real = backend_mod.Backend.query_all
-
-    def counting(self, pred, *args, **kwargs):
-        asked.append(pred)
-        return real(self, pred, *args, **kwargs)
-
-    monkeypatch.setattr(backend_mod.Backend, "query_all", counting)
+    asked = _count_queries(monkeypatch)
     # the whole-evaluation memo would answer the second case before any component
     monkeypatch.setattr(engine_mod, "WHOLE_MEMO_SIZE", -1)
     first = engine.evaluate(_graph("k1", edges))
@@ -164,17 +171,9 @@ def test_a_recursive_component_is_remembered_whole_by_its_inputs(monkeypatch):
 def test_a_component_with_an_empty_input_is_not_queried(monkeypatch):
     """A component some positive input of whose every rule is empty for the case derives
     nothing and is never asked; what depends on it is still right."""
-    from policystrata.engine import backend as backend_mod
 
     engine = Engine(parse_program(REC, source="r.dl"), _facts(("blocked", "z")))
-    asked: list[str] = []
-    real = backend_mod.Backend.query_all
-
-    def counting(self, pred, *args, **kwargs):
-        asked.append(pred)
-        return real(self, pred, *args, **kwargs)
-
-    monkeypatch.setattr(backend_mod.Backend, "query_all", counting)
+    asked = _count_queries(monkeypatch)
     fs = FactSet()
     fs.add("edge", "k1", "a", "b")
     fs.add("bad", "k1", "b")  # no start: reach is empty, and so is alarm
