@@ -17,7 +17,6 @@ carries the published keys (COMPAT.md §6, :mod:`policystrata.bench.published`) 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policystrata import __version__, profile
+from policystrata import __version__, gctune, profile
 from policystrata.bench import published
 from policystrata.bench.artifacts import ARTIFACT_DIR, artifact_blobs
 from policystrata.bench.cases import BenchCase
@@ -383,16 +382,7 @@ def write_run(
     meta.setdefault("trace_count", None)  # set when the run ends
     (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
     acc = Accumulator()
-    # The cyclic GC is tuned for the run (restored when it ends): everything loaded so far
-    # (rules, policy facts, the engine's pyDatalog clauses: ~70k objects) lives as long as the
-    # run, so it is frozen out of the collections (and, in forked workers, stays shared with the
-    # parent instead of being copied when a collection touches it), and the youngest generation
-    # is collected every 10,000 allocations instead of 700.
-    thresholds = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, *thresholds[1:])
-    try:
+    with gctune.tuned():  # the cyclic GC, for the run (restored when it ends)
         selected = (c for c in cases if partition is None or c.index % partition[1] == partition[0])
         if ray is not None:  # (RunnerSpec, cluster address or None for a local runtime)
             from policystrata.distributed import ray_map
@@ -412,9 +402,6 @@ def write_run(
                 acc.add(outcome.record, outcome.key)
                 if progress is not None:
                     progress()
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
     summary = {
         "suite": meta.get("suite"),
         "domain": runner.domain.name,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policystrata import __version__
+from policystrata import __version__, gctune
 from policystrata.case import Case
 from policystrata.check import Checker, Recall
 from policystrata.engine import check_proof
@@ -1005,8 +1005,9 @@ def run_scan(
         dbcfg = config.model.database
         if dbcfg is None or dbcfg.execute_imported_sql:
             checker.attach_databases(dbs)
-        for stage in STAGES:
-            stage(state)
+        with gctune.tuned():  # the cyclic GC, for the stages (what is loaded is frozen)
+            for stage in STAGES:
+                stage(state)
         state.database = database_summary(state, why)
     state.notes.extend(config.missing)
     gate_findings(state)
