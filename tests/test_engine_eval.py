@@ -164,3 +164,46 @@ def test_evaluate_only_the_predicates_asked_for():
     assert "reach" not in part.derived_predicates()
     with pytest.raises(ValueError, match="not materialized"):
         part.atoms("reach")
+
+
+def test_semi_naive_rounds_reach_the_same_fixpoint_for_non_linear_and_mutual_recursion():
+    """After the first round a recursive rule is asked once per component literal in its body,
+    that literal reading only the last round's new tuples (#delta): non-linear recursion
+    (two such literals) and mutual recursion still reach the whole fixpoint."""
+    prog = parse_program(
+        ".decl e(c, a: int, b: int)\n"
+        "tc(C, X, Y) :- e(C, X, Y).\n"
+        "tc(C, X, Y) :- tc(C, X, Z), tc(C, Z, Y).\n"
+        "odd(C, X, Y) :- e(C, X, Y).\n"
+        "odd(C, X, Y) :- even(C, X, Z), e(C, Z, Y).\n"
+        "even(C, X, Y) :- odd(C, X, Z), e(C, Z, Y).\n",
+        source="t.dl",
+    )
+    engine = Engine(prog, FactSet())
+    baseline = engine.fact_count()
+    n = 12  # a chain 0 -> 1 -> ... -> 11: log2 rounds for tc, n rounds for odd/even
+    result = engine.evaluate(case_of(*[("e", "k", i, i + 1) for i in range(n - 1)]))
+    assert sorted(result.atoms("tc")) == [("k", i, j) for i in range(n) for j in range(i + 1, n)]
+    assert sorted(result.atoms("odd")) == [
+        ("k", i, j) for i in range(n) for j in range(i + 1, n) if (j - i) % 2 == 1
+    ]
+    assert sorted(result.atoms("even")) == [
+        ("k", i, j) for i in range(n) for j in range(i + 1, n) if (j - i) % 2 == 0
+    ]
+    assert engine.fact_count() == baseline  # stored and #delta tuples retracted
+
+
+def test_timeout_inside_a_recursive_component_retracts_its_last_round():
+    prog = parse_program(
+        ".decl e(c, a: int, b: int)\n"
+        "tc(C, X, Y) :- e(C, X, Y).\n"
+        "tc(C, X, Y) :- tc(C, X, Z), tc(C, Z, Y).\n",
+        source="t.dl",
+    )
+    engine = Engine(prog, FactSet(), timeout=0.3)
+    baseline = engine.fact_count()
+    with pytest.raises(EvaluationTimeout, match="time limit"):
+        engine.evaluate(case_of(*[("e", "k", i, i + 1) for i in range(400)]))
+    assert engine.fact_count() == baseline
+    engine.timeout = 5
+    assert len(engine.evaluate(case_of(("e", "k", 1, 2), ("e", "k", 2, 3))).atoms("tc")) == 3

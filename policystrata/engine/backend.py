@@ -212,16 +212,23 @@ class Backend:
         order: tuple[int, ...],
         rename: dict[str, str] | None = None,
         head_name: str | None = None,
+        delta_at: int | None = None,
     ) -> None:
         """Assert a rule with its body in ``order``; body predicates in ``rename`` (positive and
         negated) are read from their renamed storage (see :meth:`add_program`); ``head_name``
-        asserts it under another head."""
+        asserts it under another head. With ``delta_at`` (a body index), that positive literal
+        reads its predicate's last-round tuples (:func:`delta_name`) and comes first."""
         rename = rename or {}
         head = pyEngine.Literal(head_name or rule.head.pred, self._terms(rule.head.args))
         body = []
+        if delta_at is not None:
+            order = (delta_at, *(i for i in order if i != delta_at))
         for i in order:
             lit = rule.body[i]
-            if isinstance(lit, Positive):
+            if i == delta_at:
+                assert isinstance(lit, Positive)
+                body.append(pyEngine.Literal(delta_name(lit.atom.pred), self._terms(lit.atom.args)))
+            elif isinstance(lit, Positive):
                 name = rename.get(lit.atom.pred, lit.atom.pred)
                 body.append(pyEngine.Literal(name, self._terms(lit.atom.args)))
             elif isinstance(lit, Negative):
@@ -249,7 +256,11 @@ class Backend:
         component). So pyDatalog never runs a recursive rule and never re-derives a lower
         stratum: each query is one flat join over given and stored facts. The rules of a
         recursive component that read the component are also asserted under ``<pred>#rec``:
-        after the first round only they can derive anything new (:func:`recursive_heads`).
+        after the first round only they can derive anything new (:func:`recursive_heads`), and
+        only from a tuple the last round found. So each is asserted there once per literal of
+        the component in its body, that literal reading ``<pred>#delta`` (the last round's new
+        tuples) and placed first, the others the stored tuples (semi-naive evaluation: a round
+        joins from what is new, not from everything again).
 
         ``fold(rule, body order)`` may shorten the body order (literals known to hold) or
         return None (the rule cannot apply): see ``Engine``'s partial evaluation.
@@ -268,15 +279,24 @@ class Backend:
                     continue
                 order = folded
             self.add_rule(rule, order, rename)
-            if _reads_own_component(rule, comp_of):
-                self.add_rule(rule, order, rename, head_name=rec_name(rule.head.pred))
+            here = comp_of.get(rule.head.pred)
+            for i in order:
+                lit = rule.body[i]
+                if (
+                    here is not None
+                    and isinstance(lit, Positive)
+                    and comp_of.get(lit.atom.pred) == here
+                ):
+                    self.add_rule(
+                        rule, order, rename, head_name=rec_name(rule.head.pred), delta_at=i
+                    )
         # make every known predicate resolvable (an empty EDB predicate answers "no facts", a
         # derived one whose every rule was folded away answers nothing)
         for name, decl in program.decls.items():
             pyEngine.insert(pyEngine.Pred(name, decl.arity or 1))
         for comp in strata:
             for p, arity in comp:
-                for name in (p, stored_name(p), rec_name(p)):
+                for name in (p, stored_name(p), rec_name(p), delta_name(p)):
                     pyEngine.insert(pyEngine.Pred(name, arity or 1))
 
     def register(self, name: str, arity: int) -> None:
@@ -363,6 +383,11 @@ class Backend:
 def stored_name(pred: str) -> str:
     """Storage of a derived predicate's materialized tuples (``#`` cannot occur in rule names)."""
     return f"{pred}#mat"
+
+
+def delta_name(pred: str) -> str:
+    """A recursive component's tuples found by the last round (semi-naive evaluation)."""
+    return f"{pred}#delta"
 
 
 def rec_name(pred: str) -> str:

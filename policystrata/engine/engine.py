@@ -31,6 +31,7 @@ from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, P
 from policystrata.engine.backend import (
     ORDER_WATCH,
     Backend,
+    delta_name,
     derived_strata,
     rec_name,
     recursive_heads,
@@ -568,27 +569,36 @@ class Engine:
                 lazy.need(self._comp_reads[i], [p for p, _a in comp])
             seen = _Index()
             first = True
-            while True:  # our fixpoint: pyDatalog never sees recursion
-                round_memo: dict = {}
-                new = []
-                for p, arity in comp:
-                    if first and p in self._split and backend is self.backend:
-                        rows = self._first_round(p, arity, case, deadline, round_memo)
-                        # facts given for p itself (asserted under p, which is not asked)
-                        rows += [*policy.get(p, ()), *case_rows.get(p, ())]
-                    elif first or p in self._with_rec:
-                        name = p if first else rec_name(p)
-                        rows = backend.query_all(
-                            name, arity, deadline=deadline, subgoals=round_memo
-                        )
-                    else:
-                        continue
-                    new += [(p, row) for row in rows if seen.add(p, row)]
-                first = False
-                if not new:
-                    break
-                for p, row in new:
-                    added.append(backend.add_fact(stored_name(p), row))
+            delta: list[Any] = []  # the last round's new tuples, as asserted under #delta
+            try:
+                while True:  # our fixpoint, semi-naive: pyDatalog never sees recursion
+                    round_memo: dict = {}
+                    new = []
+                    for p, arity in comp:
+                        if first and p in self._split and backend is self.backend:
+                            rows = self._first_round(p, arity, case, deadline, round_memo)
+                            # facts given for p itself (asserted under p, which is not asked)
+                            rows += [*policy.get(p, ()), *case_rows.get(p, ())]
+                        elif first or p in self._with_rec:
+                            name = p if first else rec_name(p)
+                            rows = backend.query_all(
+                                name, arity, deadline=deadline, subgoals=round_memo
+                            )
+                        else:
+                            continue
+                        new += [(p, row) for row in rows if seen.add(p, row)]
+                    first = False
+                    for clause in delta:
+                        backend.remove_fact(clause)
+                    delta = []
+                    if not new:
+                        break
+                    for p, row in new:
+                        added.append(backend.add_fact(stored_name(p), row))
+                        delta.append(backend.add_fact(delta_name(p), row))
+            finally:  # a timeout mid-round: this round's delta retracted too
+                for clause in delta:
+                    backend.remove_fact(clause)
             for p, _arity in comp:
                 derived[p] = seen.rows.get(p, [])
             if lazy is not None:
