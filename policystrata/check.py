@@ -455,6 +455,26 @@ def load_rules(
     return program
 
 
+def case_free(program: Program) -> set[str]:
+    """The input predicates the shipped rules declare with a first argument other than the case
+    id (``rules/decl_policy.dl``, ``decl_rls.dl``...: policy, schema, vocabulary): the same for
+    every case. A predicate of a user's rule file is never assumed so (a case bringing facts of
+    one assumed so would still be judged right, on the engine's slower full backend).
+
+    >>> sorted(case_free(load_rules()))[:3]
+    ['canonical_predicate', 'column_not_null', 'dimension']
+    """
+    from policystrata.engine.parser import display_name
+    from policystrata.paths import rule_files
+
+    shipped = {display_name(p) for p in rule_files()}
+    return {
+        p
+        for p, d in program.decls.items()
+        if d.loc.file in shipped and not program.is_idb(p) and d.arg_names[:1] != ("case",)
+    }
+
+
 #: Predicates whose rules become witnesses: each such rule must say what it found.
 WITNESS_PREDICATES = ("layer_fault", "violation", "contained")
 
@@ -516,7 +536,9 @@ class Checker:
         self.domain = domain
         self.program: Program = program or load_rules(rule_paths, extra_rule_paths)
         self.policy_facts = compile_domain(domain)
-        self.engine = Engine(self.program, self.policy_facts, timeout=timeout)
+        self.engine = Engine(
+            self.program, self.policy_facts, timeout=timeout, fixed=case_free(self.program)
+        )
         self.context = LoweringContext(domain, _reference_ddl(self.policy_facts))
         self._tenant_settings: dict[str | None, tuple[str, ...]] = {}
         self._verdicts: OrderedDict[Any, tuple[str, list[WitnessParts]]] = OrderedDict()

@@ -207,3 +207,21 @@ def test_timeout_inside_a_recursive_component_retracts_its_last_round():
     assert engine.fact_count() == baseline
     engine.timeout = 5
     assert len(engine.evaluate(case_of(("e", "k", 1, 2), ("e", "k", 2, 3))).atoms("tc")) == 3
+
+
+def test_an_empty_fixed_predicate_folds_its_rules_and_a_case_bringing_facts_is_still_right():
+    prog = parse_program(
+        ".decl asks(case, m)\n.decl retired(m)\n.decl granted(m)\n"
+        "ok(C, M) :- asks(C, M), granted(M).\n"
+        "stale(C, M) :- asks(C, M), retired(M).\n",
+        source="t.dl",
+    )
+    engine = Engine(prog, case_of(("granted", "m1")), fixed=["retired", "granted"])
+    assert engine._full is None
+    r = engine.evaluate(case_of(("asks", "c1", "m1"), ("asks", "c1", "m2")))
+    assert r.atoms("ok") == [("c1", "m1")] and r.atoms("stale") == []
+    assert engine._full is None  # judged on the fast backend, stale's rule not asserted there
+    # a case that does bring facts of a predicate assumed fixed: the full program, same answer
+    r = engine.evaluate(case_of(("asks", "c2", "m2"), ("retired", "m2")))
+    assert r.atoms("stale") == [("c2", "m2")] and r.atoms("ok") == []
+    assert engine._full is not None

@@ -215,3 +215,29 @@ def test_case_facts_reach_the_backend_only_when_a_component_asks(monkeypatch):
     assert r.atoms("reach") == [("k3", "a"), ("k3", "b"), ("k3", "c"), ("k3", "x")]
     assert r.atoms("alarm") == [("k3", "x")]
     assert engine.fact_count() == before
+
+
+def test_no_case_of_a_built_in_domain_brings_facts_of_a_predicate_assumed_fixed():
+    """The checker tells the engine which shipped input predicates are the same for every case
+    (``check.case_free``: declared with a first argument other than ``case``). A case bringing
+    facts of one is judged on the slower full backend: none of a run's cases, nor of a scan's
+    fuzz mutants, may do so (a shipped per-case predicate must name its first argument case)."""
+    from policystrata.scan.fuzz import FuzzContext, fuzz_record
+
+    for domain in ("support_saas", "finance_saas", "analytics_clickhouse"):
+        checker = Checker.open(domain)
+        fixed = checker.engine._given_fixed
+        assert fixed and "fuzz_mutant" not in fixed
+        runner = Runner(checker, minimize=True)
+        ctx = FuzzContext(checker.domain)
+        judged = 0
+        for suite in ("generated", "clean_controls"):
+            for case in resolve_suite(checker.domain, suite, None, 12, None).cases():
+                ev = runner.evaluate(case)
+                if ev.run is None or ev.witnesses:
+                    continue
+                detector_case = runner._case(case, ev.run, case.query, f"k{case.index}")
+                fuzzed = fuzz_record(checker, ctx, detector_case, 1729, 8)
+                judged += len(fuzzed.judged)
+        assert judged, domain
+        assert checker.engine._full is None, domain

@@ -220,11 +220,21 @@ class Engine:
     Derived predicates whose inputs are all policy facts are materialized once, here; the
     other rules are partially evaluated against what is thus fixed (a ground literal of a
     policy-only predicate that holds is dropped from the body, a rule with one that fails is
-    not asserted). A case that brings facts of a predicate assumed fixed is evaluated on a
-    second backend holding the program as written (built on first need).
+    not asserted). ``fixed`` names input predicates the caller knows no case brings facts of
+    (policy, schema, vocabulary): one with no policy fact holds nothing, so a rule with a
+    positive literal of it (or of an empty policy-only predicate) is not asserted either, and
+    the rules reading it are case-local (remembered, see :meth:`_case_local`). A case that
+    brings facts of a predicate assumed fixed is evaluated on a second backend holding the
+    program as written (built on first need).
     """
 
-    def __init__(self, program: Program, policy_facts: FactSet, timeout: float | None = 10.0):
+    def __init__(
+        self,
+        program: Program,
+        policy_facts: FactSet,
+        timeout: float | None = 10.0,
+        fixed: Iterable[str] = (),
+    ):
         if not program.checked:
             from policystrata.engine.checker import check_program
 
@@ -232,6 +242,7 @@ class Engine:
         self.program = program
         self.policy_facts = policy_facts
         self.timeout = timeout
+        self._given_fixed = frozenset(fixed)
         self._idb = [(p, program.arity(p) or 0) for p in program.idb_predicates()]
         self._arity = {p: program.arity(p) for p in {*program.decls, *dict(self._idb)}}
         self._valid: set[tuple[str, tuple[type, ...]]] = set()  # fact shapes found valid
@@ -270,6 +281,7 @@ class Engine:
         # every predicate given policy facts is taken as fixed too (a case bringing facts of
         # one is evaluated on the full backend), so remembered strata may read them
         self._fixed |= folded | {p for p in self._policy.rows if p not in self._deps}
+        self._fixed |= {p for p in program.decls if self._declared_fixed(p)}
         self._memo_inputs = self._case_local_strata()
         self._memo: dict[str, Memo] = {p: OrderedDict() for p in self._memo_inputs}
         self._constants: set[tuple[Any, ...]] | None = None
@@ -318,6 +330,9 @@ class Engine:
         out = []
         for i in order:
             lit = rule.body[i]
+            if isinstance(lit, Positive) and self._empty_fixed(lit.atom.pred):
+                folded.add(lit.atom.pred)
+                return None  # reads a fixed predicate with no tuple at all
             if isinstance(lit, Positive | Negative) and all(
                 isinstance(t, ConstTerm) for t in lit.atom.args
             ):
@@ -336,6 +351,17 @@ class Engine:
                 continue
             out.append(i)
         return tuple(out)
+
+    def _declared_fixed(self, pred: str) -> bool:
+        """One of the predicates the caller says no case brings facts of (``fixed``), and no
+        rule derives: the same for every case, so with no policy fact it holds nothing."""
+        return pred in self._given_fixed and pred not in self._deps
+
+    def _empty_fixed(self, pred: str) -> bool:
+        """A predicate the same for every case that holds no tuple."""
+        if pred in self._static:
+            return not self._static_rows.get(pred)
+        return pred not in self._policy.rows and self._declared_fixed(pred)
 
     def _case_local_strata(self) -> dict[str, list[str]]:
         """Non-recursive case-dependent predicates whose every rule is *case-local*: the head's
