@@ -114,16 +114,32 @@ def _order_free(rows: dict[str, list[tuple[Const, ...]]], cid: str) -> bool:
     return True
 
 
-class _CaseId:
-    """Stands for the case id in remembered tuples."""
+class _Whole:
+    """A whole evaluation remembered by its case facts up to the case id: the derived tuples as
+    found (with their own case id ``cid``), renamed when another case recalls them; whether
+    they are order-free (see ``_order_free``) is found on first need (most evaluations, e.g. a
+    fuzz mutant's or a minimization step's, are never recalled nor asked)."""
 
-    __slots__ = ()
+    __slots__ = ("cid", "derived", "free")
 
-    def __repr__(self) -> str:
-        return "<case>"
+    def __init__(self, cid: str, derived: dict[str, list[tuple[Const, ...]]], free: bool) -> None:
+        self.cid = cid
+        self.derived = derived
+        self.free: bool | None = None if free else False  # the case facts' part, known now
 
+    def order_free(self) -> bool:
+        if self.free is None:
+            cid = self.cid
+            self.free = all(_order_free({p: rows}, cid) for p, rows in self.derived.items())
+        return self.free
 
-_CID = _CaseId()
+    def rows_for(self, cid: str) -> dict[str, list[tuple[Const, ...]]]:
+        """The derived tuples with ``cid`` for this entry's case id."""
+        old = self.cid
+        return {
+            p: [tuple(cid if type(a) is str and a == old else a for a in r) for r in rows]
+            for p, rows in self.derived.items()
+        }
 
 
 class _CaseMemo:
@@ -287,9 +303,7 @@ class Engine:
         self._constants: set[tuple[Any, ...]] | None = None
         with self.backend.active():
             self._split_recursive()
-        self._whole: OrderedDict[
-            frozenset[tuple[str, Any]], tuple[dict[str, list[tuple[Any, ...]]], bool]
-        ] = OrderedDict()
+        self._whole: OrderedDict[frozenset[tuple[str, Any]], _Whole] = OrderedDict()
         self._rule_memo: dict[int, Memo] = {
             rule.index: OrderedDict() for rules in self._split.values() for rule, _i in rules
         }
@@ -744,12 +758,10 @@ class Engine:
             if hit is not None:
                 self._whole.move_to_end(whole)
                 cid = case.cid
-                for p, rows in hit[0].items():
-                    derived[p] = [tuple(cid if a is _CID else a for a in r) for r in rows]
+                derived.update(hit.rows_for(cid))
                 ordered = {p: derived[p] for p, _a in self._idb if p in derived}
                 res = Result(self, case_facts, case_index, ordered)
-                if hit[1]:
-                    res.memo_key = (cid, whole)
+                res._memo = (cid, whole, hit)
                 return res
         added: list[Any] = []
         watch = ORDER_WATCH
@@ -773,25 +785,17 @@ class Engine:
                     backend.remove_fact(clause)
                 ordered_cid = watch.seen
                 watch.cid, watch.seen = saved
-        order_free = False
+        entry = None
         if whole is not None and case is not None and not ordered_cid:
             cid = case.cid
-            stored: dict[str, list[tuple[Any, ...]]] = {}
-            order_free = _order_free(case_index.rows, cid)
-            for p, rows in derived.items():
-                if p in self._static:
-                    continue
-                stored[p] = [
-                    tuple(_CID if type(a) is str and a == cid else a for a in r) for r in rows
-                ]
-                order_free = order_free and _order_free({p: rows}, cid)
-            self._whole[whole] = (stored, order_free)
+            own = {p: rows for p, rows in derived.items() if p not in self._static}
+            entry = self._whole[whole] = _Whole(cid, own, _order_free(case_index.rows, cid))
             if len(self._whole) > WHOLE_MEMO_SIZE:
                 self._whole.popitem(last=False)
         ordered = {p: derived[p] for p, _a in self._idb if p in derived}
         res = Result(self, case_facts, case_index, ordered)
-        if order_free and whole is not None and case is not None:
-            res.memo_key = (case.cid, whole)
+        if entry is not None and whole is not None and case is not None:
+            res._memo = (case.cid, whole, entry)
         return res
 
     def _case_memo(
@@ -839,9 +843,15 @@ class Result:
         self._derived_keys: dict[str, set[tuple[Any, ...]]] = {}  # built per predicate
         self._sorted: dict[str, list[tuple[Const, ...]]] = {}
         self._prover: Any = None
-        self.memo_key: tuple[str, Any] | None = None
+        self._memo: tuple[str, Any, _Whole] | None = None  # (case id, key, remembered entry)
+
+    @property
+    def memo_key(self) -> tuple[str, Any] | None:
         """(case id, key): the case's facts up to its id, when everything built from this model
         is the same for another case with the same key, renamed (see ``_order_free``)."""
+        if self._memo is None or not self._memo[2].order_free():
+            return None
+        return self._memo[0], self._memo[1]
 
     # ---- membership -------------------------------------------------------------------------
 
