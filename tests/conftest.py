@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -162,3 +163,57 @@ def make_db(pg_cluster: Cluster) -> Iterator[Callable[..., Database]]:
     yield make
     for db in made:
         db.drop()
+
+
+# ---- runs shared by several test files ---------------------------------------------------------
+
+
+def _run_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """``build(out)`` done once for the whole test run, whichever xdist worker asks first (the
+    others wait on a file lock in the run's shared temp directory, then use its output); the
+    directory is only read (a module gets its own copy: :func:`seeded_copy`)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, shared by its workers (each has its own below)
+    shared = base / "shared-runs"
+    shared.mkdir(exist_ok=True)
+    out = shared / name
+    with (shared / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if not (shared / f"{name}.done").exists():
+                if out.exists():
+                    shutil.rmtree(out)  # a build that failed half-way
+                build(out)
+                (shared / f"{name}.done").write_text("")
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return out
+
+
+def _seeded_no_minimize(out: Path) -> None:
+    from policystrata.bench.runner import Runner, write_run
+    from policystrata.bench.suites import resolve_suite
+    from policystrata.check import Checker
+
+    checker = Checker.open("support_saas")
+    src = resolve_suite(checker.domain, "seeded")
+    write_run(Runner(checker, minimize=False), src.cases(), out, {"suite": "seeded"})
+
+
+@pytest.fixture(scope="session")
+def seeded_no_minimize_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``support_saas``'s seeded suite run without minimization (``write_run``, meta
+    ``{"suite": "seeded"}``): the run test_bench_ablations, _artifacts, _baselines and
+    _random_data read. Built once per test run (it was built once per file); do not write to
+    it: :func:`seeded_copy`."""
+    return _run_once(tmp_path_factory, "seeded-no-minimize", _seeded_no_minimize)
+
+
+def seeded_copy(run: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A module's own copy of a shared run, in ``mktemp(name)``."""
+    out = tmp_path_factory.mktemp(name)
+    shutil.copytree(run, out, dirs_exist_ok=True)
+    return out
