@@ -12,10 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from policystrata.bench.ablations import ablation_report, ablations
-from policystrata.bench.runner import Runner, write_run
-from policystrata.bench.suites import resolve_suite
-from policystrata.check import Checker, load_rules
+from policystrata.check import load_rules
 from policystrata.cli import main
+from tests.conftest import seeded_copy
 
 PUBLISHED = (
     "without_lineage",
@@ -28,12 +27,9 @@ PUBLISHED = (
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    checker = Checker.open("support_saas")
-    out = tmp_path_factory.mktemp("seeded")
-    src = resolve_suite(checker.domain, "seeded")
-    write_run(Runner(checker, minimize=False), src.cases(), out, {"suite": "seeded"})
-    return out
+def run_dir(seeded_no_minimize_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """support_saas's seeded run without minimization (built once for the test run)."""
+    return seeded_copy(seeded_no_minimize_run, tmp_path_factory, "seeded")
 
 
 def test_every_published_ablation_that_applies_is_defined() -> None:

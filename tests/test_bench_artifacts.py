@@ -9,19 +9,14 @@ from pathlib import Path
 import pytest
 
 from policystrata.bench.artifacts import KINDS, ArtifactStore, artifact_path
-from policystrata.bench.runner import Runner, write_run
-from policystrata.bench.suites import resolve_suite
-from policystrata.check import Checker
 from policystrata.errors import InputError
+from tests.conftest import seeded_copy
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    checker = Checker.open("support_saas")
-    out = tmp_path_factory.mktemp("seeded")
-    src = resolve_suite(checker.domain, "seeded")
-    write_run(Runner(checker, minimize=False), src.cases(), out, {"suite": "seeded"})
-    return out
+def run_dir(seeded_no_minimize_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """support_saas's seeded run without minimization (built once for the test run)."""
+    return seeded_copy(seeded_no_minimize_run, tmp_path_factory, "seeded")
 
 
 def test_every_named_artifact_is_stored_and_matches_its_digest(run_dir: Path) -> None:

@@ -22,12 +22,10 @@ from policystrata.bench.baselines import (
     baseline_cases,
     score,
 )
-from policystrata.bench.runner import Runner, write_run
-from policystrata.bench.suites import resolve_suite
-from policystrata.check import Checker
 from policystrata.cli import main
 from policystrata.db.server import Server
 from policystrata.model import load_domain
+from tests.conftest import seeded_copy
 
 VERDICT_FIELDS = (
     "witness_class",
@@ -55,12 +53,9 @@ VERDICT_FIELDS = (
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    checker = Checker.open("support_saas")
-    out = tmp_path_factory.mktemp("seeded")
-    src = resolve_suite(checker.domain, "seeded")
-    write_run(Runner(checker, minimize=False), src.cases(), out, {"suite": "seeded"})
-    return out
+def run_dir(seeded_no_minimize_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """support_saas's seeded run without minimization (built once for the test run)."""
+    return seeded_copy(seeded_no_minimize_run, tmp_path_factory, "seeded")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 import policystrata.bench.random_data
 from policystrata.bench.baselines import Baselines, baseline_cases, baseline_report, score
 from policystrata.bench.random_data import random_rows_sql
-from policystrata.bench.runner import Runner, write_run
-from policystrata.bench.suites import resolve_suite
-from policystrata.check import Checker
 from policystrata.db.server import Server
 from policystrata.db.vet import vet_sql
 from policystrata.model import load_domain
+from tests.conftest import seeded_copy
 from tests.domain_shapes import Shape, shapes, write_domain
 
 PROFILE = dict(
@@ -48,12 +46,9 @@ def test_rows_are_seeded_typed_sql_and_reach_every_tenant(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    checker = Checker.open("support_saas")
-    out = tmp_path_factory.mktemp("seeded_rdg")
-    src = resolve_suite(checker.domain, "seeded")
-    write_run(Runner(checker, minimize=False), src.cases(), out, {"suite": "seeded"})
-    return out
+def run_dir(seeded_no_minimize_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """support_saas's seeded run without minimization (built once for the test run)."""
+    return seeded_copy(seeded_no_minimize_run, tmp_path_factory, "seeded_rdg")
 
 
 def test_without_a_database_it_is_not_run(run_dir: Path) -> None:

@@ -184,16 +184,22 @@ def _need_ray() -> None:
         pytest.skip("Ray is not installed (uv sync installs the dev group)")
 
 
-def test_ray_executor_gives_the_local_output(tmp_path: Path) -> None:
+def test_ray_executor_gives_the_local_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--executor ray on a local Ray runtime (two actors) writes what --jobs 1 writes, for a
     run and for a scan."""
+    # Ray's uv hook off: under `uv run pytest` it would start each Ray worker through `uv run`
+    # with the checkout as its working_dir. Ray reads the variable when it is first imported, so
+    # it is set before that, and the constant too in case this process imported Ray already.
+    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     _need_ray()
     # one local runtime for the whole test (the commands join it instead of starting their own)
-    import os
-
     import ray
+    from ray._private import ray_constants
 
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    monkeypatch.setattr(ray_constants, "RAY_ENABLE_UV_RUN_RUNTIME_ENV", False)
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         _ray_run_and_scan(tmp_path)
