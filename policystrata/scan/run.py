@@ -829,12 +829,6 @@ class _Dedupe:
         return f"{finding_id}~{n}" if n > 1 else finding_id
 
 
-def _dedupe_ids(findings: Iterable[Finding]) -> None:
-    dedupe = _Dedupe()
-    for f in findings:
-        f.id = dedupe(f.id)
-
-
 def load_baseline(path: Path) -> set[str]:
     """Finding ids of a previous ``scan.json`` (or a findings.jsonl)."""
     items = read_json_documents(path, "baseline")
