@@ -172,4 +172,12 @@ class ScanReport(_Model):
     notes: list[str] = Field(default_factory=list, exclude=True)  # printed on stderr
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        """The report as scan.json's data. A scan's report keeps its findings and its fuzz
+        records on disk (:mod:`policystrata.scan.store`): they are read in here (the files
+        are written from them one at a time instead, :mod:`policystrata.scan.outputs`)."""
+        records = self.fuzz.get("records")
+        if isinstance(self.findings, list) and (records is None or isinstance(records, list)):
+            return self.model_dump(mode="json", exclude_none=True)
+        fuzz = self.fuzz if records is None else {**self.fuzz, "records": list(records)}
+        update = {"findings": list(self.findings), "fuzz": fuzz}
+        return self.model_copy(update=update).model_dump(mode="json", exclude_none=True)

@@ -203,7 +203,7 @@ def scan(
     """
     from policystrata.parallel import default_jobs
     from policystrata.scan.config import load_scan_config
-    from policystrata.scan.outputs import render, write_outputs
+    from policystrata.scan.outputs import write_format, write_outputs
     from policystrata.scan.run import run_scan
 
     err = _stderr_console()
@@ -242,7 +242,9 @@ def scan(
     if fmt == "table":
         render_table(report, max_rows=max_table_rows, out=target)
     else:
-        click.echo(render(report, fmt, sources), nl=False)
+        stdout = click.get_text_stream("stdout")
+        write_format(report, fmt, stdout, sources)  # a finding at a time, as the files
+        stdout.flush()
     sys.exit(report.gate.exit_code)
 
 

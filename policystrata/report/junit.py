@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -45,18 +46,26 @@ def write_junit(report: ScanReport, handle: Any) -> None:
     and serialized by ``ElementTree`` (so escaping and attribute order are its own); the
     document's and the suites' start and end tags around them. Never the whole tree, nor the
     whole document as one string (a 10,000-record scan has ~500,000 testcases)."""
-    by_layer: dict[str, list[Any]] = {}
-    for c in report.checks:
-        by_layer.setdefault(c.layer, []).append(c)
-    findings = {f.id: f for f in report.findings}
+    from policystrata.scan.store import CheckStore, FindingStore, Tally
+
+    checks = report.checks
+    by_layer: dict[str, Sequence[Any]] = {}
+    if isinstance(checks, CheckStore):  # on disk: each layer's outcomes read on demand
+        by_layer = {layer: checks.layer(layer) for layer in checks.by_layer}
+    else:
+        for c in checks:
+            by_layer.setdefault(c.layer, []).append(c)  # type: ignore[attr-defined]
+    found = report.findings
+    findings: Any = found.by_id() if isinstance(found, FindingStore) else {f.id: f for f in found}
     layers = sorted(by_layer, key=lambda s: (LAYER_ORDER.index(s) if s in LAYER_ORDER else 99, s))
+    tally = Tally.of(checks=checks).layers
     counts = {
         layer: (
-            len(cases),
-            sum(c.status == "failed" for c in cases),
-            sum(c.status == "skipped" for c in cases),
+            tally[layer]["ran"],
+            tally[layer].get("failed", 0),
+            tally[layer].get("skipped", 0),
         )
-        for layer, cases in by_layer.items()
+        for layer in by_layer
     }
     root = ET.Element("testsuites", name="policystrata scan")
     root.set("tests", str(sum(n for n, _f, _s in counts.values())))

@@ -16,6 +16,7 @@ rule step of the proof with the file:line of the facts it rests on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 from policystrata.prooftree import ProofNode
@@ -140,46 +141,31 @@ def _rule_entry(f: Finding) -> dict[str, Any]:
 def to_sarif(report: ScanReport, sources: dict[str, str] | None = None) -> dict[str, Any]:
     """The SARIF log. ``sources`` maps provenance names (``policy.yaml``) to paths relative to
     the repository (``domain/policy.yaml``)."""
+    log, results = sarif_parts(report, sources)
+    log["runs"][0]["results"] = list(results)
+    return log
+
+
+def sarif_parts(
+    report: ScanReport, sources: dict[str, str] | None = None
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """The SARIF log without its results (``runs[0].results`` empty), and the results one at
+    a time (:func:`policystrata.scan.outputs.write_sarif` writes them so). Reads the findings
+    twice: the rules and the files first, then each finding's result."""
     sources = dict(sources or {})
     rules: dict[str, dict[str, Any]] = {}
     index_of: dict[str, int] = {}
-    results = []
     for f in report.findings:
         sources.setdefault(f.location.file, f.location.file)
-    for f in report.findings:
         if f.rule_id not in rules:
             rules[f.rule_id] = _rule_entry(f)
             index_of[f.rule_id] = len(index_of)
-        index = index_of[f.rule_id]
-        fingerprint = hashlib.sha256(f.id.encode()).hexdigest()[:32]
-        results.append(
-            {
-                "ruleId": f.rule_id,
-                "ruleIndex": index,
-                "level": LEVEL[f.severity],
-                "message": {"text": f"{f.message} — fix: {f.probable_fix}"},
-                "locations": [_location(f.location.file, f.location.line)],
-                "partialFingerprints": {"policystrataFindingId/v1": fingerprint},
-                "codeFlows": [
-                    {
-                        "message": {"text": f"proof: {f.surface} ({f.witness_class})"},
-                        "threadFlows": [{"locations": _flow_steps(f, sources)}],
-                    }
-                ],
-                "properties": {
-                    "findingId": f.id,
-                    "severity": f.severity,
-                    "confidence": f.confidence,
-                    "surface": f.surface,
-                    "witnessClass": f.witness_class,
-                    "evidenceLevel": f.evidence_level,
-                    "gating": f.gating,
-                    **({"baseline": f.baseline} if f.baseline else {}),
-                },
-                **({"baselineState": f.baseline} if f.baseline else {}),
-            }
-        )
-    return {
+
+    def results() -> Iterator[dict[str, Any]]:
+        for f in report.findings:
+            yield _result(f, index_of[f.rule_id], sources)
+
+    log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [
@@ -193,8 +179,38 @@ def to_sarif(report: ScanReport, sources: dict[str, str] | None = None) -> dict[
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "scan config dir"}}},
-                "results": results,
+                "results": [],
                 "properties": {"gate": report.gate.model_dump(mode="json")},
             }
         ],
+    }
+    return log, results()
+
+
+def _result(f: Finding, index: int, sources: dict[str, str]) -> dict[str, Any]:
+    fingerprint = hashlib.sha256(f.id.encode()).hexdigest()[:32]
+    return {
+        "ruleId": f.rule_id,
+        "ruleIndex": index,
+        "level": LEVEL[f.severity],
+        "message": {"text": f"{f.message} — fix: {f.probable_fix}"},
+        "locations": [_location(f.location.file, f.location.line)],
+        "partialFingerprints": {"policystrataFindingId/v1": fingerprint},
+        "codeFlows": [
+            {
+                "message": {"text": f"proof: {f.surface} ({f.witness_class})"},
+                "threadFlows": [{"locations": _flow_steps(f, sources)}],
+            }
+        ],
+        "properties": {
+            "findingId": f.id,
+            "severity": f.severity,
+            "confidence": f.confidence,
+            "surface": f.surface,
+            "witnessClass": f.witness_class,
+            "evidenceLevel": f.evidence_level,
+            "gating": f.gating,
+            **({"baseline": f.baseline} if f.baseline else {}),
+        },
+        **({"baselineState": f.baseline} if f.baseline else {}),
     }

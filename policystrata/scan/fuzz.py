@@ -1057,6 +1057,17 @@ def counts_template() -> dict[str, int]:
     return dict.fromkeys(STATUSES, 0)
 
 
+def not_fuzzed_why(settings: Any, no_fuzz: bool) -> str | None:
+    """Why the fuzz stage does not run (``--no-fuzz``, the config's ``fuzz:``), or None."""
+    if no_fuzz:
+        return "--no-fuzz"
+    if not settings.enabled:
+        return "fuzz.enabled: false"
+    if settings.max_cases_per_trace == 0:
+        return "fuzz.max_cases_per_trace: 0"
+    return None
+
+
 def scan_fuzz(state: Any) -> None:
     """The scan stage: every clean record's mutants, judged; survivors become findings
     (non-gating); ``state.fuzz`` gets the report section."""
@@ -1069,27 +1080,20 @@ def scan_fuzz(state: Any) -> None:
         "seed": settings.seed,
         "max_cases_per_trace": settings.max_cases_per_trace,
     }
-    if not settings.enabled or state.no_fuzz or settings.max_cases_per_trace == 0:
-        why = (
-            "--no-fuzz"
-            if state.no_fuzz
-            else "fuzz.enabled: false"
-            if not settings.enabled
-            else "fuzz.max_cases_per_trace: 0"
-        )
+    why = not_fuzzed_why(settings, state.no_fuzz)
+    if why is not None:
         state.fuzz = {**section, "ran": False, "reason": why}
         return
+    from policystrata.scan.store import Spill
+
     ctx = FuzzContext(checker.domain)
     operators = {op.id: counts_template() for op in OPERATORS}
-    records: list[dict[str, Any]] = []
-    skipped = 0
+    records: Spill[dict[str, Any]] = Spill()  # one entry per record, on disk (scan.json's)
+    skipped = state.cases_with_findings  # a mutant of a failing record proves nothing
     saved = (checker.context.databases, checker.context.probes)
     checker.attach_databases(None)  # mutants are judged from their artifacts
     try:
-        for case, findings, fuzzed in state.cases:
-            if findings:
-                skipped += 1  # a mutant of a failing record proves nothing
-                continue
+        for case, fuzzed in state.cases:  # the clean records, in order
             rel = case.origin.source if case.origin else ""
             entry: dict[str, Any] = {
                 "record": case.id,

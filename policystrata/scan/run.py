@@ -59,6 +59,7 @@ from policystrata.scan.findings import (
     repro_record,
     what_changed,
 )
+from policystrata.scan.store import CheckStore, FindingStore, Spill
 from policystrata.traces import REGRESSION_CASES, Skipped, TraceItem, read_traces
 from policystrata.witness import CaseResult, RecordError, SourceRef, Witness
 
@@ -74,8 +75,10 @@ class ScanState:
     checker: Checker
     db_spec: str | None = None
     progress: Progress = lambda _msg: None
-    findings: list[Finding] = field(default_factory=list)
-    checks: list[CheckOutcome] = field(default_factory=list)
+    # what grows with the records is kept on disk (:mod:`policystrata.scan.store`): the
+    # findings as made (ids, published keys, baseline and gate are set by finish_findings)...
+    findings: Spill[Finding] = field(default_factory=lambda: Spill())
+    checks: CheckStore = field(default_factory=lambda: CheckStore())  # ...the check outcomes
     records: dict[str, int] = field(
         default_factory=lambda: {
             "scanned": 0,
@@ -86,8 +89,15 @@ class ScanState:
         }
     )
     regression_cases: dict[str, str] = field(default_factory=dict)  # finding/record -> class
-    # each judged record, its findings and (when fuzzed where it was checked) its fuzzing
-    cases: list[tuple[Case, list[Finding], Any]] = field(default_factory=list)
+    # each clean record and (when fuzzed where it was checked) its fuzzing, kept only when
+    # the fuzz stage runs (it reads them back); the records with findings are only counted
+    cases: Spill[tuple[Case, Any]] = field(default_factory=lambda: Spill())
+    cases_with_findings: int = 0
+    fuzzes: bool = False  # the fuzz stage runs
+    # what publish() reads of each record's pass-through fields, by record id (the last
+    # record with an id, as before); equal ones shared
+    metas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _equal_metas: dict[Any, dict[str, Any]] = field(default_factory=dict)
     database: dict[str, Any] = field(default_factory=dict)  # the database checks' counts
     layer_checks: dict[str, list[str]] = field(default_factory=dict)
     check_alias: dict[str, str] = field(default_factory=dict)
@@ -103,6 +113,15 @@ class ScanState:
     no_fuzz: bool = False  # --no-fuzz
     fuzz: dict[str, Any] = field(default_factory=dict)  # the fuzz stage's report section
     memo: CleanMemo = field(default_factory=lambda: CleanMemo())  # clean records, by content
+
+    def published_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The fields of ``meta`` that publish() reads; one dict for equal ones."""
+        out = {k: meta[k] for k in PUBLISHED_META if k in meta}
+        try:
+            key = tuple((k, type(v), v) for k, v in out.items())  # 1 and True differ here
+            return self._equal_metas.setdefault(key, out)
+        except TypeError:  # a value that is not hashable (a list, an object)
+            return out
 
 
 def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -405,10 +424,10 @@ class Fuzzer:
     @classmethod
     def of(cls, config: ScanConfig, checker: Checker, no_fuzz: bool) -> Fuzzer | None:
         """The scan's fuzzer, or None when the fuzz stage does not run."""
-        from policystrata.scan.fuzz import FuzzContext
+        from policystrata.scan.fuzz import FuzzContext, not_fuzzed_why
 
         s = config.model.fuzz
-        if not s.enabled or no_fuzz or s.max_cases_per_trace == 0:
+        if not_fuzzed_why(s, no_fuzz) is not None:
             return None
         return cls(s.seed, s.max_cases_per_trace, FuzzContext(checker.domain))
 
@@ -613,6 +632,10 @@ def _note_record(state: ScanState, case: Case, rel: str, first_seen: dict[str, i
         )
 
 
+#: The pass-through fields of a record that :func:`~.findings.publish` reads.
+PUBLISHED_META = ("regression_case", "source", "timestamp", "evidence_level", "expected_policy")
+
+
 def judge_case(
     state: ScanState,
     case: Case,
@@ -637,7 +660,11 @@ def judge_case(
     for err in result.errors:
         findings.append(record_error_finding(state, err, rel, ""))
     state.findings.extend(findings)
-    state.cases.append((case, findings, fuzzed))
+    if findings:
+        state.cases_with_findings += 1
+    elif state.fuzzes:
+        state.cases.append((case, fuzzed))
+    state.metas[case.id] = state.published_meta(case.meta)
     loc = Location(file=rel, line=line)
     state.checks.append(
         CheckOutcome(
@@ -790,13 +817,16 @@ STAGES: tuple[Callable[[ScanState], None], ...] = (
 # ------------------------------------------------------------------------------- the verdict
 
 
-def _dedupe_ids(findings: list[Finding]) -> None:
-    seen: dict[str, int] = {}
-    for f in findings:
-        n = seen.get(f.id, 0) + 1
-        seen[f.id] = n
-        if n > 1:
-            f.id = f"{f.id}~{n}"
+class _Dedupe:
+    """A finding id made unique in finding order: the second ``x`` is ``x~2``, and so on."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, finding_id: str) -> str:
+        n = self.seen.get(finding_id, 0) + 1
+        self.seen[finding_id] = n
+        return f"{finding_id}~{n}" if n > 1 else finding_id
 
 
 def load_baseline(path: Path) -> set[str]:
@@ -822,17 +852,33 @@ def _baseline_id(finding: Any, path: Path, line: int | None) -> str:
 
 
 def apply_gate(
-    findings: list[Finding],
+    findings: Iterable[Finding],
     gate: Any,
     *,
     fail_on_severity: str | None = None,
     fail_on_confidence: str | None = None,
 ) -> GateResult:
     """Mark each finding gating or a warning; exit 1 when gating findings exceed the limit."""
-    sev = fail_on_severity or gate.fail_on_severity
-    conf = fail_on_confidence or gate.fail_on_confidence
-    gating = 0
+    counter = _Gate(gate, fail_on_severity, fail_on_confidence)
     for f in findings:
+        counter.mark(f)
+    return counter.result()
+
+
+class _Gate:
+    """The gate's thresholds and its counts, finding by finding (see :func:`apply_gate`)."""
+
+    def __init__(
+        self, gate: Any, fail_on_severity: str | None, fail_on_confidence: str | None
+    ) -> None:
+        self.gate = gate
+        self.sev = fail_on_severity or gate.fail_on_severity
+        self.conf = fail_on_confidence or gate.fail_on_confidence
+        self.gating = self.total = 0
+
+    def mark(self, f: Finding) -> None:
+        """Set ``f.gating`` and count it."""
+        gate, sev, conf = self.gate, self.sev, self.conf
         f.gating = (
             not f.advisory
             and gate.fail_on_high_confidence
@@ -840,20 +886,24 @@ def apply_gate(
             and SEVERITY_RANK[f.severity] >= SEVERITY_RANK[sev]
             and CONFIDENCE_RANK[f.confidence] >= CONFIDENCE_RANK[conf]
         )
-        gating += f.gating
-    passed = gating <= gate.max_findings
-    return GateResult(
-        passed=passed,
-        exit_code=0 if passed else 1,
-        gating=gating,
-        warnings=len(findings) - gating,
-        thresholds={
-            "fail_on_high_confidence": gate.fail_on_high_confidence,
-            "fail_on_severity": sev,
-            "fail_on_confidence": conf,
-            "max_findings": gate.max_findings,
-        },
-    )
+        self.gating += f.gating
+        self.total += 1
+
+    def result(self) -> GateResult:
+        gate, gating = self.gate, self.gating
+        passed = gating <= gate.max_findings
+        return GateResult(
+            passed=passed,
+            exit_code=0 if passed else 1,
+            gating=gating,
+            warnings=self.total - gating,
+            thresholds={
+                "fail_on_high_confidence": gate.fail_on_high_confidence,
+                "fail_on_severity": self.sev,
+                "fail_on_confidence": self.conf,
+                "max_findings": gate.max_findings,
+            },
+        )
 
 
 def prepare_domain(config: ScanConfig) -> Callable[[Any], None]:
@@ -984,6 +1034,28 @@ def run_scan(
     state = ScanState(
         config=config, checker=checker, db_spec=db_spec, jobs=jobs, ray=ray, no_fuzz=no_fuzz
     )
+    try:
+        return _run(state, baseline, progress, fail_on_severity, fail_on_confidence)
+    except BaseException:  # an error, ^C: what is on disk goes now, not when collected
+        for spill in (state.findings, state.checks, state.cases):
+            spill.close()
+        records = state.fuzz.get("records")
+        if isinstance(records, Spill):
+            records.close()
+        raise
+
+
+def _run(
+    state: ScanState,
+    baseline: Path | None,
+    progress: Progress | None,
+    fail_on_severity: str | None,
+    fail_on_confidence: str | None,
+) -> ScanReport:
+    config, checker = state.config, state.checker
+    from policystrata.scan.fuzz import not_fuzzed_why
+
+    state.fuzzes = not_fuzzed_why(config.model.fuzz, state.no_fuzz) is None
     state.notes.extend(scan_notes(config))
     if checker.domain.scan_tenancy is not None:
         state.notes.extend(checker.domain.scan_tenancy.notes)
@@ -1000,7 +1072,7 @@ def run_scan(
         )
     for w in checker.domain.warnings:
         state.notes.append(str(w))
-    with scan_databases(config, checker.domain, db_spec, state.notes) as (dbs, why):
+    with scan_databases(config, checker.domain, state.db_spec, state.notes) as (dbs, why):
         state.databases, state.database_why = dbs, why
         dbcfg = config.model.database
         if dbcfg is None or dbcfg.execute_imported_sql:
@@ -1011,43 +1083,59 @@ def run_scan(
         state.database = database_summary(state, why)
     state.notes.extend(config.missing)
     gate_findings(state)
-    _dedupe_ids(state.findings)
-    metas = {case.id: case.meta for case, _found, _fuzzed in state.cases}
-    for f in state.findings:
-        publish(f, config.name, metas.get(f.record_id or ""))
-    diff = None
-    if baseline is not None:
-        previous = load_baseline(baseline)
-        current = [f.id for f in state.findings]
-        for f in state.findings:
-            f.baseline = "unchanged" if f.id in previous else "new"
-        diff = BaselineDiff(
-            file=baseline.name,
-            new=[i for i in current if i not in previous],
-            unchanged=[i for i in current if i in previous],
-            fixed=sorted(previous - set(current)),
-        )
-    gate = apply_gate(
-        state.findings,
-        config.model.gate,
-        fail_on_severity=fail_on_severity,
-        fail_on_confidence=fail_on_confidence,
+    state.cases.close()  # read by the fuzz stage; done with
+    findings, diff, gate = finish_findings(
+        state, baseline, fail_on_severity=fail_on_severity, fail_on_confidence=fail_on_confidence
     )
-    return ScanReport(
+    report = ScanReport(
         version=__version__,
         config=config.name,
         domain=config.model.domain or checker.domain.name,
         rules_digest=checker.rules_digest,
-        findings=state.findings,
         records=state.records,
         database=state.database,
         baseline=diff,
         gate=gate,
-        checks=state.checks,
         notes=state.notes,
         inputs=config.present_inputs(),
         fuzz=state.fuzz,
     )
+    # on disk, read back one at a time (assigned, not validated: validating reads them all)
+    report.findings = findings  # type: ignore[assignment]
+    report.checks = state.checks  # type: ignore[assignment]
+    return report
+
+
+def finish_findings(
+    state: ScanState,
+    baseline: Path | None,
+    *,
+    fail_on_severity: str | None = None,
+    fail_on_confidence: str | None = None,
+) -> tuple[FindingStore, BaselineDiff | None, GateResult]:
+    """The findings as reported, in one pass over them as made: unique ids, the published
+    keys (:func:`~.findings.publish`), new or unchanged against the baseline, gating or not;
+    with the baseline diff and the gate's verdict."""
+    previous = load_baseline(baseline) if baseline is not None else None
+    dedupe = _Dedupe()
+    gate = _Gate(state.config.model.gate, fail_on_severity, fail_on_confidence)
+    out = FindingStore()
+    new: list[str] = []
+    unchanged: list[str] = []
+    for f in state.findings:
+        f.id = dedupe(f.id)
+        publish(f, state.config.name, state.metas.get(f.record_id or ""))
+        if previous is not None:
+            f.baseline = "unchanged" if f.id in previous else "new"
+            (unchanged if f.id in previous else new).append(f.id)
+        gate.mark(f)
+        out.append(f)
+    state.findings.close()
+    diff = None
+    if baseline is not None and previous is not None:
+        fixed = sorted(previous - out.positions.keys())
+        diff = BaselineDiff(file=baseline.name, new=new, unchanged=unchanged, fixed=fixed)
+    return out, diff, gate.result()
 
 
 def iter_failed(report: ScanReport) -> Iterator[CheckOutcome]:
