@@ -460,3 +460,62 @@ def test_the_terminal_table_is_capped_and_the_files_are_not(
     assert "4 finding(s)" in few.stdout  # the verdict counts every finding
     for name in ("scan.json", "findings.jsonl", "summary.json", "report.md", "junit.xml"):
         assert (capped / name).read_bytes() == (full / name).read_bytes(), name
+
+
+def test_tenant_checks_are_skipped_when_no_tenant_column_is_known(tmp_path: Path) -> None:
+    """A domain with no schema.sql and no tenancy in the config: no table is known to be
+    tenant-owned, so the tenant checks cannot judge a record; they are reported as skipped
+    with why (never as passed), and a note says so. With schema.sql the same record fails."""
+    import sys
+    import xml.etree.ElementTree as ET
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from domain_shapes import Shape, Table, write_domain
+
+    def table(name: str, parent: str | None, fk: str | None, role: str) -> Table:
+        return Table(
+            name, parent, fk, False, role == "root", "kind", "amount_cents", "created_on",
+            "date", False, role,
+        )  # fmt: skip
+
+    shape = Shape(
+        "integer", "tenant_id", False, False, False, False, "join",
+        (table("workspaces", None, None, "root"),
+         table("orders", "workspaces", "workspace_id", "chain")),
+    )  # fmt: skip
+    record = {
+        "id": "r1",
+        "principal": "a_analyst",
+        "release_allowed": True,
+        "semantic_ir": {"metric": "orders_total", "dimensions": ["orders_kind"], "filters": {},
+                        "time_range": "last_month", "limit": 100},
+        "sql": "select orders.kind as orders_kind, sum(orders.amount_cents) as value from orders "
+        "where orders.created_on >= date '2026-05-01' and orders.created_on < date '2026-06-01' "
+        "group by orders.kind limit 100",
+    }  # fmt: skip
+    outcome = {}
+    for with_schema in (True, False):
+        base = tmp_path / ("with" if with_schema else "without")
+        write_domain(shape, base / "dom")
+        if not with_schema:
+            (base / "dom" / "schema.sql").unlink()
+        (base / "traces.jsonl").write_text(json.dumps(record) + "\n")
+        (base / "policystrata.yaml").write_text(
+            "version: 1\ndomain_path: dom\nsql_traces:\n  files: [traces.jsonl]\n"
+        )
+        res = CliRunner().invoke(
+            main,
+            ["scan", "--config", str(base / "policystrata.yaml"), "--out", str(base / "out"),
+             "--db", "none", "--no-fuzz"],
+        )  # fmt: skip
+        assert res.exit_code in (0, 1), res.output
+        cases = ET.parse(base / "out" / "junit.xml").getroot().iter("testcase")
+        case = next(c for c in cases if c.get("name") == "compiler.tenant_scope_missing")
+        outcome[with_schema] = (case, res.output)
+    failed, _ = outcome[True]
+    assert failed.find("failure") is not None
+    skipped, output = outcome[False]
+    assert skipped.find("failure") is None
+    reason = skipped.find("skipped")
+    assert reason is not None and "no table is known to be tenant-owned" in reason.get("message")
+    assert "no tenant column is known" in " ".join(output.split())

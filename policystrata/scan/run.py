@@ -106,6 +106,8 @@ class ScanState:
     execution: ExecutionCounts = field(default_factory=ExecutionCounts)
     canonical: dict[str, int] = field(default_factory=dict)  # why each record had a reference
     schema_checks: set[str] = field(default_factory=set)  # need keys/RLS from schema.sql
+    tenancy_checks: set[str] = field(default_factory=set)  # need a known tenant column
+    tenants_known: bool = True  # some table's tenant column is known (schema or config)
     metric_checks: set[str] = field(default_factory=set)  # compare SQL with metric_agg
     notes: list[str] = field(default_factory=list)  # for people (stderr), not part of scan.json
     jobs: int = 1  # processes checking records (see judged_records)
@@ -148,12 +150,33 @@ def layer_checks(checker: Checker) -> tuple[dict[str, list[str]], dict[str, str]
     return out, alias
 
 
-def checks_reading(checker: Checker, alias: dict[str, str], pred: str) -> set[str]:
-    """Check ids whose ``layer_fault`` rule reads ``pred`` (a positive literal of its body)."""
+def checks_reading(
+    checker: Checker, alias: dict[str, str], pred: str, *, through: bool = False
+) -> set[str]:
+    """Check ids whose ``layer_fault`` rule reads ``pred`` (a positive literal of its body; with
+    ``through``, also through the positive literals of the rules it reads, so a rule that can
+    derive nothing without a ``pred`` tuple somewhere below it)."""
+    program = checker.program
+    reads: dict[str, set[str]] = {}
+    for rule in program.rules:
+        reads.setdefault(rule.head.pred, set()).update(
+            lit.atom.pred for lit in rule.body if isinstance(lit, Positive)
+        )
+    needs: dict[str, bool] = {}
+
+    def needs_pred(p: str, seen: frozenset[str] = frozenset()) -> bool:
+        if p == pred:
+            return True
+        if not through or p in seen or p not in reads:
+            return False
+        if p not in needs:
+            needs[p] = any(needs_pred(q, seen | {p}) for q in reads[p])
+        return needs[p]
+
     out = set()
-    for rule in checker.program.rules:
+    for rule in program.rules:
         if rule.head.pred == "layer_fault" and any(
-            isinstance(lit, Positive) and lit.atom.pred == pred for lit in rule.body
+            isinstance(lit, Positive) and needs_pred(lit.atom.pred) for lit in rule.body
         ):
             out.add(alias.get(rule.id, rule.id))
     return out
@@ -175,6 +198,14 @@ def unknown_checks(state: ScanState, case: Case) -> dict[str, str]:
         out.update(
             dict.fromkeys(state.schema_checks, "unknown without schema.sql (needs keys or RLS)")
         )
+        if not state.tenants_known:
+            out.update(
+                dict.fromkeys(
+                    state.tenancy_checks,
+                    "unknown without schema.sql or declared tenant columns (no table is known "
+                    "to be tenant-owned)",
+                )
+            )
     metric = domain.policy.resolve_metric(case.ir.metric) if case.ir is not None else None
     reason = domain.metric_unknown(metric) if metric is not None else None
     if reason is not None:
@@ -1064,12 +1095,21 @@ def _run(
     state.layer_checks, state.check_alias = layer_checks(checker)
     state.schema_checks = schema_checks(checker, state.check_alias)
     state.metric_checks = checks_reading(checker, state.check_alias, "metric_agg")
+    state.tenancy_checks = checks_reading(checker, state.check_alias, "tenant_column", through=True)
+    state.tenants_known = any(f.pred == "tenant_column" for f in checker.policy_facts)
     if not checker.domain.schema_known:
         state.notes.append(
             f"the domain has no schema.sql: {len(state.schema_checks)} check(s) that need keys "
             f"or RLS ({', '.join(sorted(state.schema_checks))}) are reported as skipped, "
             "unknown without schema.sql"
         )
+        if not state.tenants_known:
+            state.notes.append(
+                "no tenant column is known (no schema.sql, no tenancy section in the config): "
+                f"{len(state.tenancy_checks)} tenant check(s) "
+                f"({', '.join(sorted(state.tenancy_checks))}) are reported as skipped, unknown "
+                "without a tenant column"
+            )
     for w in checker.domain.warnings:
         state.notes.append(str(w))
     with scan_databases(config, checker.domain, state.db_spec, state.notes) as (dbs, why):
