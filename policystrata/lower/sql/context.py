@@ -77,6 +77,12 @@ class Ctx:
     # kept so its id cannot be reused by another node while the statement is lowered)
     _spans: dict[int, tuple[exp.Expr, tuple[int, int] | None]] = field(default_factory=dict)
 
+    def column_type(self, table: str, column: str) -> str | None:
+        """The column's type per the schema; None when it is not known (no schema, or a column
+        the domain knows only from its policy: type ``unknown``)."""
+        typ = (self.schema_columns or {}).get(table, {}).get(column)
+        return None if typ in (None, "unknown") else typ
+
     # -- provenance --------------------------------------------------------------------------
     def span(self, node: exp.Expr | None) -> tuple[int, int] | None:
         if node is None:

@@ -282,7 +282,7 @@ def _bound(
         if not _is_time_column(ctx, t, c, when):
             continue
         is_date = isinstance(when, dt.date) and not isinstance(when, dt.datetime)
-        col_type = (ctx.schema_columns or {}).get(t, {}).get(c)
+        col_type = ctx.column_type(t, c)
         date_col = col_type == "date" or (col_type is None and is_date)
         out: list[tuple[str, dt.date | dt.datetime]] = []
         if unit is not None:
@@ -316,7 +316,7 @@ def _bound(
 
 
 def _is_time_column(ctx: Ctx, table: str, column: str, when: object) -> bool:
-    typ = (ctx.schema_columns or {}).get(table, {}).get(column)
+    typ = ctx.column_type(table, column)
     if typ is not None:
         return typ in _TIME_TYPES
     return when is not None or ident_name(column).endswith(("_at", "_on", "_date", "date", "time"))
