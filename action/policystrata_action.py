@@ -247,8 +247,28 @@ def summary_text(report: Path | None, exit_code: int) -> str:
 
 
 def _fresh(path: Path, started: float | None) -> bool:
-    """``path`` exists and was written by this run (not left over from an earlier one)."""
-    return path.is_file() and (started is None or path.stat().st_mtime >= started - 1.0)
+    """``path`` exists and was written by this run (not left over from an earlier one): its
+    modification time is not before the run started. A filesystem that keeps whole seconds
+    only (the time's nanoseconds are 0) is compared with the start's whole second; any other
+    exactly (a 1 s tolerance took a file written just before a quick run for its own).
+
+    >>> import os, tempfile, time
+    >>> f = Path(tempfile.mkdtemp()) / "x"; _ = f.write_text("")
+    >>> os.utime(f, ns=(1_000_000_000_500_000_000,) * 2)  # written at 1e9 + .5 s
+    >>> _fresh(f, 1_000_000_000.7), _fresh(f, 1_000_000_000.2)
+    (False, True)
+    >>> os.utime(f, ns=(1_000_000_000_000_000_000,) * 2)  # whole seconds only
+    >>> _fresh(f, 1_000_000_000.7), _fresh(f, 1_000_000_001.2)
+    (True, False)
+    """
+    if not path.is_file():
+        return False
+    if started is None:
+        return True
+    ns = path.stat().st_mtime_ns
+    if ns % 1_000_000_000 == 0:
+        return ns // 1_000_000_000 >= int(started)
+    return ns >= int(started * 1_000_000_000)
 
 
 def _append(env_var: str, text: str) -> bool:
