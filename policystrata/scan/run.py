@@ -154,29 +154,23 @@ def checks_reading(
     checker: Checker, alias: dict[str, str], pred: str, *, through: bool = False
 ) -> set[str]:
     """Check ids whose ``layer_fault`` rule reads ``pred`` (a positive literal of its body; with
-    ``through``, also through the positive literals of the rules it reads, so a rule that can
-    derive nothing without a ``pred`` tuple somewhere below it)."""
+    ``through``, also a predicate one of whose rules reads ``pred`` that way, at any depth)."""
     program = checker.program
-    reads: dict[str, set[str]] = {}
-    for rule in program.rules:
-        reads.setdefault(rule.head.pred, set()).update(
-            lit.atom.pred for lit in rule.body if isinstance(lit, Positive)
-        )
-    needs: dict[str, bool] = {}
-
-    def needs_pred(p: str, seen: frozenset[str] = frozenset()) -> bool:
-        if p == pred:
-            return True
-        if not through or p in seen or p not in reads:
-            return False
-        if p not in needs:
-            needs[p] = any(needs_pred(q, seen | {p}) for q in reads[p])
-        return needs[p]
-
+    needs = {pred}  # pred, and (with ``through``) every predicate whose rules need it below
+    while through:
+        more = {
+            rule.head.pred
+            for rule in program.rules
+            if rule.head.pred not in needs
+            and any(isinstance(lit, Positive) and lit.atom.pred in needs for lit in rule.body)
+        }
+        if not more:
+            break
+        needs |= more
     out = set()
     for rule in program.rules:
         if rule.head.pred == "layer_fault" and any(
-            isinstance(lit, Positive) and needs_pred(lit.atom.pred) for lit in rule.body
+            isinstance(lit, Positive) and lit.atom.pred in needs for lit in rule.body
         ):
             out.add(alias.get(rule.id, rule.id))
     return out
