@@ -524,3 +524,22 @@ def test_tenant_checks_are_skipped_when_no_tenant_column_is_known(tmp_path: Path
     reason = skipped.find("skipped")
     assert reason is not None and "no table is known to be tenant-owned" in reason.get("message")
     assert "no tenant column is known" in " ".join(output.split())
+    # with no tenant column known, a pin to the principal's own tenant (4821) is the record's
+    # tenant scope, not a filter the IR did not ask for; any other extra filter still is one
+    base = tmp_path / "without"
+    scoped = record["sql"].replace(
+        "from orders where",
+        "from orders join workspaces on workspaces.id = orders.workspace_id"
+        " where workspaces.tenant_id = {} and",
+    )
+    for value, extra in (("4821", False), ("7310", True), ("4821 and orders.kind = 'x'", True)):
+        (base / "traces.jsonl").write_text(json.dumps({**record, "sql": scoped.format(value)}))
+        res = CliRunner().invoke(
+            main,
+            ["scan", "--config", str(base / "policystrata.yaml"), "--out", str(base / "out"),
+             "--db", "none", "--no-fuzz"],
+        )  # fmt: skip
+        assert res.exit_code in (0, 1), res.output
+        cases = list(ET.parse(base / "out" / "junit.xml").getroot().iter("testcase"))
+        case = next(c for c in cases if c.get("name") == "drift.filter_extra")
+        assert (case.find("failure") is not None) == extra, (value, res.output)
