@@ -94,21 +94,31 @@ class Fact:
         return (self.pred, tuple(const_key(a) for a in self.args))
 
     def __eq__(self, other: object) -> bool:
+        """Type-exact: ``p(1)``, ``p(1.0)`` and ``p(true)`` are three facts.
+
+        >>> Fact("p", (1,)) == Fact("p", (1,)), Fact("p", (1,)) == Fact("p", (True,))
+        (True, False)
+        """
         if self is other:
             return True
+        if not isinstance(other, Fact):
+            return False
+        a, b = self.args, other.args
         return (
-            isinstance(other, Fact)
-            and self.pred == other.pred
+            self.pred == other.pred
+            and a == b
             and hash(self) == hash(other)
-            and self.key() == other.key()
+            and all(type(x) is type(y) for x, y in zip(a, b, strict=True))
         )
 
     def __hash__(self) -> int:
         # computed once per fact (facts key every set and dict of the engine, the prover and
-        # the proof checker); never pickled, as string hashes differ between processes
+        # the proof checker); never pickled, as string hashes differ between processes. Equal
+        # facts have equal argument tuples, so those hash them (1 and True collide: __eq__
+        # tells them apart, by type)
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash(self.key())
+            h = hash((self.pred, self.args))
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -197,7 +207,8 @@ class FactSet:
 
     def add(self, pred: str, *args: Const, prov: Provenance | None = None) -> Fact:
         for a in args:
-            const_type(a)  # validates the constant type
+            if type(a) not in _TYPE_TAG:
+                const_type(a)  # raises: not a fact constant
         fact = Fact(pred, tuple(args))
         provs = self._facts.setdefault(fact, [])
         if prov is not None and prov not in provs:
@@ -211,7 +222,8 @@ class FactSet:
         provs = self._facts.get(fact)
         if provs is None:
             for a in fact.args:
-                const_type(a)  # validates the constant type
+                if type(a) not in _TYPE_TAG:
+                    const_type(a)  # raises: not a fact constant
             provs = self._facts[fact] = []
         if prov is not None and prov not in provs:
             provs.append(prov)
