@@ -382,7 +382,7 @@ def write_run(
     meta.setdefault("trace_count", None)  # set when the run ends
     (out / "metadata.json").write_text(_dump(meta), encoding="utf-8")
     acc = Accumulator()
-    with gctune.tuned():  # the cyclic GC, for the run (restored when it ends)
+    with gctune.tuned(managed=True):  # the cyclic GC: collected between cases (restored after)
         selected = (c for c in cases if partition is None or c.index % partition[1] == partition[0])
         if ray is not None:  # (RunnerSpec, cluster address or None for a local runtime)
             from policystrata.distributed import ray_map
@@ -400,6 +400,7 @@ def write_run(
                 with profile.stage("io"):
                     _write_outcome(out, traces, outcome, written)
                 acc.add(outcome.record, outcome.key)
+                gctune.between_units()
                 if progress is not None:
                     progress()
     summary = {
@@ -467,7 +468,11 @@ _WORKER_RUNNER: Runner | None = None
 
 def _work(chunk: list[BenchCase]) -> list[Outcome]:
     assert _WORKER_RUNNER is not None
-    return [_outcome(_WORKER_RUNNER, case) for case in chunk]
+    out = []
+    for case in chunk:
+        out.append(_outcome(_WORKER_RUNNER, case))
+        gctune.between_units()  # the worker's own collections (forked with the collector off)
+    return out
 
 
 def _chunks(cases: Iterable[BenchCase], size: int) -> Iterator[list[BenchCase]]:
