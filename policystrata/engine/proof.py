@@ -59,6 +59,88 @@ def _same(a: Any, b: Any) -> bool:
 
 _UNBOUND = object()
 
+#: id(program) -> (the program, its rule list's stamp, the indexes of the rules on a cycle):
+#: computed once per program, not per prover (one prover per case).
+_RECURSIVE: dict[int, tuple[Any, tuple[int, int, int], frozenset[int]]] = {}
+
+
+def _unify(a: Var | ConstTerm, b: Var | ConstTerm) -> bool:
+    """Can the two argument terms match the same constant?"""
+    if isinstance(a, ConstTerm) and isinstance(b, ConstTerm):
+        return _same(a.value, b.value)
+    return True
+
+
+def recursive_rules(program: Any) -> frozenset[int]:
+    """The indexes of the rules on a cycle of the graph "a positive body literal of rule r can
+    match the head of rule s" (by predicate and head constants; an over-approximation). A
+    derived atom none of whose rules is on a cycle can never be a premise of its own proof:
+    every atom its proofs rest on comes from rules that cannot reach back to it."""
+    rules = program.rules
+    stamp = (id(rules), len(rules), id(rules[-1]) if rules else 0)
+    got = _RECURSIVE.get(id(program))
+    if got is not None and got[0] is program and got[1] == stamp:
+        return got[2]
+    heads: dict[str, list[Rule]] = {}
+    for rule in rules:
+        heads.setdefault(rule.head.pred, []).append(rule)
+    edges: dict[int, list[int]] = {}
+    for rule in rules:
+        out: list[int] = []
+        for lit in rule.body:
+            if isinstance(lit, Positive):
+                for other in heads.get(lit.atom.pred, ()):
+                    if all(
+                        _unify(a, b) for a, b in zip(lit.atom.args, other.head.args, strict=False)
+                    ):
+                        out.append(other.index)
+        edges[rule.index] = out
+    # Tarjan's strongly connected components, iteratively
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on: set[int] = set()
+    cyclic: set[int] = set()
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on.add(v)
+            succ = edges.get(v, [])
+            if i < len(succ):
+                work.append((v, i + 1))
+                w = succ[i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1 or v in edges.get(v, ()):
+                    cyclic.update(comp)
+    if len(_RECURSIVE) > 16:
+        _RECURSIVE.clear()
+    result = frozenset(cyclic)
+    _RECURSIVE[id(program)] = (program, stamp, result)
+    return result
+
 
 class Prover:
     """Builds proofs over one :class:`~policystrata.engine.engine.Result`."""
@@ -71,6 +153,11 @@ class Prover:
         self.exact: dict[Fact, int] = {}
         self.lower: dict[Fact, int] = {}
         self.built: dict[Fact, ProofNode] = {}
+        # the first instance (file order, sorted candidates) of minimal height, when the
+        # height was computed directly (see _direct)
+        self.first: dict[Fact, tuple[Rule, dict[Var, Const]]] = {}
+        self.cyclic = recursive_rules(self.program)
+        self._why: dict[tuple[str, tuple[Any, ...]], list[dict[str, Any]]] = {}
         if len(self.program.proof_order) != len(self.program.rules):
             self.program.proof_order = {r.index: compile_order(r, {}) for r in self.program.rules}
         self.order = self.program.proof_order
@@ -193,12 +280,81 @@ class Prover:
             return h if h <= limit else None
         if fact not in self.result:
             return None
+        if not any(r.index in self.cyclic for r in self._head_rules(fact.pred, fact.args)):
+            return self._direct(fact, limit)
         for d in range(self.lower.get(fact, 1), limit + 1):
             if self._instance(fact, d) is not None:
                 self.exact[fact] = d
                 return d
             self.lower[fact] = d + 1
         return None
+
+    def _direct(self, fact: Fact, limit: int) -> int | None:
+        """:meth:`min_height` of an atom of a predicate outside every positive cycle: its
+        premises' heights do not depend on its own, so its height is 1 + the least, over its
+        rule instances, of the greatest premise height; searched once, branch and bound (an
+        instance is dropped as soon as a premise is as high as the best found), never looking
+        for premises above ``limit - 1``. The instance that set the final best is the first one
+        of that height in file and candidate order, the one :meth:`_instance` finds."""
+        low = self.lower.get(fact, 1)
+        if low > limit:
+            return None
+        box: list[Any] = [limit, None]  # [greatest premise height to beat, its instance]
+        for rule in self._head_rules(fact.pred, fact.args):
+            env = self._head_env(rule, fact.args)
+            if env is None:
+                continue
+            self._best(rule, self.order[rule.index], 0, env, 0, box)
+            if box[0] < low:  # no instance can have lower premises than that
+                break
+        if box[1] is None:
+            self.lower[fact] = limit + 1
+            return None
+        h = box[0] + 1
+        self.exact[fact] = h
+        self.first[fact] = box[1]
+        return h
+
+    def _best(
+        self,
+        rule: Rule,
+        order: tuple[int, ...],
+        k: int,
+        env: dict[Var, Const],
+        high: int,
+        box: list[Any],
+    ) -> None:
+        """Instances of body literals order[k:] whose premises are all below box[0] (``high``:
+        the greatest premise height so far, below box[0]); each lowers box[0]."""
+        if k == len(order):
+            box[0], box[1] = high, (rule, env)
+            return
+        lit = rule.body[order[k]]
+        if isinstance(lit, Positive):
+            pattern = [self._value(t, env) for t in lit.atom.args]
+            for row in self._candidates(lit.atom.pred, pattern):
+                new = self._match(lit.atom.args, pattern, row, env)
+                if new is None:
+                    continue
+                h = self.min_height(Fact(lit.atom.pred, row), box[0] - 1)
+                if h is None:
+                    continue
+                self._best(rule, order, k + 1, new, h if h > high else high, box)
+                if box[0] <= high:  # nothing under this prefix can beat it any more
+                    return
+        elif isinstance(lit, Negative):
+            if not self._exists(lit, env):
+                self._best(rule, order, k + 1, env, high, box)
+        else:
+            left, right = self._value(lit.left, env), self._value(lit.right, env)
+            if lit.op == "=" and (left is _UNBOUND) != (right is _UNBOUND):
+                var = lit.left if left is _UNBOUND else lit.right
+                assert isinstance(var, Var)
+                self._best(
+                    rule, order, k + 1, {**env, var: right if left is _UNBOUND else left}, high, box
+                )
+            elif left is not _UNBOUND and right is not _UNBOUND and compare(left, lit.op, right):
+                self._best(rule, order, k + 1, env, high, box)
 
     def _head_rules(self, pred: str, args: tuple[Arg, ...]) -> list[Rule]:
         """The rules of ``pred`` (file order) whose head constants can match ``args``: the
@@ -263,8 +419,9 @@ class Prover:
             )
             self.built[fact] = node
             return node
-        h = self.exact[fact]
-        found = self._instance(fact, h)
+        found = self.first.get(fact)
+        if found is None:
+            found = self._instance(fact, self.exact[fact])
         assert found is not None
         rule, env = found
         premises: list[ProofNode] = []
@@ -314,7 +471,15 @@ class Prover:
 
     def why_not(self, pred: str, args: tuple[Arg, ...]) -> list[dict[str, Any]]:
         """For an IDB predicate: per rule, the first body literal that fails (deepest attempt);
-        for an EDB predicate: no matching fact."""
+        for an EDB predicate: no matching fact. Computed once per (pred, args) per prover (each
+        caller gets its own copies of the entries)."""
+        key = (pred, tuple((type(a), a) for a in args))
+        got = self._why.get(key)
+        if got is None:
+            got = self._why[key] = self._why_not(pred, args)
+        return [dict(e) for e in got]
+
+    def _why_not(self, pred: str, args: tuple[Arg, ...]) -> list[dict[str, Any]]:
         rules = self.program.rules_for(pred)
         if not rules:
             return [{"reason": "no matching fact"}]
