@@ -59,6 +59,12 @@ def _same(a: Any, b: Any) -> bool:
 
 _UNBOUND = object()
 
+
+def _tkey(args: tuple[Any, ...]) -> tuple[tuple[type, Any], ...]:
+    """Type-exact key of an argument tuple (``1``, ``1.0`` and ``true`` differ)."""
+    return tuple(zip(map(type, args), args, strict=True))
+
+
 #: id(program) -> (the program, its rule list's stamp, the indexes of the rules on a cycle):
 #: computed once per program, not per prover (one prover per case).
 _RECURSIVE: dict[int, tuple[Any, tuple[int, int, int], frozenset[int]]] = {}
@@ -150,13 +156,17 @@ class Prover:
         # cycle keeping every case's model alive until the cyclic GC runs
         self.result: Any = weakref.proxy(result)
         self.program = result.program
-        self.exact: dict[Fact, int] = {}
-        self.lower: dict[Fact, int] = {}
-        self.built: dict[Fact, ProofNode] = {}
+        # keyed by (pred, type-exact args): cheaper to build and hash than a Fact
+        self.exact: dict[tuple[str, Any], int] = {}
+        self.lower: dict[tuple[str, Any], int] = {}
+        self.built: dict[tuple[str, Any], ProofNode] = {}
         # the first instance (file order, sorted candidates) of minimal height, when the
         # height was computed directly (see _direct)
-        self.first: dict[Fact, tuple[Rule, dict[Var, Const]]] = {}
+        self.first: dict[tuple[str, Any], tuple[Rule, dict[Var, Const]]] = {}
         self.cyclic = recursive_rules(self.program)
+        # predicates with no rule on a cycle: every atom's height is computed directly
+        self._acyclic: dict[str, bool] = {}
+        self._named: dict[int, list[Var]] = {}  # rule index -> its named variables
         self._why: dict[tuple[str, tuple[Any, ...]], list[dict[str, Any]]] = {}
         if len(self.program.proof_order) != len(self.program.rules):
             self.program.proof_order = {r.index: compile_order(r, {}) for r in self.program.rules}
@@ -200,7 +210,7 @@ class Prover:
                 new = self._match(lit.atom.args, pattern, row, env)
                 if new is None:
                     continue
-                if d is not None and self.min_height(Fact(lit.atom.pred, row), d - 1) is None:
+                if d is not None and self._height(lit.atom.pred, row, d - 1) is None:
                     continue
                 yield from self._solve(rule, order, k + 1, new, d)
         elif isinstance(lit, Negative):
@@ -273,30 +283,41 @@ class Prover:
 
     def min_height(self, fact: Fact, limit: int) -> int | None:
         """The exact minimal proof height of ``fact`` if it is <= limit, else None."""
-        if self.result.is_base(fact):
-            return 0
-        h = self.exact.get(fact)
+        return self._height(fact.pred, fact.args, limit)
+
+    def _height(self, pred: str, args: tuple[Const, ...], limit: int) -> int | None:
+        key = (pred, _tkey(args))
+        h = self.exact.get(key)
         if h is not None:
             return h if h <= limit else None
+        fact = Fact(pred, args)
+        if self.result.is_base(fact):
+            self.exact[key] = 0
+            return 0
         if fact not in self.result:
             return None
-        if not any(r.index in self.cyclic for r in self._head_rules(fact.pred, fact.args)):
-            return self._direct(fact, limit)
-        for d in range(self.lower.get(fact, 1), limit + 1):
+        acyclic = self._acyclic.get(pred)
+        if acyclic is None:
+            acyclic = self._acyclic[pred] = not any(
+                r.index in self.cyclic for r in self.program.rules_for(pred)
+            )
+        if acyclic or not any(r.index in self.cyclic for r in self._head_rules(pred, args)):
+            return self._direct(fact, key, limit)
+        for d in range(self.lower.get(key, 1), limit + 1):
             if self._instance(fact, d) is not None:
-                self.exact[fact] = d
+                self.exact[key] = d
                 return d
-            self.lower[fact] = d + 1
+            self.lower[key] = d + 1
         return None
 
-    def _direct(self, fact: Fact, limit: int) -> int | None:
+    def _direct(self, fact: Fact, key: tuple[str, Any], limit: int) -> int | None:
         """:meth:`min_height` of an atom of a predicate outside every positive cycle: its
         premises' heights do not depend on its own, so its height is 1 + the least, over its
         rule instances, of the greatest premise height; searched once, branch and bound (an
         instance is dropped as soon as a premise is as high as the best found), never looking
         for premises above ``limit - 1``. The instance that set the final best is the first one
         of that height in file and candidate order, the one :meth:`_instance` finds."""
-        low = self.lower.get(fact, 1)
+        low = self.lower.get(key, 1)
         if low > limit:
             return None
         box: list[Any] = [limit, None]  # [greatest premise height to beat, its instance]
@@ -308,11 +329,11 @@ class Prover:
             if box[0] < low:  # no instance can have lower premises than that
                 break
         if box[1] is None:
-            self.lower[fact] = limit + 1
+            self.lower[key] = limit + 1
             return None
         h = box[0] + 1
-        self.exact[fact] = h
-        self.first[fact] = box[1]
+        self.exact[key] = h
+        self.first[key] = box[1]
         return h
 
     def _best(
@@ -336,7 +357,7 @@ class Prover:
                 new = self._match(lit.atom.args, pattern, row, env)
                 if new is None:
                     continue
-                h = self.min_height(Fact(lit.atom.pred, row), box[0] - 1)
+                h = self._height(lit.atom.pred, row, box[0] - 1)
                 if h is None:
                     continue
                 self._best(rule, order, k + 1, new, h if h > high else high, box)
@@ -410,18 +431,19 @@ class Prover:
             sys.setrecursionlimit(old)
 
     def _build(self, fact: Fact) -> ProofNode:
-        done = self.built.get(fact)
+        key = (fact.pred, _tkey(fact.args))
+        done = self.built.get(key)
         if done is not None:
             return done
         if self.result.is_base(fact):
             node = ProofNode(
                 "fact", pred=fact.pred, args=fact.args, provenance=self.result.provenance(fact)
             )
-            self.built[fact] = node
+            self.built[key] = node
             return node
-        found = self.first.get(fact)
+        found = self.first.get(key)
         if found is None:
-            found = self._instance(fact, self.exact[fact])
+            found = self._instance(fact, self.exact[key])
         assert found is not None
         rule, env = found
         premises: list[ProofNode] = []
@@ -452,7 +474,10 @@ class Prover:
                         right=self._value(lit.right, env),
                     )
                 )
-        bindings = {v.name: env[v] for v in rule.variables() if not v.anon and v in env}
+        named = self._named.get(rule.index)
+        if named is None:
+            named = self._named[rule.index] = [v for v in rule.variables() if not v.anon]
+        bindings = {v.name: env[v] for v in named if v in env}
         node = ProofNode(
             "rule",
             pred=fact.pred,
@@ -464,7 +489,7 @@ class Prover:
             bindings=bindings,
             premises=premises,
         )
-        self.built[fact] = node
+        self.built[key] = node
         return node
 
     # ---- why not ------------------------------------------------------------------------------

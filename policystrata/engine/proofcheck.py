@@ -546,6 +546,7 @@ def _info(program: Program) -> _ProgramInfo:
 
 
 _NONE: list[Row] = []
+_NOKEYS: set[tuple[tuple[str, Any], ...]] = set()
 
 
 class _Goals:
@@ -605,6 +606,9 @@ class _Goals:
     def answers(self, pred: str, pattern: tuple[Any, ...], cons: tuple[Cons, ...]) -> list[Row]:
         """Every tuple of ``pred`` matching ``pattern`` and the constraints ``cons``."""
         if pred not in self.info.idb:
+            if all(p is not _OPEN and type(p) is not float for p in pattern) and not any(cons):
+                # a ground atom of given facts (no float: NaN is no value of itself)
+                return [pattern] if _rkey(pattern) in self.keys.get(pred, _NOKEYS) else _NONE
             return self._given(pred, pattern, cons)
         if self.shared is not None and not self._local(pred):
             return self.shared.answers(pred, pattern, cons)
