@@ -510,6 +510,9 @@ class Prover:
             return [{"reason": "no matching fact"}]
         out: list[dict[str, Any]] = []
         heads = {id(r) for r in self._head_rules(pred, args)}
+        # no atom of the model matches: no rule applies, so once some instantiation gets to a
+        # rule's last literal nothing deeper can be found (and the first one there is kept)
+        absent = self._matches_nothing(pred, args)
         for rule in rules:
             entry: dict[str, Any] = {"rule": rule.id, "file": rule.file, "line": rule.line}
             env = self._head_env(rule, args) if id(rule) in heads else None
@@ -519,7 +522,7 @@ class Prover:
                 continue
             order = self.order[rule.index]
             best: list[Any] = [-1, env]
-            self._deepest(rule, order, 0, env, best)
+            self._deepest(rule, order, 0, env, best, len(order) - 1 if absent else len(order))
             k: int = best[0]
             benv: dict[Var, Const] = best[1]
             if k >= len(order):  # pragma: no cover - would mean the atom is derivable
@@ -530,16 +533,27 @@ class Prover:
             out.append(entry)
         return out
 
+    def _matches_nothing(self, pred: str, args: tuple[Arg, ...]) -> bool:
+        return not self._any_match(pred, args)
+
     def _deepest(
-        self, rule: Rule, order: tuple[int, ...], k: int, env: dict[Var, Const], best: list[Any]
+        self,
+        rule: Rule,
+        order: tuple[int, ...],
+        k: int,
+        env: dict[Var, Const],
+        best: list[Any],
+        cap: int,
     ) -> None:
+        """The first deepest instantiation of order[:k'] (k' up to ``cap``, the deepest there
+        can be) into ``best``."""
         if k > best[0]:
             best[0], best[1] = k, env
-        if k == len(order) or best[0] >= len(order):
+        if k == len(order) or best[0] >= cap:
             return
         for sol in self._solve(rule, (order[k],), 0, env, None):
-            self._deepest(rule, order, k + 1, sol, best)
-            if best[0] >= len(order):
+            self._deepest(rule, order, k + 1, sol, best, cap)
+            if best[0] >= cap:
                 return
 
 
