@@ -171,7 +171,7 @@ class Prover:
         if len(self.program.proof_order) != len(self.program.rules):
             self.program.proof_order = {r.index: compile_order(r, {}) for r in self.program.rules}
         self.order = self.program.proof_order
-        self.limit = sum(len(v) for v in result._derived_rows.values()) + 1
+        self.limit = sum(map(len, result._derived_rows.values())) + 1
         self._index: dict[tuple[str, int], dict[tuple[type, Any], list[tuple[Const, ...]]]] = {}
 
     # ---- matching -----------------------------------------------------------------------------
