@@ -60,6 +60,94 @@ def _same(a: Any, b: Any) -> bool:
 _UNBOUND = object()
 
 
+def _tkey(args: tuple[Any, ...]) -> tuple[tuple[type, Any], ...]:
+    """Type-exact key of an argument tuple (``1``, ``1.0`` and ``true`` differ)."""
+    return tuple(zip(map(type, args), args, strict=True))
+
+
+#: id(program) -> (the program, its rule list's stamp, the indexes of the rules on a cycle):
+#: computed once per program, not per prover (one prover per case).
+_RECURSIVE: dict[int, tuple[Any, tuple[int, int, int], frozenset[int]]] = {}
+
+
+def _unify(a: Var | ConstTerm, b: Var | ConstTerm) -> bool:
+    """Can the two argument terms match the same constant?"""
+    if isinstance(a, ConstTerm) and isinstance(b, ConstTerm):
+        return _same(a.value, b.value)
+    return True
+
+
+def recursive_rules(program: Any) -> frozenset[int]:
+    """The indexes of the rules on a cycle of the graph "a positive body literal of rule r can
+    match the head of rule s" (by predicate and head constants; an over-approximation). A
+    derived atom none of whose rules is on a cycle can never be a premise of its own proof:
+    every atom its proofs rest on comes from rules that cannot reach back to it."""
+    rules = program.rules
+    stamp = (id(rules), len(rules), id(rules[-1]) if rules else 0)
+    got = _RECURSIVE.get(id(program))
+    if got is not None and got[0] is program and got[1] == stamp:
+        return got[2]
+    heads: dict[str, list[Rule]] = {}
+    for rule in rules:
+        heads.setdefault(rule.head.pred, []).append(rule)
+    edges: dict[int, list[int]] = {}
+    for rule in rules:
+        out: list[int] = []
+        for lit in rule.body:
+            if isinstance(lit, Positive):
+                for other in heads.get(lit.atom.pred, ()):
+                    if all(
+                        _unify(a, b) for a, b in zip(lit.atom.args, other.head.args, strict=False)
+                    ):
+                        out.append(other.index)
+        edges[rule.index] = out
+    # Tarjan's strongly connected components, iteratively
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on: set[int] = set()
+    cyclic: set[int] = set()
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on.add(v)
+            succ = edges.get(v, [])
+            if i < len(succ):
+                work.append((v, i + 1))
+                w = succ[i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1 or v in edges.get(v, ()):
+                    cyclic.update(comp)
+    if len(_RECURSIVE) > 16:
+        _RECURSIVE.clear()
+    result = frozenset(cyclic)
+    _RECURSIVE[id(program)] = (program, stamp, result)
+    return result
+
+
 class Prover:
     """Builds proofs over one :class:`~policystrata.engine.engine.Result`."""
 
@@ -68,13 +156,22 @@ class Prover:
         # cycle keeping every case's model alive until the cyclic GC runs
         self.result: Any = weakref.proxy(result)
         self.program = result.program
-        self.exact: dict[Fact, int] = {}
-        self.lower: dict[Fact, int] = {}
-        self.built: dict[Fact, ProofNode] = {}
+        # keyed by (pred, type-exact args): cheaper to build and hash than a Fact
+        self.exact: dict[tuple[str, Any], int] = {}
+        self.lower: dict[tuple[str, Any], int] = {}
+        self.built: dict[tuple[str, Any], ProofNode] = {}
+        # the first instance (file order, sorted candidates) of minimal height, when the
+        # height was computed directly (see _direct)
+        self.first: dict[tuple[str, Any], tuple[Rule, dict[Var, Const]]] = {}
+        self.cyclic = recursive_rules(self.program)
+        # predicates with no rule on a cycle: every atom's height is computed directly
+        self._acyclic: dict[str, bool] = {}
+        self._named: dict[int, list[Var]] = {}  # rule index -> its named variables
+        self._why: dict[tuple[str, tuple[Any, ...]], list[dict[str, Any]]] = {}
         if len(self.program.proof_order) != len(self.program.rules):
             self.program.proof_order = {r.index: compile_order(r, {}) for r in self.program.rules}
         self.order = self.program.proof_order
-        self.limit = sum(len(v) for v in result._derived_rows.values()) + 1
+        self.limit = sum(map(len, result._derived_rows.values())) + 1
         self._index: dict[tuple[str, int], dict[tuple[type, Any], list[tuple[Const, ...]]]] = {}
 
     # ---- matching -----------------------------------------------------------------------------
@@ -113,7 +210,7 @@ class Prover:
                 new = self._match(lit.atom.args, pattern, row, env)
                 if new is None:
                     continue
-                if d is not None and self.min_height(Fact(lit.atom.pred, row), d - 1) is None:
+                if d is not None and self._height(lit.atom.pred, row, d - 1) is None:
                     continue
                 yield from self._solve(rule, order, k + 1, new, d)
         elif isinstance(lit, Negative):
@@ -186,19 +283,99 @@ class Prover:
 
     def min_height(self, fact: Fact, limit: int) -> int | None:
         """The exact minimal proof height of ``fact`` if it is <= limit, else None."""
-        if self.result.is_base(fact):
-            return 0
-        h = self.exact.get(fact)
+        return self._height(fact.pred, fact.args, limit)
+
+    def _height(self, pred: str, args: tuple[Const, ...], limit: int) -> int | None:
+        key = (pred, _tkey(args))
+        h = self.exact.get(key)
         if h is not None:
             return h if h <= limit else None
+        fact = Fact(pred, args)
+        if self.result.is_base(fact):
+            self.exact[key] = 0
+            return 0
         if fact not in self.result:
             return None
-        for d in range(self.lower.get(fact, 1), limit + 1):
+        acyclic = self._acyclic.get(pred)
+        if acyclic is None:
+            acyclic = self._acyclic[pred] = not any(
+                r.index in self.cyclic for r in self.program.rules_for(pred)
+            )
+        if acyclic or not any(r.index in self.cyclic for r in self._head_rules(pred, args)):
+            return self._direct(fact, key, limit)
+        for d in range(self.lower.get(key, 1), limit + 1):
             if self._instance(fact, d) is not None:
-                self.exact[fact] = d
+                self.exact[key] = d
                 return d
-            self.lower[fact] = d + 1
+            self.lower[key] = d + 1
         return None
+
+    def _direct(self, fact: Fact, key: tuple[str, Any], limit: int) -> int | None:
+        """:meth:`min_height` of an atom of a predicate outside every positive cycle: its
+        premises' heights do not depend on its own, so its height is 1 + the least, over its
+        rule instances, of the greatest premise height; searched once, branch and bound (an
+        instance is dropped as soon as a premise is as high as the best found), never looking
+        for premises above ``limit - 1``. The instance that set the final best is the first one
+        of that height in file and candidate order, the one :meth:`_instance` finds."""
+        low = self.lower.get(key, 1)
+        if low > limit:
+            return None
+        box: list[Any] = [limit, None]  # [greatest premise height to beat, its instance]
+        for rule in self._head_rules(fact.pred, fact.args):
+            env = self._head_env(rule, fact.args)
+            if env is None:
+                continue
+            self._best(rule, self.order[rule.index], 0, env, 0, box)
+            if box[0] < low:  # no instance can have lower premises than that
+                break
+        if box[1] is None:
+            self.lower[key] = limit + 1
+            return None
+        h = box[0] + 1
+        self.exact[key] = h
+        self.first[key] = box[1]
+        return h
+
+    def _best(
+        self,
+        rule: Rule,
+        order: tuple[int, ...],
+        k: int,
+        env: dict[Var, Const],
+        high: int,
+        box: list[Any],
+    ) -> None:
+        """Instances of body literals order[k:] whose premises are all below box[0] (``high``:
+        the greatest premise height so far, below box[0]); each lowers box[0]."""
+        if k == len(order):
+            box[0], box[1] = high, (rule, env)
+            return
+        lit = rule.body[order[k]]
+        if isinstance(lit, Positive):
+            pattern = [self._value(t, env) for t in lit.atom.args]
+            for row in self._candidates(lit.atom.pred, pattern):
+                new = self._match(lit.atom.args, pattern, row, env)
+                if new is None:
+                    continue
+                h = self._height(lit.atom.pred, row, box[0] - 1)
+                if h is None:
+                    continue
+                self._best(rule, order, k + 1, new, h if h > high else high, box)
+                if box[0] <= high:  # nothing under this prefix can beat it any more
+                    return
+        elif isinstance(lit, Negative):
+            if not self._exists(lit, env):
+                self._best(rule, order, k + 1, env, high, box)
+        else:
+            left, right = self._value(lit.left, env), self._value(lit.right, env)
+            if lit.op == "=" and (left is _UNBOUND) != (right is _UNBOUND):
+                var = lit.left if left is _UNBOUND else lit.right
+                assert isinstance(var, Var)
+                self._best(
+                    rule, order, k + 1, {**env, var: right if left is _UNBOUND else left}, high, box
+                )
+            elif left is not _UNBOUND and right is not _UNBOUND and compare(left, lit.op, right):
+                self._best(rule, order, k + 1, env, high, box)
 
     def _head_rules(self, pred: str, args: tuple[Arg, ...]) -> list[Rule]:
         """The rules of ``pred`` (file order) whose head constants can match ``args``: the
@@ -254,17 +431,19 @@ class Prover:
             sys.setrecursionlimit(old)
 
     def _build(self, fact: Fact) -> ProofNode:
-        done = self.built.get(fact)
+        key = (fact.pred, _tkey(fact.args))
+        done = self.built.get(key)
         if done is not None:
             return done
         if self.result.is_base(fact):
             node = ProofNode(
                 "fact", pred=fact.pred, args=fact.args, provenance=self.result.provenance(fact)
             )
-            self.built[fact] = node
+            self.built[key] = node
             return node
-        h = self.exact[fact]
-        found = self._instance(fact, h)
+        found = self.first.get(key)
+        if found is None:
+            found = self._instance(fact, self.exact[key])
         assert found is not None
         rule, env = found
         premises: list[ProofNode] = []
@@ -295,7 +474,10 @@ class Prover:
                         right=self._value(lit.right, env),
                     )
                 )
-        bindings = {v.name: env[v] for v in rule.variables() if not v.anon and v in env}
+        named = self._named.get(rule.index)
+        if named is None:
+            named = self._named[rule.index] = [v for v in rule.variables() if not v.anon]
+        bindings = {v.name: env[v] for v in named if v in env}
         node = ProofNode(
             "rule",
             pred=fact.pred,
@@ -307,19 +489,30 @@ class Prover:
             bindings=bindings,
             premises=premises,
         )
-        self.built[fact] = node
+        self.built[key] = node
         return node
 
     # ---- why not ------------------------------------------------------------------------------
 
     def why_not(self, pred: str, args: tuple[Arg, ...]) -> list[dict[str, Any]]:
         """For an IDB predicate: per rule, the first body literal that fails (deepest attempt);
-        for an EDB predicate: no matching fact."""
+        for an EDB predicate: no matching fact. Computed once per (pred, args) per prover (each
+        caller gets its own copies of the entries)."""
+        key = (pred, tuple((type(a), a) for a in args))
+        got = self._why.get(key)
+        if got is None:
+            got = self._why[key] = self._why_not(pred, args)
+        return [dict(e) for e in got]
+
+    def _why_not(self, pred: str, args: tuple[Arg, ...]) -> list[dict[str, Any]]:
         rules = self.program.rules_for(pred)
         if not rules:
             return [{"reason": "no matching fact"}]
         out: list[dict[str, Any]] = []
         heads = {id(r) for r in self._head_rules(pred, args)}
+        # no atom of the model matches: no rule applies, so once some instantiation gets to a
+        # rule's last literal nothing deeper can be found (and the first one there is kept)
+        absent = self._matches_nothing(pred, args)
         for rule in rules:
             entry: dict[str, Any] = {"rule": rule.id, "file": rule.file, "line": rule.line}
             env = self._head_env(rule, args) if id(rule) in heads else None
@@ -329,7 +522,7 @@ class Prover:
                 continue
             order = self.order[rule.index]
             best: list[Any] = [-1, env]
-            self._deepest(rule, order, 0, env, best)
+            self._deepest(rule, order, 0, env, best, len(order) - 1 if absent else len(order))
             k: int = best[0]
             benv: dict[Var, Const] = best[1]
             if k >= len(order):  # pragma: no cover - would mean the atom is derivable
@@ -340,16 +533,27 @@ class Prover:
             out.append(entry)
         return out
 
+    def _matches_nothing(self, pred: str, args: tuple[Arg, ...]) -> bool:
+        return not self._any_match(pred, args)
+
     def _deepest(
-        self, rule: Rule, order: tuple[int, ...], k: int, env: dict[Var, Const], best: list[Any]
+        self,
+        rule: Rule,
+        order: tuple[int, ...],
+        k: int,
+        env: dict[Var, Const],
+        best: list[Any],
+        cap: int,
     ) -> None:
+        """The first deepest instantiation of order[:k'] (k' up to ``cap``, the deepest there
+        can be) into ``best``."""
         if k > best[0]:
             best[0], best[1] = k, env
-        if k == len(order) or best[0] >= len(order):
+        if k == len(order) or best[0] >= cap:
             return
         for sol in self._solve(rule, (order[k],), 0, env, None):
-            self._deepest(rule, order, k + 1, sol, best)
-            if best[0] >= len(order):
+            self._deepest(rule, order, k + 1, sol, best, cap)
+            if best[0] >= cap:
                 return
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from policystrata import profile
@@ -492,6 +492,7 @@ class _ProgramInfo:
             )
         self._closure: dict[str, frozenset[str]] = {}
         self.plans: dict[Any, tuple[int, ...]] = {}
+        self.cons_specs: dict[tuple[int, int, int, str], tuple[tuple[str, Any], ...]] = {}
         self._heads: dict[str, list[tuple[Rule, tuple[tuple[int, Any], ...]]]] = {
             p: [
                 (
@@ -544,6 +545,10 @@ def _info(program: Program) -> _ProgramInfo:
     return entry[1]
 
 
+_NONE: list[Row] = []
+_NOKEYS: set[tuple[tuple[str, Any], ...]] = set()
+
+
 class _Goals:
     """Goal-directed, tabled evaluation (top-down, query/subquery style): the tuples of a
     derived predicate that match a pattern (bound values, unbound positions, and comparison
@@ -580,7 +585,8 @@ class _Goals:
         self.info = _info(program)
         self.rows = rows
         self.keys = keys
-        self.index = _Index(rows)
+        # given rows never change here: each (pred, position) is hashed once, on first need
+        self.index: dict[tuple[str, int], dict[tuple[str, Any], list[Row]]] = {}
         self.tables: dict[Any, _Table] = {}
         self.stack: list[_Frame] = []
         self.touched: list[_Table] = []
@@ -600,13 +606,16 @@ class _Goals:
     def answers(self, pred: str, pattern: tuple[Any, ...], cons: tuple[Cons, ...]) -> list[Row]:
         """Every tuple of ``pred`` matching ``pattern`` and the constraints ``cons``."""
         if pred not in self.info.idb:
+            if all(p is not _OPEN and type(p) is not float for p in pattern) and not any(cons):
+                # a ground atom of given facts (no float: NaN is no value of itself)
+                return [pattern] if _rkey(pattern) in self.keys.get(pred, _NOKEYS) else _NONE
             return self._given(pred, pattern, cons)
         if self.shared is not None and not self._local(pred):
             return self.shared.answers(pred, pattern, cons)
         key = (
             pred,
             tuple(None if p is _OPEN else _k(p) for p in pattern),
-            tuple(tuple((op, _k(v)) for op, v in c) for c in cons),
+            tuple(tuple((op, _k(v)) for op, v in c) for c in cons) if any(cons) else cons,
         )
         table = self.tables.get(key)
         if table is None:
@@ -632,19 +641,37 @@ class _Goals:
         if self.shared is not None and pred not in self.own:  # the shared facts, indexed once
             return self.shared._given(pred, pattern, cons)
         rows = None
+        bound = 0
         for pos, p in enumerate(pattern):
             if p is not _OPEN:
-                found = self.index.lookup(pred, pos, p)
+                bound += 1 if type(p) is not float else 2  # NaN: the index is not the test
+                table = self.index.get((pred, pos))
+                if table is None:
+                    table = self.index[(pred, pos)] = {}
+                    for r in self.rows.get(pred, ()):
+                        if len(r) > pos:
+                            table.setdefault(_k(r[pos]), []).append(r)
+                found = table.get(_k(p), _NONE)
                 if rows is None or len(found) < len(rows):
                     rows = found
                     if not rows:
                         return []
         if rows is None:
             rows = self.rows.get(pred, [])
+        n = len(pattern)
+        if not any(cons):
+            if bound <= 1:  # the index (if any) matched the one bound position already
+                return [r for r in rows if len(r) == n]
+            return [
+                r
+                for r in rows
+                if len(r) == n
+                and all(p is _OPEN or _same_v(p, v) for p, v in zip(pattern, r, strict=True))
+            ]
         return [
             r
             for r in rows
-            if len(r) == len(pattern)
+            if len(r) == n
             and all(
                 (p is _OPEN or _same_v(p, v)) and (not c or _satisfies(v, c))
                 for p, c, v in zip(pattern, cons, r, strict=True)
@@ -871,20 +898,30 @@ class _Goals:
     ) -> Cons:
         """Constraints on ``var`` known before it is bound: its own, and every later
         comparison of it with a bound value."""
-        out = list(vcons.get(var, ()))
-        for i in plan[k + 1 :]:
-            if i < 0:
-                continue
-            lit = rule.body[i]
-            if not isinstance(lit, Comparison) or lit.op == "=":
-                continue
-            if lit.left == var and self._bound(lit.right, env):
-                other, op = lit.right, lit.op
-            elif lit.right == var and self._bound(lit.left, env):
-                other, op = lit.left, _FLIP[lit.op]
-            else:
-                continue
-            out.append((op, other.value if isinstance(other, ConstTerm) else env[other]))
+        spec_key = (rule.index, id(plan), k, var.name)
+        spec = self.info.cons_specs.get(spec_key)
+        if spec is None:  # the later comparisons of var (once per rule, plan and step)
+            found: list[tuple[str, Var | ConstTerm]] = []
+            for i in plan[k + 1 :]:
+                if i < 0:
+                    continue
+                lit = rule.body[i]
+                if not isinstance(lit, Comparison) or lit.op == "=":
+                    continue
+                if lit.left == var:
+                    found.append((lit.op, lit.right))
+                elif lit.right == var:
+                    found.append((_FLIP[lit.op], lit.left))
+            spec = self.info.cons_specs[spec_key] = tuple(found)
+        own = vcons.get(var)
+        if not spec and not own:
+            return ()
+        out = list(own or ())
+        for op, other in spec:  # those with a bound other side
+            if isinstance(other, ConstTerm):
+                out.append((op, other.value))
+            elif other in env:
+                out.append((op, env[other]))
         unique = {(op, _k(v)): (op, v) for op, v in out}  # each once: patterns stay finite
         return tuple(unique[k] for k in sorted(unique))
 
@@ -938,19 +975,24 @@ class _Checker:
         kind = data.get("kind")
         atom = data.get("atom") or {}
         pred, args = atom.get("pred"), list(atom.get("args", []))
-        text = _atom_text(str(pred), args)
         if kind == "fact":
             if not self.lookup.is_fact(str(pred), args):
-                raise ProofError(f"fact leaf {text} is not a given fact")
+                raise ProofError(f"fact leaf {_atom_text(str(pred), args)} is not a given fact")
             return
         if kind != "rule":
+            text = _atom_text(str(pred), args)
             raise ProofError(f"{text}: a {kind!r} node cannot prove a positive premise")
         rule = self.rules.get(str(data.get("rule")))
         if rule is None:
+            text = _atom_text(str(pred), args)
             raise ProofError(f"proof step {text}: unknown rule {data.get('rule')!r}")
-        where = f"proof step {text} by rule {rule.id} ({rule.file}:{rule.line})"
+
+        def where() -> str:  # only rendered for an error
+            text = _atom_text(str(pred), args)
+            return f"proof step {text} by rule {rule.id} ({rule.file}:{rule.line})"
+
         if data.get("file") != rule.file or data.get("line") != rule.line:
-            raise ProofError(f"{where}: location {data.get('file')}:{data.get('line')} is wrong")
+            raise ProofError(f"{where()}: location {data.get('file')}:{data.get('line')} is wrong")
         bindings = data.get("bindings") or {}
         env: dict[str, Any] = dict(bindings)
 
@@ -960,24 +1002,24 @@ class _Checker:
             if t.anon:
                 if allow_anon:
                     return None
-                raise ProofError(f"{where}: anonymous variable where a value is needed")
+                raise ProofError(f"{where()}: anonymous variable where a value is needed")
             if t.name not in env:
-                raise ProofError(f"{where}: variable {t.name} has no binding")
+                raise ProofError(f"{where()}: variable {t.name} has no binding")
             return env[t.name]
 
         for name, value in env.items():
             if isinstance(value, dict | list) or value is None:
-                raise ProofError(f"{where}: binding {name} is not a constant")
+                raise ProofError(f"{where()}: binding {name} is not a constant")
         head = [inst(t) for t in rule.head.args]
         if pred != rule.head.pred or _rkey(head) != _rkey(args):
             raise ProofError(
-                f"{where}: head {_atom_text(rule.head.pred, head)} under the bindings does not"
-                f" equal the atom {text}"
+                f"{where()}: head {_atom_text(rule.head.pred, head)} under the bindings does not"
+                f" equal the atom {_atom_text(str(pred), args)}"
             )
         premises = list(data.get("premises") or [])
         if len(premises) != len(rule.body):
             raise ProofError(
-                f"{where}: {len(premises)} premise(s) for {len(rule.body)} body literal(s)"
+                f"{where()}: {len(premises)} premise(s) for {len(rule.body)} body literal(s)"
             )
         for lit, prem in zip(rule.body, premises, strict=True):
             if isinstance(lit, Positive):
@@ -994,13 +1036,13 @@ class _Checker:
                     )
                 ):
                     raise ProofError(
-                        f"{where}: premise {_atom_text(str(patom.get('pred')), got)} does not"
+                        f"{where()}: premise {_atom_text(str(patom.get('pred')), got)} does not"
                         f" instantiate {lit}"
                     )
                 self.node(prem)
             elif isinstance(lit, Negative):
                 if prem.get("kind") != "absent":
-                    raise ProofError(f"{where}: premise for {lit} must be an absent leaf")
+                    raise ProofError(f"{where()}: premise for {lit} must be an absent leaf")
                 want = [inst(t, allow_anon=True) for t in lit.atom.args]
                 patom = prem.get("atom") or {}
                 got = list(patom.get("args", []))
@@ -1014,29 +1056,32 @@ class _Checker:
                     )
                 ):
                     raise ProofError(
-                        f"{where}: absent leaf {_atom_text(str(patom.get('pred')), got)} does"
+                        f"{where()}: absent leaf {_atom_text(str(patom.get('pred')), got)} does"
                         f" not instantiate {lit}"
                     )
                 self.absent(lit.atom.pred, want, where)
             else:
                 assert isinstance(lit, Comparison)
                 if prem.get("kind") != "builtin" or prem.get("op") != lit.op:
-                    raise ProofError(f"{where}: premise for {lit} must be a builtin {lit.op} leaf")
+                    raise ProofError(
+                        f"{where()}: premise for {lit} must be a builtin {lit.op} leaf"
+                    )
                 lv, rv = inst(lit.left), inst(lit.right)
                 if _k(prem.get("left")) != _k(lv) or _k(prem.get("right")) != _k(rv):
                     raise ProofError(
-                        f"{where}: builtin leaf {_show(prem.get('left'))} {lit.op}"
+                        f"{where()}: builtin leaf {_show(prem.get('left'))} {lit.op}"
                         f" {_show(prem.get('right'))} does not instantiate {lit}"
                     )
                 if not holds(lv, lit.op, rv):
                     raise ProofError(
-                        f"{where}: comparison {_show(lv)} {lit.op} {_show(rv)} does not hold"
+                        f"{where()}: comparison {_show(lv)} {lit.op} {_show(rv)} does not hold"
                     )
 
-    def absent(self, pred: str, pattern: list[Any], where: str) -> None:
-        text = _atom_text(pred, ["_" if p is None else p for p in pattern])
+    def absent(self, pred: str, pattern: list[Any], where: Callable[[], str]) -> None:
         rows = self.lookup._rows
         if _matches_any(pred, pattern, self.lookup._facts, rows):
-            raise ProofError(f"{where}: absent leaf !{text} but a given fact matches it")
+            text = _atom_text(pred, ["_" if p is None else p for p in pattern])
+            raise ProofError(f"{where()}: absent leaf !{text} but a given fact matches it")
         if self.program.is_idb(pred) and self.lookup.derivable(self.program, pred, pattern):
-            raise ProofError(f"{where}: absent leaf !{text} but it is derivable")
+            text = _atom_text(pred, ["_" if p is None else p for p in pattern])
+            raise ProofError(f"{where()}: absent leaf !{text} but it is derivable")
