@@ -65,6 +65,23 @@ def sort_key(args: tuple[Const, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def sorted_rows(rows: Iterable[tuple[Const, ...]]) -> list[tuple[Const, ...]]:
+    """``rows`` in :func:`sort_key` order; rows of strings only compare as they are (the same
+    order, without a key per row).
+
+    >>> sorted_rows([("b", 1), ("a", True), ("a", 2)])
+    [('a', True), ('a', 2), ('b', 1)]
+    >>> sorted_rows([("b", "x"), ("a", "y")])
+    [('a', 'y'), ('b', 'x')]
+    """
+    rows = list(rows)
+    if all(type(a) is str for r in rows for a in r):
+        rows.sort()
+        return rows
+    rows.sort(key=sort_key)
+    return rows
+
+
 class _Index:
     """pred -> tuples (for listing) and type-exact key sets (for membership)."""
 
@@ -897,15 +914,24 @@ class Result:
         if cached is None:
             if pred not in self._derived_rows and self.program.is_idb(pred):
                 raise ValueError(f"{pred} was not materialized (evaluate(predicates=...))")
-            rows: dict[tuple[Any, ...], tuple[Const, ...]] = {}
-            for source in (
-                self.engine._policy.rows.get(pred, ()),
-                self._case.rows.get(pred, ()),
-                self._derived_rows.get(pred, ()),
-            ):
-                for r in source:
-                    rows.setdefault(tkey(r), r)
-            cached = sorted(rows.values(), key=sort_key)
+            sources = [
+                src
+                for src in (
+                    self.engine._policy.rows.get(pred, ()),
+                    self._case.rows.get(pred, ()),
+                    self._derived_rows.get(pred, ()),
+                )
+                if src
+            ]
+            if len(sources) == 1 and len(set(sources[0])) == len(sources[0]):
+                found: Iterable[tuple[Const, ...]] = sources[0]  # no two rows even ==
+            else:
+                rows: dict[tuple[Any, ...], tuple[Const, ...]] = {}
+                for source in sources:
+                    for r in source:
+                        rows.setdefault(tkey(r), r)
+                found = rows.values()
+            cached = sorted_rows(found)
             self._sorted[pred] = cached
         return cached
 
