@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policystrata.engine import RuleErrors, parse_program
 
@@ -86,3 +88,31 @@ def test_right_recursion_is_rewritten_not_rejected():
 def test_declared_predicate_may_be_defined_by_rules():
     prog = parse_program(".decl reach(a, b)\n.decl edge(a, b)\nreach(X, Y) :- edge(X, Y).\n")
     assert prog.is_idb("reach")
+
+
+@given(st.dictionaries(st.integers(0, 12), st.lists(st.integers(0, 12), max_size=4), max_size=13))
+def test_strongly_connected_components_are_mutual_reachability_dependencies_first(
+    graph: dict[int, list[int]],
+) -> None:
+    """Each component is a class of mutually reachable nodes, and it is emitted after every
+    component it reaches (the order strata are evaluated in)."""
+    from policystrata.engine.checker import strongly_connected
+
+    nodes = sorted({*graph, *(w for ws in graph.values() for w in ws)})
+
+    def reach(v: int) -> set[int]:
+        seen, todo = {v}, [v]
+        while todo:
+            for w in graph.get(todo.pop(), []):
+                if w not in seen:
+                    seen.add(w)
+                    todo.append(w)
+        return seen
+
+    comps = strongly_connected(nodes, lambda v: graph.get(v, []))
+    assert sorted(v for c in comps for v in c) == nodes
+    where = {v: i for i, c in enumerate(comps) for v in c}
+    for v in nodes:
+        r = reach(v)
+        assert {w for w in nodes if where[w] == where[v]} == {w for w in r if v in reach(w)}
+        assert all(where[w] <= where[v] for w in r)

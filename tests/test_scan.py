@@ -6,6 +6,7 @@ import json
 import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -495,28 +496,33 @@ def test_tenant_checks_are_skipped_when_no_tenant_column_is_known(tmp_path: Path
         "where orders.created_on >= date '2026-05-01' and orders.created_on < date '2026-06-01' "
         "group by orders.kind limit 100",
     }  # fmt: skip
-    outcome = {}
-    for with_schema in (True, False):
-        base = tmp_path / ("with" if with_schema else "without")
-        write_domain(shape, base / "dom")
-        if not with_schema:
-            (base / "dom" / "schema.sql").unlink()
-        (base / "traces.jsonl").write_text(json.dumps(record) + "\n")
-        (base / "policystrata.yaml").write_text(
-            "version: 1\ndomain_path: dom\nsql_traces:\n  files: [traces.jsonl]\n"
-        )
+
+    def scan(base: Path, rec: dict[str, Any]) -> tuple[dict[str, ET.Element], str]:
+        """Scan the one record: its JUnit testcases by check, and the CLI's output."""
+        (base / "traces.jsonl").write_text(json.dumps(rec) + "\n")
         res = CliRunner().invoke(
             main,
             ["scan", "--config", str(base / "policystrata.yaml"), "--out", str(base / "out"),
              "--db", "none", "--no-fuzz"],
         )  # fmt: skip
         assert res.exit_code in (0, 1), res.output
-        cases = list(ET.parse(base / "out" / "junit.xml").getroot().iter("testcase"))
-        case = next(c for c in cases if c.get("name") == "compiler.tenant_scope_missing")
-        outcome[with_schema] = (case, res.output)
+        testcases = ET.parse(base / "out" / "junit.xml").getroot().iter("testcase")
+        return {str(c.get("name")): c for c in testcases}, res.output
+
+    outcome = {}
+    for with_schema in (True, False):
+        base = tmp_path / ("with" if with_schema else "without")
+        write_domain(shape, base / "dom")
+        if not with_schema:
+            (base / "dom" / "schema.sql").unlink()
+        (base / "policystrata.yaml").write_text(
+            "version: 1\ndomain_path: dom\nsql_traces:\n  files: [traces.jsonl]\n"
+        )
+        cases, output = scan(base, record)
+        case = cases["compiler.tenant_scope_missing"]
+        outcome[with_schema] = (case, output)
         # the date bounds on orders.created_on are seen with or without the column's type
-        window = next(c for c in cases if c.get("name") == "drift.time_window_missing")
-        assert window.find("failure") is None, with_schema
+        assert cases["drift.time_window_missing"].find("failure") is None, with_schema
     failed, _ = outcome[True]
     assert failed.find("failure") is not None
     skipped, output = outcome[False]
@@ -533,13 +539,5 @@ def test_tenant_checks_are_skipped_when_no_tenant_column_is_known(tmp_path: Path
         " where workspaces.tenant_id = {} and",
     )
     for value, extra in (("4821", False), ("7310", True), ("4821 and orders.kind = 'x'", True)):
-        (base / "traces.jsonl").write_text(json.dumps({**record, "sql": scoped.format(value)}))
-        res = CliRunner().invoke(
-            main,
-            ["scan", "--config", str(base / "policystrata.yaml"), "--out", str(base / "out"),
-             "--db", "none", "--no-fuzz"],
-        )  # fmt: skip
-        assert res.exit_code in (0, 1), res.output
-        cases = list(ET.parse(base / "out" / "junit.xml").getroot().iter("testcase"))
-        case = next(c for c in cases if c.get("name") == "drift.filter_extra")
-        assert (case.find("failure") is not None) == extra, (value, res.output)
+        cases, output = scan(base, {**record, "sql": scoped.format(value)})
+        assert (cases["drift.filter_extra"].find("failure") is not None) == extra, (value, output)

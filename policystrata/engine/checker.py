@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from policystrata.engine.ast import (
     TYPE_OF_TAG,
@@ -51,6 +53,7 @@ from policystrata.facts import const_type
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KIND = {"string": "string", "int": "number", "float": "number", "bool": "bool"}
+T = TypeVar("T")
 
 
 def check_program(program: Program) -> None:
@@ -251,6 +254,53 @@ def dependency_edges(program: Program) -> dict[str, list[tuple[str, bool, Rule]]
     return edges
 
 
+def strongly_connected(nodes: Iterable[T], succ: Callable[[T], Sequence[T]]) -> list[list[T]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit), each emitted
+    after every component it reaches: dependencies first. The order is the recursive
+    algorithm's (roots in ``nodes`` order, successors in ``succ`` order).
+
+    >>> strongly_connected("abcd", {"a": "b", "b": "ac", "c": "", "d": "d"}.__getitem__)
+    [['c'], ['b', 'a'], ['d']]
+    """
+    index: dict[T, int] = {}
+    low: dict[T, int] = {}
+    stack: list[T] = []
+    on: set[T] = set()
+    out: list[list[T]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work: list[tuple[T, int]] = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = len(index)
+                stack.append(v)
+                on.add(v)
+            out_edges = succ(v)
+            if i < len(out_edges):
+                work.append((v, i + 1))
+                w = out_edges[i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            if work:  # v is done: its caller takes its low link
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(comp)
+    return out
+
+
 def _sccs(program: Program) -> tuple[list[list[str]], dict[str, int]]:
     """Tarjan's SCCs over the dependency graph, dependencies first (a valid stratum order)."""
     edges = dependency_edges(program)
@@ -259,38 +309,8 @@ def _sccs(program: Program) -> tuple[list[list[str]], dict[str, int]]:
         for q, _neg, _r in outs:
             if q not in nodes:
                 nodes.append(q)
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-    counter = 0
-
-    def strong(v: str) -> None:  # iterative would be nicer; rule programs are small
-        nonlocal counter
-        index[v] = low[v] = counter
-        counter += 1
-        stack.append(v)
-        on.add(v)
-        for w, _neg, _r in edges.get(v, []):
-            if w not in index:
-                strong(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            out.append(comp)
-
-    for n in nodes:
-        if n not in index:
-            strong(n)
+    succ = {v: [w for w, _neg, _r in outs] for v, outs in edges.items()}
+    out = strongly_connected(nodes, lambda v: succ.get(v, []))
     comp_of = {p: i for i, c in enumerate(out) for p in c}
     return out, comp_of
 

@@ -39,7 +39,7 @@ from typing import Any
 
 from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Rule, Var
 from policystrata.engine.backend import compare
-from policystrata.engine.checker import compile_order
+from policystrata.engine.checker import compile_order, strongly_connected
 from policystrata.facts import Const, Fact, render_const
 from policystrata.prooftree import (
     PROOF_NODE_SCHEMA,
@@ -101,46 +101,10 @@ def recursive_rules(program: Any) -> frozenset[int]:
                     ):
                         out.append(other.index)
         edges[rule.index] = out
-    # Tarjan's strongly connected components, iteratively
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on: set[int] = set()
     cyclic: set[int] = set()
-    counter = 0
-    for root in edges:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on.add(v)
-            succ = edges.get(v, [])
-            if i < len(succ):
-                work.append((v, i + 1))
-                w = succ[i]
-                if w not in index:
-                    work.append((w, 0))
-                elif w in on:
-                    low[v] = min(low[v], index[w])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-            if low[v] == index[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on.discard(w)
-                    comp.append(w)
-                    if w == v:
-                        break
-                if len(comp) > 1 or v in edges.get(v, ()):
-                    cyclic.update(comp)
+    for comp in strongly_connected(edges, lambda v: edges.get(v, [])):
+        if len(comp) > 1 or comp[0] in edges.get(comp[0], ()):
+            cyclic.update(comp)
     if len(_RECURSIVE) > 16:
         _RECURSIVE.clear()
     result = frozenset(cyclic)
