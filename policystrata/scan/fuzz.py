@@ -244,7 +244,7 @@ def _sql_maker(
         found = finder(tree, case, ctx)
         assert not isinstance(found, str)
         found[i][1](tree)
-        return {"sql": tree.sql(dialect=DIALECT)}
+        return {"sql": tree.sql(dialect=DIALECT, copy=False)}  # the tree is this call's own
 
     return make
 
@@ -884,7 +884,8 @@ def _normal_sql(sql: str) -> str:
     it does not parse). Cached: a record's SQL is compared with each of its mutants'."""
     try:
         tree = normalize_identifiers(_parse(sql), DIALECT)
-        return simplify(tree).sql(dialect=DIALECT)
+        # the tree is this call's own: the generator need not copy it first
+        return simplify(tree).sql(dialect=DIALECT, copy=False)
     except (SqlglotError, RecursionError):
         return sql
 
