@@ -73,23 +73,28 @@ facts_st = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=programs(), data=facts_st)
-def test_engine_matches_reference(text, data):
-    program = parse_program(text, source="gen.dl")
+def drawn_facts(data):
+    """A draw of ``facts_st`` as the engine takes it (policy ``g``, case ``e`` and ``f``) and
+    as the reference evaluator does (one list, in that order)."""
     e, f, g = data
-    policy = FactSet()
-    facts = []
+    policy, case, facts = FactSet(), FactSet(), []
     for a, b in sorted(g):
         policy.add("g", a, b)
         facts.append(("g", (a, b)))
-    case = FactSet()
     for a, b in sorted(e):
         case.add("e", a, b)
         facts.append(("e", (a, b)))
     for a in sorted(f):
         case.add("f", a)
         facts.append(("f", (a,)))
+    return policy, case, facts
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=programs(), data=facts_st)
+def test_engine_matches_reference(text, data):
+    program = parse_program(text, source="gen.dl")
+    policy, case, facts = drawn_facts(data)
     engine = Engine(program, policy, timeout=30)
     result = engine.evaluate(case)
     ref = evaluate(program, facts)

@@ -10,11 +10,11 @@ import itertools
 
 from engine_refeval import evaluate, heights, key
 from hypothesis import HealthCheck, given, settings
-from test_engine_differential import facts_st, programs
+from test_engine_differential import drawn_facts, facts_st, programs
 
 from policystrata.engine import Engine, parse_program
 from policystrata.engine.proof import WILDCARD, Prover, recursive_rules
-from policystrata.facts import Fact, FactSet
+from policystrata.facts import Fact
 
 # head constants: hc(_, 2) rests on hc(_, 1) only (no cycle), hc(_, 3) on itself (a cycle)
 HEADS = """
@@ -38,17 +38,7 @@ def test_rule_cycles_see_head_constants():
 def test_direct_heights_prove_as_iterative_deepening(text, data):
     text += HEADS
     program = parse_program(text, source="gen.dl")
-    e, f, g = data
-    policy, case, facts = FactSet(), FactSet(), []
-    for a, b in sorted(g):
-        policy.add("g", a, b)
-        facts.append(("g", (a, b)))
-    for a, b in sorted(e):
-        case.add("e", a, b)
-        facts.append(("e", (a, b)))
-    for a in sorted(f):
-        case.add("f", a)
-        facts.append(("f", (a,)))
+    policy, case, facts = drawn_facts(data)
     result = Engine(program, policy, timeout=30).evaluate(case)
     ref_h = heights(program, facts, evaluate(program, facts))
     atoms = [Fact(p, row) for p in program.idb_predicates() for row in result.atoms(p)]

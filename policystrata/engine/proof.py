@@ -177,19 +177,26 @@ class Prover:
                 if d is not None and self._height(lit.atom.pred, row, d - 1) is None:
                     continue
                 yield from self._solve(rule, order, k + 1, new, d)
-        elif isinstance(lit, Negative):
-            if not self._exists(lit, env):
-                yield from self._solve(rule, order, k + 1, env, d)
         else:
-            left, right = self._value(lit.left, env), self._value(lit.right, env)
-            if lit.op == "=" and (left is _UNBOUND) != (right is _UNBOUND):
-                var = lit.left if left is _UNBOUND else lit.right
-                assert isinstance(var, Var)
-                yield from self._solve(
-                    rule, order, k + 1, {**env, var: right if left is _UNBOUND else left}, d
-                )
-            elif left is not _UNBOUND and right is not _UNBOUND and compare(left, lit.op, right):
-                yield from self._solve(rule, order, k + 1, env, d)
+            after = self._through(lit, env)
+            if after is not None:
+                yield from self._solve(rule, order, k + 1, after, d)
+
+    def _through(
+        self, lit: Negative | Comparison, env: dict[Var, Const]
+    ) -> dict[Var, Const] | None:
+        """The binding after a negated literal or a comparison (None: it fails there); an
+        ``=`` with one side unbound binds that side."""
+        if isinstance(lit, Negative):
+            return None if self._exists(lit, env) else env
+        left, right = self._value(lit.left, env), self._value(lit.right, env)
+        if lit.op == "=" and (left is _UNBOUND) != (right is _UNBOUND):
+            var = lit.left if left is _UNBOUND else lit.right
+            assert isinstance(var, Var)
+            return {**env, var: right if left is _UNBOUND else left}
+        if left is not _UNBOUND and right is not _UNBOUND and compare(left, lit.op, right):
+            return env
+        return None
 
     def _candidates(self, pred: str, pattern: list[Any]) -> list[tuple[Const, ...]]:
         """The atoms of ``pred`` (sorted) that can match ``pattern``: those with the value of
@@ -327,19 +334,10 @@ class Prover:
                 self._best(rule, order, k + 1, new, h if h > high else high, box)
                 if box[0] <= high:  # nothing under this prefix can beat it any more
                     return
-        elif isinstance(lit, Negative):
-            if not self._exists(lit, env):
-                self._best(rule, order, k + 1, env, high, box)
         else:
-            left, right = self._value(lit.left, env), self._value(lit.right, env)
-            if lit.op == "=" and (left is _UNBOUND) != (right is _UNBOUND):
-                var = lit.left if left is _UNBOUND else lit.right
-                assert isinstance(var, Var)
-                self._best(
-                    rule, order, k + 1, {**env, var: right if left is _UNBOUND else left}, high, box
-                )
-            elif left is not _UNBOUND and right is not _UNBOUND and compare(left, lit.op, right):
-                self._best(rule, order, k + 1, env, high, box)
+            after = self._through(lit, env)
+            if after is not None:
+                self._best(rule, order, k + 1, after, high, box)
 
     def _head_rules(self, pred: str, args: tuple[Arg, ...]) -> list[Rule]:
         """The rules of ``pred`` (file order) whose head constants can match ``args``: the
