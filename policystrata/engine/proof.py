@@ -169,11 +169,7 @@ class Prover:
             return
         lit = rule.body[order[k]]
         if isinstance(lit, Positive):
-            pattern = [self._value(t, env) for t in lit.atom.args]
-            for row in self._candidates(lit.atom.pred, pattern):
-                new = self._match(lit.atom.args, pattern, row, env)
-                if new is None:
-                    continue
+            for row, new in self._matching(lit, env):
                 if d is not None and self._height(lit.atom.pred, row, d - 1) is None:
                     continue
                 yield from self._solve(rule, order, k + 1, new, d)
@@ -181,6 +177,17 @@ class Prover:
             after = self._through(lit, env)
             if after is not None:
                 yield from self._solve(rule, order, k + 1, after, d)
+
+    def _matching(
+        self, lit: Positive, env: dict[Var, Const]
+    ) -> Iterator[tuple[tuple[Const, ...], dict[Var, Const]]]:
+        """Each atom of the model (sorted) matching the positive literal under ``env``, with
+        the binding it extends ``env`` to."""
+        pattern = [self._value(t, env) for t in lit.atom.args]
+        for row in self._candidates(lit.atom.pred, pattern):
+            new = self._match(lit.atom.args, pattern, row, env)
+            if new is not None:
+                yield row, new
 
     def _through(
         self, lit: Negative | Comparison, env: dict[Var, Const]
@@ -323,11 +330,7 @@ class Prover:
             return
         lit = rule.body[order[k]]
         if isinstance(lit, Positive):
-            pattern = [self._value(t, env) for t in lit.atom.args]
-            for row in self._candidates(lit.atom.pred, pattern):
-                new = self._match(lit.atom.args, pattern, row, env)
-                if new is None:
-                    continue
+            for row, new in self._matching(lit, env):
                 h = self._height(lit.atom.pred, row, box[0] - 1)
                 if h is None:
                     continue
