@@ -78,8 +78,8 @@ class LoweringContext:
     reference_ddl: FactSet
     ddl_cache: dict[str, FactSet] = field(default_factory=dict)
     sql_cache: dict[tuple[str, str], FactSet] = field(default_factory=dict)
-    #: per DDL fact set (by id, kept alive here): its case facts for a placeholder case id
-    ddl_templates: dict[int, tuple[FactSet, FactSet]] = field(default_factory=dict)
+    #: per DDL text (None: schema.sql): its db_* case facts for the placeholder case id
+    ddl_templates: dict[str | None, FactSet] = field(default_factory=dict)
     databases: DomainDatabases | None = None
     probes: dict[str, RowProbe] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -197,14 +197,11 @@ def lower_release(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
 def lower_database(case: Case, ctx: LoweringContext, so_far: FactSet) -> FactSet:
     """The DDL in force: the case's own DDL text (a rewritten or live schema) or the domain's
     schema.sql. Parsed DDL is cached by text, since many cases share one variant."""
-    ddl = ctx.reference_ddl if case.ddl is None else _ddl_facts(ctx, case.ddl)
-    got = ctx.ddl_templates.get(id(ddl))
-    if got is None or got[0] is not ddl:
-        got = ctx.ddl_templates[id(ddl)] = (ddl, ddl_case_facts(_TEMPLATE_CASE, ddl))
-    return got[1].renamed_case(_TEMPLATE_CASE, case.id)
-
-
-_TEMPLATE_CASE = "\x00case"  # the templates' case id (only ever in the first argument)
+    template = ctx.ddl_templates.get(case.ddl)
+    if template is None:  # made once per DDL variant, renamed per case
+        ddl = ctx.reference_ddl if case.ddl is None else _ddl_facts(ctx, case.ddl)
+        template = ctx.ddl_templates[case.ddl] = ddl_case_facts(_SLOT_CASE, ddl)
+    return template.renamed_case(_SLOT_CASE, case.id)
 
 
 def _ddl_facts(ctx: LoweringContext, ddl: str) -> FactSet:

@@ -44,7 +44,7 @@ from policystrata.facts import Const, Fact, FactSet, Provenance
 _TYPES = {"string": str, "int": int, "float": float, "bool": bool}
 
 
-def tkey(args: tuple[Const, ...]) -> tuple[Any, ...]:
+def tkey(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Type-exact hashable key of an argument tuple (``(1,)``, ``(1.0,)``, ``(True,)`` differ)."""
     return tuple(zip(map(type, args), args, strict=True))
 

@@ -40,6 +40,7 @@ from typing import Any
 from policystrata.engine.ast import Comparison, ConstTerm, Negative, Positive, Rule, Var
 from policystrata.engine.backend import compare
 from policystrata.engine.checker import compile_order, strongly_connected
+from policystrata.engine.engine import tkey
 from policystrata.facts import Const, Fact, render_const
 from policystrata.prooftree import (
     PROOF_NODE_SCHEMA,
@@ -58,11 +59,6 @@ def _same(a: Any, b: Any) -> bool:
 
 
 _UNBOUND = object()
-
-
-def _tkey(args: tuple[Any, ...]) -> tuple[tuple[type, Any], ...]:
-    """Type-exact key of an argument tuple (``1``, ``1.0`` and ``true`` differ)."""
-    return tuple(zip(map(type, args), args, strict=True))
 
 
 #: id(program) -> (the program, its rule list's stamp, the indexes of the rules on a cycle):
@@ -264,7 +260,7 @@ class Prover:
         return self._height(fact.pred, fact.args, limit)
 
     def _height(self, pred: str, args: tuple[Const, ...], limit: int) -> int | None:
-        key = (pred, _tkey(args))
+        key = (pred, tkey(args))
         h = self.exact.get(key)
         if h is not None:
             return h if h <= limit else None
@@ -396,7 +392,7 @@ class Prover:
             sys.setrecursionlimit(old)
 
     def _build(self, fact: Fact) -> ProofNode:
-        key = (fact.pred, _tkey(fact.args))
+        key = (fact.pred, tkey(fact.args))
         done = self.built.get(key)
         if done is not None:
             return done
@@ -463,7 +459,7 @@ class Prover:
         """For an IDB predicate: per rule, the first body literal that fails (deepest attempt);
         for an EDB predicate: no matching fact. Computed once per (pred, args) per prover (each
         caller gets its own copies of the entries)."""
-        key = (pred, tuple((type(a), a) for a in args))
+        key = (pred, tkey(args))
         got = self._why.get(key)
         if got is None:
             got = self._why[key] = self._why_not(pred, args)
@@ -477,7 +473,7 @@ class Prover:
         heads = {id(r) for r in self._head_rules(pred, args)}
         # no atom of the model matches: no rule applies, so once some instantiation gets to a
         # rule's last literal nothing deeper can be found (and the first one there is kept)
-        absent = self._matches_nothing(pred, args)
+        absent = not self._any_match(pred, args)
         for rule in rules:
             entry: dict[str, Any] = {"rule": rule.id, "file": rule.file, "line": rule.line}
             env = self._head_env(rule, args) if id(rule) in heads else None
@@ -497,9 +493,6 @@ class Prover:
                 entry["literal"] = order[k]
             out.append(entry)
         return out
-
-    def _matches_nothing(self, pred: str, args: tuple[Arg, ...]) -> bool:
-        return not self._any_match(pred, args)
 
     def _deepest(
         self,
