@@ -9,6 +9,8 @@ text is compiled once per process (bounded memo).
 (Token('RULE', 'start'), None)
 >>> lalr_parser("start: undefined_rule")[0] is None
 True
+>>> parse_error('start: "a"', "a"), parse_error('start: "a"', "b").split(",")[0]
+(None, "No terminal matches 'b' in the current parser context")
 """
 
 from __future__ import annotations
@@ -26,3 +28,18 @@ def lalr_parser(text: str) -> tuple[Lark | None, LarkError | None]:
         return Lark(text, parser="lalr"), None
     except LarkError as exc:
         return None, exc
+
+
+@lru_cache(maxsize=4096)
+def parse_error(text: str, request: str) -> str | None:
+    """None when the grammar ``text`` (which must load) parses ``request``, else the first line
+    of why not. Remembered by both texts: the stack's grammar layer and the detector's grammar
+    lowering ask it of the same generated grammar and IR text, and minimization asks again."""
+    parser, exc = lalr_parser(text)
+    if parser is None:
+        raise ValueError(f"the grammar does not load: {exc}")
+    try:
+        parser.parse(request)
+    except LarkError as err:
+        return str(err).splitlines()[0] if str(err) else "does not parse"
+    return None

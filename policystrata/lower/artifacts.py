@@ -42,11 +42,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark
-from lark.exceptions import LarkError
 from lark.lexer import PatternStr
 
 from policystrata.facts import FactSet, Provenance
-from policystrata.lalr import lalr_parser
+from policystrata.lalr import lalr_parser, parse_error
 
 #: Grammar rules whose string literals are the words the grammar admits, by category.
 GRAMMAR_CATEGORIES = ("metric", "dimension", "time_range")
@@ -173,11 +172,8 @@ def lower_grammar(
         decision = "reject"
         reason = g.error
         if g.parser is not None:
-            try:
-                g.parser.parse(request_text)
-                decision = "accept"
-            except LarkError as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else "does not parse"
+            reason = parse_error(grammar, request_text)
+            decision = "accept" if reason is None else "reject"
         fs.add(
             "grammar_decision",
             case_id,

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark
-from lark.exceptions import LarkError
 
 from policystrata.ir.query import render_name
-from policystrata.lalr import lalr_parser
+from policystrata.lalr import lalr_parser, parse_error
 from policystrata.stack.manifest import manifest_words
 
 GRAINS = ("day", "week", "month", "quarter", "year")
@@ -95,11 +94,6 @@ def _parser(grammar: str) -> Lark | None:
 
 def grammar_decision(grammar: str, request_text: str) -> str:
     """``accept`` when the grammar parses the request's IR text, else ``reject``."""
-    parser = _parser(grammar)
-    if parser is None:
+    if _parser(grammar) is None:
         return "reject"
-    try:
-        parser.parse(request_text)
-    except LarkError:
-        return "reject"
-    return "accept"
+    return "accept" if parse_error(grammar, request_text) is None else "reject"
