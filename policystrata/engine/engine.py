@@ -344,40 +344,16 @@ class Engine:
         return seen
 
     def _policy_only(self) -> tuple[set[str], set[str]]:
-        """Derived predicates whose every input predicate holds policy facts or is one no case
-        brings facts of (``fixed``; or none at all is read): their tuples are the same for
-        every case. Returns (those predicates, every
+        """Derived predicates whose every input predicate holds policy facts (or none at all is
+        read): their tuples are the same for every case. Returns (those predicates, every
         predicate they read)."""
         static: set[str] = set()
         for comp in self._strata:
             preds = [p for p, _a in comp]
             inputs = set().union(*(self._deps.get(p, set()) for p in preds)) - set(preds)
-            if all(
-                q in static
-                or (q not in self._deps and (q in self._policy.rows or self._declared_fixed(q)))
-                for q in inputs
-            ):
+            if all(q in static or (q not in self._deps and q in self._policy.rows) for q in inputs):
                 static.update(preds)
         return static, self._closure(static)
-
-    def case_free_rows(self, pred: str) -> list[tuple[Const, ...]] | None:
-        """The tuples of a derived predicate that are the same for every case (every input is
-        policy facts or a predicate no case brings facts of), as found when the engine was
-        built; None for a predicate that may depend on the case.
-
-        >>> from policystrata.engine.parser import parse_program
-        >>> prog = parse_program(
-        ...     ".decl t(a: string)\\n.decl seen(case: string)\\nsome() :- t(_).\\n"
-        ...     "hit(C) :- seen(C), some().", source="f.dl")
-        >>> e = Engine(prog, FactSet(), fixed={"t"})
-        >>> e.case_free_rows("some"), e.case_free_rows("hit")
-        ([], None)
-        >>> Engine(prog, FactSet([Fact("t", ("x",))]), fixed={"t"}).case_free_rows("some")
-        [()]
-        """
-        if pred not in self._static:
-            return None
-        return list(self._static_rows.get(pred, ()))
 
     def _fold(self, rule: Rule, order: tuple[int, ...], folded: set[str]) -> tuple[int, ...] | None:
         """``order`` without the ground literals of policy-only predicates (materialized

@@ -1090,10 +1090,10 @@ def _run(
     state.schema_checks = schema_checks(checker, state.check_alias)
     state.metric_checks = checks_reading(checker, state.check_alias, "metric_agg")
     state.tenancy_checks = checks_reading(checker, state.check_alias, "tenant_column", through=True)
-    # the rules' own answer (rules/drift.dl), the same for every record: None only when a
-    # user's rules make it depend on the record, and then each record's rules decide
-    declared = checker.engine.case_free_rows("tenancy_declared")
-    state.tenants_known = declared is None or bool(declared)
+    # the rules' own answer (rules/drift.dl: tenancy_declared(), which reads no record fact),
+    # asked of the engine over the policy facts alone
+    empty = checker.engine.evaluate(FactSet(), predicates=["tenancy_declared"])
+    state.tenants_known = bool(empty.atoms("tenancy_declared"))
     if not checker.domain.schema_known:
         state.notes.append(
             f"the domain has no schema.sql: {len(state.schema_checks)} check(s) that need keys "
