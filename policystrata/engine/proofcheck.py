@@ -491,8 +491,9 @@ class _ProgramInfo:
                 lit.atom.pred for lit in rule.body if isinstance(lit, Positive | Negative)
             )
         self._closure: dict[str, frozenset[str]] = {}
-        self.plans: dict[Any, tuple[int, ...]] = {}
-        self.cons_specs: dict[tuple[int, int, int, str], tuple[tuple[str, Any], ...]] = {}
+        # (rule index, head-bound variables, head-constrained variables) -> the rule's body
+        # compiled for that head shape (_Goals._compile)
+        self.compiled: dict[Any, Any] = {}
         self._heads: dict[str, list[tuple[Rule, tuple[tuple[int, Any], ...]]]] = {
             p: [
                 (
@@ -718,37 +719,43 @@ class _Goals:
                 self.stack[-1].low = frame.low
         return table.rows
 
-    def _rule(self, rule: Rule, pattern: tuple[Any, ...], cons: tuple[Cons, ...]) -> Iterator[Row]:
+    def _rule(self, rule: Rule, pattern: tuple[Any, ...], cons: tuple[Cons, ...]) -> list[Row]:
         env: dict[Var, Any] = {}
         vcons: dict[Var, list[tuple[str, Any]]] = {}
         for t, p, c in zip(rule.head.args, pattern, cons, strict=True):
             if isinstance(t, ConstTerm):
                 if p is not _OPEN and not _same_v(t.value, p):
-                    return
+                    return _NONE
                 if c and not _satisfies(t.value, c):
-                    return
+                    return _NONE
             elif p is not _OPEN:
                 if t in env:
                     if not _same_v(env[t], p):
-                        return
+                        return _NONE
                 else:
                     env[t] = p
             elif c:
                 vcons.setdefault(t, []).extend(c)
         for v, cs in vcons.items():
             if v in env and not _satisfies(env[v], cs):
-                return
-        for sol in self._solve(rule, self._plan(rule, env, vcons), 0, env, vcons):
-            row = []
-            for t in rule.head.args:
-                if isinstance(t, ConstTerm):
-                    row.append(t.value)
-                elif t in sol:
-                    row.append(sol[t])
-                else:  # pragma: no cover - range restriction (static checker) prevents this
-                    break
-            else:
-                yield tuple(row)
+                return _NONE
+        shape = (rule.index, frozenset(env), frozenset(vcons))
+        compiled = self.info.compiled.get(shape)
+        if compiled is None:
+            compiled = self.info.compiled[shape] = self._compile(rule, env, vcons)
+        steps, head, slots, width = compiled
+        vals: list[Any] = [_OPEN] * width
+        for v, value in env.items():
+            vals[slots[v]] = value
+        vc: list[Any] = [None] * width
+        for v, cs in vcons.items():
+            vc[slots[v]] = cs
+        out: list[Row] = []
+        for sol in self._solutions(steps, vals, vc):
+            row = tuple(x if kind == 0 else sol[x] for kind, x in head)
+            if _OPEN not in row:  # range restriction (static checker) binds every head var
+                out.append(row)
+        return out
 
     @staticmethod
     def _bound(t: Var | ConstTerm, env: Any) -> bool:
@@ -783,12 +790,8 @@ class _Goals:
 
     def _plan(self, rule: Rule, env: dict[Var, Any], vcons: dict[Var, Any]) -> tuple[int, ...]:
         """The order to solve ``rule``'s body in, given which variables the head binds and
-        constrains (computed once per rule and head shape). Stops early where no remaining
-        literal is safe (the static checker prevents that)."""
-        shape = (rule.index, frozenset(env), frozenset(vcons))
-        plan = self.info.plans.get(shape)
-        if plan is not None:
-            return plan
+        constrains. Stops early where no remaining literal is safe (the static checker prevents
+        that)."""
         bound, constrained = set(env), set(vcons)
         todo = list(range(len(rule.body)))
         order: list[int] = []
@@ -810,120 +813,179 @@ class _Goals:
                 bound.update(t for t in (lit.left, lit.right) if isinstance(t, Var))
             elif isinstance(lit, Positive):
                 bound.update(t for t in lit.atom.args if isinstance(t, Var) and not t.anon)
-        plan = self.info.plans[shape] = tuple(order)
-        return plan
+        return tuple(order)
 
-    def _solve(
-        self,
-        rule: Rule,
-        plan: tuple[int, ...],
-        k: int,
-        env: dict[Var, Any],
-        vcons: dict[Var, list[tuple[str, Any]]],
-    ) -> Iterator[dict[Var, Any]]:
-        if k == len(plan):
-            yield env
-            return
-        at = plan[k]
-        if at < 0:
-            return
-        lit = rule.body[at]
-        if isinstance(lit, Comparison):
-            left, right = lit.left, lit.right
-            lv = left.value if isinstance(left, ConstTerm) else env.get(left, _OPEN)
-            rv = right.value if isinstance(right, ConstTerm) else env.get(right, _OPEN)
-            if lv is _OPEN or rv is _OPEN:  # "=" binding its unbound side
-                var = left if lv is _OPEN else right
-                value = rv if lv is _OPEN else lv
-                assert isinstance(var, Var)
-                if var in vcons and not _satisfies(value, vcons[var]):
-                    return
-                yield from self._solve(rule, plan, k + 1, {**env, var: value}, vcons)
-            elif holds(lv, lit.op, rv):
-                yield from self._solve(rule, plan, k + 1, env, vcons)
-            return
-        atom = lit.atom
-        if isinstance(lit, Negative):
-            pattern = [
-                t.value if isinstance(t, ConstTerm) else (None if t.anon else env[t])
-                for t in atom.args
-            ]
-            if not self.exists(atom.pred, pattern):
-                yield from self._solve(rule, plan, k + 1, env, vcons)
-            return
-        pattern_l: list[Any] = []
-        cons_l: list[Cons] = []
-        free = False
-        for t in atom.args:
-            if isinstance(t, ConstTerm):
-                pattern_l.append(t.value)
-                cons_l.append(())
-            elif t in env:
-                pattern_l.append(env[t])
-                cons_l.append(())
+    def _compile(
+        self, rule: Rule, env: dict[Var, Any], vcons: dict[Var, Any]
+    ) -> tuple[tuple[Any, ...], tuple[tuple[int, Any], ...], dict[Var, int], int]:
+        """``rule``'s body as steps in the order of :meth:`_plan`, for a head that binds the
+        variables of ``env`` and constrains those of ``vcons`` (once per rule and head shape).
+        Which variables are bound before each step is known here, so each argument is compiled
+        to a constant, a bound slot, a slot the step binds, or an anonymous position.
+        Returns (steps, the head as (0, constant) / (1, slot), variable -> slot, slots)."""
+        slots: dict[Var, int] = {}
+        for t in [*rule.head.args, *(t for lit in rule.body for t in _terms(lit))]:
+            if isinstance(t, Var) and not t.anon and t not in slots:
+                slots[t] = len(slots)
+
+        def side(t: Var | ConstTerm) -> tuple[int, Any]:
+            return (0, t.value) if isinstance(t, ConstTerm) else (1, slots[t])
+
+        plan = self._plan(rule, env, vcons)
+        bound = set(env)
+        steps: list[tuple[Any, ...]] = []
+        for k, at in enumerate(plan):
+            if at < 0:
+                steps.append((_STOP,))
+                break
+            lit = rule.body[at]
+            if isinstance(lit, Comparison):
+                steps.append((_CMP, lit.op, *side(lit.left), *side(lit.right)))
+                bound.update(t for t in (lit.left, lit.right) if isinstance(t, Var))
+                continue
+            atom = lit.atom
+            if isinstance(lit, Negative):
+                args = tuple(
+                    (2, None) if isinstance(t, Var) and t.anon else side(t) for t in atom.args
+                )
+                steps.append((_NEG, atom.pred, args, tuple(() for _ in args)))
+                continue
+            template: list[tuple[int, Any, Any]] = []
+            binds: list[tuple[int, int]] = []
+            repeats: list[tuple[int, int]] = []
+            fresh: set[Var] = set()
+            for pos, t in enumerate(atom.args):
+                if isinstance(t, ConstTerm):
+                    template.append((0, t.value, ()))
+                elif t.anon:
+                    template.append((2, None, ()))
+                elif t in bound:
+                    template.append((1, slots[t], ()))
+                else:
+                    template.append((3, slots[t], self._later(t, rule, plan, k, bound, slots)))
+                    (repeats if t in fresh else binds).append((pos, slots[t]))
+                    fresh.add(t)
+            steps.append((_POS, atom.pred, tuple(template), tuple(binds), tuple(repeats)))
+            bound |= fresh
+        head = tuple(side(t) for t in rule.head.args)
+        return tuple(steps), head, slots, len(slots)
+
+    @staticmethod
+    def _later(
+        var: Var, rule: Rule, plan: tuple[int, ...], k: int, bound: set[Var], slots: dict[Var, int]
+    ) -> tuple[tuple[str, int, Any], ...]:
+        """The comparisons after step ``k`` of ``var`` with a constant or a variable bound
+        before it: constraints known before ``var`` is bound, as (op, 0, constant) or
+        (op, 1, slot)."""
+        found: list[tuple[str, int, Any]] = []
+        for i in plan[k + 1 :]:
+            if i < 0:
+                continue
+            lit = rule.body[i]
+            if not isinstance(lit, Comparison) or lit.op == "=":
+                continue
+            if lit.left == var:
+                op, other = lit.op, lit.right
+            elif lit.right == var:
+                op, other = _FLIP[lit.op], lit.left
             else:
-                free = True
-                pattern_l.append(_OPEN)
-                cons_l.append(() if t.anon else self._constraints(t, rule, plan, k, env, vcons))
-        rows = self.answers(atom.pred, tuple(pattern_l), tuple(cons_l))
-        if not free:
-            if rows:
-                yield from self._solve(rule, plan, k + 1, env, vcons)
-            return
-        for row in rows:
-            new = env
-            ok = True
-            for t, v in zip(atom.args, row, strict=True):
-                if isinstance(t, ConstTerm) or t.anon:
-                    continue
-                cur = new.get(t, _OPEN)
-                if cur is _OPEN:
-                    if new is env:
-                        new = dict(env)
-                    new[t] = v
-                elif not _same_v(cur, v):
-                    ok = False
-                    break
-            if ok:
-                yield from self._solve(rule, plan, k + 1, new, vcons)
+                continue
+            if isinstance(other, ConstTerm):
+                found.append((op, 0, other.value))
+            elif other in bound:
+                found.append((op, 1, slots[other]))
+        return tuple(found)
 
-    def _constraints(
-        self,
-        var: Var,
-        rule: Rule,
-        plan: tuple[int, ...],
-        k: int,
-        env: dict[Var, Any],
-        vcons: dict[Var, list[tuple[str, Any]]],
+    def _solutions(
+        self, steps: tuple[Any, ...], vals: list[Any], vc: list[Any]
+    ) -> Iterator[list[Any]]:
+        """Every binding of the slots that satisfies the compiled steps, depth first."""
+        n = len(steps)
+        if n == 0:
+            yield vals
+            return
+        stack = [iter(self._step(steps[0], vals, vc))]
+        while stack:
+            got = next(stack[-1], None)
+            if got is None:
+                stack.pop()
+            elif len(stack) == n:
+                yield got
+            else:
+                stack.append(iter(self._step(steps[len(stack)], got, vc)))
+
+    def _step(self, step: tuple[Any, ...], vals: list[Any], vc: list[Any]) -> list[list[Any]]:
+        """The bindings extending ``vals`` through one compiled body literal."""
+        kind = step[0]
+        if kind == _POS:
+            _kind, pred, template, binds, repeats = step
+            pattern: list[Any] = []
+            cons: list[Cons] = []
+            for k, x, later in template:
+                if k == 0:
+                    pattern.append(x)
+                    cons.append(())
+                elif k == 1:
+                    pattern.append(vals[x])
+                    cons.append(())
+                else:
+                    pattern.append(_OPEN)
+                    cons.append(() if k == 2 else self._cons(x, later, vals, vc))
+            rows = self.answers(pred, tuple(pattern), tuple(cons))
+            if not binds:
+                return [vals] if rows else _NO
+            out = []
+            for row in rows:
+                new = vals.copy()
+                for pos, x in binds:
+                    new[x] = row[pos]
+                if repeats and not all(_same_v(new[x], row[pos]) for pos, x in repeats):
+                    continue
+                out.append(new)
+            return out
+        if kind == _NEG:
+            _kind, pred, args, nocons = step
+            pat = tuple(x if k == 0 else (vals[x] if k == 1 else _OPEN) for k, x in args)
+            return _NO if self.answers(pred, pat, nocons) else [vals]
+        if kind == _CMP:
+            _kind, op, lk, lx, rk, rx = step
+            lv = lx if lk == 0 else vals[lx]
+            rv = rx if rk == 0 else vals[rx]
+            if lv is _OPEN or rv is _OPEN:  # "=" binding its unbound side
+                slot, value = (lx, rv) if lv is _OPEN else (rx, lv)
+                own = vc[slot]
+                if own and not _satisfies(value, own):
+                    return _NO
+                new = vals.copy()
+                new[slot] = value
+                return [new]
+            return [vals] if holds(lv, op, rv) else _NO
+        return _NO  # _STOP: unsafe leftovers bind nothing
+
+    @staticmethod
+    def _cons(
+        slot: int, later: tuple[tuple[str, int, Any], ...], vals: list[Any], vc: list[Any]
     ) -> Cons:
-        """Constraints on ``var`` known before it is bound: its own, and every later
-        comparison of it with a bound value."""
-        spec_key = (rule.index, id(plan), k, var.name)
-        spec = self.info.cons_specs.get(spec_key)
-        if spec is None:  # the later comparisons of var (once per rule, plan and step)
-            found: list[tuple[str, Var | ConstTerm]] = []
-            for i in plan[k + 1 :]:
-                if i < 0:
-                    continue
-                lit = rule.body[i]
-                if not isinstance(lit, Comparison) or lit.op == "=":
-                    continue
-                if lit.left == var:
-                    found.append((lit.op, lit.right))
-                elif lit.right == var:
-                    found.append((_FLIP[lit.op], lit.left))
-            spec = self.info.cons_specs[spec_key] = tuple(found)
-        own = vcons.get(var)
-        if not spec and not own:
+        """Constraints on a slot known before it is bound: its own (from the head), and every
+        later comparison of it with a constant or a bound value."""
+        own = vc[slot]
+        if not later and not own:
             return ()
         out = list(own or ())
-        for op, other in spec:  # those with a bound other side
-            if isinstance(other, ConstTerm):
-                out.append((op, other.value))
-            elif other in env:
-                out.append((op, env[other]))
+        for op, k, x in later:
+            out.append((op, x if k == 0 else vals[x]))
         unique = {(op, _k(v)): (op, v) for op, v in out}  # each once: patterns stay finite
         return tuple(unique[k] for k in sorted(unique))
+
+
+_POS, _NEG, _CMP, _STOP = 0, 1, 2, 3
+_NO: list[list[Any]] = []  # no binding (never appended to)
+
+
+def _terms(lit: Any) -> tuple[Any, ...]:
+    if isinstance(lit, Comparison):
+        return (lit.left, lit.right)
+    return tuple(lit.atom.args)
 
 
 # ---- the checker ------------------------------------------------------------------------------
