@@ -36,8 +36,7 @@ def parse_error(text: str, request: str) -> str | None:
     of why not. Remembered by both texts: the stack's grammar layer and the detector's grammar
     lowering ask it of the same generated grammar and IR text, and minimization asks again.
     The grammar text is interned first: a stack generates an equal text again for each request
-    of a principal, and the memo's keys would otherwise hold each copy (~2 KB apiece; +16 MB
-    peak RSS at 50,000 cases before)."""
+    of a principal, and the memo's keys would otherwise hold each copy (~2 KB apiece)."""
     return _parse_error(sys.intern(text), request)
 
 
