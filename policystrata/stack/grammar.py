@@ -20,8 +20,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lark import Lark
-
 from policystrata.ir.query import render_name
 from policystrata.lalr import lalr_parser, parse_error
 from policystrata.stack.manifest import manifest_words
@@ -88,12 +86,10 @@ def generate_grammar(manifest: dict[str, Any], knobs: GrammarKnobs | None = None
     )
 
 
-def _parser(grammar: str) -> Lark | None:
-    return lalr_parser(grammar)[0]  # compiled once per text, shared with the detector
-
-
 def grammar_decision(grammar: str, request_text: str) -> str:
-    """``accept`` when the grammar parses the request's IR text, else ``reject``."""
-    if _parser(grammar) is None:
+    """``accept`` when the grammar parses the request's IR text, else ``reject`` (a grammar that
+    does not load rejects everything). Parser and decision are shared with the detector's
+    grammar lowering (``policystrata.lalr``)."""
+    if lalr_parser(grammar)[0] is None:
         return "reject"
     return "accept" if parse_error(grammar, request_text) is None else "reject"
