@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from junitparser import Failure, JUnitXml
 
 from policystrata.cli import main
@@ -151,3 +153,75 @@ def test_streamed_junit_is_the_whole_tree_document(tmp_path: Path) -> None:
         gate=GateResult(passed=True, exit_code=0),
     )
     assert to_junit(empty) == _whole_tree_junit(empty)
+
+
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["input", "compiler", "zz"]),
+            _TEXT,
+            _TEXT,
+            st.one_of(st.none(), st.tuples(_TEXT, st.one_of(st.none(), st.integers(0, 99)))),
+            st.sampled_from(["passed", "failed", "skipped"]),
+            st.one_of(st.none(), _TEXT),
+            st.lists(st.sampled_from(["f1", "f2", "gone"]), max_size=2),
+        ),
+        max_size=6,
+    ),
+    _TEXT,
+)
+def test_testcases_written_as_text_are_what_elementtree_writes(rows: list[Any], msg: str) -> None:
+    """Each testcase is written as text: the same bytes as ElementTree's serialization of the
+    whole indented tree, for any text in any attribute or message (markup, quotes, tabs,
+    carriage returns, newlines, empty strings)."""
+    from policystrata.report.junit import to_junit
+    from policystrata.results import CheckOutcome, Finding, GateResult, Location
+
+    findings = [
+        Finding(
+            id=fid,
+            kind="witness",
+            rule_id="compiler.x",
+            check="x",
+            message=msg + fid,
+            severity="high",
+            confidence="high",
+            surface="compiler",
+            owner="compiler",
+            witness_class="x",
+            location=Location(file="t.jsonl", line=1),
+            what_changed="-",
+            probable_fix='<fix & "go">',
+            recheck="strata check\t'x'\r",
+        )
+        for fid in ("f1", "f2")
+    ]
+    checks = [
+        CheckOutcome(
+            layer=layer,
+            check=check,
+            record=record,
+            location=Location(file=loc[0], line=loc[1]) if loc is not None else None,
+            status=status,
+            finding_ids=ids,
+            message=message,
+        )
+        for layer, check, record, loc, status, message, ids in rows
+    ]
+    report = ScanReport(
+        version="0",
+        config="c",
+        domain="d",
+        rules_digest="x",
+        gate=GateResult(passed=True, exit_code=0),
+        checks=checks,
+        findings=findings,
+    )
+    assert to_junit(report) == _whole_tree_junit(report)

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from bench_traces import make_traces
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policystrata.jsondump import dumps_indented
 from policystrata.report.junit import to_junit
@@ -123,12 +125,18 @@ def test_the_temporary_files_go_when_the_scan_stops(
     import gc
 
     import policystrata.scan.run as run_mod
+    import policystrata.scan.store as store_mod
 
+    # written at once, a batch of check outcomes per outcome: every store has its file(s)
+    monkeypatch.setattr(store_mod, "_WRITE", 1)
+    monkeypatch.setattr(store_mod.CheckStore, "BATCH", 1)
     cfg = _export(tmp_path / "t", 20, distinct=5)
     gc.collect()
     before = _open_files()
     report = run_scan(load_scan_config(cfg), db_spec="none")
-    assert len(_open_files() - before) == 3  # findings, checks, fuzz records: on disk
+    assert isinstance(report.checks, CheckStore)
+    # on disk: the findings, the fuzz records, and the check outcomes (a file per layer)
+    assert len(_open_files() - before) == 2 + len(report.checks.by_layer) > 2
     del report
     gc.collect()
     assert _open_files() == before
@@ -178,3 +186,54 @@ def test_peak_rss_does_not_grow_with_the_record_count(tmp_path: Path) -> None:
     (few, small), (many, large) = peaks[200], peaks[800]
     assert many > 3 * few > 600
     assert large - small < 16 * 1024, peaks
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["input", "compiler", "release"]),
+            st.sampled_from(["passed", "failed", "skipped"]),
+            st.one_of(st.none(), st.integers(1, 9)),
+            st.lists(st.sampled_from(["f1", "f2"]), max_size=2),
+            st.one_of(st.none(), st.text(max_size=4)),
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 5),
+)
+def test_check_store_is_the_list_it_was_given(rows: list[Any], batch: int) -> None:
+    """Check outcomes kept a batch at a time per layer read back as they were appended: in
+    order, by index (negative too), by slice, one layer at a time, as rows; equal to the
+    originals; an outcome read back is a new object."""
+    from policystrata.results import CheckOutcome, Location
+    from policystrata.scan.store import check_row
+
+    outcomes = [
+        CheckOutcome(
+            layer=layer,
+            check=f"{layer}.c",
+            record=f"r{n}",
+            location=None if line is None else Location(file="t.jsonl", line=line),
+            status=status,
+            finding_ids=ids,
+            message=message,
+        )
+        for n, (layer, status, line, ids, message) in enumerate(rows)
+    ]
+    store = CheckStore()
+    store.BATCH = batch
+    store.extend(outcomes)
+    assert len(store) == len(outcomes)
+    assert list(store) == outcomes
+    assert [store[i] for i in range(-len(outcomes), len(outcomes))] == outcomes + outcomes
+    assert store[1:4] == outcomes[1:4]
+    for layer in {"input", "compiler", "release", "other"}:
+        mine = [c for c in outcomes if c.layer == layer]
+        assert list(store.layer(layer)) == mine == store.layer(layer)[:]
+        assert list(store.rows(layer)) == [check_row(c) for c in mine]
+    if outcomes:
+        store[0].finding_ids.append("changed")
+        assert store[0] == outcomes[0]
+    store.close()
+    assert len(store) == 0 and list(store) == []

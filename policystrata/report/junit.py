@@ -14,12 +14,14 @@ True
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from policystrata.results import ScanReport
+from policystrata.scan.store import CheckRow, CheckStore, FindingStore, Tally, check_row
 
 LAYER_ORDER = (
     "input",
@@ -41,20 +43,20 @@ def to_junit(report: ScanReport) -> str:
 
 
 def write_junit(report: ScanReport, handle: Any) -> None:
-    """:func:`to_junit` written to ``handle`` one testcase at a time: each testcase is an
-    element of its own, indented as ``ElementTree.indent`` indents it in the whole document
-    and serialized by ``ElementTree`` (so escaping and attribute order are its own); the
-    document's and the suites' start and end tags around them. Never the whole tree, nor the
-    whole document as one string (a 10,000-record scan has ~500,000 testcases)."""
-    from policystrata.scan.store import CheckStore, FindingStore, Tally
-
+    """:func:`to_junit` written to ``handle`` one testcase at a time: each testcase written as
+    ``ElementTree`` writes it in the whole document indented by ``ElementTree.indent`` (its
+    escaping, attribute order and indentation; see :func:`_testcase`); the document's and the
+    suites' start and end tags, serialized by ``ElementTree``, around them. Never the whole
+    tree, nor the whole document as one string (a 10,000-record scan has ~500,000 testcases)."""
     checks = report.checks
-    by_layer: dict[str, Sequence[Any]] = {}
+    by_layer: dict[str, Callable[[], Iterable[CheckRow]]] = {}
     if isinstance(checks, CheckStore):  # on disk: each layer's outcomes read on demand
-        by_layer = {layer: checks.layer(layer) for layer in checks.by_layer}
+        by_layer = {layer: functools.partial(checks.rows, layer) for layer in checks.by_layer}
     else:
+        in_memory: dict[str, list[CheckRow]] = {}
         for c in checks:
-            by_layer.setdefault(c.layer, []).append(c)  # type: ignore[attr-defined]
+            in_memory.setdefault(c.layer, []).append(check_row(c))
+        by_layer = {layer: rows.copy for layer, rows in in_memory.items()}
     found = report.findings
     findings: Any = found.by_id() if isinstance(found, FindingStore) else {f.id: f for f in found}
     layers = sorted(by_layer, key=lambda s: (LAYER_ORDER.index(s) if s in LAYER_ORDER else 99, s))
@@ -78,7 +80,6 @@ def write_junit(report: ScanReport, handle: Any) -> None:
         return
     handle.write(_start_tag(root) + "\n  ")
     for i, layer in enumerate(layers):
-        cases = by_layer[layer]
         n, n_fail, n_skip = counts[layer]
         suite = ET.Element(
             "testsuite",
@@ -89,13 +90,12 @@ def write_junit(report: ScanReport, handle: Any) -> None:
             skipped=str(n_skip),
             time="0",
         )
-        handle.write(_start_tag(suite) + "\n    ")
-        for j, c in enumerate(cases):
-            case = _testcase(layer, c, findings)
-            ET.indent(case, space="  ", level=2)
-            handle.write(ET.tostring(case, encoding="unicode"))
-            handle.write("\n    " if j < len(cases) - 1 else "\n  ")
-        handle.write("</testsuite>")
+        handle.write(_start_tag(suite))
+        sep = "\n    "
+        for row in by_layer[layer]():
+            handle.write(sep)
+            handle.write(_testcase(row, findings))
+        handle.write("\n  </testsuite>")
         handle.write("\n  " if i < len(layers) - 1 else "\n")
     handle.write("</testsuites>\n")
 
@@ -107,26 +107,70 @@ def _start_tag(elem: ET.Element) -> str:
     return empty[: -len(" />")] + ">"
 
 
-def _testcase(layer: str, c: Any, findings: dict[str, Any]) -> ET.Element:
-    attrs = {"classname": f"{layer}.{c.record}", "name": c.check, "time": "0"}
-    if c.location is not None:
-        attrs["file"] = c.location.file
-        if c.location.line is not None:
-            attrs["line"] = str(c.location.line)
-    case = ET.Element("testcase", attrs)
-    if c.status == "failed":
-        msgs = [findings[i].message for i in c.finding_ids if i in findings]
-        message = c.message or ("; ".join(msgs)) or f"{c.check} failed"
-        fail = ET.SubElement(case, "failure", message=message[:500], type=c.check)
+def _attr(text: str) -> str:
+    """An attribute value as ElementTree escapes it (``&<>"`` and the three whitespace
+    characters it writes as character references)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
+
+
+def _cdata(text: str) -> str:
+    """Element text as ElementTree escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _tag(name: str, attrs: dict[str, str], text: str | None = None) -> str:
+    """An element without children, as ElementTree serializes it."""
+    head = f"<{name}" + "".join(f' {k}="{_attr(v)}"' for k, v in attrs.items())
+    return f"{head}>{_cdata(text)}</{name}>" if text else f"{head} />"
+
+
+def _testcase(row: CheckRow, findings: dict[str, Any]) -> str:
+    """One testcase, as ElementTree serializes it after ``indent(space="  ", level=2)``
+    (``tests/test_report_junit.py`` compares with the whole tree built by ElementTree).
+    Written as text: building and serializing an element per testcase was most of a large
+    scan's JUnit time (~50 testcases a record)."""
+    layer, check, record, file, line, status, finding_ids, text = row
+    attrs = {"classname": f"{layer}.{record}", "name": check, "time": "0"}
+    if file is not None:
+        attrs["file"] = file
+        if line is not None:
+            attrs["line"] = str(line)
+    if status == "failed":
+        msgs = [findings[i].message for i in finding_ids if i in findings]
+        message = text or ("; ".join(msgs)) or f"{check} failed"
         lines = []
-        for i in c.finding_ids:
+        for i in finding_ids:
             f = findings.get(i)
             if f is not None:
                 lines.append(
                     f"{f.id} [{f.severity}/{f.confidence}] {f.message}\n"
                     f"  fix: {f.probable_fix}\n  re-check: {f.recheck}"
                 )
-        fail.text = "\n".join(lines) or message
-    elif c.status == "skipped":
-        ET.SubElement(case, "skipped", message=c.message or "not run")
-    return case
+        child = _tag(
+            "failure", {"message": message[:500], "type": check}, "\n".join(lines) or message
+        )
+    elif status == "skipped":
+        child = _tag("skipped", {"message": text or "not run"})
+    else:
+        return _tag("testcase", attrs)
+    return _tag("testcase", attrs)[: -len(" />")] + f">\n      {child}\n    </testcase>"

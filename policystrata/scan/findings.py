@@ -15,9 +15,11 @@ validator should have refused) are listed on the localized finding as ``also_fai
 
 from __future__ import annotations
 
+import functools
 import shlex
 from typing import Any
 
+from policystrata.ir import SemanticQuery
 from policystrata.prooftree import ProofNode
 from policystrata.results import PUBLISHED_SEVERITY, Finding
 from policystrata.witness import Witness
@@ -51,10 +53,9 @@ def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) ->
         f.sql = w.case.sql
         if w.case.ir:
             from policystrata.bench.published import semantic_ir_dict
-            from policystrata.ir import parse_ir
 
             try:
-                f.semantic_ir = semantic_ir_dict(parse_ir(w.case.ir).to_dict())
+                f.semantic_ir = semantic_ir_dict(_ir(w.case.ir).to_dict())
             except ValueError:
                 f.semantic_ir = None
     elif f.repro:
@@ -69,6 +70,15 @@ def publish(f: Finding, config_name: str, meta: dict[str, Any] | None = None) ->
         "location": f.location.model_dump(mode="json", exclude_none=True),
         **{k: meta[k] for k in ("timestamp", "evidence_level", "expected_policy") if k in meta},
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _ir(text: str) -> SemanticQuery:
+    """The witness's IR text parsed, remembered by text (a scan's findings repeat few IR texts;
+    the query is immutable; a text that does not parse raises each time)."""
+    from policystrata.ir import parse_ir
+
+    return parse_ir(text)
 
 
 # ------------------------------------------------------------------------------ proof reading

@@ -1173,7 +1173,3 @@ def finish_findings(
         fixed = sorted(previous - out.positions.keys())
         diff = BaselineDiff(file=baseline.name, new=new, unchanged=unchanged, fixed=fixed)
     return out, diff, gate.result()
-
-
-def iter_failed(report: ScanReport) -> Iterator[CheckOutcome]:
-    return (c for c in report.checks if c.status == "failed")

@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar, overload
 T = TypeVar("T")
 
 _READ = 1 << 20  # bytes read at a time when iterating
+_WRITE = 1 << 20  # bytes appended before they are written
 
 
 class Spill(Sequence[T], Generic[T]):
@@ -44,6 +45,7 @@ class Spill(Sequence[T], Generic[T]):
     def __init__(self, items: Iterable[T] = ()) -> None:
         self._file: Any = None
         self._offsets = array("q", [0])
+        self._pending = bytearray()
         self._dirty = False
         self.extend(items)
 
@@ -54,9 +56,18 @@ class Spill(Sequence[T], Generic[T]):
 
     def append(self, item: T) -> None:
         data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-        self._handle().write(data)
+        self._pending += data
         self._offsets.append(self._offsets[-1] + len(data))
-        self._dirty = True
+        if len(self._pending) >= _WRITE:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write what was appended since the last write (appends are written a block at a
+        time, not one write per item)."""
+        if self._pending:
+            self._handle().write(self._pending)
+            self._pending = bytearray()
+            self._dirty = True
 
     def extend(self, items: Iterable[T]) -> None:
         for item in items:
@@ -66,6 +77,7 @@ class Spill(Sequence[T], Generic[T]):
         return len(self._offsets) - 1
 
     def _read(self, start: int, size: int) -> bytes:
+        self._flush()
         if self._dirty:
             self._file.flush()
             self._dirty = False
@@ -118,6 +130,7 @@ class Spill(Sequence[T], Generic[T]):
             self._file.close()
             self._file = None
         self._offsets = array("q", [0])
+        self._pending = bytearray()
         self._dirty = False
 
 
@@ -212,38 +225,182 @@ class _ById:
         return default if n is None else self.store[n]
 
 
-class CheckStore(Spill[Any]):
-    """The check outcomes of a scan, in order, with their counts and the positions of each
-    layer's outcomes (JUnit writes one suite per layer)."""
+#: A check outcome as a :class:`CheckStore` keeps it: layer, check, record, location file
+#: (None: no location), location line, status, finding ids, message.
+CheckRow = tuple[str, str, str, "str | None", "int | None", str, "list[str]", "str | None"]
+
+
+def check_row(c: Any) -> CheckRow:
+    """A :class:`~policystrata.results.CheckOutcome` as a row."""
+    loc = c.location
+    return (
+        c.layer,
+        c.check,
+        c.record,
+        None if loc is None else loc.file,
+        None if loc is None else loc.line,
+        c.status,
+        list(c.finding_ids),
+        c.message,
+    )
+
+
+def check_outcome(row: CheckRow) -> Any:
+    """A row as the :class:`~policystrata.results.CheckOutcome` it was made of (built without
+    validating again: it was validated when it was made)."""
+    from policystrata.results import CheckOutcome, Location
+
+    layer, check, record, file, line, status, ids, message = row
+    location = None if file is None else Location.model_construct(file=file, line=line)
+    return CheckOutcome.model_construct(
+        layer=layer,
+        check=check,
+        record=record,
+        location=location,
+        status=status,
+        finding_ids=list(ids),
+        message=message,
+    )
+
+
+class CheckStore(Sequence[Any]):
+    """The check outcomes of a scan (~50 a record), in order, with their counts, kept on disk
+    a layer at a time (JUnit writes one suite per layer).
+
+    Each outcome is kept as a plain row (:data:`CheckRow`), and each layer's rows are pickled
+    :attr:`BATCH` at a time into the layer's :class:`Spill` (one pickle per batch, not one
+    per outcome: a 10,000-record scan has ~500,000 outcomes). In memory stay the last
+    unwritten batch of each layer, one byte an outcome for its layer (the order) and four for
+    its position in its layer. Reading gives :class:`~policystrata.results.CheckOutcome`
+    objects; :meth:`rows` gives a layer's rows, read a batch at a time.
+
+    >>> from policystrata.results import CheckOutcome
+    >>> s = CheckStore([CheckOutcome(layer=x, check="c", record=str(n), status="passed")
+    ...                 for n, x in enumerate("abab")])
+    >>> [(c.layer, c.record) for c in s], s[2].record, len(s.layer("b"))
+    ([('a', '0'), ('b', '1'), ('a', '2'), ('b', '3')], '2', 2)
+    >>> s.tally.layers["a"]
+    {'ran': 2, 'passed': 2}
+    """
+
+    BATCH = 256
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
         self.tally = Tally()
-        self.by_layer: dict[str, array[int]] = {}
-        super().__init__(items)
+        self.by_layer: dict[str, _Layer] = {}
+        self._names: list[str] = []
+        self._order = array("B")  # each outcome's layer (its index in _names)
+        self._index = array("I")  # each outcome's position in its layer
+        for item in items:
+            self.append(item)
 
     def append(self, item: Any) -> None:
-        self.by_layer.setdefault(item.layer, array("q")).append(len(self))
+        layer = self.by_layer.get(item.layer)
+        if layer is None:
+            if len(self._names) == 256:
+                raise ValueError("a scan's check outcomes name more than 256 layers")
+            layer = self.by_layer[item.layer] = _Layer(len(self._names), self.BATCH)
+            self._names.append(item.layer)
         self.tally.check(item)
-        super().append(item)
+        self._order.append(layer.code)
+        self._index.append(layer.count)
+        layer.add(check_row(item))
 
-    def layer(self, name: str) -> _Positions:
-        return _Positions(self, self.by_layer.get(name, array("q")))
-
-
-class _Positions(Sequence[Any]):
-    """Some items of a spill, by position, read on demand (one layer's check outcomes)."""
-
-    def __init__(self, spill: Spill[Any], positions: array[int]) -> None:
-        self.spill, self.positions = spill, positions
+    def extend(self, items: Iterable[Any]) -> None:
+        for item in items:
+            self.append(item)
 
     def __len__(self) -> int:
-        return len(self.positions)
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("CheckStore index out of range")
+        layer = self.by_layer[self._names[self._order[index]]]
+        return check_outcome(layer.row(self._index[index]))
+
+    def __iter__(self) -> Iterator[Any]:
+        """The outcomes in order (each layer's rows read a batch at a time)."""
+        rows = {layer.code: layer.rows() for layer in self.by_layer.values()}
+        for code in self._order:
+            yield check_outcome(next(rows[code]))
+
+    def layer(self, name: str) -> Sequence[Any]:
+        """One layer's outcomes, in order."""
+        return _LayerView(self.by_layer.get(name) or _Layer(-1, self.BATCH))
+
+    def rows(self, name: str) -> Iterator[CheckRow]:
+        """One layer's outcomes as rows, in order (what JUnit reads)."""
+        layer = self.by_layer.get(name)
+        return layer.rows() if layer is not None else iter(())
+
+    def close(self) -> None:
+        """Remove the files (the outcomes are gone; the store is then empty)."""
+        for layer in self.by_layer.values():
+            layer.spill.close()
+        self.by_layer, self._names = {}, []
+        self._order, self._index = array("B"), array("I")
+
+    def __repr__(self) -> str:
+        return f"<CheckStore of {len(self)} outcome(s) on disk>"
+
+    def __reduce__(self) -> Any:  # pickled (a worker, a copy): as the list it stands for
+        return (list, (list(self),))
+
+
+class _Layer:
+    """One layer's rows: full batches in a spill, the last one in memory."""
+
+    def __init__(self, code: int, size: int) -> None:
+        self.code, self.size, self.count = code, size, 0
+        self.spill: Spill[list[CheckRow]] = Spill()
+        self.batch: list[CheckRow] = []
+
+    def add(self, row: CheckRow) -> None:
+        self.batch.append(row)
+        self.count += 1
+        if len(self.batch) == self.size:
+            self.spill.append(self.batch)
+            self.batch = []
+
+    def row(self, n: int) -> CheckRow:
+        b, i = divmod(n, self.size)
+        return self.batch[i] if b == len(self.spill) else self.spill[b][i]
+
+    def rows(self) -> Iterator[CheckRow]:
+        for batch in self.spill:
+            yield from batch
+        yield from list(self.batch)
+
+
+class _LayerView(Sequence[Any]):
+    """One layer's outcomes, read on demand."""
+
+    def __init__(self, layer: _Layer) -> None:
+        self._layer = layer
+
+    def __len__(self) -> int:
+        return self._layer.count
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [self.spill[p] for p in self.positions[index]]
-        return self.spill[self.positions[index]]
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("layer index out of range")
+        return check_outcome(self._layer.row(index))
 
     def __iter__(self) -> Iterator[Any]:
-        for p in self.positions:
-            yield self.spill[p]
+        return (check_outcome(r) for r in self._layer.rows())
