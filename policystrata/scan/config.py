@@ -54,6 +54,7 @@ policystrata.errors.InputErrors: bad.yaml:3: sql_trace: unknown key (did you mea
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -66,8 +67,11 @@ from policystrata.model.yamlsrc import YamlDoc, load_yaml_file, validate
 from policystrata.paths import domains_dir
 
 
-def _builtin_names() -> list[str]:
-    return sorted(d.name for d in domains_dir().iterdir() if d.is_dir())
+@functools.lru_cache(maxsize=1)
+def _builtin_names() -> tuple[str, ...]:
+    """The built-in domains (directories shipped with the package: read once a process; a
+    scan asks for each finding's re-check command)."""
+    return tuple(sorted(d.name for d in domains_dir().iterdir() if d.is_dir()))
 
 
 def _is_builtin(name: str) -> bool:
