@@ -135,8 +135,9 @@ def test_the_temporary_files_go_when_the_scan_stops(
     before = _open_files()
     report = run_scan(load_scan_config(cfg), db_spec="none")
     assert isinstance(report.checks, CheckStore)
-    # on disk: the findings, the fuzz records, and the check outcomes (a file per layer)
-    assert len(_open_files() - before) == 2 + len(report.checks.by_layer) > 2
+    # on disk: the findings and their briefs, the fuzz records, and the check outcomes (a
+    # file per layer)
+    assert len(_open_files() - before) == 3 + len(report.checks.by_layer) > 3
     del report
     gc.collect()
     assert _open_files() == before

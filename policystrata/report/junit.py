@@ -58,7 +58,9 @@ def write_junit(report: ScanReport, handle: Any) -> None:
             in_memory.setdefault(c.layer, []).append(check_row(c))
         by_layer = {layer: rows.copy for layer, rows in in_memory.items()}
     found = report.findings
-    findings: Any = found.by_id() if isinstance(found, FindingStore) else {f.id: f for f in found}
+    findings: Any = (
+        found.briefs_by_id() if isinstance(found, FindingStore) else {f.id: f for f in found}
+    )
     layers = sorted(by_layer, key=lambda s: (LAYER_ORDER.index(s) if s in LAYER_ORDER else 99, s))
     tally = Tally.of(checks=checks).layers
     counts = {

@@ -31,7 +31,7 @@ import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -191,38 +191,71 @@ class Tally:
         return out
 
 
+class FindingBrief(NamedTuple):
+    """What JUnit's failure text reads of a finding (kept apart from the whole finding, whose
+    witness and proof make it ~50 times larger to read back)."""
+
+    id: str
+    severity: str
+    confidence: str
+    message: str
+    probable_fix: str
+    recheck: str
+
+
 class FindingStore(Spill[Any]):
-    """The findings of a scan, in order, with their counts and each one's position by id
-    (the last finding with an id, as ``{f.id: f for f in findings}`` keeps it)."""
+    """The findings of a scan, in order, with their counts, each one's position by id (the
+    last finding with an id, as ``{f.id: f for f in findings}`` keeps it) and each one's
+    :class:`FindingBrief` (in a spill of their own)."""
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
         self.tally = Tally()
         self.positions: dict[str, int] = {}
+        self.briefs: Spill[FindingBrief] = Spill()
         super().__init__(items)
 
     def append(self, item: Any) -> None:
         self.positions[item.id] = len(self)
         self.tally.finding(item)
         super().append(item)
+        self.briefs.append(
+            FindingBrief(
+                item.id,
+                item.severity,
+                item.confidence,
+                item.message,
+                item.probable_fix,
+                item.recheck,
+            )
+        )
 
     def by_id(self) -> _ById:
         """``{f.id: f for f in self}`` without holding every finding: each read on demand."""
         return _ById(self)
 
+    def briefs_by_id(self) -> _ById:
+        """``{f.id: brief of f for f in self}``, each brief read on demand."""
+        return _ById(self, self.briefs)
+
+    def close(self) -> None:
+        super().close()
+        self.briefs.close()
+
 
 class _ById:
-    def __init__(self, store: FindingStore) -> None:
+    def __init__(self, store: FindingStore, items: Spill[Any] | None = None) -> None:
         self.store = store
+        self.items: Spill[Any] = store if items is None else items
 
     def __contains__(self, key: object) -> bool:
         return key in self.store.positions
 
     def __getitem__(self, key: str) -> Any:
-        return self.store[self.store.positions[key]]
+        return self.items[self.store.positions[key]]
 
     def get(self, key: str, default: Any = None) -> Any:
         n = self.store.positions.get(key)
-        return default if n is None else self.store[n]
+        return default if n is None else self.items[n]
 
 
 #: A check outcome as a :class:`CheckStore` keeps it: layer, check, record, location file
