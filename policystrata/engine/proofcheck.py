@@ -40,13 +40,24 @@ from policystrata.engine.errors import ProofError
 from policystrata.facts import Const, Fact, FactSet
 
 Row = tuple[Const, ...]
+Key = tuple[Any, ...]  # a row as a key (see _rkey)
 
 
-def _k(v: Any) -> tuple[str, Any]:
-    return (type(v).__name__, v)
+#: The constant types whose values compare equal to another type's (``True == 1 == 1.0``):
+#: their keys carry the type. Strings and integers are their own keys.
+_TAGGED = frozenset({bool, float})
 
 
-def _rkey(row: Iterable[Any]) -> tuple[tuple[str, Any], ...]:
+def _k(v: Any) -> Any:
+    """A constant as a key: equal keys for equal constants of the same type only."""
+    return (type(v).__name__, v) if type(v) in _TAGGED else v
+
+
+def _rkey(row: Iterable[Any]) -> Key:
+    """A row as a key (:func:`_k` of each value)."""
+    row = tuple(row)
+    if _TAGGED.isdisjoint(map(type, row)):
+        return row
     return tuple(_k(v) for v in row)
 
 
@@ -96,7 +107,7 @@ class FactLookup:
             self._facts[f.pred].add(k)
             self._rows[f.pred].append(f.args)
         self._own = own
-        self._model: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None
+        self._model: dict[str, set[Key]] | None = None
         self._naive: _NaiveModel | None = None
         self._goals: _Goals | None = None
         if derived is not None:
@@ -124,7 +135,7 @@ class FactLookup:
 
     def model(
         self, program: Program, pred: str | None = None
-    ) -> dict[str, set[tuple[tuple[str, Any], ...]]]:
+    ) -> dict[str, set[Key]]:
         """The derived model, computed here on first need, independently of the backend. With
         ``pred``, only the strata ``pred`` depends on are evaluated (the rest on later asks)."""
         if self._model is not None and self._naive is None:
@@ -142,7 +153,7 @@ class SharedFacts:
     the naive model of the strata that read only them is computed once, on first need."""
 
     def __init__(self, facts: FactSet | Iterable[Fact]) -> None:
-        self.keys: dict[str, set[tuple[tuple[str, Any], ...]]] = {}
+        self.keys: dict[str, set[Key]] = {}
         self.rows: dict[str, list[Row]] = {}
         for f in facts:
             k = _rkey(f.args)
@@ -185,7 +196,7 @@ class _NaiveModel:
         base: dict[str, list[Row]],
         shared: _NaiveModel | None = None,
         own: set[str] | None = None,
-        keys: dict[str, set[tuple[tuple[str, Any], ...]]] | None = None,
+        keys: dict[str, set[Key]] | None = None,
     ) -> None:
         self.program = program
         # rows and keys of a predicate no rule derives are only read here: given ``keys`` (the
@@ -463,7 +474,7 @@ class _Table:
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
-        self.keys: set[tuple[tuple[str, Any], ...]] = set()
+        self.keys: set[Key] = set()
         self.complete = False
         self.depth = -1  # index on the evaluation stack while being evaluated
         self.epoch = -1  # round of the enclosing recursive component it was last evaluated in
@@ -547,7 +558,7 @@ def _info(program: Program) -> _ProgramInfo:
 
 
 _NONE: list[Row] = []
-_NOKEYS: set[tuple[tuple[str, Any], ...]] = set()
+_NOKEYS: set[Key] = set()
 
 
 class _Goals:
@@ -579,7 +590,7 @@ class _Goals:
         self,
         program: Program,
         rows: dict[str, list[Row]],
-        keys: dict[str, set[tuple[tuple[str, Any], ...]]],
+        keys: dict[str, set[Key]],
         shared: _Goals | None = None,
         own: set[str] | None = None,
     ) -> None:
@@ -974,7 +985,8 @@ class _Goals:
         out = list(own or ())
         for op, k, x in later:
             out.append((op, x if k == 0 else vals[x]))
-        unique = {(op, _k(v)): (op, v) for op, v in out}  # each once: patterns stay finite
+        # each once (patterns stay finite), in a fixed order (by type name, then value)
+        unique = {(op, type(v).__name__, v): (op, v) for op, v in out}
         return tuple(unique[k] for k in sorted(unique))
 
 
