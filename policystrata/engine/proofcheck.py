@@ -133,9 +133,7 @@ class FactLookup:
             self._goals = _Goals(program, self._rows, self._facts, shared, self._own)
         return self._goals.exists(pred, pattern)
 
-    def model(
-        self, program: Program, pred: str | None = None
-    ) -> dict[str, set[Key]]:
+    def model(self, program: Program, pred: str | None = None) -> dict[str, set[Key]]:
         """The derived model, computed here on first need, independently of the backend. With
         ``pred``, only the strata ``pred`` depends on are evaluated (the rest on later asks)."""
         if self._model is not None and self._naive is None:
