@@ -4,8 +4,9 @@ outcomes, the fuzz stage's per-record entries and the clean records it fuzzes.
 Each is a :class:`Spill`: an append-only sequence whose items are pickled, one after another,
 into an anonymous temporary file (``tempfile.TemporaryFile``: on Linux it has no name in any
 directory, so it is gone when it is closed or the process ends, however it ends: an error,
-Ctrl-C, a kill). Only the byte offset of each item stays in memory (8 bytes an item), so a
-scan's peak memory does not grow with its number of records; every reader (scan.json,
+Ctrl-C, a kill). Only the byte offset of each item stays in memory (8 bytes an item), with
+the items appended since the last write (written a block of ~1 MB at a time), so a scan's
+peak memory does not grow with its number of records; every reader (scan.json,
 findings.jsonl, SARIF, JUnit, report.md, the terminal table) reads the items back one at a
 time. A ``Spill`` is a :class:`~collections.abc.Sequence` (``len``, indexing, slicing,
 iteration in order) with ``append`` and ``extend``; an item read back is a new object, so
@@ -13,8 +14,9 @@ changing it changes nothing stored.
 
 :class:`FindingStore` and :class:`CheckStore` also keep, as they are appended to, the small
 things their readers need without reading every item back: the summary's counts
-(:class:`Tally`), each finding's position by id (JUnit's failure texts) and each layer's
-checks (JUnit's suites).
+(:class:`Tally`), each finding's position by id and its brief (JUnit's failure texts, in a
+spill of their own) and each layer's check outcomes (JUnit's suites: plain rows, a batch to
+a pickle, one spill per layer).
 
 >>> s = Spill([1, 2])
 >>> s.append({"a": 3})
