@@ -109,35 +109,35 @@ def _start_tag(elem: ET.Element) -> str:
     return empty[: -len(" />")] + ">"
 
 
+#: ElementTree's escapes, in its order: element text uses the first three.
+_ESCAPES = (
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    ('"', "&quot;"),
+    ("\r", "&#13;"),
+    ("\n", "&#10;"),
+    ("\t", "&#09;"),
+)
+_TEXT_ESCAPES = _ESCAPES[:3]
+
+
+def _escape(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    for char, ref in escapes:
+        if char in text:
+            text = text.replace(char, ref)
+    return text
+
+
 def _attr(text: str) -> str:
     """An attribute value as ElementTree escapes it (``&<>"`` and the three whitespace
     characters it writes as character references)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
-    return text
+    return _escape(text, _ESCAPES)
 
 
 def _cdata(text: str) -> str:
-    """Element text as ElementTree escapes it."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
+    """Element text as ElementTree escapes it (``&<>``)."""
+    return _escape(text, _TEXT_ESCAPES)
 
 
 def _tag(name: str, attrs: dict[str, str], text: str | None = None) -> str:

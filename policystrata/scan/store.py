@@ -41,7 +41,31 @@ _READ = 1 << 20  # bytes read at a time when iterating
 _WRITE = 1 << 20  # bytes appended before they are written
 
 
-class Spill(Sequence[T], Generic[T]):
+class _Lazy(Sequence[T], Generic[T]):
+    """A sequence whose items are made on demand (:meth:`_item`): indexing (negative too) and
+    slicing for the stores below."""
+
+    def _item(self, index: int) -> T:  # 0 <= index < len(self)
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._item(index)
+
+
+class Spill(_Lazy[T], Generic[T]):
     """An append-only sequence of picklable items in an anonymous temporary file."""
 
     def __init__(self, items: Iterable[T] = ()) -> None:
@@ -85,20 +109,7 @@ class Spill(Sequence[T], Generic[T]):
             self._dirty = False
         return os.pread(self._file.fileno(), size, start)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("Spill index out of range")
+    def _item(self, index: int) -> T:
         start = self._offsets[index]
         item: T = pickle.loads(self._read(start, self._offsets[index + 1] - start))
         return item
@@ -298,7 +309,7 @@ def check_outcome(row: CheckRow) -> Any:
     )
 
 
-class CheckStore(Sequence[Any]):
+class CheckStore(_Lazy[Any]):
     """The check outcomes of a scan (~50 a record), in order, with their counts, kept on disk
     a layer at a time (JUnit writes one suite per layer).
 
@@ -348,20 +359,7 @@ class CheckStore(Sequence[Any]):
     def __len__(self) -> int:
         return len(self._order)
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("CheckStore index out of range")
+    def _item(self, index: int) -> Any:
         layer = self.by_layer[self._names[self._order[index]]]
         return check_outcome(layer.row(self._index[index]))
 
@@ -419,7 +417,7 @@ class _Layer:
         yield from list(self.batch)
 
 
-class _LayerView(Sequence[Any]):
+class _LayerView(_Lazy[Any]):
     """One layer's outcomes, read on demand."""
 
     def __init__(self, layer: _Layer) -> None:
@@ -428,13 +426,7 @@ class _LayerView(Sequence[Any]):
     def __len__(self) -> int:
         return self._layer.count
 
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("layer index out of range")
+    def _item(self, index: int) -> Any:
         return check_outcome(self._layer.row(index))
 
     def __iter__(self) -> Iterator[Any]:
