@@ -18,7 +18,6 @@ import functools
 import io
 from collections.abc import Callable, Iterable
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from policystrata.results import ScanReport
 from policystrata.scan.store import CheckRow, CheckStore, FindingStore, Tally, check_row
@@ -45,9 +44,9 @@ def to_junit(report: ScanReport) -> str:
 def write_junit(report: ScanReport, handle: Any) -> None:
     """:func:`to_junit` written to ``handle`` one testcase at a time: each testcase written as
     ``ElementTree`` writes it in the whole document indented by ``ElementTree.indent`` (its
-    escaping, attribute order and indentation; see :func:`_testcase`); the document's and the
-    suites' start and end tags, serialized by ``ElementTree``, around them. Never the whole
-    tree, nor the whole document as one string (a 10,000-record scan has ~500,000 testcases)."""
+    escaping, attribute order and indentation; see :func:`_testcase`), as are the document's
+    and the suites' start and end tags around them. Never the whole tree, nor the whole
+    document as one string (a 10,000-record scan has ~500,000 testcases)."""
     checks = report.checks
     by_layer: dict[str, Callable[[], Iterable[CheckRow]]] = {}
     if isinstance(checks, CheckStore):  # on disk: each layer's outcomes read on demand
@@ -71,28 +70,29 @@ def write_junit(report: ScanReport, handle: Any) -> None:
         )
         for layer in by_layer
     }
-    root = ET.Element("testsuites", name="policystrata scan")
-    root.set("tests", str(sum(n for n, _f, _s in counts.values())))
-    root.set("failures", str(sum(f for _n, f, _s in counts.values())))
-    root.set("errors", "0")
-    root.set("skipped", str(sum(s for _n, _f, s in counts.values())))
+    root = {
+        "name": "policystrata scan",
+        "tests": str(sum(n for n, _f, _s in counts.values())),
+        "failures": str(sum(f for _n, f, _s in counts.values())),
+        "errors": "0",
+        "skipped": str(sum(s for _n, _f, s in counts.values())),
+    }
     handle.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     if not layers:  # no child: an empty element, as ElementTree writes it
-        handle.write(ET.tostring(root, encoding="unicode") + "\n")
+        handle.write(_tag("testsuites", root) + "\n")
         return
-    handle.write(_start_tag(root) + "\n  ")
+    handle.write(_open("testsuites", root) + "\n  ")
     for i, layer in enumerate(layers):
         n, n_fail, n_skip = counts[layer]
-        suite = ET.Element(
-            "testsuite",
-            name=layer,
-            tests=str(n),
-            failures=str(n_fail),
-            errors="0",
-            skipped=str(n_skip),
-            time="0",
-        )
-        handle.write(_start_tag(suite))
+        suite = {
+            "name": layer,
+            "tests": str(n),
+            "failures": str(n_fail),
+            "errors": "0",
+            "skipped": str(n_skip),
+            "time": "0",
+        }
+        handle.write(_open("testsuite", suite))
         sep = "\n    "
         for row in by_layer[layer]():
             handle.write(sep)
@@ -100,13 +100,6 @@ def write_junit(report: ScanReport, handle: Any) -> None:
         handle.write("\n  </testsuite>")
         handle.write("\n  " if i < len(layers) - 1 else "\n")
     handle.write("</testsuites>\n")
-
-
-def _start_tag(elem: ET.Element) -> str:
-    """The start tag ElementTree writes for ``elem`` (an element without children)."""
-    empty = ET.tostring(elem, encoding="unicode")
-    assert empty.endswith(" />"), empty
-    return empty[: -len(" />")] + ">"
 
 
 #: ElementTree's escapes, in its order: element text uses the first three.
@@ -140,10 +133,16 @@ def _cdata(text: str) -> str:
     return _escape(text, _TEXT_ESCAPES)
 
 
+def _open(name: str, attrs: dict[str, str]) -> str:
+    """A start tag as ElementTree serializes it (attributes in the order given)."""
+    return f"<{name}" + "".join(f' {k}="{_attr(v)}"' for k, v in attrs.items()) + ">"
+
+
 def _tag(name: str, attrs: dict[str, str], text: str | None = None) -> str:
-    """An element without children, as ElementTree serializes it."""
-    head = f"<{name}" + "".join(f' {k}="{_attr(v)}"' for k, v in attrs.items())
-    return f"{head}>{_cdata(text)}</{name}>" if text else f"{head} />"
+    """An element without children, as ElementTree serializes it (``<a x="1" />`` when it has
+    no text)."""
+    head = _open(name, attrs)
+    return f"{head}{_cdata(text)}</{name}>" if text else f"{head[:-1]} />"
 
 
 def _testcase(row: CheckRow, findings: dict[str, Any]) -> str:
@@ -175,4 +174,4 @@ def _testcase(row: CheckRow, findings: dict[str, Any]) -> str:
         child = _tag("skipped", {"message": text or "not run"})
     else:
         return _tag("testcase", attrs)
-    return _tag("testcase", attrs)[: -len(" />")] + f">\n      {child}\n    </testcase>"
+    return f"{_open('testcase', attrs)}\n      {child}\n    </testcase>"

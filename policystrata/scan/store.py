@@ -64,6 +64,9 @@ class _Lazy(Sequence[T], Generic[T]):
             raise IndexError(f"{type(self).__name__} index out of range")
         return self._item(index)
 
+    def __reduce__(self) -> Any:  # pickled (a worker, a copy): as the list it stands for
+        return (list, (list(self),))
+
 
 class Spill(_Lazy[T], Generic[T]):
     """An append-only sequence of picklable items in an anonymous temporary file."""
@@ -133,9 +136,6 @@ class Spill(_Lazy[T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self)} item(s) on disk>"
-
-    def __reduce__(self) -> Any:  # pickled (a worker, a copy): as the list it stands for
-        return (list, (list(self),))
 
     def close(self) -> None:
         """Remove the file (the items are gone; the sequence is then empty)."""
@@ -337,8 +337,7 @@ class CheckStore(_Lazy[Any]):
         self._names: list[str] = []
         self._order = array("B")  # each outcome's layer (its index in _names)
         self._index = array("I")  # each outcome's position in its layer
-        for item in items:
-            self.append(item)
+        self.extend(items)
 
     def append(self, item: Any) -> None:
         layer = self.by_layer.get(item.layer)
@@ -387,9 +386,6 @@ class CheckStore(_Lazy[Any]):
 
     def __repr__(self) -> str:
         return f"<CheckStore of {len(self)} outcome(s) on disk>"
-
-    def __reduce__(self) -> Any:  # pickled (a worker, a copy): as the list it stands for
-        return (list, (list(self),))
 
 
 class _Layer:
